@@ -1,0 +1,88 @@
+"""Random draws inside numba kernels, all from an explicit numpy Generator passed in.
+
+Uniform points of ``B_D(0, R)`` in reduced coordinates (THEORY §3): the first D coordinates of a
+uniform point of the sphere ``S^{D+1} subset R^{D+2}`` are uniform in the D-ball (Archimedes'
+projection theorem), so the reduced point is ``z = R G / sqrt(|G|^2 + C)`` with ``G ~ N(0, I_M)``
+and ``C ~ chi^2_{D+2-M}``. This equals THEORY's ``R U^{1/D} G / sqrt(|G|^2 + chi^2_{D-M})`` in
+law and saves the uniform and the power.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def standard_gamma(rng, shape):
+    """Gamma(shape, 1) by Marsaglia & Tsang (2000), exact; shape < 1 via the U^(1/a) boost."""
+    boost = 1.0
+    a = shape
+    if a < 1.0:
+        boost = rng.random() ** (1.0 / a)
+        a += 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x = rng.standard_normal()
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = rng.random()
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2:
+            return d * v * boost
+        if math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
+            return d * v * boost
+
+
+@njit(cache=True)
+def chi_square(rng, df):
+    """chi^2 with ``df`` degrees of freedom (df > 0)."""
+    return 2.0 * standard_gamma(rng, 0.5 * df)
+
+
+@njit(cache=True)
+def gaussian_vector(rng, out):
+    """Fill ``out`` with iid N(0, 1); return its squared norm."""
+    ss = 0.0
+    for i in range(out.shape[0]):
+        x = rng.standard_normal()
+        out[i] = x
+        ss += x * x
+    return ss
+
+
+@njit(cache=True)
+def random_subset(rng, n, size, out):
+    """Uniform ``size``-subset of range(n) into ``out[:size]``, sorted (Floyd's algorithm)."""
+    m = 0
+    for j in range(n - size, n):
+        t = rng.integers(0, j + 1)
+        found = False
+        for i in range(m):
+            if out[i] == t:
+                found = True
+                break
+        out[m] = j if found else t
+        m += 1
+    # insertion sort: size is tiny
+    for i in range(1, size):
+        v = out[i]
+        j = i
+        while j > 0 and out[j - 1] > v:
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = v
+
+
+@njit(cache=True)
+def lower_matvec(L, g, scale, bias, out):
+    """``out = scale * L @ g + bias`` for lower-triangular L (the reduced weights)."""
+    M = L.shape[0]
+    for i in range(M):
+        acc = 0.0
+        for j in range(i + 1):
+            acc += L[i, j] * g[j]
+        out[i] = scale * acc + bias[i]

@@ -1,0 +1,235 @@
+"""Order and tube statistics of one point from its scores (THEORY §2, §4). numba only.
+
+For a point with scores ``s`` the kernels compute, per order r = 1..rmax, the smallest eps at
+which the point lies in the order-r tube of the chosen metric (``inf`` when it exceeds the
+``eps_max`` the caller cares about). Membership at any eps is then ``stat[r-1] <= eps``, so one
+pass serves every eps.
+
+- score: min over windows of r+1 consecutive sorted scores containing ranks k and k+1 of the
+  spread ``g_p - g_{p+r}`` (THEORY §4.3).
+- euclidean / normal: for a tie set T with common value v, the projection of x on
+  ``S_T = {s_i = s_j, i, j in T}`` moves x by ``n_T`` with ``|n_T|^2 = e^T G_T^{-1} e`` (``e`` the
+  score gaps to the first member, ``G_T`` the Gram matrix of ``w_j - w_{j0}``). The nearest point of
+  ``Gamma^(>=r)`` lies in the relative interior of some face with exact tie set T, where
+  ``Gamma^(>=r)`` is locally all of ``S_T``; hence
+  ``dist(x, Gamma^(>=r)) = min |n_T|`` over T with ``|T| >= r+1`` whose projection *straddles*
+  ranks k, k+1 (c experts strictly above v with ``c <= k-1`` and ``c + |T| + ties >= k+1``).
+  This is THEORY §4.1's min over cones of the non-convex ``cl Gamma_J``, organised by faces.
+  The normal (fibre) tube of ``Gamma^(r)`` uses only ``|T| = r+1`` (no caps). Only experts within
+  ``2 max|w| eps_max`` of ``g_k`` can be in T, and ``|n_T|`` grows with T, so the enumeration
+  stops at the first size where no subset is within eps_max.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+METRIC_EUCLIDEAN = 0
+METRIC_NORMAL = 1
+METRIC_SCORE = 2
+
+
+@njit(cache=True)
+def top_sorted(s, L, buf):
+    """``buf[:L]`` = the L largest entries of ``s`` in descending order (partial insertion sort)."""
+    n = 0
+    for i in range(s.shape[0]):
+        v = s[i]
+        if n < L:
+            j = n
+            n += 1
+        elif v > buf[L - 1]:
+            j = L - 1
+        else:
+            continue
+        while j > 0 and buf[j - 1] < v:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = v
+
+
+@njit(cache=True)
+def score_window_stats(s, k, rmax, buf, out):
+    """out[r-1] = min spread of r+1 consecutive sorted scores whose window holds ranks k, k+1."""
+    M = s.shape[0]
+    L = min(M, k + rmax)
+    top_sorted(s, L, buf)
+    for r in range(1, rmax + 1):
+        best = np.inf
+        for p in range(max(1, k - r + 1), min(k, M - r) + 1):
+            spread = buf[p - 1] - buf[p + r - 1]
+            if spread < best:
+                best = spread
+        out[r - 1] = best
+
+
+@njit(cache=True)
+def subset_normal_distance2(s, gram, T, t, G, e, lam):
+    """``|n_T|^2`` for tie set ``T[:t]``; leaves ``G^{-1} e`` in ``lam[:t-1]``.
+
+    Solves ``G_T lam = e`` by Cholesky in place; ``G_T`` is positive definite for full-rank W.
+    """
+    q = t - 1
+    j0 = T[0]
+    for a in range(q):
+        ja = T[a + 1]
+        e[a] = s[ja] - s[j0]
+        for b in range(a + 1):
+            jb = T[b + 1]
+            G[a, b] = gram[ja, jb] - gram[ja, j0] - gram[j0, jb] + gram[j0, j0]
+    # Cholesky G = L L^T into the lower triangle of G
+    for a in range(q):
+        acc = G[a, a]
+        for c in range(a):
+            acc -= G[a, c] * G[a, c]
+        if acc <= 0.0:
+            return np.inf
+        G[a, a] = math.sqrt(acc)
+        for b in range(a + 1, q):
+            acc2 = G[b, a]
+            for c in range(a):
+                acc2 -= G[b, c] * G[a, c]
+            G[b, a] = acc2 / G[a, a]
+    for a in range(q):  # forward: L y = e
+        acc = e[a]
+        for c in range(a):
+            acc -= G[a, c] * lam[c]
+        lam[a] = acc / G[a, a]
+    d2 = 0.0
+    for a in range(q):
+        d2 += lam[a] * lam[a]
+    for a in range(q - 1, -1, -1):  # backward: L^T lam = y
+        acc = lam[a]
+        for c in range(a + 1, q):
+            acc -= G[c, a] * lam[c]
+        lam[a] = acc / G[a, a]
+    return d2
+
+
+@njit(cache=True)
+def projection_straddles(s, gram, k, T, t, lam, in_T, tol):
+    """Whether the projection of x on S_T has T tied across ranks k and k+1.
+
+    Projected scores are ``s_a - sum_l lam_l (gram[a, T_l] - gram[a, T_0])``.
+    """
+    M = s.shape[0]
+    j0 = T[0]
+    v = s[j0]
+    for l in range(t - 1):
+        v -= lam[l] * (gram[j0, T[l + 1]] - gram[j0, j0])
+    above = 0
+    ties = 0
+    for a in range(M):
+        if in_T[a]:
+            continue
+        sa = s[a]
+        for l in range(t - 1):
+            sa -= lam[l] * (gram[a, T[l + 1]] - gram[a, j0])
+        if sa > v + tol:
+            above += 1
+            if above > k - 1:
+                return False
+        elif sa >= v - tol:
+            ties += 1
+    return above + t + ties >= k + 1
+
+
+@njit(cache=True)
+def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_v, ws_i, out):
+    """Distances to ``Gamma^(>=r)`` (euclidean) or fibre distances to ``Gamma^(r)`` (normal).
+
+    Parameters
+    ----------
+    s : (M,) scores; gram : (M, M) Gram matrix of the tie weights.
+    exact_order : bool
+        False: euclidean, out[r-1] = dist(x, Gamma^(>=r)). True: normal tube of Gamma^(r)
+        (tie sets of size exactly r+1).
+    ws_G : (M, M) float workspace; ws_v : (4, M) float workspace; ws_i : (4, M) int workspace.
+    out : (rmax,) distances, ``inf`` where larger than ``eps_max``.
+    """
+    M = s.shape[0]
+    for r in range(rmax):
+        out[r] = np.inf
+    buf = ws_v[0]
+    e = ws_v[1]
+    lam = ws_v[2]
+    cand = ws_i[0]
+    idx = ws_i[1]
+    T = ws_i[2]
+    in_T = ws_i[3]
+    top_sorted(s, k, buf)
+    gk = buf[k - 1]
+    thresh = 2.0 * wmax * eps_max * (1.0 + 1e-9)
+    nc = 0
+    for i in range(M):
+        in_T[i] = 0
+        if abs(s[i] - gk) <= thresh:
+            cand[nc] = i
+            nc += 1
+    eps2 = eps_max * eps_max
+    tol = 1e-11 * (abs(gk) + wmax * eps_max + 1e-300)
+    for t in range(2, nc + 1):
+        if exact_order and t - 1 > rmax:
+            break
+        any_close = False
+        for a in range(t):
+            idx[a] = a
+        while True:
+            for a in range(t):
+                T[a] = cand[idx[a]]
+            d2 = subset_normal_distance2(s, gram, T, t, ws_G, e, lam)
+            if d2 <= eps2:
+                any_close = True
+                for a in range(t):
+                    in_T[T[a]] = 1
+                ok = projection_straddles(s, gram, k, T, t, lam, in_T, tol)
+                for a in range(t):
+                    in_T[T[a]] = 0
+                if ok:
+                    d = math.sqrt(d2)
+                    q = t - 1
+                    if exact_order:
+                        if d < out[q - 1]:
+                            out[q - 1] = d
+                    else:
+                        for r in range(min(q, rmax)):
+                            if d < out[r]:
+                                out[r] = d
+            # next combination of t out of nc
+            a = t - 1
+            while a >= 0 and idx[a] == nc - t + a:
+                a -= 1
+            if a < 0:
+                break
+            idx[a] += 1
+            for b in range(a + 1, t):
+                idx[b] = idx[b - 1] + 1
+        if not any_close:
+            break
+
+
+@njit(cache=True)
+def point_stats(s, gram, k, rmax, metric, eps_max, wmax, ws_G, ws_v, ws_i, out):
+    """Tube statistics of one point for the chosen metric (see the module docstring)."""
+    if metric == METRIC_SCORE:
+        score_window_stats(s, k, rmax, ws_v[0], out)
+    else:
+        slice_distance_stats(s, gram, k, rmax, eps_max, wmax, metric == METRIC_NORMAL,
+                             ws_G, ws_v, ws_i, out)
+
+
+def workspace(M):
+    """Allocate the workspaces ``point_stats`` needs (ws_G, ws_v, ws_i)."""
+    return np.empty((M, M)), np.empty((4, M)), np.empty((4, M), dtype=np.int64)
+
+
+@njit(cache=True)
+def stats_from_scores(S, gram, k, rmax, metric, eps_max, wmax, out):
+    """Row-wise :func:`point_stats` for a batch of score vectors ``S`` (n, M) into ``out`` (n, rmax)."""
+    n, M = S.shape
+    ws_G = np.empty((M, M))
+    ws_v = np.empty((4, M))
+    ws_i = np.empty((4, M), dtype=np.int64)
+    for i in range(n):
+        point_stats(S[i], gram, k, rmax, metric, eps_max, wmax, ws_G, ws_v, ws_i, out[i])

@@ -1,0 +1,306 @@
+"""Chunk kernels of the volume estimators (THEORY §3, §8). numba only, no validation.
+
+Each kernel consumes one chunk's Generator and returns sufficient statistics that the caller
+merges in chunk order, so results do not depend on how chunks are spread over workers.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .sampling import chi_square, gaussian_vector, lower_matvec, random_subset
+from .tubes import METRIC_SCORE, point_stats, subset_normal_distance2
+
+
+@njit(cache=True)
+def uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine_scores,
+                  eps_sorted, wmax, hist):
+    """Uniform points of ``B_D(0, R)``; ``hist[r-1, j]`` counts points whose order-r statistic
+    falls in ``(eps_sorted[j-1], eps_sorted[j]]`` (last column: above every eps).
+
+    ``cosine_scores``: scores are ``w.x / |x|`` (rows already normalised), the radius drops out.
+    """
+    M = Wr.shape[0]
+    n_eps = eps_sorted.shape[0]
+    eps_max = eps_sorted[n_eps - 1]
+    g = np.empty(M)
+    s = np.empty(M)
+    stat = np.empty(rmax)
+    ws_G = np.empty((M, M))
+    ws_v = np.empty((4, M))
+    ws_i = np.empty((4, M), dtype=np.int64)
+    # |x| needs chi^2_{D-M} for cosine scores; uniform-in-ball needs chi^2_{D+2-M} (sampling.py).
+    df = float(dim - M) if cosine_scores else float(dim + 2 - M)
+    for _ in range(n):
+        ss = gaussian_vector(rng, g)
+        c = chi_square(rng, df)
+        scale = 1.0 / math.sqrt(ss + c)
+        if not cosine_scores:
+            scale *= radius
+        lower_matvec(Wr, g, scale, bias, s)
+        point_stats(s, gram, k, rmax, metric, eps_max, wmax, ws_G, ws_v, ws_i, stat)
+        for r in range(rmax):
+            x = stat[r]
+            j = 0
+            while j < n_eps and eps_sorted[j] < x:
+                j += 1
+            hist[r, j] += 1
+
+
+@njit(cache=True)
+def orthonormal_normal_basis(Wr, J, r, Q):
+    """Gram-Schmidt basis ``Q[:r]`` of N_J (rows, reduced coordinates); returns det G_J."""
+    M = Wr.shape[0]
+    det = 1.0
+    j0 = J[0]
+    for l in range(r):
+        jl = J[l + 1]
+        for i in range(M):
+            Q[l, i] = Wr[jl, i] - Wr[j0, i]
+        for _rep in range(2):  # twice is enough for orthogonality to machine precision
+            for m in range(l):
+                dot = 0.0
+                for i in range(M):
+                    dot += Q[m, i] * Q[l, i]
+                for i in range(M):
+                    Q[l, i] -= dot * Q[m, i]
+        nrm2 = 0.0
+        for i in range(M):
+            nrm2 += Q[l, i] * Q[l, i]
+        det *= nrm2
+        inv = 1.0 / math.sqrt(nrm2)
+        for i in range(M):
+            Q[l, i] *= inv
+    return det
+
+
+@njit(cache=True)
+def score_circumradius2(gram, J, r, eps, fake, G, e, lam):
+    """Squared circumradius of the score fibre {n in N_J: spread of s_J(n) <= eps}.
+
+    Vertices in gap coordinates ``delta_l = (w_{j_l} - w_{j0}).n`` put each of the r+1 scores at
+    the bottom or top of the window: ``delta_l = eps (1[l in S] - 1[0 in S])`` for nonempty proper
+    subsets S of {0..r}; ``|n|^2 = delta^T G_J^{-1} delta``. The max over vertices is the radius.
+    """
+    best = 0.0
+    # reuse the Cholesky solver with fake scores whose gaps are the vertex's delta
+    n_sub = 1 << (r + 1)
+    for mask in range(1, n_sub - 1):
+        top0 = 1.0 if (mask & 1) else 0.0
+        for l in range(r + 1):
+            fake[J[l]] = eps * ((1.0 if (mask >> l) & 1 else 0.0) - top0)
+        d2 = subset_normal_distance2(fake, gram, J, r + 1, G, e, lam)
+        if d2 > best:
+            best = d2
+    return best
+
+
+@njit(cache=True)
+def tube_draw_slices(rng, n, M, r, gram, score_metric, eps, J_out, rho2_out, u_out):
+    """Phase 1 of the tube sampler: slices J (uniform), squared fibre radius, radial uniforms."""
+    G = np.empty((M, M))
+    e = np.empty(M)
+    lam = np.empty(M)
+    fake = np.zeros(M)
+    for i in range(n):
+        random_subset(rng, M, r + 1, J_out[i])
+        if score_metric:
+            rho2_out[i] = score_circumradius2(gram, J_out[i], r, eps, fake, G, e, lam)
+        else:
+            rho2_out[i] = eps * eps
+        u_out[i] = rng.random()
+
+
+@njit(cache=True)
+def family_count_score(s, r, eps, order_buf):
+    """Number of (r+1)-sets J with spread of s_J <= eps: sum over the lowest member of C(m, r)."""
+    M = s.shape[0]
+    for i in range(M):
+        order_buf[i] = s[i]
+    order_buf[:M].sort()
+    total = 0
+    hi = 0
+    for a in range(M):
+        if hi < a + 1:
+            hi = a + 1
+        while hi < M and order_buf[hi] - order_buf[a] <= eps:
+            hi += 1
+        m = hi - a - 1
+        if m >= r:
+            c = 1
+            for q in range(r):
+                c = c * (m - q) // (q + 1)
+            total += c
+    return total
+
+
+@njit(cache=True)
+def family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, G, e, lam):
+    """Number of (r+1)-sets J with ``|P_{N_J} x| <= eps`` (the eps-tubes of S_J containing x).
+
+    Members of such a J have scores within ``2 max|w| eps`` of each other, so J lies in a window
+    of the sorted scores; enumerate (r+1)-subsets whose lowest member anchors the window.
+    """
+    M = s.shape[0]
+    order = np.argsort(s)
+    for i in range(M):
+        order_idx[i] = order[i]
+    width = 2.0 * wmax * eps * (1.0 + 1e-9)
+    eps2 = eps * eps
+    total = 0
+    for a in range(M):
+        lo = order_idx[a]
+        hi = a + 1
+        while hi < M and s[order_idx[hi]] - s[lo] <= width:
+            hi += 1
+        m = hi - a - 1
+        if m < r:
+            continue
+        # choose r of the m window members after the anchor
+        for q in range(r):
+            idx[q] = q
+        while True:
+            T[0] = lo
+            for q in range(r):
+                T[q + 1] = order_idx[a + 1 + idx[q]]
+            if subset_normal_distance2(s, gram, T, r + 1, G, e, lam) <= eps2:
+                total += 1
+            q = r - 1
+            while q >= 0 and idx[q] == m - r + q:
+                q -= 1
+            if q < 0:
+                break
+            idx[q] += 1
+            for b in range(q + 1, r):
+                idx[b] = idx[b - 1] + 1
+    return total
+
+
+@njit(cache=True)
+def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, J, beta, factor, out):
+    """Phase 3 of the tube (importance) sampler for order r at one eps (THEORY §8).
+
+    For each pre-drawn slice ``J[i]`` and squared normal radius fraction ``beta[i]`` (truncated
+    Beta(r/2, d/2+1), drawn by the caller), build x uniform in the fibre tube of S_J inside the
+    ball, and score ``factor[i] * 1{x in A_J} 1{x in tube_r} / N(x)``.
+    ``out`` = [sum of scores, sum of squares, number of nonzero scores].
+    """
+    M = Wr.shape[0]
+    Q = np.empty((r, M))
+    dirn = np.empty(r)
+    g = np.empty(M)
+    x = np.empty(M)
+    s = np.empty(M)
+    zero = np.zeros(M)
+    stat = np.empty(r)
+    ws_G = np.empty((M, M))
+    ws_v = np.empty((4, M))
+    ws_i = np.empty((4, M), dtype=np.int64)
+    T = np.empty(r + 1, dtype=np.int64)
+    idx = np.empty(r + 1, dtype=np.int64)
+    order_idx = np.empty(M, dtype=np.int64)
+    e = np.empty(M)
+    lam = np.empty(M)
+    df = float(dim + 2 - M)
+    score_metric = metric == METRIC_SCORE
+    total = 0.0
+    total2 = 0.0
+    hits = 0
+    for i in range(J.shape[0]):
+        Ji = J[i]
+        orthonormal_normal_basis(Wr, Ji, r, Q)
+        # normal part: radius R sqrt(beta) in a uniform direction of N_J
+        dn = math.sqrt(gaussian_vector(rng, dirn))
+        rn = radius * math.sqrt(beta[i]) / dn
+        # tangential part: uniform in the (D-r)-ball of radius R sqrt(1-beta) inside S_J
+        gaussian_vector(rng, g)
+        for l in range(r):
+            dot = 0.0
+            for m in range(M):
+                dot += Q[l, m] * g[m]
+            for m in range(M):
+                g[m] -= dot * Q[l, m]
+        ss = 0.0
+        for m in range(M):
+            ss += g[m] * g[m]
+        c = chi_square(rng, df)
+        ry = radius * math.sqrt(1.0 - beta[i]) / math.sqrt(ss + c)
+        for m in range(M):
+            acc = ry * g[m]
+            for l in range(r):
+                acc += rn * dirn[l] * Q[l, m]
+            x[m] = acc
+        lower_matvec(Wr, x, 1.0, zero, s)
+        if score_metric:
+            lo = s[Ji[0]]
+            hi = lo
+            for l in range(1, r + 1):
+                v = s[Ji[l]]
+                lo = min(lo, v)
+                hi = max(hi, v)
+            if hi - lo > eps:
+                continue
+        point_stats(s, gram, k, r, metric, eps, wmax, ws_G, ws_v, ws_i, stat)
+        if not stat[r - 1] <= eps:
+            continue
+        if score_metric:
+            count = family_count_score(s, r, eps, ws_v[0])
+        else:
+            count = family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, ws_G, e, lam)
+        w = factor[i] / max(count, 1)
+        total += w
+        total2 += w * w
+        hits += 1
+    out[0] = total
+    out[1] = total2
+    out[2] = hits
+
+
+@njit(cache=True)
+def alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, out):
+    """Monte Carlo of alpha_J over directions in S_J (THEORY §5 (b)).
+
+    If ``fixed_J`` has r+1 entries it is the slice; otherwise each draw picks J uniformly.
+    Accumulates ``out`` += [sum 1{cone}, sum 1{cone}^2, sum 1{cone} det^{-1/2}, its square].
+    """
+    M = Wr.shape[0]
+    Q = np.empty((r, M))
+    g = np.empty(M)
+    t = np.empty(M)
+    zero = np.zeros(M)
+    J = np.empty(r + 1, dtype=np.int64)
+    in_J = np.zeros(M, dtype=np.bool_)
+    fixed = fixed_J.shape[0] == r + 1
+    det = 1.0
+    if fixed:
+        for l in range(r + 1):
+            J[l] = fixed_J[l]
+        det = orthonormal_normal_basis(Wr, J, r, Q)
+    for _ in range(n):
+        if not fixed:
+            random_subset(rng, M, r + 1, J)
+            det = orthonormal_normal_basis(Wr, J, r, Q)
+        gaussian_vector(rng, g)
+        for l in range(r):
+            dot = 0.0
+            for m in range(M):
+                dot += Q[l, m] * g[m]
+            for m in range(M):
+                g[m] -= dot * Q[l, m]
+        lower_matvec(Wr, g, 1.0, zero, t)
+        for l in range(r + 1):
+            in_J[J[l]] = True
+        v = t[J[0]]
+        above = 0
+        for a in range(M):
+            if not in_J[a] and t[a] > v:
+                above += 1
+        for l in range(r + 1):
+            in_J[J[l]] = False
+        if k - r <= above <= k - 1:
+            w = 1.0 / math.sqrt(det)
+            out[0] += 1.0
+            out[1] += 1.0
+            out[2] += w
+            out[3] += w * w

@@ -1,0 +1,121 @@
+"""The slice constants ``A_r = sum_J alpha_J`` and ``B_r = sum_J (r+1) det(G_J)^(-1/2) alpha_J``.
+
+``A_r`` sets the leading order of the euclidean/normal tube volume of order r, ``B_r`` that of
+the score tube (THEORY §5). They are computed
+
+- in closed form for orthonormal rows (:func:`discosim.theory.alpha.orthonormal_alpha`),
+- exactly over every slice by Gaussian orthants (Genz) while ``C(M, r+1)`` times the number of
+  orthants per slice is modest,
+- otherwise by an unbiased Monte Carlo estimate over uniformly sampled slices and directions,
+  reported with its own standard error (THEORY §5 (b)).
+"""
+
+import itertools
+import math
+from dataclasses import dataclass, asdict
+
+import numpy as np
+
+from .errors import InputError, check_choice, check_int
+from .parallel import derive_seed, run_chunks
+from .seeding import as_seed_sequence
+from .theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
+
+__all__ = ["SliceConstants", "slice_constants", "slice_alpha", "is_orthonormal"]
+
+GENZ_BUDGET = 3000  # orthant evaluations (each ~1 ms) allowed before switching to Monte Carlo
+
+
+@dataclass(frozen=True)
+class SliceConstants:
+    """``A_r`` and ``B_r`` of a router with their standard errors (0 for closed forms)."""
+
+    order: int
+    n_slices: int
+    alpha_sum: float
+    alpha_sum_stderr: float
+    score_weight_sum: float
+    score_weight_stderr: float
+    method: str
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def is_orthonormal(router, tol=1e-10):
+    return bool(np.allclose(router.gram, np.eye(router.n_experts), atol=tol, rtol=0))
+
+
+def _alpha_mc_task(rng, n, Wr, gram, k, r, fixed_J):
+    from ._kernels.volume import alpha_mc_chunk
+
+    out = np.zeros(4)
+    alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, out)
+    return out
+
+
+def slice_alpha(router, J, method="genz", n_samples=100_000, seed=0):
+    """alpha_J of one slice: ``genz`` (orthant sum) or ``mc`` (directions), as (value, stderr)."""
+    method = check_choice("alpha method", method, ("genz", "mc"))
+    J = np.asarray(sorted(int(j) for j in J), dtype=np.int64)
+    M = router.n_experts
+    if J.size < 2 or J.size > M or len(set(J.tolist())) != J.size or J.min() < 0 or J.max() >= M:
+        raise InputError(f"slice J must be 2..M distinct expert indices in [0, {M}), got {J.tolist()}")
+    if method == "genz":
+        rng = np.random.default_rng(as_seed_sequence(seed))
+        return alpha_orthants(router.reduced_weights, router.k, J, rng=rng), 0.0
+    ss = as_seed_sequence(seed)
+    parts = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, router.k,
+                                        J.size - 1, J), n_samples, 1 << 15, ss)
+    s = np.sum(parts, axis=0)
+    p = s[0] / n_samples
+    return p, math.sqrt(p * (1 - p) / n_samples)
+
+
+def slice_constants(router, order, method="auto", n_samples=400_000, seed=0, n_jobs=1):
+    """``A_r`` and ``B_r`` for ``order`` r (see the module docstring).
+
+    Parameters
+    ----------
+    method : {"auto", "orthonormal", "genz", "mc"}
+        ``auto``: closed form for orthonormal rows, Genz while cheap, else Monte Carlo.
+    n_samples : int
+        Draws for the Monte Carlo route.
+    """
+    M, k = router.n_experts, router.k
+    r = check_int("order", order, 1, M - 1)
+    method = check_choice("constants method", method, ("auto", "orthonormal", "genz", "mc"))
+    n_slices = math.comb(M, r + 1)
+    if method == "auto":
+        if is_orthonormal(router):
+            method = "orthonormal"
+        elif n_slices * orthant_terms(M, k, r) <= GENZ_BUDGET:
+            method = "genz"
+        else:
+            method = "mc"
+    if method == "orthonormal":
+        if not is_orthonormal(router):
+            raise InputError("constants method 'orthonormal' needs W W^T = I")
+        a = n_slices * orthonormal_alpha(M, k, r)
+        # det G_J = r + 1 for orthonormal rows
+        return SliceConstants(r, n_slices, a, 0.0, a * (r + 1) / math.sqrt(r + 1), 0.0, method)
+    if method == "genz":
+        rng = np.random.default_rng(as_seed_sequence(seed))
+        A = B = 0.0
+        for J in itertools.combinations(range(M), r + 1):
+            alpha = alpha_orthants(router.reduced_weights, k, J, rng=rng)
+            _, det = slice_normal_basis(router.reduced_weights, J)
+            A += alpha
+            B += (r + 1) * alpha / math.sqrt(det)
+        return SliceConstants(r, n_slices, A, 0.0, B, 0.0, method)
+    ss = derive_seed(as_seed_sequence(seed), 7919, r)
+    parts = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, k, r,
+                                        np.empty(0, dtype=np.int64)),
+                       n_samples, 1 << 15, ss, n_jobs=n_jobs)
+    s = np.sum(parts, axis=0)
+    n = n_samples
+    mean_a, mean_b = s[0] / n, s[2] / n
+    se_a = math.sqrt(max(s[1] / n - mean_a ** 2, 0.0) / max(n - 1, 1))
+    se_b = math.sqrt(max(s[3] / n - mean_b ** 2, 0.0) / max(n - 1, 1))
+    return SliceConstants(r, n_slices, n_slices * mean_a, n_slices * se_a,
+                          n_slices * (r + 1) * mean_b, n_slices * (r + 1) * se_b, method)

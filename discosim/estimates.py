@@ -1,0 +1,119 @@
+"""The result type of every Monte Carlo estimate, and JSON encoding (THEORY §8).
+
+An :class:`Estimate` carries its value, standard error, sample size, the seed entropy that
+produced it and whether its error bar can be trusted. Proportions (indicator means) use the
+Wilson score interval, which stays honest when there are few or no hits; means of general
+weights use the normal interval.
+"""
+
+import json
+import math
+from dataclasses import dataclass, asdict
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["Estimate", "proportion_estimate", "mean_estimate", "to_jsonable", "dumps",
+           "MIN_RELIABLE_HITS"]
+
+# Below this many nonzero samples the CLT behind a stderr is not to be trusted.
+MIN_RELIABLE_HITS = 20
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo estimate.
+
+    Attributes
+    ----------
+    value : float
+        The estimate.
+    stderr : float
+        Its standard error.
+    n_samples : int
+        Number of samples behind it.
+    n_hits : int
+        Number of samples that contributed a nonzero term.
+    kind : {"proportion", "mean"}
+        Proportions get Wilson intervals, means normal intervals.
+    seed_entropy : int or None
+        Entropy of the SeedSequence that drew the samples.
+    """
+
+    value: float
+    stderr: float
+    n_samples: int
+    n_hits: int
+    kind: str = "mean"
+    seed_entropy: object = None
+
+    @property
+    def reliable(self):
+        """False when too few samples hit for the error bar to mean anything."""
+        return self.n_hits >= MIN_RELIABLE_HITS
+
+    @property
+    def relative_stderr(self):
+        return self.stderr / abs(self.value) if self.value else math.inf
+
+    def confidence_interval(self, level=0.95):
+        """Two-sided interval at ``level``: Wilson for proportions, normal for means."""
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        if self.kind == "proportion":
+            n, p = self.n_samples, self.value
+            denom = 1 + z * z / n
+            centre = (p + z * z / (2 * n)) / denom
+            half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+            return max(0.0, centre - half), min(1.0, centre + half)
+        return self.value - z * self.stderr, self.value + z * self.stderr
+
+    def contains(self, x, level=0.9999):
+        """Whether ``x`` lies in the interval at ``level`` (default ~ +-3.9 standard errors)."""
+        lo, hi = self.confidence_interval(level)
+        return lo <= x <= hi
+
+    def to_dict(self, level=0.95):
+        lo, hi = self.confidence_interval(level)
+        d = asdict(self)
+        d.update(ci_low=lo, ci_high=hi, ci_level=level, reliable=self.reliable)
+        return d
+
+
+def proportion_estimate(hits, n, seed_entropy=None, scale=1.0):
+    """Estimate of ``scale * hits / n`` from an indicator count (binomial stderr)."""
+    p = hits / n
+    if scale != 1.0:
+        return mean_estimate(scale * p, scale * math.sqrt(p * (1 - p) / n), n, hits, seed_entropy)
+    return Estimate(p, math.sqrt(p * (1 - p) / n), int(n), int(hits), "proportion", seed_entropy)
+
+
+def mean_estimate(value, stderr, n, hits, seed_entropy=None):
+    return Estimate(float(value), float(stderr), int(n), int(hits), "mean", seed_entropy)
+
+
+def to_jsonable(obj):
+    """Convert results (dataclasses, numpy scalars/arrays, inf/nan) to plain JSON types.
+
+    Non-finite floats become ``null`` so the output is strict JSON that any tool reads.
+    """
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+def dumps(obj, **kw):
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`)."""
+    return json.dumps(to_jsonable(obj), allow_nan=False, **kw)

@@ -1,0 +1,222 @@
+"""Public tube-volume estimators (THEORY §4, §5, §8).
+
+:func:`estimate_volumes` estimates, per order r and per eps, the fraction of ``B_D(0, R)`` that
+lies in the order-r tube of the chosen metric, with its standard error and confidence interval,
+next to the predictions of THEORY §5:
+
+- ``euclidean``: ``T_eps(Gamma^(r)) = T_eps(Gamma^(>=r))`` (distance to the closed set);
+- ``normal``: the fibre tube ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}`` over ``|J| = r+1``;
+- ``score``: some window of r+1 consecutive sorted scores holding ranks k, k+1 spreads <= eps.
+
+Methods: ``uniform`` (points uniform in the ball, all eps in one pass) and ``tube`` (the
+Karp-Luby-Madras importance sampler of THEORY §8, one run per order and eps, relative error
+bounded as eps -> 0; needs b = 0).
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from .constants import slice_constants
+from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
+from .estimates import Estimate, mean_estimate, proportion_estimate
+from .parallel import check_n_jobs, derive_seed, run_chunks
+from .router import Router
+from .seeding import as_seed_sequence
+from .theory import volumes as tv
+
+__all__ = ["estimate_volumes", "VolumeResult", "OrderResult", "METRICS", "METHODS"]
+
+METRICS = ("euclidean", "normal", "score")
+METHODS = ("uniform", "tube")
+_METRIC_CODE = {"euclidean": 0, "normal": 1, "score": 2}
+UNIFORM_CHUNK = 1 << 16
+TUBE_CHUNK = 1 << 14
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """One order at one eps: the estimated fraction and the THEORY §5 predictions."""
+
+    order: int
+    estimate: Estimate
+    predicted_slice_sum: float = None
+    predicted_leading: float = None
+    predicted_rel_stderr: float = 0.0
+
+    def to_dict(self):
+        lo, hi = self.estimate.confidence_interval(0.95)
+        return {"fraction": self.estimate.value, "stderr": self.estimate.stderr,
+                "ci_low": lo, "ci_high": hi, "n_hits": self.estimate.n_hits,
+                "reliable": self.estimate.reliable,
+                "predicted_slice_sum": self.predicted_slice_sum,
+                "predicted_leading": self.predicted_leading,
+                "predicted_rel_stderr": self.predicted_rel_stderr}
+
+
+@dataclass(frozen=True)
+class VolumeResult:
+    """Result of :func:`estimate_volumes`; ``results[i][r]`` is the OrderResult at ``eps[i]``."""
+
+    router: dict
+    radius: float
+    metric: str
+    method: str
+    n_samples: int
+    seed_entropy: int
+    eps: tuple
+    orders: tuple
+    results: list
+    elapsed_s: float
+    constants: dict = field(default_factory=dict)
+
+    def fraction(self, eps_index, order):
+        return self.results[eps_index][order].estimate
+
+    def to_dict(self):
+        return {"router": self.router, "radius": self.radius, "metric": self.metric,
+                "method": self.method, "n_samples": self.n_samples,
+                "seed": self.seed_entropy, "elapsed_s": self.elapsed_s,
+                "constants": {str(r): c for r, c in self.constants.items()},
+                "results": [{"eps": e, "orders": {str(r): res[r].to_dict() for r in self.orders}}
+                            for e, res in zip(self.eps, self.results)]}
+
+
+def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
+    from ._kernels.volume import uniform_chunk
+
+    hist = np.zeros((rmax, eps.shape[0] + 1), dtype=np.int64)
+    uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax, hist)
+    return hist
+
+
+def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices):
+    from ._kernels.volume import tube_chunk, tube_draw_slices
+
+    M = Wr.shape[0]
+    J = np.empty((n, r + 1), dtype=np.int64)
+    rho2 = np.empty(n)
+    u = np.empty(n)
+    tube_draw_slices(rng, n, M, r, gram, metric == 2, eps, J, rho2, u)
+    a, b = 0.5 * r, 0.5 * (dim - r) + 1.0
+    cap = special.betainc(a, b, np.minimum(rho2 / radius ** 2, 1.0))
+    beta = special.betaincinv(a, b, u * cap)
+    out = np.zeros(3)
+    tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, J, beta,
+               float(n_slices) * cap, out)
+    return out
+
+
+def _check_orders(orders, M):
+    orders = np.atleast_1d(orders)
+    if orders.size == 0:
+        raise InputError("orders must be a non-empty list of integers")
+    out = sorted({check_int("order", o, 1, M - 1) for o in orders.tolist()})
+    return tuple(out)
+
+
+def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
+                     method="uniform", n_samples=1_000_000, seed=None, n_jobs=1,
+                     backend="loky", progress=None, constants=None):
+    """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
+
+    Parameters
+    ----------
+    router : Router
+    radius : float
+        R > 0.
+    eps : float or sequence of float
+        Tube radii (score-spread for the score metric), each > 0.
+    orders : sequence of int
+        Orders r, ``1 <= r <= M - 1``.
+    metric : {"euclidean", "normal", "score"}
+    method : {"uniform", "tube"}
+    n_samples : int
+        Samples for ``uniform`` (shared by every eps and order) or per (order, eps) for ``tube``.
+    seed : int or None
+        Base seed; the entropy used is in the result. Same seed, same numbers for any n_jobs.
+    n_jobs : int
+        joblib workers (-1: all cores).
+    constants : dict, optional
+        Precomputed ``{r: SliceConstants}`` (see :func:`discosim.constants.slice_constants`).
+
+    Returns
+    -------
+    VolumeResult
+    """
+    if not isinstance(router, Router):
+        raise InputError("router must be a discosim.Router")
+    radius = check_positive("radius", radius)
+    eps_arr = check_positive_array("eps", eps)
+    metric = check_choice("metric", metric, METRICS)
+    method = check_choice("method", method, METHODS)
+    n_samples = check_int("n_samples", n_samples, 2)
+    n_jobs = check_n_jobs(n_jobs)
+    orders = _check_orders(orders, router.n_experts)
+    cosine_scores = router.kind == "cosine" and metric == "score"
+    if method == "tube":
+        if router.has_bias:
+            raise InputError("method 'tube' needs an unbiased router (b = 0); use method 'uniform'")
+        if cosine_scores:
+            raise InputError("method 'tube' does not support cosine scores; use method 'uniform'")
+    ss = as_seed_sequence(seed)
+    t0 = time.perf_counter()
+    Wr, gram, k = router.reduced_weights, router.gram, router.k
+    M, D = router.n_experts, router.dim
+    wmax = router.max_row_norm
+    code = _METRIC_CODE[metric]
+    order_of_eps = np.argsort(eps_arr, kind="stable")
+    eps_sorted = np.ascontiguousarray(eps_arr[order_of_eps])
+
+    estimates = {}  # (eps index, order) -> Estimate
+    if method == "uniform":
+        rmax = max(orders)
+        parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
+                                           cosine_scores, eps_sorted, wmax),
+                           n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), n_jobs, backend,
+                           progress, "volume")
+        hist = np.sum(parts, axis=0)
+        counts = np.cumsum(hist, axis=1)
+        for pos, i in enumerate(order_of_eps):
+            for r in orders:
+                estimates[(int(i), r)] = proportion_estimate(int(counts[r - 1, pos]), n_samples,
+                                                             ss.entropy)
+    else:
+        for r in orders:
+            n_slices = math.comb(M, r + 1)
+            for i, e in enumerate(eps_arr):
+                parts = run_chunks(_tube_task, (Wr, gram, k, r, radius, D, code, float(e), wmax,
+                                                n_slices),
+                                   n_samples, TUBE_CHUNK, derive_seed(ss, 1, r, i), n_jobs,
+                                   backend, progress, f"tube r={r}")
+                tot = np.sum(parts, axis=0)
+                mean = tot[0] / n_samples
+                var = max(tot[1] / n_samples - mean * mean, 0.0) * n_samples / (n_samples - 1)
+                estimates[(i, r)] = mean_estimate(mean, math.sqrt(var / n_samples), n_samples,
+                                                  int(tot[2]), ss.entropy)
+
+    if constants is None:
+        constants = {r: slice_constants(router, r, seed=0) for r in orders}
+    results = []
+    for i, e in enumerate(eps_arr):
+        per_order = {}
+        for r in orders:
+            c = constants[r]
+            slice_sum = leading = None
+            rel = 0.0
+            if metric in ("euclidean", "normal"):
+                if not router.has_bias:
+                    slice_sum = float(tv.slice_sum_fraction(c.alpha_sum, e, radius, D, r))
+                leading = float(tv.predicted_union_fraction(c.alpha_sum, e, radius, D, r))
+                rel = c.alpha_sum_stderr / c.alpha_sum if c.alpha_sum else 0.0
+            elif not cosine_scores:
+                leading = float(tv.leading_score_fraction(e, radius, D, r, c.score_weight_sum))
+                rel = c.score_weight_stderr / c.score_weight_sum if c.score_weight_sum else 0.0
+            per_order[r] = OrderResult(r, estimates[(i, r)], slice_sum, leading, rel)
+        results.append(per_order)
+    return VolumeResult(router.summary(), radius, metric, method, n_samples, ss.entropy,
+                        tuple(float(e) for e in eps_arr), orders, results,
+                        time.perf_counter() - t0, constants)
