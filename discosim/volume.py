@@ -85,15 +85,18 @@ class VolumeResult:
                             for e, res in zip(self.eps, self.results)]}
 
 
-def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
+def _uniform_task(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
+    from ._kernels.tubes import sort_pairs_for
     from ._kernels.volume import uniform_chunk
 
     hist = np.zeros((rmax, eps.shape[0] + 1), dtype=np.int64)
-    uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax, hist)
+    uniform_chunk(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax,
+                  sort_pairs_for(WrT.shape[0]), hist)
     return hist
 
 
 def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices):
+    from ._kernels.tubes import sort_pairs_for
     from ._kernels.volume import tube_chunk, tube_draw_slices
 
     M = Wr.shape[0]
@@ -105,7 +108,7 @@ def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices)
     cap = special.betainc(a, b, np.minimum(rho2 / radius ** 2, 1.0))
     beta = special.betaincinv(a, b, u * cap)
     out = np.zeros(3)
-    tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, J, beta,
+    tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, sort_pairs_for(M), J, beta,
                float(n_slices) * cap, out)
     return out
 
@@ -174,7 +177,8 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     estimates = {}  # (eps index, order) -> Estimate
     if method == "uniform":
         rmax = max(orders)
-        parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
+        WrT = np.ascontiguousarray(Wr.T)
+        parts = run_chunks(_uniform_task, (WrT, router.bias, gram, k, rmax, radius, D, code,
                                            cosine_scores, eps_sorted, wmax),
                            n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), n_jobs, backend,
                            progress, "volume")

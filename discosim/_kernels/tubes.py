@@ -49,12 +49,59 @@ def top_sorted(s, L, buf):
         buf[j] = v
 
 
+def sorting_network(n):
+    """Batcher's odd-even merge sort network for n inputs, as (n_pairs, 2) int64 pairs.
+
+    Compare-exchange with min/max has no data-dependent branches: for small M it beats
+    insertion, whose mispredicted branches dominate on random scores.
+    """
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+NETWORK_MAX_M = 16  # above this, insertion into a short buffer is cheaper than the network
+
+
+def sort_pairs_for(M):
+    """The network for M experts, or an empty array where insertion is used instead."""
+    return sorting_network(M) if M <= NETWORK_MAX_M else np.empty((0, 2), dtype=np.int64)
+
+
 @njit(cache=True)
-def score_window_stats(s, k, rmax, buf, out):
-    """out[r-1] = min spread of r+1 consecutive sorted scores whose window holds ranks k, k+1."""
+def sort_descending_network(s, pairs, buf):
+    for i in range(s.shape[0]):
+        buf[i] = s[i]
+    for p in range(pairs.shape[0]):
+        a = pairs[p, 0]
+        b = pairs[p, 1]
+        x = buf[a]
+        y = buf[b]
+        buf[a] = max(x, y)
+        buf[b] = min(x, y)
+
+
+@njit(cache=True)
+def score_window_stats(s, k, rmax, buf, out, pairs):
+    """out[r-1] = min spread of r+1 consecutive sorted scores whose window holds ranks k, k+1.
+
+    ``pairs``: a sorting network (see :func:`sort_pairs_for`) or empty for insertion.
+    """
     M = s.shape[0]
     L = min(M, k + rmax)
-    top_sorted(s, L, buf)
+    if pairs.shape[0] > 0:
+        sort_descending_network(s, pairs, buf)
+    else:
+        top_sorted(s, L, buf)
     for r in range(1, rmax + 1):
         best = np.inf
         for p in range(max(1, k - r + 1), min(k, M - r) + 1):
@@ -179,8 +226,12 @@ def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_
             for a in range(t):
                 T[a] = cand[idx[a]]
             d2 = subset_normal_distance2(s, gram, T, t, ws_G, e, lam)
+            q = t - 1
+            # a tie set can only improve orders <= q, whose current best is at most out[top]
+            top = q - 1 if q <= rmax else rmax - 1
             if d2 <= eps2:
                 any_close = True
+            if d2 <= eps2 and d2 < out[top] * out[top]:
                 for a in range(t):
                     in_T[T[a]] = 1
                 ok = projection_straddles(s, gram, k, T, t, lam, in_T, tol)
@@ -188,7 +239,6 @@ def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_
                     in_T[T[a]] = 0
                 if ok:
                     d = math.sqrt(d2)
-                    q = t - 1
                     if exact_order:
                         if d < out[q - 1]:
                             out[q - 1] = d
@@ -210,10 +260,10 @@ def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_
 
 
 @njit(cache=True)
-def point_stats(s, gram, k, rmax, metric, eps_max, wmax, ws_G, ws_v, ws_i, out):
+def point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, out):
     """Tube statistics of one point for the chosen metric (see the module docstring)."""
     if metric == METRIC_SCORE:
-        score_window_stats(s, k, rmax, ws_v[0], out)
+        score_window_stats(s, k, rmax, ws_v[0], out, pairs)
     else:
         slice_distance_stats(s, gram, k, rmax, eps_max, wmax, metric == METRIC_NORMAL,
                              ws_G, ws_v, ws_i, out)
@@ -225,11 +275,11 @@ def workspace(M):
 
 
 @njit(cache=True)
-def stats_from_scores(S, gram, k, rmax, metric, eps_max, wmax, out):
+def stats_from_scores(S, gram, k, rmax, metric, eps_max, wmax, pairs, out):
     """Row-wise :func:`point_stats` for a batch of score vectors ``S`` (n, M) into ``out`` (n, rmax)."""
     n, M = S.shape
     ws_G = np.empty((M, M))
     ws_v = np.empty((4, M))
     ws_i = np.empty((4, M), dtype=np.int64)
     for i in range(n):
-        point_stats(S[i], gram, k, rmax, metric, eps_max, wmax, ws_G, ws_v, ws_i, out[i])
+        point_stats(S[i], gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, out[i])

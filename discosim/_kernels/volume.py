@@ -13,39 +13,55 @@ from .sampling import chi_square, gaussian_vector, lower_matvec, random_subset
 from .tubes import METRIC_SCORE, point_stats, subset_normal_distance2
 
 
+BLOCK = 256  # samples per gemm; scores of a block come from one BLAS call
+
+
 @njit(cache=True)
-def uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine_scores,
-                  eps_sorted, wmax, hist):
+def uniform_chunk(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine_scores,
+                  eps_sorted, wmax, pairs, hist):
     """Uniform points of ``B_D(0, R)``; ``hist[r-1, j]`` counts points whose order-r statistic
     falls in ``(eps_sorted[j-1], eps_sorted[j]]`` (last column: above every eps).
 
+    ``WrT`` is the transposed reduced weight matrix: a block's scores are ``G @ WrT``.
     ``cosine_scores``: scores are ``w.x / |x|`` (rows already normalised), the radius drops out.
     """
-    M = Wr.shape[0]
+    M = WrT.shape[0]
     n_eps = eps_sorted.shape[0]
     eps_max = eps_sorted[n_eps - 1]
-    g = np.empty(M)
-    s = np.empty(M)
+    G = np.empty((BLOCK, M))
+    S = np.empty((BLOCK, M))
+    scale = np.empty(BLOCK)
     stat = np.empty(rmax)
     ws_G = np.empty((M, M))
     ws_v = np.empty((4, M))
     ws_i = np.empty((4, M), dtype=np.int64)
     # |x| needs chi^2_{D-M} for cosine scores; uniform-in-ball needs chi^2_{D+2-M} (sampling.py).
     df = float(dim - M) if cosine_scores else float(dim + 2 - M)
-    for _ in range(n):
-        ss = gaussian_vector(rng, g)
-        c = chi_square(rng, df)
-        scale = 1.0 / math.sqrt(ss + c)
-        if not cosine_scores:
-            scale *= radius
-        lower_matvec(Wr, g, scale, bias, s)
-        point_stats(s, gram, k, rmax, metric, eps_max, wmax, ws_G, ws_v, ws_i, stat)
-        for r in range(rmax):
-            x = stat[r]
-            j = 0
-            while j < n_eps and eps_sorted[j] < x:
-                j += 1
-            hist[r, j] += 1
+    done = 0
+    while done < n:
+        m = min(BLOCK, n - done)
+        for i in range(m):
+            ss = 0.0
+            for j in range(M):
+                x = rng.standard_normal()
+                G[i, j] = x
+                ss += x * x
+            c = chi_square(rng, df)
+            sc = 1.0 / math.sqrt(ss + c)
+            scale[i] = sc if cosine_scores else radius * sc
+        np.dot(G, WrT, S)
+        for i in range(m):
+            s = S[i]
+            for j in range(M):
+                s[j] = scale[i] * s[j] + bias[j]
+            point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
+            for r in range(rmax):
+                x = stat[r]
+                j = 0
+                while j < n_eps and eps_sorted[j] < x:
+                    j += 1
+                hist[r, j] += 1
+        done += m
 
 
 @njit(cache=True)
@@ -178,7 +194,7 @@ def family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, G, e, lam):
 
 
 @njit(cache=True)
-def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, J, beta, factor, out):
+def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, beta, factor, out):
     """Phase 3 of the tube (importance) sampler for order r at one eps (THEORY §8).
 
     For each pre-drawn slice ``J[i]`` and squared normal radius fraction ``beta[i]`` (truncated
@@ -241,7 +257,7 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, J, beta, fac
                 hi = max(hi, v)
             if hi - lo > eps:
                 continue
-        point_stats(s, gram, k, r, metric, eps, wmax, ws_G, ws_v, ws_i, stat)
+        point_stats(s, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat)
         if not stat[r - 1] <= eps:
             continue
         if score_metric:
