@@ -1,0 +1,245 @@
+"""The registry of claims that ``discosim validate`` checks (THEORY §5, §8).
+
+Each claim has a name, its THEORY section, a default setting and a function returning
+:class:`ClaimResult` rows: predicted vs measured with a confidence interval and a verdict.
+Verdict rules are stated up front in each claim's ``rule``: exact formulas must lie within
+``Z_VERDICT`` standard errors of the estimate; asymptotic statements get the tolerance band
+named in their rule (never tuned after looking at the numbers). Seeds are fixed, so the
+verdicts are reproducible.
+"""
+
+import math
+from dataclasses import dataclass, field, asdict
+
+import numpy as np
+
+from .constants import slice_constants
+from .router import Router
+from .theory import volumes as tv
+from .theory.alpha import orthonormal_alpha
+from .volume import estimate_slice_volume, estimate_volumes
+
+__all__ = ["Claim", "ClaimResult", "CLAIMS", "run_claims", "Z_VERDICT"]
+
+Z_VERDICT = 4.0  # exact formulas: |measured - predicted| <= 4 standard errors
+
+
+@dataclass
+class ClaimResult:
+    """One row of the validation table."""
+
+    claim: str
+    section: str
+    quantity: str
+    predicted: float
+    measured: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    passed: bool
+    rule: str
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    section: str
+    summary: str
+    func: object
+    quick_scale: float = 0.25  # fraction of the default samples under --quick
+
+
+CLAIMS = []
+
+
+def claim(name, section, summary, quick_scale=0.25):
+    def deco(f):
+        CLAIMS.append(Claim(name, section, summary, f, quick_scale))
+        return f
+    return deco
+
+
+def _row(name, section, quantity, predicted, measured, stderr, passed, rule, z=1.96, **data):
+    return ClaimResult(name, section, quantity, float(predicted), float(measured), float(stderr),
+                       float(measured - z * stderr), float(measured + z * stderr), bool(passed),
+                       rule, data)
+
+
+def _within(measured, stderr, predicted, band=0.0):
+    """|measured - predicted| <= Z_VERDICT * stderr + band * |predicted|."""
+    return abs(measured - predicted) <= Z_VERDICT * stderr + band * abs(predicted)
+
+
+def _fit_loglog(x, y, se):
+    """Weighted least-squares slope and intercept of log y on log x, with the slope's stderr."""
+    lx, ly = np.log(x), np.log(y)
+    w = (np.asarray(y) / np.asarray(se)) ** 2  # 1 / var(log y)
+    X = np.vstack([np.ones_like(lx), lx]).T
+    cov = np.linalg.inv(X.T @ (X * w[:, None]))
+    beta = cov @ (X.T @ (w * ly))
+    return float(beta[1]), float(math.sqrt(cov[1, 1])), float(beta[0])
+
+
+# --------------------------------------------------------------------------------- claims
+@claim("slice_exact", "§5", "per-slice normal tube = alpha_J V_r (orthonormal M=4, D=8, k=2, eps=0.05)")
+def slice_exact(scale, seed, n_jobs):
+    router = Router.orthonormal(4, 8, 2, seed=seed)
+    n = int(4_000_000 * scale)
+    rows = []
+    for J in ((0, 1), (0, 1, 2)):
+        r = len(J) - 1
+        pred = orthonormal_alpha(4, 2, r) * tv.tube_fraction(0.05, 1.0, 8, r)
+        est = estimate_slice_volume(router, J, 1.0, 0.05, n, seed=seed + r)
+        rows.append(_row("slice_exact", "§5", f"r={r} slice fraction", pred, est.value, est.stderr,
+                         _within(est.value, est.stderr, pred),
+                         f"|meas - pred| <= {Z_VERDICT:g} SE", n=n))
+    return rows
+
+
+@claim("slice_sum_vs_union", "§5", "U_r = sum_J alpha_J V_r + O(eps^(r+1)): relative gap ~ eps")
+def slice_sum_vs_union(scale, seed, n_jobs):
+    router = Router.gaussian(6, 12, 2, seed=seed)
+    eps = np.array([0.04, 0.02, 0.01, 0.005])
+    n = int(40_000 * scale)
+    rows = []
+    for r in (1, 2):
+        c = slice_constants(router, r)
+        res = estimate_volumes(router, 1.0, eps, orders=(r,), metric="normal", method="tube",
+                               n_samples=n, seed=seed, n_jobs=n_jobs, constants={r: c})
+        S = np.array([res.results[i][r].predicted_slice_sum for i in range(len(eps))])
+        U = np.array([res.results[i][r].estimate.value for i in range(len(eps))])
+        se = np.array([res.results[i][r].estimate.stderr for i in range(len(eps))])
+        gap, gap_se = (S - U) / S, se / S
+        slope, slope_se, _ = _fit_loglog(eps, np.abs(gap), gap_se)
+        band = 0.35
+        passed = bool(np.all(gap > -Z_VERDICT * gap_se)) and abs(slope - 1.0) <= band + Z_VERDICT * slope_se
+        rows.append(_row("slice_sum_vs_union", "§5", f"r={r} slope of (S-U)/S vs eps", 1.0, slope,
+                         slope_se, passed,
+                         f"overlap >= 0 and |slope - 1| <= {band} + {Z_VERDICT:g} SE",
+                         eps=eps.tolist(), union=U.tolist(), union_se=se.tolist(),
+                         slice_sum=S.tolist(), relative_gap=gap.tolist()))
+    return rows
+
+
+def _ratio_data(scale, seed, n_jobs, metric="euclidean"):
+    router = Router.orthonormal(6, 10, 2, seed=seed)
+    eps = np.array([0.1, 0.03, 0.01, 0.003, 0.001])
+    n = int(40_000 * scale)
+    consts = {r: slice_constants(router, r) for r in (1, 2, 3)}
+    res = estimate_volumes(router, 1.0, eps, orders=(1, 2, 3), metric=metric, method="tube",
+                           n_samples=n, seed=seed, n_jobs=n_jobs, constants=consts)
+    return router, eps, consts, res
+
+
+_RATIO_CACHE = {}
+
+
+@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_m ~ C (eps/R)^(n-m): slope and constant")
+def ratio_theorem(scale, seed, n_jobs):
+    key = (scale, seed, n_jobs)
+    if key not in _RATIO_CACHE:
+        _RATIO_CACHE[key] = _ratio_data(scale, seed, n_jobs)
+    router, eps, consts, res = _RATIO_CACHE[key]
+    D = router.dim
+    rows = []
+    f = {r: np.array([res.results[i][r].estimate.value for i in range(len(eps))]) for r in (1, 2, 3)}
+    s = {r: np.array([res.results[i][r].estimate.stderr for i in range(len(eps))]) for r in (1, 2, 3)}
+    for n_ in (2, 3):
+        ratio = f[n_] / f[1]
+        ratio_se = ratio * np.sqrt((s[n_] / f[n_]) ** 2 + (s[1] / f[1]) ** 2)
+        slope, slope_se, _ = _fit_loglog(eps, ratio, ratio_se)
+        band = 0.05
+        rows.append(_row("ratio_theorem", "§5 (Thm A.18)", f"slope of U_{n_}/U_1", n_ - 1, slope,
+                         slope_se, abs(slope - (n_ - 1)) <= band + Z_VERDICT * slope_se,
+                         f"|slope - (n-m)| <= {band} + {Z_VERDICT:g} SE",
+                         eps=eps.tolist(), ratio=ratio.tolist(), ratio_se=ratio_se.tolist()))
+        C = tv.ratio_constant(consts[n_].alpha_sum, consts[1].alpha_sum, n_, 1, D)
+        const = ratio[-1] / eps[-1] ** (n_ - 1)
+        const_se = ratio_se[-1] / eps[-1] ** (n_ - 1)
+        # leading-order corrections at eps/R = 1e-3 are O(eps) (overlaps) and O(d eps^2): <1%
+        rows.append(_row("ratio_theorem", "§5 (Thm A.18)", f"constant of U_{n_}/U_1 at eps/R=1e-3",
+                         C, const, const_se, _within(const, const_se, C, band=0.01),
+                         f"|meas - pred| <= {Z_VERDICT:g} SE + 1%"))
+    return rows
+
+
+@claim("score_tube_constant", "§5", "score tube ~ sum_J (r+1) det(G_J)^(-1/2) alpha_J omega_{D-r} eps^r")
+def score_tube_constant(scale, seed, n_jobs):
+    router = Router.gaussian(6, 12, 2, seed=seed)
+    eps = 1e-3
+    n = int(40_000 * scale)
+    rows = []
+    for r in (1, 2):
+        c = slice_constants(router, r)
+        res = estimate_volumes(router, 1.0, eps, orders=(r,), metric="score", method="tube",
+                               n_samples=n, seed=seed, n_jobs=n_jobs, constants={r: c})
+        o = res.results[0][r]
+        rows.append(_row("score_tube_constant", "§5", f"r={r} score fraction at eps/R=1e-3",
+                         o.predicted_leading, o.estimate.value, o.estimate.stderr,
+                         _within(o.estimate.value, o.estimate.stderr, o.predicted_leading, 0.01),
+                         f"|meas - pred| <= {Z_VERDICT:g} SE + 1% (leading order)"))
+    return rows
+
+
+@claim("importance_sampler", "§8", "tube sampler at eps/R = 1e-3: unbiased, bounded relative error")
+def importance_sampler(scale, seed, n_jobs):
+    key = (scale, seed, n_jobs)
+    if key not in _RATIO_CACHE:
+        _RATIO_CACHE[key] = _ratio_data(scale, seed, n_jobs)
+    router, eps, consts, res = _RATIO_CACHE[key]
+    rows = []
+    i = len(eps) - 1
+    for r in (1, 2, 3):
+        o = res.results[i][r]
+        e = o.estimate
+        p = o.predicted_slice_sum
+        # variance of one uniform sample p(1-p) vs one tube sample n SE^2
+        efficiency = p * (1 - p) / (e.n_samples * e.stderr ** 2)
+        rel_ok = e.relative_stderr <= 0.05 / math.sqrt(scale)
+        rows.append(_row("importance_sampler", "§8", f"r={r} fraction at eps/R=1e-3", p, e.value,
+                         e.stderr, _within(e.value, e.stderr, p, 0.01) and rel_ok,
+                         f"|meas - slice sum| <= {Z_VERDICT:g} SE + 1%, rel. SE <= 5%",
+                         relative_stderr=e.relative_stderr, efficiency_vs_uniform=efficiency))
+    return rows
+
+
+def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
+    """Run the registered claims (all, or those in ``names``); returns the list of rows."""
+    _RATIO_CACHE.clear()
+    rows = []
+    selected = [c for c in CLAIMS if names is None or c.name in names]
+    for c in selected:
+        scale = c.quick_scale if quick else 1.0
+        rows.extend(c.func(scale, seed, n_jobs))
+    return rows
+
+
+def figures_data():
+    """Series for the validation figures, taken from the last :func:`run_claims` (no recompute)."""
+    if not _RATIO_CACHE:
+        return {}
+    router, eps, consts, res = next(iter(_RATIO_CACHE.values()))
+    D = router.dim
+    title = (f"orthonormal router M={router.n_experts}, D={D}, k={router.k}, R=1, "
+             f"{res.metric} metric, {res.method} sampler, n={res.n_samples}/point")
+    orders = {}
+    for r in res.orders:
+        orders[str(r)] = {
+            "fraction": [res.results[i][r].estimate.value for i in range(len(eps))],
+            "stderr": [res.results[i][r].estimate.stderr for i in range(len(eps))],
+            "predicted_leading": [res.results[i][r].predicted_leading for i in range(len(eps))]}
+    ratios = {}
+    for n_ in (2, 3):
+        f = np.array(orders[str(n_)]["fraction"])
+        f1 = np.array(orders["1"]["fraction"])
+        se = f / f1 * np.sqrt((np.array(orders[str(n_)]["stderr"]) / f) ** 2
+                              + (np.array(orders["1"]["stderr"]) / f1) ** 2)
+        ratios[str(n_)] = {"ratio": (f / f1).tolist(), "ratio_se": se.tolist(),
+                           "predicted": tv.predicted_ratio(consts[n_].alpha_sum, consts[1].alpha_sum,
+                                                           n_, 1, D, eps, 1.0).tolist()}
+    return {"volume_vs_eps": {"title": title, "eps": eps.tolist(), "orders": orders},
+            "ratios": {"title": title, "eps": eps.tolist(), "ratios": ratios}}

@@ -1,0 +1,162 @@
+"""Command line: ``discosim volume`` and ``discosim validate``.
+
+Bad input prints one line on stderr and exits with status 2, never a traceback.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"discosim: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _router_from_args(args, need_shape=True):
+    from .router import Router
+
+    if args.router in ("gaussian", "orthonormal"):
+        missing = [n for n in ("M", "D", "k") if getattr(args, n) is None]
+        if missing:
+            raise InputError(f"--router {args.router} needs --{' --'.join(missing)}")
+        make = Router.gaussian if args.router == "gaussian" else Router.orthonormal
+        return make(args.M, args.D, args.k, seed=args.router_seed)
+    if args.k is None:
+        raise InputError("--k is required with a weights file")
+    router = Router.from_file(args.router, args.k, key=args.key)
+    for name, value in (("M", router.n_experts), ("D", router.dim)):
+        given = getattr(args, name)
+        if given is not None and given != value:
+            raise InputError(f"--{name} {given} does not match the file's {name}={value}")
+    return router
+
+
+def _add_router_args(p):
+    p.add_argument("--router", default="gaussian",
+                   help="gaussian | orthonormal | PATH to .npy/.npz/.safetensors gate weights")
+    p.add_argument("--key", help="array name inside an .npz/.safetensors file")
+    p.add_argument("--M", type=int, help="number of experts (random routers)")
+    p.add_argument("--D", type=int, help="input dimension (random routers)")
+    p.add_argument("--k", type=int, help="active experts per token")
+    p.add_argument("--router-seed", type=int, default=0, help="seed of a random gate matrix")
+
+
+def _cmd_volume(args):
+    from .estimates import dumps
+    from .volume import estimate_volumes
+
+    router = _router_from_args(args)
+    t0 = time.perf_counter()
+    res = estimate_volumes(router, args.radius, args.eps, orders=args.orders, metric=args.metric,
+                           method=args.method, n_samples=args.n_samples, seed=args.seed,
+                           n_jobs=args.n_jobs, progress=False if args.json else None)
+    doc = res.to_dict()
+    doc["seed"] = args.seed if args.seed is not None else res.seed_entropy
+    doc["elapsed_s"] = time.perf_counter() - t0
+    if args.json:
+        print(dumps(doc))
+        return 0
+    print(f"router: M={router.n_experts} D={router.dim} k={router.k} kind={router.kind}   "
+          f"R={args.radius}  metric={args.metric}  method={args.method}  n={args.n_samples}  "
+          f"seed={doc['seed']}  ({doc['elapsed_s']:.2f} s)")
+    head = f"{'eps':>10} {'r':>2} {'fraction':>12} {'stderr':>10} {'95% CI':>25} {'slice sum':>12} {'leading':>12}"
+    print(head)
+    print("-" * len(head))
+    fmt = lambda v: f"{v:12.5g}" if v is not None else f"{'-':>12}"
+    for item in doc["results"]:
+        for r, o in item["orders"].items():
+            flag = "" if o["reliable"] else "  (few hits: error bar unreliable)"
+            ci = f"[{o['ci_low']:.4g}, {o['ci_high']:.4g}]"
+            print(f"{item['eps']:10.4g} {r:>2} {o['fraction']:12.5g} {o['stderr']:10.3g} {ci:>25} "
+                  f"{fmt(o['predicted_slice_sum'])} {fmt(o['predicted_leading'])}{flag}")
+    return 0
+
+
+def _cmd_validate(args):
+    from .claims import figures_data, run_claims
+    from .estimates import dumps
+    from .plots import plot_validation
+
+    t0 = time.perf_counter()
+    rows = run_claims(quick=args.quick, seed=args.seed, n_jobs=args.n_jobs)
+    elapsed = time.perf_counter() - t0
+    payload = {"seed": args.seed, "quick": args.quick, "elapsed_s": elapsed,
+               "all_passed": all(r.passed for r in rows),
+               "claims": [r.to_dict() for r in rows], "figures_data": figures_data()}
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "validate.json")
+    # save the numbers first: a failure while plotting must not lose them
+    with open(json_path + ".tmp", "w") as fh:
+        fh.write(dumps(payload, indent=1))
+    os.replace(json_path + ".tmp", json_path)
+    figs = plot_validation(json.load(open(json_path)), args.out)
+    if args.json:
+        print(dumps(payload))
+    else:
+        w = (22, 40, 12, 24, 7)
+        head = (f"{'claim':<{w[0]}} {'quantity':<{w[1]}} {'predicted':>{w[2]}} "
+                f"{'measured ± 95% CI':>{w[3]}} {'verdict':>{w[4]}}")
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            half = 0.5 * (r.ci_high - r.ci_low)
+            meas = f"{r.measured:.5g} ± {half:.2g}"
+            print(f"{r.claim:<{w[0]}} {r.quantity:<{w[1]}} {r.predicted:>{w[2]}.5g} "
+                  f"{meas:>{w[3]}} {'PASS' if r.passed else 'FAIL':>{w[4]}}")
+        print(f"\n{sum(r.passed for r in rows)}/{len(rows)} claims hold; {elapsed:.1f} s. "
+              f"Numbers: {json_path}; figures: {', '.join(p for p in figs if p.endswith('.png'))}")
+    return 0 if payload["all_passed"] else 1
+
+
+def build_parser():
+    parser = _Parser(prog="discosim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    v = sub.add_parser("volume", help="fractions of the ball in order-r tubes")
+    _add_router_args(v)
+    v.add_argument("--radius", type=float, default=1.0)
+    v.add_argument("--eps", type=float, nargs="+", required=True)
+    v.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3])
+    v.add_argument("--metric", default="euclidean", help="euclidean | normal | score")
+    v.add_argument("--method", default="uniform", help="uniform | tube")
+    v.add_argument("--n-samples", type=int, default=1_000_000)
+    v.add_argument("--seed", type=int, default=None)
+    v.add_argument("--n-jobs", type=int, default=1)
+    v.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    v.set_defaults(func=_cmd_volume)
+
+    val = sub.add_parser("validate", help="check every claim of THEORY.md; exit 0 iff all hold")
+    val.add_argument("--quick", action="store_true", help="fewer samples")
+    val.add_argument("--seed", type=int, default=20260623)
+    val.add_argument("--n-jobs", type=int, default=2)
+    val.add_argument("--out", default="figures", help="directory for figures and validate.json")
+    val.add_argument("--json", action="store_true")
+    val.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        sys.stderr.write(f"discosim: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("discosim: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Figures from saved validation results (never recomputes anything).
+
+matplotlib is imported lazily with the Agg backend so that headless runs work.
+"""
+
+import os
+
+import numpy as np
+
+__all__ = ["plot_validation"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir, name):
+    paths = []
+    for ext in ("png", "svg"):
+        p = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(p, dpi=130, bbox_inches="tight")
+        paths.append(p)
+    return paths
+
+
+def plot_validation(payload, out_dir):
+    """Write the volume figures of a ``discosim validate`` JSON payload into ``out_dir``.
+
+    Returns the list of written paths.
+    """
+    plt = _plt()
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    figs = payload.get("figures_data", {})
+    vol = figs.get("volume_vs_eps")
+    if vol:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        eps = np.array(vol["eps"])
+        for r, d in sorted(vol["orders"].items()):
+            f, se = np.array(d["fraction"]), np.array(d["stderr"])
+            line = ax.errorbar(eps, f, yerr=1.96 * se, fmt="o", ms=4, capsize=2,
+                               label=f"order {r}: measured (95% CI)")
+            ax.plot(eps, d["predicted_leading"], "-", color=line[0].get_color(), alpha=0.7,
+                    label=f"order {r}: leading order $A_r\\omega_r\\omega_{{D-r}}(\\epsilon/R)^r/\\omega_D$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\epsilon/R$ (tube radius over ball radius)")
+        ax.set_ylabel(r"fraction of $B_D(0,R)$ in the order-$r$ tube")
+        ax.set_title(vol["title"], fontsize=9)
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "volume_fraction_vs_eps")
+        plt.close(fig)
+    rat = figs.get("ratios")
+    if rat:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        eps = np.array(rat["eps"])
+        for key, d in sorted(rat["ratios"].items()):
+            r = np.array(d["ratio"])
+            se = np.array(d["ratio_se"])
+            line = ax.errorbar(eps, r, yerr=1.96 * se, fmt="o", ms=4, capsize=2,
+                               label=f"$U_{key}/U_1$ measured (95% CI)")
+            ax.plot(eps, d["predicted"], "-", color=line[0].get_color(), alpha=0.7,
+                    label=f"$U_{key}/U_1$ ratio theorem, slope {int(key) - 1}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\epsilon/R$")
+        ax.set_ylabel(r"volume ratio $U_n/U_1$")
+        ax.set_title(rat["title"], fontsize=9)
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "volume_ratios_vs_eps")
+        plt.close(fig)
+    return written
