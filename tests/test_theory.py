@@ -1,0 +1,142 @@
+"""Closed forms of THEORY §5 against independent computations."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special
+
+from discosim import Router
+from discosim.constants import slice_alpha, slice_constants
+from discosim.theory import volumes as tv
+from discosim.theory.alpha import alpha_orthants, orthonormal_alpha
+
+
+@pytest.mark.parametrize("D,r,eps", [(3, 1, 0.3), (8, 2, 0.05), (8, 3, 0.5), (40, 2, 0.1), (12, 5, 0.7)])
+def test_tube_fraction_equals_direct_quadrature(D, r, eps):
+    """V_r = int_{|n|<=eps} omega_d (R^2 - |n|^2)^(d/2) dn over the r-dim normal ball."""
+    d = D - r
+    area_r = r * tv.unit_ball_volume(r)  # surface of the unit r-sphere
+    val, _ = integrate.quad(lambda t: area_r * t ** (r - 1) * tv.unit_ball_volume(d)
+                            * (1 - t * t) ** (d / 2), 0, eps, epsabs=0, epsrel=1e-12)
+    assert tv.tube_fraction(eps, 1.0, D, r) == pytest.approx(val / tv.unit_ball_volume(D), rel=1e-9)
+
+
+def test_tube_fraction_scale_invariance_and_limits():
+    assert tv.tube_fraction(0.2, 2.0, 10, 2) == pytest.approx(tv.tube_fraction(0.1, 1.0, 10, 2))
+    assert tv.tube_fraction(5.0, 1.0, 10, 2) == 1.0
+
+
+@pytest.mark.parametrize("D", [8, 512, 2048, 8192])
+def test_log_fraction_is_stable_at_real_sizes(D):
+    for r in (1, 2, 3):
+        for eps in (1e-3, 1e-2, 0.1):
+            lf = tv.log_tube_fraction(eps, 1.0, D, r)
+            assert math.isfinite(lf)
+            f = tv.tube_fraction(eps, 1.0, D, r)
+            if f > 1e-300:
+                assert lf == pytest.approx(math.log(f), rel=1e-10)
+    # where betainc underflows the log form continues the power law: slope r per e-fold
+    a = tv.log_tube_fraction(1e-200, 1.0, D, 2)
+    b = tv.log_tube_fraction(1e-201, 1.0, D, 2)
+    assert a - b == pytest.approx(2 * math.log(10), rel=1e-9)
+    assert math.isfinite(tv.log_tube_volume(1e-3, 1.0, D, 3))
+
+
+def test_leading_order_and_its_correction():
+    D, r, R = 50, 2, 1.0
+    for eps in (1e-3, 1e-2):
+        exact = tv.tube_fraction(eps, R, D, r)
+        lead = tv.leading_tube_fraction(eps, R, D, r)
+        corr = tv.relative_correction(eps, R, D, r)
+        assert exact / lead - 1 == pytest.approx(corr, rel=0.05)
+
+
+def test_log_ball_volume_matches_direct_formula():
+    for n in (1, 2, 3, 10, 100):
+        assert tv.unit_ball_volume(n) == pytest.approx(math.pi ** (n / 2) / math.gamma(n / 2 + 1), rel=1e-12)
+    assert math.isfinite(float(tv.log_unit_ball_volume(8192)))
+
+
+def test_theory_example_values():
+    """THEORY §5: M=4, D=8, k=2, R=1, eps=0.05 per-slice fractions 0.04548 and 0.009963."""
+    for r, expected in ((1, 0.04548), (2, 0.009963)):
+        val = orthonormal_alpha(4, 2, r) * tv.tube_fraction(0.05, 1.0, 8, r)
+        assert val == pytest.approx(expected, abs=6e-6)
+
+
+@pytest.mark.parametrize("M,k,r", [(4, 2, 1), (5, 2, 2), (6, 3, 1), (6, 2, 3)])
+def test_orthonormal_alpha_closed_form_vs_genz_vs_mc(M, k, r):
+    router = Router.orthonormal(M, M + 3, k, seed=M + k + r)
+    closed = orthonormal_alpha(M, k, r)
+    J = tuple(range(r + 1))
+    genz = alpha_orthants(router.reduced_weights, k, J, rng=np.random.default_rng(0))
+    assert genz == pytest.approx(closed, abs=5e-4)
+    mc, se = slice_alpha(router, J, method="mc", n_samples=200_000, seed=1)
+    assert abs(mc - closed) <= 4 * se + 1e-12
+
+
+def test_genz_and_mc_agree_on_a_gaussian_router():
+    router = Router.gaussian(6, 10, 2, seed=3)
+    for J in [(0, 1), (1, 4), (0, 2, 5)]:
+        genz, _ = slice_alpha(router, J, method="genz", seed=0)
+        mc, se = slice_alpha(router, J, method="mc", n_samples=200_000, seed=2)
+        assert abs(genz - mc) <= 4 * se + 1e-4
+
+
+def test_slice_constants_mc_is_unbiased_for_the_genz_sum():
+    router = Router.gaussian(6, 10, 2, seed=3)
+    exact = slice_constants(router, 2, method="genz")
+    mc = slice_constants(router, 2, method="mc", n_samples=400_000, seed=5)
+    assert abs(mc.alpha_sum - exact.alpha_sum) <= 4 * mc.alpha_sum_stderr + 1e-3
+    assert abs(mc.score_weight_sum - exact.score_weight_sum) <= 4 * mc.score_weight_stderr + 1e-3
+
+
+def test_alpha_sum_over_order1_slices_is_a_probability_mass():
+    """Every direction lies in exactly one cell, so sum_J alpha_J over straddling order-1 slices
+    relates to the mean number of facets: A_1 >= 1 and alpha_J <= 1."""
+    router = Router.gaussian(5, 9, 2, seed=9)
+    vals = [slice_alpha(router, J, seed=0)[0] for J in itertools.combinations(range(5), 2)]
+    assert all(0 <= v <= 1 + 1e-6 for v in vals)
+    assert sum(vals) >= 1
+
+
+def test_constants_at_real_size_use_monte_carlo():
+    router = Router.gaussian(256, 2048, 8, seed=0)
+    c = slice_constants(router, 1, n_samples=20_000, seed=0)
+    # uniform slice sampling is unbiased but inefficient at M=256: its error bar says so
+    assert c.method == "mc" and c.alpha_sum > 0 and 0 < c.alpha_sum_stderr < c.alpha_sum
+
+
+def test_ratio_constant_matches_its_definition():
+    D = 30
+    c = tv.ratio_constant(3.0, 2.0, 3, 1, D)
+    direct = (3.0 * tv.unit_ball_volume(3) * tv.unit_ball_volume(D - 3)) / (
+        2.0 * tv.unit_ball_volume(1) * tv.unit_ball_volume(D - 1))
+    assert c == pytest.approx(direct, rel=1e-12)
+    assert tv.predicted_ratio(3.0, 2.0, 3, 1, D, 0.01, 1.0) == pytest.approx(direct * 1e-4, rel=1e-12)
+    # per-slice leading order over ratio of leading orders
+    lead3 = tv.predicted_union_fraction(3.0, 0.01, 1.0, D, 3)
+    lead1 = tv.predicted_union_fraction(2.0, 0.01, 1.0, D, 1)
+    assert lead3 / lead1 == pytest.approx(direct * 1e-4, rel=1e-12)
+
+
+def test_score_polytope_volume_by_monte_carlo():
+    """(r+1) eps^r / sqrt(det G_J) for the fibre {n in N_J : spread of s_J <= eps}."""
+    router = Router.gaussian(5, 9, 2, seed=4)
+    Wr = router.reduced_weights
+    J = [0, 2, 3]
+    r, eps = 2, 0.4
+    V = Wr[J[1:]] - Wr[J[0]]
+    q, rr = np.linalg.qr(V.T)
+    det = float(np.prod(np.diag(rr)) ** 2)
+    box = 3.0
+    rng = np.random.default_rng(0)
+    n = 400_000
+    u = rng.uniform(-box, box, size=(n, r))
+    sc = (u @ q.T) @ Wr.T
+    p = np.mean(np.ptp(sc[:, J], axis=1) <= eps)
+    se = math.sqrt(p * (1 - p) / n)
+    vol = (2 * box) ** r
+    assert abs(p * vol - tv.score_polytope_volume(eps, r, det)) <= 4 * se * vol

@@ -1,0 +1,181 @@
+"""Volume estimators: statistical agreement with closed forms, reproducibility, bad input."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import reference as ref
+from discosim import InputError, Router, estimate_volumes
+from discosim.theory import volumes as tv
+from discosim.volume import estimate_slice_volume
+
+Z = 4.0
+
+
+def test_uniform_estimator_matches_full_d_naive_estimator():
+    """Same estimator, two implementations: reduced numba kernel vs full-D numpy points."""
+    router = Router.gaussian(5, 9, 2, seed=1)
+    eps = [0.05, 0.2]
+    n = 200_000
+    fast = estimate_volumes(router, 1.0, eps, orders=(1, 2), metric="score", n_samples=n, seed=3)
+    rng = np.random.default_rng(4)
+    X = ref.uniform_ball_points(rng, n, 9, 1.0)
+    S = ref.scores(router.weights, router.bias, X)
+    slow = np.array([[ref.score_window_stat(s, 2, r) for r in (1, 2)] for s in S[:50_000]])
+    for i, e in enumerate(eps):
+        for r in (1, 2):
+            a = fast.results[i][r].estimate
+            p = np.mean(slow[:, r - 1] <= e)
+            se = math.sqrt(a.stderr ** 2 + p * (1 - p) / slow.shape[0])
+            assert abs(a.value - p) <= Z * se
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "normal"])
+def test_tube_and_uniform_agree(metric):
+    router = Router.orthonormal(5, 9, 2, seed=2)
+    u = estimate_volumes(router, 1.0, [0.05], orders=(1, 2), metric=metric, n_samples=400_000, seed=5)
+    t = estimate_volumes(router, 1.0, [0.05], orders=(1, 2), metric=metric, method="tube",
+                         n_samples=40_000, seed=6)
+    for r in (1, 2):
+        a, b = u.results[0][r].estimate, t.results[0][r].estimate
+        assert abs(a.value - b.value) <= Z * math.hypot(a.stderr, b.stderr)
+
+
+def test_score_tube_sampler_agrees_with_uniform():
+    router = Router.gaussian(6, 11, 3, seed=8)
+    u = estimate_volumes(router, 1.0, [0.1], orders=(1, 2, 3), metric="score", n_samples=400_000, seed=1)
+    t = estimate_volumes(router, 1.0, [0.1], orders=(1, 2, 3), metric="score", method="tube",
+                         n_samples=30_000, seed=2)
+    for r in (1, 2, 3):
+        a, b = u.results[0][r].estimate, t.results[0][r].estimate
+        assert abs(a.value - b.value) <= Z * math.hypot(a.stderr, b.stderr)
+
+
+def test_slice_volume_matches_alpha_times_Vr():
+    router = Router.orthonormal(4, 8, 2, seed=1)
+    from discosim.theory.alpha import orthonormal_alpha
+    for J in ((0, 1), (1, 2, 3)):
+        r = len(J) - 1
+        e = estimate_slice_volume(router, J, 1.0, 0.05, 400_000, seed=r)
+        pred = orthonormal_alpha(4, 2, r) * tv.tube_fraction(0.05, 1.0, 8, r)
+        assert abs(e.value - pred) <= Z * e.stderr
+
+
+def test_tube_relative_error_stays_bounded_as_eps_shrinks():
+    router = Router.orthonormal(5, 9, 2, seed=3)
+    res = estimate_volumes(router, 1.0, [1e-2, 1e-4, 1e-6], orders=(2,), method="tube",
+                           metric="normal", n_samples=20_000, seed=1)
+    rel = [res.results[i][2].estimate.relative_stderr for i in range(3)]
+    assert max(rel) < 2 * min(rel) and max(rel) < 0.05
+    for i in range(3):
+        o = res.results[i][2]
+        assert abs(o.estimate.value - o.predicted_slice_sum) <= Z * o.estimate.stderr + 0.02 * o.predicted_slice_sum
+
+
+def test_scaling_with_radius_for_unbiased_router():
+    """b = 0: U_r(R, eps) = R^D U_r(1, eps/R), so fractions depend on eps/R only."""
+    router = Router.gaussian(5, 9, 2, seed=4)
+    a = estimate_volumes(router, 1.0, [0.05], orders=(1,), n_samples=100_000, seed=7)
+    b = estimate_volumes(router, 3.0, [0.15], orders=(1,), n_samples=100_000, seed=7)
+    assert a.results[0][1].estimate.value == b.results[0][1].estimate.value
+
+
+@pytest.mark.parametrize("method", ["uniform", "tube"])
+def test_same_seed_same_numbers_for_any_n_jobs(method):
+    router = Router.gaussian(6, 12, 2, seed=5)
+    kw = dict(orders=(1, 2), metric="score", method=method, seed=42,
+              n_samples=300_000 if method == "uniform" else 40_000)
+    one = estimate_volumes(router, 1.0, [0.05, 0.1], n_jobs=1, **kw)
+    two = estimate_volumes(router, 1.0, [0.05, 0.1], n_jobs=2, **kw)
+    for i in range(2):
+        for r in (1, 2):
+            assert one.results[i][r].estimate == two.results[i][r].estimate
+
+
+def test_real_size_router_runs_and_reports_fractions():
+    router = Router.gaussian(64, 2048, 8, seed=0)
+    eps = 0.5 / math.sqrt(2048)
+    res = estimate_volumes(router, 1.0, [eps], orders=(1, 2, 3), metric="score", n_samples=20_000, seed=1)
+    vals = [res.results[0][r].estimate.value for r in (1, 2, 3)]
+    assert 0 < vals[2] <= vals[1] <= vals[0] < 1
+
+
+def test_cosine_router_score_metric_ignores_radius():
+    router = Router.gaussian(5, 9, 2, seed=4, kind="cosine")
+    a = estimate_volumes(router, 1.0, [0.05], orders=(1,), metric="score", n_samples=50_000, seed=1)
+    b = estimate_volumes(router, 7.0, [0.05], orders=(1,), metric="score", n_samples=50_000, seed=1)
+    assert a.results[0][1].estimate.value == b.results[0][1].estimate.value
+
+
+BAD_CALLS = [
+    (dict(radius=0), "radius"), (dict(radius=-1), "radius"), (dict(eps=[0.1, 0]), "eps"),
+    (dict(eps=[float("nan")]), "eps"), (dict(metric="manhattan"), "metric"),
+    (dict(method="magic"), "method"), (dict(orders=[0]), "order"), (dict(orders=[9]), "order"),
+    (dict(n_samples=0), "n_samples"), (dict(n_jobs=0), "n_jobs"), (dict(seed=-3), "seed"),
+]
+
+
+@pytest.mark.parametrize("kwargs,word", BAD_CALLS)
+def test_bad_estimator_input_is_one_line(kwargs, word):
+    router = Router.gaussian(5, 9, 2, seed=1)
+    args = dict(radius=1.0, eps=[0.1], n_samples=100)
+    args.update(kwargs)
+    with pytest.raises(InputError) as err:
+        estimate_volumes(router, **args)
+    assert word in str(err.value) and "\n" not in str(err.value)
+
+
+def test_tube_method_rejects_a_bias():
+    router = Router(np.random.default_rng(0).standard_normal((4, 8)), 2, bias=np.ones(4) * [0, 1, 2, 3])
+    with pytest.raises(InputError, match="unbiased"):
+        estimate_volumes(router, 1.0, [0.1], method="tube", n_samples=100)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "discosim", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_volume_json_schema():
+    p = _cli("volume", "--router", "orthonormal", "--M", "5", "--D", "9", "--k", "2", "--eps", "0.05",
+             "0.1", "--orders", "1", "2", "--n-samples", "20000", "--seed", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["router"]["M"] == 5 and doc["seed"] == 3 and doc["n_samples"] == 20000
+    assert [r["eps"] for r in doc["results"]] == [0.05, 0.1]
+    o = doc["results"][0]["orders"]["1"]
+    for key in ("fraction", "stderr", "ci_low", "ci_high", "predicted_slice_sum", "predicted_leading"):
+        assert key in o
+    assert o["ci_low"] <= o["fraction"] <= o["ci_high"]
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--M", "9", "--D", "8", "--k", "2", "--eps", "0.1"], "M < D"),
+    (["--M", "5", "--D", "9", "--k", "5", "--eps", "0.1"], "k"),
+    (["--M", "5", "--D", "9", "--k", "2", "--eps", "0"], "eps"),
+    (["--M", "5", "--D", "9", "--k", "2", "--eps", "0.1", "--radius", "-2"], "radius"),
+    (["--M", "5", "--D", "9", "--k", "2", "--eps", "0.1", "--metric", "l3"], "metric"),
+    (["--router", "/nonexistent/w.npy", "--k", "2", "--eps", "0.1"], "not found"),
+])
+def test_cli_bad_input_exits_2_without_traceback(args, word):
+    p = _cli("volume", *args)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and word in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_cli_reads_safetensors_weights(tmp_path):
+    from safetensors.numpy import save_file
+    W = np.random.default_rng(0).standard_normal((6, 16)).astype(np.float32)
+    path = tmp_path / "gate.safetensors"
+    save_file({"model.layers.3.mlp.gate.weight": W, "other": np.zeros(3, dtype=np.float32)}, str(path))
+    p = _cli("volume", "--router", str(path), "--key", "model.layers.3.mlp.gate.weight", "--k", "2",
+             "--eps", "0.05", "--orders", "1", "--n-samples", "5000", "--seed", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["router"] == {"M": 6, "D": 16, "k": 2, "kind": "linear", "bias": False}
+    p = _cli("volume", "--router", str(path), "--k", "2", "--eps", "0.05")
+    assert p.returncode == 2 and "name one" in p.stderr
