@@ -92,6 +92,18 @@ def orthonormal_normal_basis(Wr, J, r, Q):
 
 
 @njit(cache=True)
+def project_out(Q, r, g):
+    """``g -= Q[:r]^T Q[:r] g``: project g onto the orthogonal complement of N_J (i.e. on S_J)."""
+    M = g.shape[0]
+    for l in range(r):
+        dot = 0.0
+        for m in range(M):
+            dot += Q[l, m] * g[m]
+        for m in range(M):
+            g[m] -= dot * Q[l, m]
+
+
+@njit(cache=True)
 def score_circumradius2(gram, J, r, eps, fake, G, e, lam):
     """Squared circumradius of the score fibre {n in N_J: spread of s_J(n) <= eps}.
 
@@ -231,12 +243,7 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
         rn = radius * math.sqrt(beta[i]) / dn
         # tangential part: uniform in the (D-r)-ball of radius R sqrt(1-beta) inside S_J
         gaussian_vector(rng, g)
-        for l in range(r):
-            dot = 0.0
-            for m in range(M):
-                dot += Q[l, m] * g[m]
-            for m in range(M):
-                g[m] -= dot * Q[l, m]
+        project_out(Q, r, g)
         ss = 0.0
         for m in range(M):
             ss += g[m] * g[m]
@@ -298,12 +305,7 @@ def alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, out):
             random_subset(rng, M, r + 1, J)
             det = orthonormal_normal_basis(Wr, J, r, Q)
         gaussian_vector(rng, g)
-        for l in range(r):
-            dot = 0.0
-            for m in range(M):
-                dot += Q[l, m] * g[m]
-            for m in range(M):
-                g[m] -= dot * Q[l, m]
+        project_out(Q, r, g)
         lower_matvec(Wr, g, 1.0, zero, t)
         for l in range(r + 1):
             in_J[J[l]] = True
