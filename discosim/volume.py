@@ -85,13 +85,13 @@ class VolumeResult:
                             for e, res in zip(self.eps, self.results)]}
 
 
-def _uniform_task(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
+def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
     from ._kernels.tubes import sort_pairs_for
     from ._kernels.volume import uniform_chunk
 
     hist = np.zeros((rmax, eps.shape[0] + 1), dtype=np.int64)
-    uniform_chunk(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax,
-                  sort_pairs_for(WrT.shape[0]), hist)
+    uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax,
+                  sort_pairs_for(Wr.shape[0], block=True), hist)
     return hist
 
 
@@ -177,8 +177,7 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     estimates = {}  # (eps index, order) -> Estimate
     if method == "uniform":
         rmax = max(orders)
-        WrT = np.ascontiguousarray(Wr.T)
-        parts = run_chunks(_uniform_task, (WrT, router.bias, gram, k, rmax, radius, D, code,
+        parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
                                            cosine_scores, eps_sorted, wmax),
                            n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), n_jobs, backend,
                            progress, "volume")

@@ -69,12 +69,14 @@ def sorting_network(n):
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-NETWORK_MAX_M = 16  # above this, insertion into a short buffer is cheaper than the network
+NETWORK_MAX_M = 16  # one point at a time: above this, insertion into a short buffer is cheaper
+NETWORK_MAX_M_BLOCK = 512  # a block of points (vector loops over samples): the network wins
 
 
-def sort_pairs_for(M):
+def sort_pairs_for(M, block=False):
     """The network for M experts, or an empty array where insertion is used instead."""
-    return sorting_network(M) if M <= NETWORK_MAX_M else np.empty((0, 2), dtype=np.int64)
+    limit = NETWORK_MAX_M_BLOCK if block else NETWORK_MAX_M
+    return sorting_network(M) if M <= limit else np.empty((0, 2), dtype=np.int64)
 
 
 @njit(cache=True)

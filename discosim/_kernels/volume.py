@@ -13,28 +13,62 @@ from .sampling import chi_square, gaussian_vector, lower_matvec, random_subset
 from .tubes import METRIC_SCORE, point_stats, subset_normal_distance2
 
 
-BLOCK = 256  # samples per gemm; scores of a block come from one BLAS call
+BLOCK = 256  # samples per block: one BLAS call for the scores, vector loops across samples
 
 
 @njit(cache=True)
-def uniform_chunk(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine_scores,
+def block_score_stats(ST, m, k, rmax, pairs, stats):
+    """Score-window statistics of the first ``m`` columns of ``ST`` (M, BLOCK), in place.
+
+    Samples sit along the fast axis, so every compare-exchange of the sorting network and every
+    window spread is a vector loop over samples (no per-sample branches).
+    """
+    M = ST.shape[0]
+    for p in range(pairs.shape[0]):
+        ra = ST[pairs[p, 0]]
+        rb = ST[pairs[p, 1]]
+        for i in range(m):
+            x = ra[i]
+            y = rb[i]
+            c = x < y
+            ra[i] = y if c else x
+            rb[i] = x if c else y
+    for r in range(1, rmax + 1):
+        out = stats[r - 1]
+        for i in range(m):
+            out[i] = np.inf
+        for p in range(max(1, k - r + 1), min(k, M - r) + 1):
+            hi = ST[p - 1]
+            lo = ST[p + r - 1]
+            for i in range(m):
+                d = hi[i] - lo[i]
+                out[i] = d if d < out[i] else out[i]
+
+
+@njit(cache=True)
+def uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine_scores,
                   eps_sorted, wmax, pairs, hist):
     """Uniform points of ``B_D(0, R)``; ``hist[r-1, j]`` counts points whose order-r statistic
     falls in ``(eps_sorted[j-1], eps_sorted[j]]`` (last column: above every eps).
 
-    ``WrT`` is the transposed reduced weight matrix: a block's scores are ``G @ WrT``.
+    A block's scores are ``Wr @ G^T`` with samples along columns (see :func:`block_score_stats`).
     ``cosine_scores``: scores are ``w.x / |x|`` (rows already normalised), the radius drops out.
+    ``pairs``: sorting network for the block path (``sort_pairs_for(M, block=True)``).
     """
-    M = WrT.shape[0]
+    M = Wr.shape[0]
     n_eps = eps_sorted.shape[0]
     eps_max = eps_sorted[n_eps - 1]
-    G = np.empty((BLOCK, M))
-    S = np.empty((BLOCK, M))
+    GT = np.empty((M, BLOCK))
+    ST = np.empty((M, BLOCK))
     scale = np.empty(BLOCK)
+    stats = np.empty((rmax, BLOCK))
+    s = np.empty(M)
     stat = np.empty(rmax)
     ws_G = np.empty((M, M))
     ws_v = np.empty((4, M))
     ws_i = np.empty((4, M), dtype=np.int64)
+    vector_path = metric == METRIC_SCORE and pairs.shape[0] > 0
+    no_pairs = pairs[:0]  # per-point fallback sorts by insertion
     # |x| needs chi^2_{D-M} for cosine scores; uniform-in-ball needs chi^2_{D+2-M} (sampling.py).
     df = float(dim - M) if cosine_scores else float(dim + 2 - M)
     done = 0
@@ -44,23 +78,36 @@ def uniform_chunk(rng, n, WrT, bias, gram, k, rmax, radius, dim, metric, cosine_
             ss = 0.0
             for j in range(M):
                 x = rng.standard_normal()
-                G[i, j] = x
+                GT[j, i] = x
                 ss += x * x
             c = chi_square(rng, df)
             sc = 1.0 / math.sqrt(ss + c)
             scale[i] = sc if cosine_scores else radius * sc
-        np.dot(G, WrT, S)
-        for i in range(m):
-            s = S[i]
-            for j in range(M):
-                s[j] = scale[i] * s[j] + bias[j]
-            point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
-            for r in range(rmax):
-                x = stat[r]
+        np.dot(Wr, GT, ST)
+        for j in range(M):
+            row = ST[j]
+            bj = bias[j]
+            for i in range(m):
+                row[i] = scale[i] * row[i] + bj
+        if vector_path:
+            block_score_stats(ST, m, k, rmax, pairs, stats)
+        else:
+            for i in range(m):
+                for j in range(M):
+                    s[j] = ST[j, i]
+                point_stats(s, gram, k, rmax, metric, eps_max, wmax, no_pairs, ws_G, ws_v, ws_i,
+                            stat)
+                for r in range(rmax):
+                    stats[r, i] = stat[r]
+        for r in range(rmax):
+            row = stats[r]
+            h = hist[r]
+            for i in range(m):
+                x = row[i]
                 j = 0
                 while j < n_eps and eps_sorted[j] < x:
                     j += 1
-                hist[r, j] += 1
+                h[j] += 1
         done += m
 
 
