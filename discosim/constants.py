@@ -6,8 +6,9 @@ the score tube (THEORY §5). They are computed
 - in closed form for orthonormal rows (:func:`discosim.theory.alpha.orthonormal_alpha`),
 - exactly over every slice by Gaussian orthants (Genz) while ``C(M, r+1)`` times the number of
   orthants per slice is modest,
-- otherwise by an unbiased Monte Carlo estimate over uniformly sampled slices and directions,
-  reported with its own standard error (THEORY §5 (b)).
+- otherwise by an unbiased Monte Carlo estimate over sampled directions and slices (slices drawn
+  near ranks k, k+1 of the direction, importance-weighted), reported with its own standard
+  error (THEORY §5 (b)).
 """
 
 import itertools
@@ -46,11 +47,14 @@ def is_orthonormal(router, tol=1e-10):
     return bool(np.allclose(router.gram, np.eye(router.n_experts), atol=tol, rtol=0))
 
 
-def _alpha_mc_task(rng, n, Wr, gram, k, r, fixed_J):
+WINDOW_HALO = 2  # ranks beyond k-r-1 .. k+r+1 that the slice proposal still favours
+
+
+def _alpha_mc_task(rng, n, Wr, gram, k, r, fixed_J, halo=WINDOW_HALO):
     from ._kernels.volume import alpha_mc_chunk
 
     out = np.zeros(4)
-    alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, out)
+    alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, halo, out)
     return out
 
 
@@ -72,7 +76,7 @@ def slice_alpha(router, J, method="genz", n_samples=100_000, seed=0):
     return p, math.sqrt(p * (1 - p) / n_samples)
 
 
-def slice_constants(router, order, method="auto", n_samples=400_000, seed=0, n_jobs=1):
+def slice_constants(router, order, method="auto", n_samples=100_000, seed=0, n_jobs=1):
     """``A_r`` and ``B_r`` for ``order`` r (see the module docstring).
 
     Parameters
@@ -117,5 +121,4 @@ def slice_constants(router, order, method="auto", n_samples=400_000, seed=0, n_j
     mean_a, mean_b = s[0] / n, s[2] / n
     se_a = math.sqrt(max(s[1] / n - mean_a ** 2, 0.0) / max(n - 1, 1))
     se_b = math.sqrt(max(s[3] / n - mean_b ** 2, 0.0) / max(n - 1, 1))
-    return SliceConstants(r, n_slices, n_slices * mean_a, n_slices * se_a,
-                          n_slices * (r + 1) * mean_b, n_slices * (r + 1) * se_b, method)
+    return SliceConstants(r, n_slices, mean_a, se_a, (r + 1) * mean_b, (r + 1) * se_b, method)

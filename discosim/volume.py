@@ -202,7 +202,7 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
                                                   int(tot[2]), ss.entropy)
 
     if constants is None:
-        constants = {r: slice_constants(router, r, seed=0) for r in orders}
+        constants = {r: slice_constants(router, r, seed=0, n_jobs=n_jobs) for r in orders}
     results = []
     for i, e in enumerate(eps_arr):
         per_order = {}

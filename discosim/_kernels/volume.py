@@ -328,32 +328,80 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
 
 
 @njit(cache=True)
-def alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, out):
-    """Monte Carlo of alpha_J over directions in S_J (THEORY §5 (b)).
+def _comb(n, q):
+    if q < 0 or q > n:
+        return 0.0
+    c = 1.0
+    for i in range(q):
+        c = c * (n - i) / (i + 1)
+    return c
 
-    If ``fixed_J`` has r+1 entries it is the slice; otherwise each draw picks J uniformly.
-    Accumulates ``out`` += [sum 1{cone}, sum 1{cone}^2, sum 1{cone} det^{-1/2}, its square].
+
+@njit(cache=True)
+def alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, halo, out):
+    """Monte Carlo of alpha_J over directions (THEORY §5 (b)).
+
+    ``alpha_J = P(P_{S_J} Y in Gamma_J)`` for ``Y ~ N(0, I_M)``. With ``fixed_J`` (r+1 entries)
+    this estimates one slice. Otherwise it estimates ``A_r = sum_J alpha_J`` as
+    ``E_Y[sum_J 1{P_{S_J} Y in Gamma_J}]``, drawing one J per Y from a proposal ``q(J | Y)``:
+    with probability 1/2 uniform over all slices, with probability 1/2 uniform over the slices
+    inside the window of ranks ``k-r-halo .. k+r+1+halo`` of Y's own scores (where straddling
+    slices live); the weight ``1/q`` keeps it unbiased because the uniform half covers every J.
+    ``halo < 0``: uniform proposal only.
+    Accumulates ``out`` += [sum f/q, sum (f/q)^2, sum f w/q, sum (f w/q)^2] with
+    ``w = det(G_J)^(-1/2)`` (the score-tube weight); for a fixed J, q = 1.
     """
     M = Wr.shape[0]
     Q = np.empty((r, M))
     g = np.empty(M)
+    y = np.empty(M)
     t = np.empty(M)
     zero = np.zeros(M)
     J = np.empty(r + 1, dtype=np.int64)
+    pick = np.empty(r + 1, dtype=np.int64)
     in_J = np.zeros(M, dtype=np.bool_)
+    in_win = np.zeros(M, dtype=np.bool_)
     fixed = fixed_J.shape[0] == r + 1
+    n_all = _comb(M, r + 1)
     det = 1.0
     if fixed:
         for l in range(r + 1):
             J[l] = fixed_J[l]
         det = orthonormal_normal_basis(Wr, J, r, Q)
     for _ in range(n):
-        if not fixed:
-            random_subset(rng, M, r + 1, J)
-            det = orthonormal_normal_basis(Wr, J, r, Q)
         gaussian_vector(rng, g)
-        project_out(Q, r, g)
-        lower_matvec(Wr, g, 1.0, zero, t)
+        inv_q = 1.0
+        if not fixed:
+            lo = max(0, k - r - 1 - halo)
+            hi = min(M, k + r + 1 + halo)
+            n_win = _comb(hi - lo, r + 1) if halo >= 0 else 0.0
+            if n_win > 0.0:
+                lower_matvec(Wr, g, 1.0, zero, t)
+                order = np.argsort(-t)
+                if rng.random() < 0.5:
+                    random_subset(rng, hi - lo, r + 1, pick)
+                    for l in range(r + 1):
+                        J[l] = order[lo + pick[l]]
+                    J.sort()
+                else:
+                    random_subset(rng, M, r + 1, J)
+                for i in range(M):
+                    in_win[i] = False
+                for i in range(lo, hi):
+                    in_win[order[i]] = True
+                inside = True
+                for l in range(r + 1):
+                    inside = inside and in_win[J[l]]
+                q = 0.5 / n_all + (0.5 / n_win if inside else 0.0)
+                inv_q = 1.0 / q
+            else:
+                random_subset(rng, M, r + 1, J)
+                inv_q = n_all
+            det = orthonormal_normal_basis(Wr, J, r, Q)
+        for i in range(M):
+            y[i] = g[i]
+        project_out(Q, r, y)
+        lower_matvec(Wr, y, 1.0, zero, t)
         for l in range(r + 1):
             in_J[J[l]] = True
         v = t[J[0]]
@@ -364,8 +412,8 @@ def alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, out):
         for l in range(r + 1):
             in_J[J[l]] = False
         if k - r <= above <= k - 1:
-            w = 1.0 / math.sqrt(det)
-            out[0] += 1.0
-            out[1] += 1.0
+            w = inv_q / math.sqrt(det)
+            out[0] += inv_q
+            out[1] += inv_q * inv_q
             out[2] += w
             out[3] += w * w
