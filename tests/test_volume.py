@@ -179,3 +179,23 @@ def test_cli_reads_safetensors_weights(tmp_path):
     assert json.loads(p.stdout)["router"] == {"M": 6, "D": 16, "k": 2, "kind": "linear", "bias": False}
     p = _cli("volume", "--router", str(path), "--k", "2", "--eps", "0.05")
     assert p.returncode == 2 and "name one" in p.stderr
+
+
+@pytest.mark.parametrize("W,word", [
+    (np.ones((3, 6)), "rank-deficient"),
+    (np.where(np.eye(3, 6) > 0, np.nan, 1.0), "non-finite"),
+    (np.random.default_rng(0).standard_normal((6, 5)), "M < D"),
+    (np.random.default_rng(0).standard_normal((2, 3, 4)), "2-dimensional"),
+])
+def test_cli_bad_weight_files_exit_2(tmp_path, W, word):
+    path = tmp_path / "w.npy"
+    np.save(path, W)
+    p = _cli("volume", "--router", str(path), "--k", "1", "--eps", "0.1", "--n-samples", "100")
+    assert p.returncode == 2 and word in p.stderr and "Traceback" not in p.stderr
+
+
+def test_cli_file_shape_mismatch_with_given_M(tmp_path):
+    path = tmp_path / "w.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((4, 9)))
+    p = _cli("volume", "--router", str(path), "--k", "1", "--M", "5", "--eps", "0.1")
+    assert p.returncode == 2 and "does not match" in p.stderr
