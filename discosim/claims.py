@@ -1,4 +1,4 @@
-"""The registry of claims that ``discosim validate`` checks (THEORY §5, §8).
+"""The registry of claims that ``discosim validate`` checks (THEORY §5, §7, §8).
 
 Each claim has a name, its THEORY section, a default setting and a function returning
 :class:`ClaimResult` rows: predicted vs measured with a confidence interval and a verdict.
@@ -209,9 +209,86 @@ def importance_sampler(scale, seed, n_jobs):
     return rows
 
 
+_SMOOTH_FIG = {}
+
+
+@claim("smooth_continuity", "§7", "jump exponents: top-k 0, smooth 1 across Gamma^(1); band edge min(a_s,1)")
+def smooth_continuity(scale, seed, n_jobs):
+    from .smoothing import SMoE, measure_continuity
+    from .theory.smoothing import band_edge_exponent
+
+    router = Router.gaussian(8, 64, 2, seed=seed)
+    model = SMoE(router, "linear", 8, seed=seed)
+    eta = 0.05
+    n_points = max(20, int(200 * scale))
+    band = 0.05
+    rule = f"|exponent - predicted| <= {band} + {Z_VERDICT:g} SE"
+    # deltas well below the band width eta/|w_i - w_j| (about 0.035 here)
+    d_disc = np.array([1e-5, 3e-5, 1e-4, 3e-4])
+    cont = measure_continuity(model, d_disc, eta, n_points=n_points, seed=seed,
+                              where=("discontinuity",))
+    rows = []
+    for name, pred in (("topk", 0.0), ("smooth", 1.0)):
+        e, se = cont.exponents[name]
+        rows.append(_row("smooth_continuity", "§7", f"{name} jump exponent across Gamma^(1)", pred, e,
+                         se, abs(e - pred) <= band + Z_VERDICT * se, rule))
+    _SMOOTH_FIG["continuity"] = {"deltas": d_disc.tolist(), "eta": eta,
+                                 "topk": cont.summary("topk"), "smooth": cont.summary("smooth")}
+    # band edge: u = delta |w_j - w_l| / eta must stay well below 1/b_s = 0.02
+    d_edge = np.array([1e-6, 3e-6, 1e-5, 3e-5])
+    for a_s in (1.0, 0.5):
+        cb = measure_continuity(model, d_edge, eta, a_s=a_s, n_points=n_points, seed=seed,
+                                where=("band_edge",))
+        e, se = cb.exponents["band_edge"]
+        pred = band_edge_exponent(a_s)
+        rows.append(_row("smooth_continuity", "§7", f"band-edge jump exponent, a_s={a_s:g}", pred, e,
+                         se, abs(e - pred) <= band + Z_VERDICT * se, rule))
+        _SMOOTH_FIG[f"band_edge_{a_s:g}"] = {"deltas": d_edge.tolist(), **cb.summary("band_edge")}
+    return rows
+
+
+@claim("smooth_overhead", "§7", "E N_eta = c1 eta + O(eta^2); calibration hits its target")
+def smooth_overhead(scale, seed, n_jobs):
+    from .smoothing import calibrate_eta, estimate_overhead
+
+    router = Router.gaussian(8, 64, 2, seed=seed)
+    etas = np.array([0.002, 0.005, 0.01, 0.02, 0.04])
+    n = int(2_000_000 * scale)
+    c1 = slice_constants(router, 1)
+    res = estimate_overhead(router, 1.0, etas, n_samples=n, seed=seed, n_jobs=n_jobs, constants=c1)
+    meas = np.array([e.value for e in res.estimates])
+    se = np.array([e.stderr for e in res.estimates])
+    pred = np.array(res.predicted_leading)
+    rows = [_row("smooth_overhead", "§7", f"E N_eta at eta={etas[0]:g}", pred[0], meas[0], se[0],
+                 _within(meas[0], se[0], pred[0]), f"|meas - c1 eta| <= {Z_VERDICT:g} SE")]
+    rem = meas - pred
+    sig = rem > Z_VERDICT * se
+    if sig.sum() >= 2:
+        slope, slope_se, _ = _fit_loglog(etas[sig], rem[sig], se[sig])
+    else:
+        slope, slope_se = float("nan"), float("nan")
+    rows.append(_row("smooth_overhead", "§7", "slope of remainder E N_eta - c1 eta vs eta", 2.0,
+                     slope, slope_se, bool(abs(slope - 2.0) <= 0.3 + Z_VERDICT * slope_se),
+                     f"|slope - 2| <= 0.3 + {Z_VERDICT:g} SE (points with remainder > {Z_VERDICT:g} SE)",
+                     eta=etas[sig].tolist()))
+    target = 0.5
+    eta_star, guess = calibrate_eta(router, target, 1.0, n_samples=max(20_000, n // 4), seed=seed,
+                                    constants=c1)
+    check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, n_jobs=n_jobs,
+                              constants=c1).estimates[0]
+    rows.append(_row("smooth_overhead", "§7", f"overhead at calibrated eta={eta_star:.4g}", target,
+                     check.value, check.stderr, _within(check.value, check.stderr, target, 0.01),
+                     f"fresh estimate within {Z_VERDICT:g} SE + 1% of the target",
+                     eta=eta_star, eta_first_guess=guess))
+    _SMOOTH_FIG["overhead"] = {"etas": etas.tolist(), "mean": meas.tolist(), "stderr": se.tolist(),
+                               "predicted": pred.tolist(), "eta_star": eta_star, "target": target}
+    return rows
+
+
 def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
     """Run the registered claims (all, or those in ``names``); returns the list of rows."""
     _RATIO_CACHE.clear()
+    _SMOOTH_FIG.clear()
     rows = []
     selected = [c for c in CLAIMS if names is None or c.name in names]
     for c in selected:
@@ -222,8 +299,9 @@ def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
 
 def figures_data():
     """Series for the validation figures, taken from the last :func:`run_claims` (no recompute)."""
+    out = {"smoothing": dict(_SMOOTH_FIG)} if _SMOOTH_FIG else {}
     if not _RATIO_CACHE:
-        return {}
+        return out
     router, eps, consts, res = next(iter(_RATIO_CACHE.values()))
     D = router.dim
     title = (f"orthonormal router M={router.n_experts}, D={D}, k={router.k}, R=1, "
@@ -243,5 +321,6 @@ def figures_data():
         ratios[str(n_)] = {"ratio": (f / f1).tolist(), "ratio_se": se.tolist(),
                            "predicted": tv.predicted_ratio(consts[n_].alpha_sum, consts[1].alpha_sum,
                                                            n_, 1, D, eps, 1.0).tolist()}
-    return {"volume_vs_eps": {"title": title, "eps": eps.tolist(), "orders": orders},
-            "ratios": {"title": title, "eps": eps.tolist(), "ratios": ratios}}
+    out.update({"volume_vs_eps": {"title": title, "eps": eps.tolist(), "orders": orders},
+                "ratios": {"title": title, "eps": eps.tolist(), "ratios": ratios}})
+    return out

@@ -1,4 +1,4 @@
-"""Command line: ``discosim volume`` and ``discosim validate``.
+"""Command line: ``discosim volume``, ``discosim smooth`` and ``discosim validate``.
 
 Bad input prints one line on stderr and exits with status 2, never a traceback.
 """
@@ -82,6 +82,68 @@ def _cmd_volume(args):
     return 0
 
 
+def _cmd_smooth(args):
+    from .estimates import dumps
+    from .smoothing import SMoE, calibrate_eta, estimate_overhead, measure_continuity
+
+    router = _router_from_args(args)
+    t0 = time.perf_counter()
+    etas = args.etas
+    eta = args.eta if args.eta is not None else max(etas)
+    over = estimate_overhead(router, args.radius, etas, n_samples=args.n_samples, seed=args.seed,
+                             n_jobs=args.n_jobs)
+    model = SMoE(router, args.experts, args.out_dim, seed=args.router_seed)
+    cont = measure_continuity(model, args.deltas, eta, args.a_s, args.b_s, n_points=args.n_points,
+                              radius=args.radius, seed=args.seed)
+    calib = None
+    if args.target_overhead is not None:
+        e, guess = calibrate_eta(router, args.target_overhead, args.radius,
+                                 n_samples=args.n_samples, seed=args.seed)
+        calib = {"target": args.target_overhead, "eta": e, "eta_first_guess": guess}
+    from .theory.smoothing import band_edge_exponent
+    top, sm, be = cont.summary("topk"), cont.summary("smooth"), cont.summary("band_edge")
+    doc = {"router": router.summary(), "radius": args.radius, "n_samples": args.n_samples,
+           "seed": args.seed if args.seed is not None else over.estimates[0].seed_entropy,
+           "elapsed_s": time.perf_counter() - t0,
+           "overhead": {"etas": list(over.etas), "mean_extra": [e.value for e in over.estimates],
+                        "stderr": [e.stderr for e in over.estimates],
+                        "predicted_leading": over.predicted_leading},
+           "continuity": {"deltas": list(cont.deltas), "eta": eta, "n_points": args.n_points,
+                          "a_s": args.a_s, "b_s": args.b_s,
+                          "across_discontinuity": {
+                              "jump_topk": top["median"], "jump_smooth": sm["median"],
+                              "jump_topk_mean": top["mean"], "jump_topk_mean_stderr": top["mean_stderr"],
+                              "jump_smooth_mean": sm["mean"], "jump_smooth_mean_stderr": sm["mean_stderr"],
+                              "exponent_topk": top["exponent"], "exponent_topk_stderr": top["exponent_stderr"],
+                              "exponent_smooth": sm["exponent"], "exponent_smooth_stderr": sm["exponent_stderr"]},
+                          "across_band_edge": {
+                              "jump_smooth": be["median"], "jump_smooth_mean": be["mean"],
+                              "jump_smooth_mean_stderr": be["mean_stderr"],
+                              "exponent_smooth": be["exponent"], "exponent_smooth_stderr": be["exponent_stderr"],
+                              "exponent_predicted": band_edge_exponent(args.a_s)}},
+           "calibration": calib}
+    if args.json:
+        print(dumps(doc))
+        return 0
+    print(f"router: M={router.n_experts} D={router.dim} k={router.k}  R={args.radius}  "
+          f"n={args.n_samples}  ({doc['elapsed_s']:.2f} s)")
+    print(f"{'eta':>10} {'E N_eta':>12} {'stderr':>10} {'leading c1*eta':>15}")
+    for e, m, se, p in zip(over.etas, doc["overhead"]["mean_extra"], doc["overhead"]["stderr"],
+                           over.predicted_leading):
+        print(f"{e:10.4g} {m:12.5g} {se:10.3g} {p:15.5g}")
+    print(f"\ncontinuity at eta={eta} (median jump |f(y+dv) - f(y-dv)| over {args.n_points} points)")
+    print(f"{'delta':>10} {'top-k':>12} {'smooth':>12} {'band edge':>12}")
+    for i, d in enumerate(cont.deltas):
+        print(f"{d:10.3g} {top['median'][i]:12.4g} {sm['median'][i]:12.4g} {be['median'][i]:12.4g}")
+    print(f"exponents: top-k {top['exponent']:.3f} ± {top['exponent_stderr']:.3f} (expect 0), "
+          f"smooth {sm['exponent']:.3f} ± {sm['exponent_stderr']:.3f} (expect 1), band edge "
+          f"{be['exponent']:.3f} ± {be['exponent_stderr']:.3f} (expect {band_edge_exponent(args.a_s):g})")
+    if calib:
+        print(f"calibration: eta = {calib['eta']:.5g} gives {calib['target']} extra experts "
+              f"(first guess h/c1 = {calib['eta_first_guess']:.5g})")
+    return 0
+
+
 def _cmd_validate(args):
     from .claims import figures_data, run_claims
     from .estimates import dumps
@@ -134,6 +196,24 @@ def build_parser():
     v.add_argument("--n-jobs", type=int, default=1)
     v.add_argument("--json", action="store_true", help="print exactly one JSON document")
     v.set_defaults(func=_cmd_volume)
+
+    sm = sub.add_parser("smooth", help="continuity and overhead of the smoothing gate")
+    _add_router_args(sm)
+    sm.add_argument("--radius", type=float, default=1.0)
+    sm.add_argument("--etas", type=float, nargs="+", required=True)
+    sm.add_argument("--eta", type=float, help="eta of the continuity study (default: largest --etas)")
+    sm.add_argument("--deltas", type=float, nargs="+", required=True)
+    sm.add_argument("--a-s", type=float, default=1.0)
+    sm.add_argument("--b-s", type=float, default=50.0)
+    sm.add_argument("--experts", default="linear", help="linear | mlp")
+    sm.add_argument("--out-dim", type=int, default=8)
+    sm.add_argument("--target-overhead", type=float)
+    sm.add_argument("--n-samples", type=int, default=400_000)
+    sm.add_argument("--n-points", type=int, default=200, help="points per continuity measurement")
+    sm.add_argument("--seed", type=int, default=None)
+    sm.add_argument("--n-jobs", type=int, default=1)
+    sm.add_argument("--json", action="store_true")
+    sm.set_defaults(func=_cmd_smooth)
 
     val = sub.add_parser("validate", help="check every claim of THEORY.md; exit 0 iff all hold")
     val.add_argument("--quick", action="store_true", help="fewer samples")

@@ -74,4 +74,42 @@ def plot_validation(payload, out_dir):
         ax.legend(fontsize=7)
         written += _save(fig, out_dir, "volume_ratios_vs_eps")
         plt.close(fig)
+    sm = figs.get("smoothing", {})
+    cont = sm.get("continuity")
+    if cont:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        series = [("top-k across $\\Gamma^{(1)}$", cont["deltas"], cont["topk"], 0),
+                  ("smooth across $\\Gamma^{(1)}$", cont["deltas"], cont["smooth"], 1)]
+        for key, lab in (("band_edge_1", "smooth at band edge, $a_s=1$"),
+                         ("band_edge_0.5", "smooth at band edge, $a_s=0.5$")):
+            if key in sm:
+                series.append((lab, sm[key]["deltas"], sm[key], 1 if key.endswith("_1") else 0.5))
+        for lab, d, s_, slope in series:
+            d = np.array(d)
+            med = np.array(s_["median"])
+            line = ax.plot(d, med, "o", label=f"{lab}: fitted exponent {s_['exponent']:.3f}")[0]
+            ax.plot(d, med[0] * (d / d[0]) ** slope, "--", color=line.get_color(), alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\delta$ (distance from the surface, input units)")
+        ax.set_ylabel(r"median jump $|f(y+\delta v) - f(y-\delta v)|$")
+        ax.set_title(f"SMoE jumps, eta={cont['eta']} (dashed: predicted slopes 0, 1, 1, 0.5)", fontsize=9)
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "smoothing_jumps_vs_delta")
+        plt.close(fig)
+    ov = sm.get("overhead")
+    if ov:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        e = np.array(ov["etas"])
+        ax.errorbar(e, ov["mean"], yerr=1.96 * np.array(ov["stderr"]), fmt="o", ms=4, capsize=2,
+                    label="measured $E N_\\eta$ (95% CI)")
+        ax.plot(e, ov["predicted"], "-", label="leading order $c_1 \\eta$")
+        ax.axvline(ov["eta_star"], color="grey", ls=":", label=f"calibrated eta for {ov['target']} extra experts")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"band width $\eta$ (score units)")
+        ax.set_ylabel("mean number of extra active experts")
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "smoothing_overhead_vs_eta")
+        plt.close(fig)
     return written
