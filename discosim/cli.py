@@ -91,21 +91,22 @@ def _cmd_smooth(args):
     etas = args.etas
     eta = args.eta if args.eta is not None else max(etas)
     over = estimate_overhead(router, args.radius, etas, n_samples=args.n_samples, seed=args.seed,
-                             n_jobs=args.n_jobs)
+                             n_jobs=args.n_jobs, distribution=args.inputs)
     model = SMoE(router, args.experts, args.out_dim, seed=args.router_seed)
     cont = measure_continuity(model, args.deltas, eta, args.a_s, args.b_s, n_points=args.n_points,
                               radius=args.radius, seed=args.seed)
     calib = None
     if args.target_overhead is not None:
         e, guess = calibrate_eta(router, args.target_overhead, args.radius,
-                                 n_samples=args.n_samples, seed=args.seed)
+                                 n_samples=args.n_samples, seed=args.seed,
+                                 distribution=args.inputs)
         calib = {"target": args.target_overhead, "eta": e, "eta_first_guess": guess}
     from .theory.smoothing import band_edge_exponent
     top, sm, be = cont.summary("topk"), cont.summary("smooth"), cont.summary("band_edge")
     doc = {"router": router.summary(), "radius": args.radius, "n_samples": args.n_samples,
            "seed": args.seed if args.seed is not None else over.estimates[0].seed_entropy,
            "elapsed_s": time.perf_counter() - t0,
-           "overhead": {"etas": list(over.etas), "mean_extra": [e.value for e in over.estimates],
+           "overhead": {"inputs": args.inputs, "etas": list(over.etas), "mean_extra": [e.value for e in over.estimates],
                         "stderr": [e.stderr for e in over.estimates],
                         "predicted_leading": over.predicted_leading},
            "continuity": {"deltas": list(cont.deltas), "eta": eta, "n_points": args.n_points,
@@ -208,6 +209,8 @@ def build_parser():
     sm.add_argument("--experts", default="linear", help="linear | mlp")
     sm.add_argument("--out-dim", type=int, default=8)
     sm.add_argument("--target-overhead", type=float)
+    sm.add_argument("--inputs", default="ball",
+                    help="overhead inputs: ball (uniform in B_D(0,R)) | gaussian (N(0, R^2/D I))")
     sm.add_argument("--n-samples", type=int, default=400_000)
     sm.add_argument("--n-points", type=int, default=200, help="points per continuity measurement")
     sm.add_argument("--seed", type=int, default=None)

@@ -273,6 +273,7 @@ def calibrate_eta(router, target, radius=1.0, n_samples=200_000, seed=None, dist
     Returns (eta, eta_first_guess) where the first guess is ``target / c_1``.
     """
     target = check_positive("target overhead", target)
+    distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
     if target >= router.n_experts - router.k:
         raise InputError(f"target overhead must be < M - k = {router.n_experts - router.k}")
     ss = as_seed_sequence(seed)
