@@ -1,0 +1,162 @@
+"""Brownian paths in reduced coordinates: first exit from the start cell (THEORY §3, §6). numba only.
+
+``z_t = z0 + sigma B_t`` in R^M carries every score, so the exit time of the cell of x0 is the
+first time some facet gap ``h_ij = s_i - s_j`` (i in K, j not in K) reaches 0. Per step of
+length h the path is exact Gaussian; a crossing between the ends is detected by a sign change
+or, failing that, by the Brownian-bridge crossing probability of each half-space,
+``exp(-2 a b / (sigma^2 |w_i - w_j|^2 h))`` (a, b the gaps at the ends; half-spaces treated as
+independent within a step). The crossing is then located by exact bridge refinement: the
+midpoint of the conditioned bridge is drawn by rejection (accept with the probability that the
+path crosses given the midpoint), and the half holding the first crossing is chosen with its
+conditional probability, ``depth`` times.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .tubes import point_stats
+
+
+@njit(cache=True)
+def _gaps(Wr, bias, z, K, R, out):
+    """Facet gaps s_i - s_j for i in K, j in R at reduced point z."""
+    M = Wr.shape[0]
+    nK = K.shape[0]
+    nR = R.shape[0]
+    for a in range(nK):
+        i = K[a]
+        si = bias[i]
+        for m in range(i + 1):
+            si += Wr[i, m] * z[m]
+        for c in range(nR):
+            j = R[c]
+            sj = bias[j]
+            for m in range(j + 1):
+                sj += Wr[j, m] * z[m]
+            out[a * nR + c] = si - sj
+
+
+@njit(cache=True)
+def _cross_prob(ga, gb, var_h):
+    """P(some gap crosses 0 between ends ga, gb): 1 on a sign change, else the bridge formula."""
+    stay = 1.0
+    for p in range(ga.shape[0]):
+        if gb[p] <= 0.0 or ga[p] <= 0.0:
+            return 1.0
+        stay *= 1.0 - math.exp(-2.0 * ga[p] * gb[p] / var_h[p])
+    return 1.0 - stay
+
+
+@njit(cache=True)
+def first_exit_chunk(rng, Z0, Wr, bias, K, R, dnorm2, sigma, dt, n_steps, depth, use_bridge,
+                     tau_out, zhit_out):
+    """Exit times of paths started at ``Z0[p]`` (reduced, shape (n, M)) from the cell (K, R).
+
+    ``dnorm2[p]`` = |w_i - w_j|^2 per facet pair (same order as the gaps). ``tau_out[p]`` = exit
+    time (inf if none before n_steps*dt); ``zhit_out[p]`` = reduced point at the exit (left end
+    of the final refinement interval, within sigma sqrt(dt 2^-depth) of the hit).
+    """
+    n, M = Z0.shape
+    npair = dnorm2.shape[0]
+    z = np.empty(M)
+    z1 = np.empty(M)
+    zm = np.empty(M)
+    ga = np.empty(npair)
+    gb = np.empty(npair)
+    gm = np.empty(npair)
+    var = np.empty(npair)
+    for p in range(n):
+        for m in range(M):
+            z[m] = Z0[p, m]
+        _gaps(Wr, bias, z, K, R, ga)
+        tau = np.inf
+        sq = sigma * math.sqrt(dt)
+        for step in range(n_steps):
+            for m in range(M):
+                z1[m] = z[m] + sq * rng.standard_normal()
+            _gaps(Wr, bias, z1, K, R, gb)
+            crossed = False
+            sign_change = False
+            for q in range(npair):
+                if gb[q] <= 0.0:
+                    sign_change = True
+            if sign_change:
+                crossed = True
+            elif use_bridge:
+                for q in range(npair):
+                    var[q] = sigma * sigma * dnorm2[q] * dt
+                if rng.random() < _cross_prob(ga, gb, var):
+                    crossed = True
+            if crossed:
+                # locate the first crossing in [t0, t0 + h] by conditioned bridge refinement
+                t0 = step * dt
+                h = dt
+                for _lev in range(depth):
+                    hh = 0.5 * h
+                    s_mid = sigma * math.sqrt(0.25 * h)
+                    for q in range(npair):
+                        var[q] = sigma * sigma * dnorm2[q] * hh
+                    while True:
+                        for m in range(M):
+                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * rng.standard_normal()
+                        _gaps(Wr, bias, zm, K, R, gm)
+                        pl = _cross_prob(ga, gm, var) if use_bridge else (1.0 if _any_nonpos(gm) else 0.0)
+                        pr = _cross_prob(gm, gb, var) if use_bridge else (1.0 if _any_nonpos(gb) else 0.0)
+                        if _any_nonpos(gm):
+                            pl = 1.0
+                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
+                        if rng.random() < q_cross:
+                            break
+                    if rng.random() * q_cross < pl:
+                        for m in range(M):
+                            z1[m] = zm[m]
+                        for q in range(npair):
+                            gb[q] = gm[q]
+                    else:
+                        for m in range(M):
+                            z[m] = zm[m]
+                        for q in range(npair):
+                            ga[q] = gm[q]
+                        t0 += hh
+                    h = hh
+                tau = t0 + 0.5 * h
+                for m in range(M):
+                    zhit_out[p, m] = 0.5 * (z[m] + z1[m])
+                break
+            for m in range(M):
+                z[m] = z1[m]
+            for q in range(npair):
+                ga[q] = gb[q]
+        tau_out[p] = tau
+
+
+@njit(cache=True)
+def _any_nonpos(g):
+    for q in range(g.shape[0]):
+        if g[q] <= 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def hit_point_stats(Zhit, tau, Wr, bias, gram, k, metric, eps_max, wmax, pairs, out):
+    """Distance of each hit point to Gamma^(>=2) (order-2 statistic of :func:`point_stats`)."""
+    n, M = Zhit.shape
+    s = np.empty(M)
+    stat = np.empty(2)
+    ws_G = np.empty((M, M))
+    ws_v = np.empty((4, M))
+    ws_i = np.empty((4, M), dtype=np.int64)
+    for p in range(n):
+        if not np.isfinite(tau[p]):
+            out[p] = np.inf
+            continue
+        for i in range(M):
+            acc = bias[i]
+            for m in range(i + 1):
+                acc += Wr[i, m] * Zhit[p, m]
+            s[i] = acc
+        point_stats(s, gram, k, 2, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
+        out[p] = stat[1]

@@ -1,0 +1,147 @@
+"""Public first-hit estimators for Brownian input perturbations (THEORY §6).
+
+:func:`estimate_first_hit` simulates ``X_t = x0 + sigma B_t`` exactly in the router's reduced
+coordinates and returns, with standard errors, ``P(tau <= t)`` at requested times next to the
+THEORY §6 bounds, and the hit-order profile ``q(delta) = P(X_tau within delta of Gamma^(>=2))``
+with its fitted log-log exponent next to the predicted ``pi / theta*``.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
+from .estimates import proportion_estimate
+from .parallel import derive_seed, run_chunks
+from .router import Router
+from .seeding import as_seed_sequence
+from .theory import diffusion as td
+
+__all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit"]
+
+PATH_CHUNK = 256
+
+
+def _cell_arrays(router, x0):
+    s = router.scores(x0[None, :])[0]
+    order = np.argsort(-s, kind="stable")
+    K, R = order[:router.k], order[router.k:]
+    if s[K[-1]] - s[R[0]] <= 1e-12 * (abs(s[K[-1]]) + 1.0):
+        raise InputError("x0 lies on the discontinuity set Gamma (a tie across ranks k, k+1)")
+    W = router.tie_weights
+    d2 = np.array([np.sum((W[i] - W[j]) ** 2) for i in K for j in R])
+    return np.ascontiguousarray(K, dtype=np.int64), np.ascontiguousarray(R, dtype=np.int64), d2
+
+
+def _exit_task(rng, n, z0, Wr, bias, K, R, d2, sigma, dt, n_steps, depth, bridge):
+    from ._kernels.paths import first_exit_chunk
+
+    Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    tau = np.empty(n)
+    zhit = np.full((n, z0.size), np.nan)
+    first_exit_chunk(rng, Z0, Wr, bias, K, R, d2, sigma, dt, n_steps, depth, bridge, tau, zhit)
+    return tau, zhit
+
+
+def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed=None, n_jobs=1, bridge=True,
+                        depth=20):
+    """Exit times (inf if none by t_max) and reduced exit points of ``n_paths`` paths from x0."""
+    if not isinstance(router, Router):
+        raise InputError("router must be a discosim.Router")
+    x0 = np.asarray(x0, dtype=float)
+    if x0.shape != (router.dim,):
+        raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise InputError("x0 has non-finite entries")
+    sigma = check_positive("sigma", sigma)
+    t_max = check_positive("t_max", t_max)
+    dt = check_positive("dt", dt)
+    if dt > t_max:
+        raise InputError(f"dt={dt} exceeds t_max={t_max}")
+    n_paths = check_int("n_paths", n_paths, 2)
+    K, R, d2 = _cell_arrays(router, x0)
+    z0 = router.to_reduced(x0)
+    n_steps = int(math.ceil(t_max / dt - 1e-9))
+    ss = as_seed_sequence(seed)
+    parts = run_chunks(_exit_task, (z0, router.reduced_weights, router.bias, K, R, d2, sigma, dt,
+                                    n_steps, depth, bool(bridge)),
+                       n_paths, PATH_CHUNK, derive_seed(ss, 5), n_jobs)
+    tau = np.concatenate([p[0] for p in parts])
+    zhit = np.concatenate([p[1] for p in parts])
+    tau[tau > t_max] = np.inf
+    return tau, zhit, ss.entropy
+
+
+@dataclass(frozen=True)
+class HitResult:
+    times: tuple
+    cdf: list
+    lower_bound: list
+    upper_bound: list
+    fraction_hit: float
+    deltas: tuple
+    q: list
+    exponent_fit: float
+    exponent_stderr: float
+    exponent_predicted: float
+    elapsed_s: float
+
+    def to_dict(self):
+        return {"first_hit": {"times": list(self.times), "cdf": [e.value for e in self.cdf],
+                              "stderr": [e.stderr for e in self.cdf],
+                              "lower_bound": self.lower_bound, "upper_bound": self.upper_bound,
+                              "fraction_hit": self.fraction_hit},
+                "hit_order": {"deltas": list(self.deltas), "q": [e.value for e in self.q],
+                              "stderr": [e.stderr for e in self.q],
+                              "exponent_fit": self.exponent_fit,
+                              "exponent_stderr": self.exponent_stderr,
+                              "exponent_predicted": self.exponent_predicted}}
+
+
+def _fit(deltas, q):
+    ok = [i for i, e in enumerate(q) if e.n_hits >= 20 and e.value < 1]
+    if len(ok) < 2:
+        return math.nan, math.nan
+    x = np.log(np.array(deltas)[ok])
+    y = np.log([q[i].value for i in ok])
+    w = np.array([(q[i].value / q[i].stderr) ** 2 for i in ok])
+    X = np.vstack([np.ones_like(x), x]).T
+    cov = np.linalg.inv(X.T @ (X * w[:, None]))
+    beta = cov @ (X.T @ (w * y))
+    return float(beta[1]), float(math.sqrt(cov[1, 1]))
+
+
+def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), metric="euclidean",
+                       seed=None, n_jobs=1, bridge=True):
+    """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6)."""
+    metric = check_choice("metric", metric, ("euclidean", "score"))
+    times = check_positive_array("times", times)
+    t0 = time.perf_counter()
+    tau, zhit, entropy = simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed, n_jobs,
+                                             bridge)
+    if np.any(times > t_max):
+        raise InputError(f"times must be <= t_max={t_max}")
+    cdf = [proportion_estimate(int(np.sum(tau <= t)), tau.size, entropy) for t in times]
+    lo, hi = td.hitting_bounds(router, x0, sigma, times)
+    hit = np.isfinite(tau)
+    q, fit, fit_se, pred = [], math.nan, math.nan, math.nan
+    if len(deltas):
+        from ._kernels.paths import hit_point_stats
+        from ._kernels.tubes import sort_pairs_for
+
+        deltas = check_positive_array("deltas", deltas)
+        dist = np.empty(tau.size)
+        hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
+                        router.bias, router.gram, router.k, 0 if metric == "euclidean" else 2,
+                        float(deltas.max()), router.max_row_norm, sort_pairs_for(router.n_experts),
+                        dist)
+        nh = int(hit.sum())
+        if nh >= 2:
+            q = [proportion_estimate(int(np.sum(dist[hit] <= d)), nh, entropy) for d in deltas]
+            fit, fit_se = _fit(deltas, q)
+        pred = td.hit_order_exponent(router, x0)
+    return HitResult(tuple(times.tolist()), cdf, lo.tolist(), hi.tolist(), float(hit.mean()),
+                     tuple(np.atleast_1d(deltas).tolist()), q, fit, fit_se, pred,
+                     time.perf_counter() - t0)
