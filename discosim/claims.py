@@ -1,4 +1,4 @@
-"""The registry of claims that ``discosim validate`` checks (THEORY §5, §7, §8).
+"""The registry of claims that ``discosim validate`` checks (THEORY §5, §6, §7, §8).
 
 Each claim has a name, its THEORY section, a default setting and a function returning
 :class:`ClaimResult` rows: predicted vs measured with a confidence interval and a verdict.
@@ -285,10 +285,91 @@ def smooth_overhead(scale, seed, n_jobs):
     return rows
 
 
+_HIT_FIG = {}
+
+
+def _start_point(router, seed, scale=0.5):
+    return np.random.default_rng(seed).standard_normal(router.dim) * scale
+
+
+@claim("first_hit_bounds", "§6", "max 2 Phibar(d/(sigma sqrt t)) <= P(tau <= t) <= sum 2 Phibar(...)")
+def first_hit_bounds(scale, seed, n_jobs):
+    from .hitting import estimate_first_hit
+    from .theory import diffusion as td
+
+    router = Router.gaussian(6, 10, 2, seed=seed)
+    x0 = _start_point(router, seed)
+    d = td.facet_distances(router, x0).min()
+    times = d * d * np.array([0.1, 0.3, 1.0, 3.0, 10.0])
+    res = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, int(8000 * scale), times,
+                             seed=seed, n_jobs=n_jobs)
+    rows = []
+    for t, e, lo, hi in zip(times, res.cdf, res.lower_bound, res.upper_bound):
+        rows.append(_row("first_hit_bounds", "§6", f"P(tau<=t), t/d^2={t / d / d:g}, in [{lo:.3g}, {hi:.3g}]",
+                         hi, e.value, e.stderr, lo - Z_VERDICT * e.stderr <= e.value <= hi + Z_VERDICT * e.stderr,
+                         f"lower - {Z_VERDICT:g} SE <= measured <= upper + {Z_VERDICT:g} SE (upper shown)",
+                         lower=lo, upper=hi))
+    _HIT_FIG["bounds"] = {"times": (times / d / d).tolist(), "cdf": [e.value for e in res.cdf],
+                          "stderr": [e.stderr for e in res.cdf], "lower": res.lower_bound,
+                          "upper": res.upper_bound}
+    return rows
+
+
+@claim("first_hit_exact", "§6", "tau is exactly Levy's law (M=2) and Spitzer's wedge law (top-1, M=3)")
+def first_hit_exact(scale, seed, n_jobs):
+    from .hitting import estimate_first_hit
+    from .theory import diffusion as td
+
+    rows = []
+    n = int(20000 * scale)
+    rule = f"|meas - exact| <= {Z_VERDICT:g} SE (bridge test on, dt = 1e-2 d^2)"
+    router = Router.gaussian(2, 6, 1, seed=seed)
+    x0 = _start_point(router, seed + 1)
+    d = td.facet_distances(router, x0).min()
+    times = d * d * np.array([0.25, 1.0, 4.0])
+    res = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, n, times, seed=seed, n_jobs=n_jobs)
+    exact = td.levy_cdf(d, 1.0, times)
+    for t, e, x in zip(times, res.cdf, exact):
+        rows.append(_row("first_hit_exact", "§6", f"Levy M=2, t/d^2={t / d / d:g}", x, e.value, e.stderr,
+                         _within(e.value, e.stderr, x), rule))
+    router = Router.gaussian(3, 6, 1, seed=seed)
+    x0 = _start_point(router, seed + 2)
+    r0, phi0, theta = td.wedge_geometry(router, x0)
+    d = td.facet_distances(router, x0).min()
+    times = r0 * r0 * np.array([0.1, 1.0, 3.0])
+    res = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, n, times, seed=seed, n_jobs=n_jobs)
+    exact = 1 - td.wedge_survival(r0, phi0, theta, times)
+    for t, e, x in zip(times, res.cdf, exact):
+        rows.append(_row("first_hit_exact", "§6", f"wedge theta={theta:.3f}, t/r0^2={t / r0 / r0:g}", x,
+                         e.value, e.stderr, _within(e.value, e.stderr, x), rule))
+    return rows
+
+
+@claim("hit_order", "§6", "first hit on Gamma^(1): q(delta) -> 0 like delta^(pi/theta*)")
+def hit_order(scale, seed, n_jobs):
+    from .hitting import estimate_first_hit
+
+    router = Router.orthonormal(6, 10, 2, seed=seed)
+    x0 = _start_point(router, seed + 3)
+    from .theory import diffusion as td
+    d = td.facet_distances(router, x0).min()
+    deltas = d * np.array([0.01, 0.03, 0.1, 0.3])
+    res = estimate_first_hit(router, x0, 1.0, 20 * d * d, 0.01 * d * d, int(6000 * scale), [d * d],
+                             deltas=deltas, seed=seed, n_jobs=n_jobs)
+    band = 0.25
+    _HIT_FIG["hit_order"] = {"deltas": (deltas / d).tolist(), "q": [e.value for e in res.q],
+                             "stderr": [e.stderr for e in res.q], "predicted": res.exponent_predicted}
+    return [_row("hit_order", "§6", "exponent of q(delta) (orthonormal, theta*=2pi/3)",
+                 res.exponent_predicted, res.exponent_fit, res.exponent_stderr,
+                 abs(res.exponent_fit - res.exponent_predicted) <= band + Z_VERDICT * res.exponent_stderr,
+                 f"|fit - pi/theta*| <= {band} + {Z_VERDICT:g} SE", q=[e.value for e in res.q])]
+
+
 def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
     """Run the registered claims (all, or those in ``names``); returns the list of rows."""
     _RATIO_CACHE.clear()
     _SMOOTH_FIG.clear()
+    _HIT_FIG.clear()
     rows = []
     selected = [c for c in CLAIMS if names is None or c.name in names]
     for c in selected:
@@ -300,6 +381,8 @@ def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
 def figures_data():
     """Series for the validation figures, taken from the last :func:`run_claims` (no recompute)."""
     out = {"smoothing": dict(_SMOOTH_FIG)} if _SMOOTH_FIG else {}
+    if _HIT_FIG:
+        out["hitting"] = dict(_HIT_FIG)
     if not _RATIO_CACHE:
         return out
     router, eps, consts, res = next(iter(_RATIO_CACHE.values()))

@@ -112,4 +112,34 @@ def plot_validation(payload, out_dir):
         ax.legend(fontsize=7)
         written += _save(fig, out_dir, "smoothing_overhead_vs_eta")
         plt.close(fig)
+    hit = figs.get("hitting", {})
+    b = hit.get("bounds")
+    if b:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        t = np.array(b["times"])
+        ax.fill_between(t, b["lower"], b["upper"], alpha=0.25, label="THEORY §6 bounds")
+        ax.errorbar(t, b["cdf"], yerr=1.96 * np.array(b["stderr"]), fmt="o", ms=4, capsize=2,
+                    label=r"measured $P(\tau \leq t)$ (95% CI)")
+        ax.set_xscale("log")
+        ax.set_xlabel(r"$t / d_{\min}^2$ ($\sigma = 1$; $d_{\min}$ nearest facet distance)")
+        ax.set_ylabel(r"$P(\tau \leq t)$")
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "first_hit_cdf_bounds")
+        plt.close(fig)
+    qh = hit.get("hit_order")
+    if qh and qh["q"]:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        d = np.array(qh["deltas"])
+        q = np.array(qh["q"])
+        ax.errorbar(d, q, yerr=1.96 * np.array(qh["stderr"]), fmt="o", ms=4, capsize=2,
+                    label=r"measured $q(\delta)$ (95% CI)")
+        ref = q[-1] * (d / d[-1]) ** qh["predicted"]
+        ax.plot(d, ref, "--", label=f"slope $\\pi/\\theta^*$ = {qh['predicted']:.3g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\delta / d_{\min}$")
+        ax.set_ylabel(r"$P(X_\tau$ within $\delta$ of $\Gamma^{(\geq 2)})$")
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "hit_order_q_vs_delta")
+        plt.close(fig)
     return written
