@@ -1,0 +1,149 @@
+"""Brownian first hits (THEORY §6): reduced kernel vs full-D Euler twin, exact laws, bounds."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from discosim import InputError, Router
+from discosim.hitting import estimate_first_hit, simulate_first_exit
+from discosim.theory import diffusion as td
+
+
+def euler_full_d_exit(router, x0, sigma, dt, n_steps, rng, n_paths):
+    """Slow twin: D-dimensional Gaussian steps, exit when the top-k set changes (no bridge)."""
+    W, b, k = router.tie_weights, router.bias, router.k
+    K0 = set(np.argsort(-(W @ x0 + b))[:k])
+    tau = np.full(n_paths, np.inf)
+    X = np.tile(x0, (n_paths, 1))
+    alive = np.ones(n_paths, bool)
+    for step in range(1, n_steps + 1):
+        X[alive] += sigma * math.sqrt(dt) * rng.standard_normal((alive.sum(), x0.size))
+        S = X[alive] @ W.T + b
+        top = np.argsort(-S, axis=1)[:, :k]
+        left = np.array([set(t) != K0 for t in top])
+        idx = np.flatnonzero(alive)[left]
+        tau[idx] = step * dt
+        alive[idx] = False
+    return tau
+
+
+def test_reduced_kernel_law_equals_full_d_euler_twin():
+    """Without the bridge test both detect sign changes on the same grid: same law of tau."""
+    router = Router.gaussian(5, 40, 2, seed=1)
+    x0 = np.random.default_rng(0).standard_normal(40) * 0.3
+    d = td.facet_distances(router, x0).min()
+    dt, n_steps = 0.05 * d * d, 60
+    fast, _, _ = simulate_first_exit(router, x0, 1.0, n_steps * dt, dt, 4000, seed=1, bridge=False, depth=0)
+    slow = euler_full_d_exit(router, x0, 1.0, dt, n_steps, np.random.default_rng(2), 4000)
+    # compare the empirical CDFs on the grid (censored at t_max): two-sample chi-square on bins
+    edges = np.append(np.arange(0, n_steps + 1) * dt + 0.5 * dt, np.inf)
+    # the kernel reports the middle of the crossing step; Euler reports its end
+    a = np.histogram(np.where(np.isfinite(fast), np.ceil(fast / dt) * dt, 1e9), edges)[0]
+    b_ = np.histogram(np.where(np.isfinite(slow), slow, 1e9), edges)[0]
+    keep = (a + b_) >= 10
+    assert stats.chi2_contingency(np.vstack([a[keep], b_[keep]]))[1] > 1e-3
+
+
+def test_levy_law_with_bridge_and_bias_without():
+    router = Router.gaussian(2, 6, 1, seed=3)
+    x0 = np.random.default_rng(1).standard_normal(6) * 0.3
+    d = td.facet_distances(router, x0).min()
+    times = d * d * np.array([0.25, 1.0, 4.0])
+    exact = td.levy_cdf(d, 1.0, times)
+    with_b = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, 20000, times, seed=1)
+    for e, x in zip(with_b.cdf, exact):
+        assert abs(e.value - x) <= 4 * e.stderr
+    no_b = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, 20000, times, seed=1, bridge=False)
+    assert exact[0] - no_b.cdf[0].value > 4 * no_b.cdf[0].stderr  # discrete monitoring misses hits
+
+
+def test_sigma_scaling():
+    """tau for sigma equals tau for sigma=1 at time sigma^2 t: P_sigma(tau<=t) = P_1(tau<=sigma^2 t)."""
+    router = Router.gaussian(4, 8, 2, seed=5)
+    x0 = np.random.default_rng(3).standard_normal(8) * 0.4
+    d = td.facet_distances(router, x0).min()
+    a = estimate_first_hit(router, x0, 2.0, d * d, 0.0025 * d * d, 8000, [d * d], seed=1)
+    b = estimate_first_hit(router, x0, 1.0, 4 * d * d, 0.01 * d * d, 8000, [4 * d * d], seed=2)
+    ea, eb = a.cdf[0], b.cdf[0]
+    assert abs(ea.value - eb.value) <= 4 * math.hypot(ea.stderr, eb.stderr)
+
+
+def test_wedge_formula_reduces_to_levy_for_a_half_plane():
+    t = np.array([0.1, 1.0, 10.0])
+    np.testing.assert_allclose(td.wedge_survival(2.0, 0.4, math.pi, t),
+                               1 - td.levy_cdf(2.0 * math.sin(0.4), 1.0, t), rtol=1e-10)
+
+
+def test_wedge_law_from_simulation():
+    router = Router.gaussian(3, 6, 1, seed=4)
+    x0 = np.random.default_rng(2).standard_normal(6) * 0.3
+    r0, phi0, theta = td.wedge_geometry(router, x0)
+    d = td.facet_distances(router, x0).min()
+    times = r0 * r0 * np.array([0.3, 1.0])
+    res = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, 10000, times, seed=4)
+    for e, x in zip(res.cdf, 1 - td.wedge_survival(r0, phi0, theta, times)):
+        assert abs(e.value - x) <= 4 * e.stderr
+
+
+def test_bounds_bracket_the_estimate_and_are_ordered():
+    router = Router.gaussian(6, 10, 3, seed=2)
+    x0 = np.random.default_rng(5).standard_normal(10) * 0.5
+    d = td.facet_distances(router, x0).min()
+    times = d * d * np.array([0.3, 1.0, 3.0])
+    lo, hi = td.hitting_bounds(router, x0, 1.0, times)
+    assert np.all(lo <= hi) and np.all(np.diff(lo) >= 0)
+    res = estimate_first_hit(router, x0, 1.0, times[-1], 0.01 * d * d, 4000, times, seed=1)
+    for e, a, b in zip(res.cdf, lo, hi):
+        assert a - 4 * e.stderr <= e.value <= b + 4 * e.stderr
+
+
+def test_orthonormal_ridge_angle_is_two_thirds_pi():
+    router = Router.orthonormal(5, 9, 2, seed=1)
+    x0 = np.random.default_rng(0).standard_normal(9)
+    assert td.hit_order_exponent(router, x0) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("kw,word", [(dict(sigma=0), "sigma"), (dict(t_max=-1), "t_max"), (dict(dt=0), "dt"),
+                                     (dict(x0=np.zeros(5)), "length"), (dict(n_paths=0), "n_paths")])
+def test_bad_path_input(kw, word):
+    router = Router.gaussian(4, 8, 2, seed=0)
+    args = dict(x0=np.ones(8) * 0.1 + np.arange(8) * 0.01, sigma=1.0, t_max=1.0, dt=0.01, n_paths=10)
+    args.update(kw)
+    with pytest.raises(InputError, match=word):
+        simulate_first_exit(router, **args)
+
+
+def test_start_on_gamma_is_refused():
+    router = Router(np.eye(3, 6), 1)
+    x0 = np.array([1.0, 1.0, 0.0, 0, 0, 0])
+    with pytest.raises(InputError, match="Gamma"):
+        simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 10)
+
+
+def test_same_seed_same_paths_for_any_n_jobs():
+    router = Router.gaussian(4, 8, 2, seed=0)
+    x0 = np.random.default_rng(0).standard_normal(8) * 0.3
+    a = simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 1000, seed=7, n_jobs=1)[0]
+    b = simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 1000, seed=7, n_jobs=2)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_cli_hit_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+    x0 = np.random.default_rng(0).standard_normal(8) * 0.3
+    np.save(tmp_path / "x0.npy", x0)
+    base = [sys.executable, "-m", "discosim", "hit", "--M", "4", "--D", "8", "--k", "2", "--sigma", "1",
+            "--t-max", "1", "--dt", "0.01", "--times", "0.1", "1", "--n-paths", "500", "--seed", "3"]
+    p = subprocess.run(base + ["--x0", str(tmp_path / "x0.npy"), "--deltas", "0.01", "0.1", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["seed"] == 3 and len(doc["first_hit"]["cdf"]) == 2
+    assert len(doc["first_hit"]["lower_bound"]) == 2 and doc["hit_order"]["exponent_predicted"] > 0
+    np.save(tmp_path / "bad.npy", np.zeros(5))
+    p = subprocess.run(base + ["--x0", str(tmp_path / "bad.npy")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "length" in p.stderr and "Traceback" not in p.stderr
