@@ -365,6 +365,55 @@ def hit_order(scale, seed, n_jobs):
                  f"|fit - pi/theta*| <= {band} + {Z_VERDICT:g} SE", q=[e.value for e in res.q])]
 
 
+@claim("occupation", "§6", "occupation times: below the chi'^2 bounds; growth sqrt t (r=1), log t (r=2), bounded (r=3)")
+def occupation(scale, seed, n_jobs):
+    from .hitting import estimate_occupation
+    from .theory import diffusion as td
+
+    router = Router.orthonormal(5, 9, 2, seed=seed)
+    x0 = _start_point(router, seed + 4)
+    eps = np.array([0.05, 0.2])
+    res = estimate_occupation(router, x0, 1.0, 100.0, 0.01, int(400 * scale), eps, seed=seed,
+                              n_jobs=n_jobs)
+    rows = []
+    last = len(res.times) - 1
+    rule = f"measured <= bound + {Z_VERDICT:g} SE"
+    for i, r in enumerate(res.orders):
+        for e in range(eps.size):
+            m, se, b = res.mean[last, i, e], res.stderr[last, i, e], res.bound[i, e]
+            rows.append(_row("occupation", "§6", f"E L_{r}^eps(100), eps={eps[e]:g} <= bound", b, m, se,
+                             m <= b + Z_VERDICT * se, rule + " (bound shown)"))
+    t = np.array(res.times)
+    late = t >= t[-1] / 10
+    # r = 1: sqrt(t) growth once t >> d^2 / sigma^2
+    y, yse = res.mean[late, 0, 1], res.stderr[late, 0, 1]
+    slope, slope_se, _ = _fit_loglog(t[late], y, yse)
+    rows.append(_row("occupation", "§6", "r=1 growth exponent in t (eps=0.2)", 0.5, slope, slope_se,
+                     abs(slope - 0.5) <= 0.15 + Z_VERDICT * slope_se,
+                     f"|slope - 1/2| <= 0.15 + {Z_VERDICT:g} SE (last decade of t)"))
+    # r = 2: growth per decade of t at most the bound's eps^2 ln10 / (2 sigma^2) per slice
+    y = res.mean[late, 1, 1]
+    X = np.vstack([np.ones(late.sum()), np.log10(t[late])]).T
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    per_decade_se = math.sqrt(max(np.sum(resid ** 2), 1e-300) / max(late.sum() - 2, 1)
+                              / np.sum((X[:, 1] - X[:, 1].mean()) ** 2)) + float(np.max(res.stderr[late, 1, 1]))
+    n_slices = math.comb(router.n_experts, 3)
+    bound_rate = n_slices * eps[1] ** 2 * math.log(10) / 2.0
+    rows.append(_row("occupation", "§6", "r=2 growth per decade of t (eps=0.2) <= bound rate",
+                     bound_rate, coef[1], per_decade_se,
+                     0 < coef[1] <= bound_rate + Z_VERDICT * per_decade_se,
+                     f"0 < slope <= C(M,3) eps^2 ln10/(2 sigma^2) + {Z_VERDICT:g} SE"))
+    cap = td.occupation_infinite_horizon(router, x0, 1.0, eps[1], 3)
+    m, se = res.mean[last, 2, 1], res.stderr[last, 2, 1]
+    rows.append(_row("occupation", "§6", "r=3 E L(100) <= exact E L(inf) of the subspace tubes", cap, m, se,
+                     m <= cap + Z_VERDICT * se, rule + " (infinite horizon)"))
+    _HIT_FIG["occupation"] = {"eps": eps.tolist(), "orders": list(res.orders), "times": list(res.times),
+                              "mean": res.mean[last].tolist(), "stderr": res.stderr[last].tolist(),
+                              "bound": res.bound.tolist()}
+    return rows
+
+
 def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
     """Run the registered claims (all, or those in ``names``); returns the list of rows."""
     _RATIO_CACHE.clear()

@@ -145,3 +145,88 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), 
     return HitResult(tuple(times.tolist()), cdf, lo.tolist(), hi.tolist(), float(hit.mean()),
                      tuple(np.atleast_1d(deltas).tolist()), q, fit, fit_se, pred,
                      time.perf_counter() - t0)
+
+
+def _occupation_task(rng, n, z0, Wr, bias, gram, k, rmax, metric, eps, wmax, pairs, sigma, dt,
+                     n_steps, theta, checkpoints):
+    from ._kernels.paths import occupation_chunk
+
+    Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    out_sum = np.zeros((checkpoints.size, rmax, eps.size))
+    out_sq = np.zeros_like(out_sum)
+    occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps, wmax, pairs, sigma, dt, n_steps,
+                     theta, checkpoints, out_sum, out_sq)
+    return out_sum, out_sq
+
+
+@dataclass(frozen=True)
+class OccupationResult:
+    """Mean occupation ``E L_r^eps(t)`` at checkpoint times: ``mean[c][r-1][e]`` with stderr."""
+
+    metric: str
+    eps: tuple
+    orders: tuple
+    times: tuple
+    mean: np.ndarray
+    stderr: np.ndarray
+    bound: np.ndarray  # THEORY §6 bound at t_max per (r, eps); nan where not available
+    n_paths: int
+
+    def to_dict(self):
+        last = len(self.times) - 1
+        return {"metric": self.metric, "eps": list(self.eps), "times": list(self.times),
+                "orders": {str(r): {"mean": self.mean[last, i].tolist(),
+                                    "stderr": self.stderr[last, i].tolist(),
+                                    "bound": [None if not np.isfinite(b) else float(b)
+                                              for b in self.bound[i]],
+                                    "mean_vs_time": self.mean[:, i].tolist()}
+                           for i, r in enumerate(self.orders)}}
+
+
+def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2, 3),
+                        metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
+                        n_jobs=1):
+    """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
+
+    The whole horizon counts (not stopped at the first hit). Returns means with standard errors
+    at ``n_checkpoints`` log-spaced times up to t_max and, for the Brownian motion with the
+    euclidean or normal metric, the THEORY §6 bound at t_max (infinite-horizon exact form for
+    r >= 3 is available from :func:`discosim.theory.diffusion.occupation_infinite_horizon`).
+    """
+    from ._kernels.tubes import sort_pairs_for
+
+    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
+    process = check_choice("process", process, ("bm", "ou"))
+    eps = np.sort(check_positive_array("eps", eps))
+    orders = sorted({check_int("order", r, 1, router.n_experts - 1) for r in orders})
+    if process == "ou":
+        theta = check_positive("theta", theta)
+    x0 = np.asarray(x0, dtype=float)
+    if x0.shape != (router.dim,):
+        raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
+    sigma = check_positive("sigma", sigma)
+    t_max = check_positive("t_max", t_max)
+    dt = check_positive("dt", dt)
+    n_paths = check_int("n_paths", n_paths, 2)
+    n_steps = int(math.ceil(t_max / dt - 1e-9))
+    cps = np.unique(np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints).round().astype(np.int64))
+    rmax = max(orders)
+    ss = as_seed_sequence(seed)
+    code = {"euclidean": 0, "normal": 1, "score": 2}[metric]
+    parts = run_chunks(_occupation_task, (router.to_reduced(x0), router.reduced_weights, router.bias,
+                                          router.gram, router.k, rmax, code, eps, router.max_row_norm,
+                                          sort_pairs_for(router.n_experts), sigma, dt, n_steps,
+                                          theta if process == "ou" else 0.0, cps),
+                       n_paths, 64, derive_seed(ss, 6), n_jobs)
+    tot = np.sum([p[0] for p in parts], axis=0)
+    tot2 = np.sum([p[1] for p in parts], axis=0)
+    mean = tot / n_paths
+    var = np.maximum(tot2 / n_paths - mean ** 2, 0.0) * n_paths / (n_paths - 1)
+    idx = [r - 1 for r in orders]
+    bound = np.full((len(orders), eps.size), np.nan)
+    if process == "bm" and metric in ("euclidean", "normal"):
+        for i, r in enumerate(orders):
+            for e, ep in enumerate(eps):
+                bound[i, e] = td.occupation_bound(router, x0, sigma, ep, r, t_max)
+    return OccupationResult(metric, tuple(eps.tolist()), tuple(orders), tuple((cps * dt).tolist()),
+                            mean[:, idx, :], np.sqrt(var / n_paths)[:, idx, :], bound, n_paths)

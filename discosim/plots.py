@@ -142,4 +142,20 @@ def plot_validation(payload, out_dir):
         ax.legend(fontsize=7)
         written += _save(fig, out_dir, "hit_order_q_vs_delta")
         plt.close(fig)
+    occ = hit.get("occupation")
+    if occ:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        e = np.array(occ["eps"])
+        for i, r in enumerate(occ["orders"]):
+            line = ax.errorbar(e, occ["mean"][i], yerr=1.96 * np.array(occ["stderr"][i]), fmt="o",
+                               ms=4, capsize=2, label=f"order {r}: measured $E L_{r}^\\epsilon(t_{{max}})$")
+            ax.plot(e, occ["bound"][i], "--", color=line[0].get_color(), alpha=0.7,
+                    label=f"order {r}: THEORY §6 bound")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"tube radius $\epsilon$")
+        ax.set_ylabel(f"mean occupation time up to t = {occ['times'][-1]:g}")
+        ax.legend(fontsize=7)
+        written += _save(fig, out_dir, "occupation_vs_eps")
+        plt.close(fig)
     return written

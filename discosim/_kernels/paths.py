@@ -160,3 +160,57 @@ def hit_point_stats(Zhit, tau, Wr, bias, gram, k, metric, eps_max, wmax, pairs, 
             s[i] = acc
         point_stats(s, gram, k, 2, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
         out[p] = stat[1]
+
+
+@njit(cache=True)
+def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax, pairs, sigma, dt,
+                     n_steps, theta, checkpoints, out_sum, out_sq):
+    """Occupation times of the order-r tubes along whole paths (they do not stop at the exit).
+
+    Brownian motion (``theta == 0``) or Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``,
+    both exact in law on the grid. ``L_r^eps`` is the left Riemann sum ``dt * #{steps in tube}``,
+    starting at step 0 (x0 itself). ``checkpoints`` (ascending step counts) are the times at which
+    the running occupation is recorded; ``out_sum[c, r, e]`` and ``out_sq`` accumulate its sum
+    and sum of squares over paths.
+    """
+    n, M = Z0.shape
+    n_eps = eps_sorted.shape[0]
+    eps_max = eps_sorted[n_eps - 1]
+    z = np.empty(M)
+    s = np.empty(M)
+    stat = np.empty(rmax)
+    occ = np.zeros((rmax, n_eps))
+    ws_G = np.empty((M, M))
+    ws_v = np.empty((4, M))
+    ws_i = np.empty((4, M), dtype=np.int64)
+    if theta > 0.0:
+        decay = math.exp(-theta * dt)
+        noise = sigma * math.sqrt((1.0 - decay * decay) / (2.0 * theta))
+    else:
+        decay = 1.0
+        noise = sigma * math.sqrt(dt)
+    n_cp = checkpoints.shape[0]
+    for p in range(n):
+        for m in range(M):
+            z[m] = Z0[p, m]
+        occ[:, :] = 0.0
+        c = 0
+        for step in range(n_steps):
+            for i in range(M):
+                acc = bias[i]
+                for m in range(i + 1):
+                    acc += Wr[i, m] * z[m]
+                s[i] = acc
+            point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
+            for r in range(rmax):
+                for e in range(n_eps):
+                    if stat[r] <= eps_sorted[e]:
+                        occ[r, e] += dt
+            while c < n_cp and checkpoints[c] == step + 1:
+                for r in range(rmax):
+                    for e in range(n_eps):
+                        out_sum[c, r, e] += occ[r, e]
+                        out_sq[c, r, e] += occ[r, e] * occ[r, e]
+                c += 1
+            for m in range(M):
+                z[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * rng.standard_normal()

@@ -9,6 +9,12 @@
   ``P(tau > t) = (2 r0/sqrt(2 pi t)) sum_{n odd} (1/n) sin(n pi phi0/theta) e^{-x}
   [I_{(nu_n-1)/2}(x) + I_{(nu_n+1)/2}(x)]``, ``x = r0^2/(4t)``, ``nu_n = n pi/theta``; general sigma
   by ``t -> sigma^2 t``.
+- Occupation (derived): with ``d_J = dist(x0, S_J)`` the normal part of X_s is
+  ``N(P_{N_J} x0, sigma^2 s I_r)``, so for euclidean/normal tubes
+  ``E L_r^eps(t) <= sum_{|J|=r+1} int_0^t F_{chi'^2_r}(eps^2/(sigma^2 s); d_J^2/(sigma^2 s)) ds``;
+  for r >= 3 the full-subspace tube has the exact infinite-horizon occupation
+  ``omega_r eps^r (2 pi sigma^2)^{-r/2} Gamma(r/2-1) (d_J^2/(2 sigma^2))^{1-r/2}`` (d_J >= eps),
+  ``Gamma(r/2-1) omega_r (r eps^2 - (r-2) d_J^2) / (4 pi^{r/2} sigma^2)`` (d_J <= eps).
 - Hit-near-ridge exponent: ``q(delta) ~ delta^(pi/theta*)`` with theta* the largest interior
   dihedral angle over ridges of the cell (facet pairs sharing an expert).
 """
@@ -18,7 +24,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["facet_distances", "hitting_bounds", "levy_cdf", "wedge_survival", "wedge_geometry",
+__all__ = ["occupation_bound", "occupation_infinite_horizon", "slice_distances", "facet_distances", "hitting_bounds", "levy_cdf", "wedge_survival", "wedge_geometry",
            "ridge_angles", "hit_order_exponent"]
 
 
@@ -105,3 +111,53 @@ def hit_order_exponent(router, x0):
     """Predicted exponent ``pi / theta*`` of ``q(delta)`` (THEORY §6, derived)."""
     ang = ridge_angles(router, x0)
     return math.pi / ang.max() if ang.size else math.inf
+
+
+def slice_distances(router, x0, order):
+    """``d_J = |P_{N_J}(x0 - p_J)|`` for every slice |J| = order + 1 (score gaps over G_J)."""
+    import itertools
+
+    s = router.scores(np.asarray(x0, dtype=float)[None, :])[0]
+    W = router.tie_weights
+    out = []
+    for J in itertools.combinations(range(router.n_experts), order + 1):
+        V = W[list(J[1:])] - W[J[0]]
+        e = s[list(J[1:])] - s[J[0]]
+        out.append(math.sqrt(max(float(e @ np.linalg.solve(V @ V.T, e)), 0.0)))
+    return np.array(out)
+
+
+def occupation_bound(router, x0, sigma, eps, order, t):
+    """``sum_J int_0^t F_{chi'^2_r}(eps^2/(sigma^2 s); d_J^2/(sigma^2 s)) ds`` (THEORY §6)."""
+    from scipy import integrate
+
+    r = order
+    total = 0.0
+    for d in slice_distances(router, x0, r):
+        def f(u, d=d):
+            if u <= 0:
+                return 1.0 if d < eps else 0.0
+            return stats.ncx2.cdf(eps * eps / (sigma * sigma * u), r, d * d / (sigma * sigma * u))
+        # integrate in log-time: the integrand lives around s ~ (d^2 + eps^2)/sigma^2
+        s0 = t * 1e-12
+        g = lambda v: f(math.exp(v)) * math.exp(v)
+        peak = math.log(max(min(t, (d * d + eps * eps) / sigma ** 2), s0 * 10))
+        val, _ = integrate.quad(g, math.log(s0), math.log(t), limit=400, points=[peak])
+        total += val + (s0 if d < eps else 0.0)
+    return total
+
+
+def occupation_infinite_horizon(router, x0, sigma, eps, order):
+    """Exact ``E L^eps(infinity)`` of the full-subspace tubes summed over slices (r >= 3)."""
+    r = order
+    if r < 3:
+        return math.inf
+    omega_r = math.pi ** (r / 2) / math.gamma(r / 2 + 1)
+    g = math.gamma(r / 2 - 1)
+    total = 0.0
+    for d in slice_distances(router, x0, r):
+        if d >= eps:
+            total += omega_r * eps ** r * (2 * math.pi * sigma ** 2) ** (-r / 2) * g * (d * d / (2 * sigma ** 2)) ** (1 - r / 2)
+        else:
+            total += g * omega_r * (r * eps * eps - (r - 2) * d * d) / (4 * math.pi ** (r / 2) * sigma ** 2)
+    return total
