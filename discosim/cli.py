@@ -150,30 +150,33 @@ def _cmd_hit(args):
     from .hitting import estimate_first_hit
     from .weights import load_weights
 
+    from .hitting import estimate_occupation
+
     router = _router_from_args(args)
-    if args.process != "bm":
-        raise InputError("--process ou is not implemented yet; use bm")
-    if args.eps:
-        raise InputError("occupation times (--eps) are not implemented yet")
+    x0 = None
     if args.x0 is not None:
         x0 = load_weights(args.x0).ravel()
         if x0.size != router.dim:
             raise InputError(f"x0 has length {x0.size}, the router needs D={router.dim}")
-    else:
-        if args.start != "ball":
-            raise InputError("--start gaussian is not implemented yet; use ball or --x0")
-        rng = np.random.default_rng(args.x0_seed)
-        g = rng.standard_normal(router.dim)
-        x0 = g / np.linalg.norm(g) * args.radius * rng.random() ** (1.0 / router.dim)
     t0 = time.perf_counter()
+    common = dict(start=args.start, radius=args.radius, process=args.process, theta=args.theta,
+                  seed=args.seed, n_jobs=args.n_jobs)
     res = estimate_first_hit(router, x0, args.sigma, args.t_max, args.dt, args.n_paths, args.times,
-                             args.deltas or (), metric=args.metric, seed=args.seed,
-                             n_jobs=args.n_jobs, bridge=not args.no_bridge)
+                             args.deltas or (), metric=args.metric, bridge=not args.no_bridge,
+                             **common)
+    occ = None
+    if args.eps:
+        occ = estimate_occupation(router, x0, args.sigma, args.t_max, args.dt, args.n_paths,
+                                  args.eps, orders=args.orders,
+                                  metric="euclidean" if args.metric == "euclidean" else "score",
+                                  **common)
     doc = {"router": router.summary(), "sigma": args.sigma, "t_max": args.t_max, "dt": args.dt,
            "n_paths": args.n_paths, "seed": args.seed if args.seed is not None else res.cdf[0].seed_entropy,
            "elapsed_s": time.perf_counter() - t0, "bridge": not args.no_bridge}
     doc.update(res.to_dict())
-    doc["occupation"] = None
+    doc["occupation"] = occ.to_dict() if occ is not None else None
+    doc["start"] = "x0" if x0 is not None else args.start
+    doc["process"] = args.process
     if args.json:
         print(dumps(doc))
         return 0
@@ -182,14 +185,22 @@ def _cmd_hit(args):
           f"t_max={args.t_max}  dt={args.dt}  paths={args.n_paths}  hit: {fh['fraction_hit']:.4f}")
     print(f"{'t':>10} {'P(tau<=t)':>10} {'stderr':>9} {'lower':>9} {'upper':>9}")
     for t, c, se, lo, hi in zip(fh["times"], fh["cdf"], fh["stderr"], fh["lower_bound"], fh["upper_bound"]):
-        print(f"{t:10.4g} {c:10.4f} {se:9.2g} {lo:9.4f} {hi:9.4f}")
+        b = f"{lo:9.4f} {hi:9.4f}" if lo is not None else f"{'-':>9} {'-':>9}"
+        print(f"{t:10.4g} {c:10.4f} {se:9.2g} {b}")
     ho = doc["hit_order"]
     if ho["q"]:
         print(f"\n{'delta':>10} {'q(delta)':>10} {'stderr':>9}")
         for d, q, se in zip(ho["deltas"], ho["q"], ho["stderr"]):
             print(f"{d:10.4g} {q:10.4g} {se:9.2g}")
-        print(f"exponent: fitted {ho['exponent_fit']:.3f} ± {ho['exponent_stderr']:.3f}, "
-              f"predicted pi/theta* = {ho['exponent_predicted']:.3f}")
+        pred = ho["exponent_predicted"]
+        print(f"exponent: fitted {ho['exponent_fit']:.3f} ± {ho['exponent_stderr']:.3f}, predicted "
+              f"pi/theta* = {pred:.3f}" if pred is not None else "")
+    if occ is not None:
+        print(f"\noccupation up to t_max ({occ.metric} tubes): mean ± stderr [bound]")
+        for i, r in enumerate(occ.orders):
+            cells = "  ".join(f"eps={e:g}: {m:.4g} ± {se:.2g} [{b:.4g}]" for e, m, se, b in
+                              zip(occ.eps, occ.mean[-1, i], occ.stderr[-1, i], occ.bound[i]))
+            print(f"  r={r}: {cells}")
     return 0
 
 
@@ -269,8 +280,8 @@ def build_parser():
     h = sub.add_parser("hit", help="first hits of Brownian input perturbations (THEORY §6)")
     _add_router_args(h)
     h.add_argument("--x0", help=".npy file with the start point (length D)")
-    h.add_argument("--start", default="ball", help="ball: one start point uniform in B_D(0, R)")
-    h.add_argument("--x0-seed", type=int, default=0, help="seed of the random start point")
+    h.add_argument("--start", default="ball",
+                   help="without --x0: a fresh start per path, ball (uniform in B_D(0,R)) | gaussian")
     h.add_argument("--radius", type=float, default=1.0)
     h.add_argument("--sigma", type=float, required=True)
     h.add_argument("--t-max", type=float, required=True)
@@ -278,10 +289,11 @@ def build_parser():
     h.add_argument("--n-paths", type=int, default=10_000)
     h.add_argument("--times", type=float, nargs="+", required=True)
     h.add_argument("--deltas", type=float, nargs="+")
-    h.add_argument("--eps", type=float, nargs="+", help="(occupation; not implemented yet)")
+    h.add_argument("--eps", type=float, nargs="+", help="tube radii of the occupation times")
+    h.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3], help="occupation orders")
     h.add_argument("--metric", default="euclidean", help="euclidean | score (hit-point distance)")
-    h.add_argument("--process", default="bm", help="bm (ou: not implemented yet)")
-    h.add_argument("--theta", type=float, default=1.0)
+    h.add_argument("--process", default="bm", help="bm | ou (Ornstein-Uhlenbeck towards x0)")
+    h.add_argument("--theta", type=float, default=1.0, help="OU mean-reversion rate")
     h.add_argument("--no-bridge", action="store_true", help="detect crossings by sign change only")
     h.add_argument("--seed", type=int, default=None)
     h.add_argument("--n-jobs", type=int, default=1)

@@ -24,49 +24,70 @@ __all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit"]
 PATH_CHUNK = 256
 
 
-def _cell_arrays(router, x0):
-    s = router.scores(x0[None, :])[0]
-    order = np.argsort(-s, kind="stable")
-    K, R = order[:router.k], order[router.k:]
-    if s[K[-1]] - s[R[0]] <= 1e-12 * (abs(s[K[-1]]) + 1.0):
+def _check_not_on_gamma(router, x0):
+    s = np.sort(router.scores(x0[None, :])[0])[::-1]
+    if s[router.k - 1] - s[router.k] <= 1e-12 * (abs(s[router.k - 1]) + 1.0):
         raise InputError("x0 lies on the discontinuity set Gamma (a tie across ranks k, k+1)")
-    W = router.tie_weights
-    d2 = np.array([np.sum((W[i] - W[j]) ** 2) for i in K for j in R])
-    return np.ascontiguousarray(K, dtype=np.int64), np.ascontiguousarray(R, dtype=np.int64), d2
 
 
-def _exit_task(rng, n, z0, Wr, bias, K, R, d2, sigma, dt, n_steps, depth, bridge):
+def random_starts(rng, n, router, start, radius):
+    """Reduced start points: uniform in B_D(0, R) or Gaussian N(0, R^2/D I_D)."""
+    M, D = router.n_experts, router.dim
+    g = rng.standard_normal((n, M))
+    if start == "ball":
+        return radius * g / np.sqrt(np.sum(g * g, axis=1) + rng.chisquare(D + 2 - M, size=n))[:, None]
+    return g * (radius / math.sqrt(D))
+
+
+def _exit_task(rng, n, z0, start, radius, router, sigma, dt, n_steps, theta, depth, bridge):
     from ._kernels.paths import first_exit_chunk
 
-    Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    if z0 is None:
+        Z0 = np.ascontiguousarray(random_starts(rng, n, router, start, radius))
+    else:
+        Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    M = router.n_experts
     tau = np.empty(n)
-    zhit = np.full((n, z0.size), np.nan)
-    first_exit_chunk(rng, Z0, Wr, bias, K, R, d2, sigma, dt, n_steps, depth, bridge, tau, zhit)
+    zhit = np.full((n, M), np.nan)
+    first_exit_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k, sigma, dt,
+                     n_steps, theta, depth, bridge, tau, zhit)
     return tau, zhit
 
 
 def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed=None, n_jobs=1, bridge=True,
-                        depth=20):
-    """Exit times (inf if none by t_max) and reduced exit points of ``n_paths`` paths from x0."""
+                        depth=20, start=None, radius=1.0, process="bm", theta=1.0):
+    """Exit times (inf if none by t_max) and reduced exit points of ``n_paths`` paths.
+
+    Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
+    ``start="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
+    ``process``: ``bm`` (x0 + sigma B_t) or ``ou`` (dX = -theta (X - x0) dt + sigma dB).
+    """
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
-    x0 = np.asarray(x0, dtype=float)
-    if x0.shape != (router.dim,):
-        raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
-    if not np.all(np.isfinite(x0)):
-        raise InputError("x0 has non-finite entries")
+    process = check_choice("process", process, ("bm", "ou"))
+    theta = check_positive("theta", theta) if process == "ou" else 0.0
+    if x0 is None:
+        start = check_choice("start", start, ("ball", "gaussian"))
+        radius = check_positive("radius", radius)
+        z0 = None
+    else:
+        x0 = np.asarray(x0, dtype=float)
+        if x0.shape != (router.dim,):
+            raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
+        if not np.all(np.isfinite(x0)):
+            raise InputError("x0 has non-finite entries")
+        _check_not_on_gamma(router, x0)
+        z0 = router.to_reduced(x0)
     sigma = check_positive("sigma", sigma)
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     if dt > t_max:
         raise InputError(f"dt={dt} exceeds t_max={t_max}")
     n_paths = check_int("n_paths", n_paths, 2)
-    K, R, d2 = _cell_arrays(router, x0)
-    z0 = router.to_reduced(x0)
     n_steps = int(math.ceil(t_max / dt - 1e-9))
     ss = as_seed_sequence(seed)
-    parts = run_chunks(_exit_task, (z0, router.reduced_weights, router.bias, K, R, d2, sigma, dt,
-                                    n_steps, depth, bool(bridge)),
+    parts = run_chunks(_exit_task, (z0, start, radius, router, sigma, dt, n_steps, theta, depth,
+                                    bool(bridge)),
                        n_paths, PATH_CHUNK, derive_seed(ss, 5), n_jobs)
     tau = np.concatenate([p[0] for p in parts])
     zhit = np.concatenate([p[1] for p in parts])
@@ -114,17 +135,28 @@ def _fit(deltas, q):
 
 
 def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), metric="euclidean",
-                       seed=None, n_jobs=1, bridge=True):
-    """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6)."""
+                       seed=None, n_jobs=1, bridge=True, start=None, radius=1.0, process="bm",
+                       theta=1.0):
+    """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6).
+
+    Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
+    they are None otherwise.
+    """
     metric = check_choice("metric", metric, ("euclidean", "score"))
     times = check_positive_array("times", times)
-    t0 = time.perf_counter()
-    tau, zhit, entropy = simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed, n_jobs,
-                                             bridge)
     if np.any(times > t_max):
         raise InputError(f"times must be <= t_max={t_max}")
+    t0 = time.perf_counter()
+    tau, zhit, entropy = simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed, n_jobs,
+                                             bridge, start=start, radius=radius, process=process,
+                                             theta=theta)
     cdf = [proportion_estimate(int(np.sum(tau <= t)), tau.size, entropy) for t in times]
-    lo, hi = td.hitting_bounds(router, x0, sigma, times)
+    fixed = x0 is not None and process == "bm"
+    if fixed:
+        lo, hi = td.hitting_bounds(router, x0, sigma, times)
+        lo, hi = lo.tolist(), hi.tolist()
+    else:
+        lo = hi = [None] * len(times)
     hit = np.isfinite(tau)
     q, fit, fit_se, pred = [], math.nan, math.nan, math.nan
     if len(deltas):
@@ -141,17 +173,22 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), 
         if nh >= 2:
             q = [proportion_estimate(int(np.sum(dist[hit] <= d)), nh, entropy) for d in deltas]
             fit, fit_se = _fit(deltas, q)
-        pred = td.hit_order_exponent(router, x0)
-    return HitResult(tuple(times.tolist()), cdf, lo.tolist(), hi.tolist(), float(hit.mean()),
+        pred = td.hit_order_exponent(router, x0) if x0 is not None else None
+    return HitResult(tuple(times.tolist()), cdf, lo, hi, float(hit.mean()),
                      tuple(np.atleast_1d(deltas).tolist()), q, fit, fit_se, pred,
                      time.perf_counter() - t0)
 
 
-def _occupation_task(rng, n, z0, Wr, bias, gram, k, rmax, metric, eps, wmax, pairs, sigma, dt,
+def _occupation_task(rng, n, z0, start, radius, router, rmax, metric, eps, pairs, sigma, dt,
                      n_steps, theta, checkpoints):
     from ._kernels.paths import occupation_chunk
 
-    Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    if z0 is None:
+        Z0 = np.ascontiguousarray(random_starts(rng, n, router, start, radius))
+    else:
+        Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    Wr, bias, gram, k, wmax = (router.reduced_weights, router.bias, router.gram, router.k,
+                               router.max_row_norm)
     out_sum = np.zeros((checkpoints.size, rmax, eps.size))
     out_sq = np.zeros_like(out_sum)
     occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps, wmax, pairs, sigma, dt, n_steps,
@@ -185,7 +222,7 @@ class OccupationResult:
 
 def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2, 3),
                         metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
-                        n_jobs=1):
+                        n_jobs=1, start=None, radius=1.0):
     """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
 
     The whole horizon counts (not stopped at the first hit). Returns means with standard errors
@@ -201,20 +238,27 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
     orders = sorted({check_int("order", r, 1, router.n_experts - 1) for r in orders})
     if process == "ou":
         theta = check_positive("theta", theta)
-    x0 = np.asarray(x0, dtype=float)
-    if x0.shape != (router.dim,):
-        raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
+    if x0 is None:
+        start = check_choice("start", start, ("ball", "gaussian"))
+        radius = check_positive("radius", radius)
+        z0 = None
+    else:
+        x0 = np.asarray(x0, dtype=float)
+        if x0.shape != (router.dim,):
+            raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
+        z0 = router.to_reduced(x0)
     sigma = check_positive("sigma", sigma)
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     n_paths = check_int("n_paths", n_paths, 2)
     n_steps = int(math.ceil(t_max / dt - 1e-9))
-    cps = np.unique(np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints).round().astype(np.int64))
+    n_checkpoints = check_int("n_checkpoints", n_checkpoints, 1)
+    grid = np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints)
+    cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
     rmax = max(orders)
     ss = as_seed_sequence(seed)
     code = {"euclidean": 0, "normal": 1, "score": 2}[metric]
-    parts = run_chunks(_occupation_task, (router.to_reduced(x0), router.reduced_weights, router.bias,
-                                          router.gram, router.k, rmax, code, eps, router.max_row_norm,
+    parts = run_chunks(_occupation_task, (z0, start, radius, router, rmax, code, eps,
                                           sort_pairs_for(router.n_experts), sigma, dt, n_steps,
                                           theta if process == "ou" else 0.0, cps),
                        n_paths, 64, derive_seed(ss, 6), n_jobs)
@@ -224,7 +268,7 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
     var = np.maximum(tot2 / n_paths - mean ** 2, 0.0) * n_paths / (n_paths - 1)
     idx = [r - 1 for r in orders]
     bound = np.full((len(orders), eps.size), np.nan)
-    if process == "bm" and metric in ("euclidean", "normal"):
+    if process == "bm" and metric in ("euclidean", "normal") and x0 is not None:
         for i, r in enumerate(orders):
             for e, ep in enumerate(eps):
                 bound[i, e] = td.occupation_bound(router, x0, sigma, ep, r, t_max)

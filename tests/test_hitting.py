@@ -147,3 +147,56 @@ def test_cli_hit_json(tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros(5))
     p = subprocess.run(base + ["--x0", str(tmp_path / "bad.npy")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "length" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_occupation_matches_full_d_twin():
+    """Occupation of the order-1 euclidean tube: reduced kernel vs D-dim Gaussian steps."""
+    from discosim.hitting import estimate_occupation
+    import reference as ref
+
+    router = Router.gaussian(4, 20, 2, seed=2)
+    x0 = np.random.default_rng(1).standard_normal(20) * 0.3
+    dt, n_steps, eps, n = 0.01, 100, 0.1, 600
+    fast = estimate_occupation(router, x0, 1.0, n_steps * dt, dt, n, [eps], orders=(1,), seed=3,
+                               n_checkpoints=1)
+    rng = np.random.default_rng(4)
+    W, b, k = router.weights, router.bias, router.k
+    occ = np.zeros(n)
+    X = np.tile(x0, (n, 1))
+    for _ in range(n_steps):
+        d = np.array([ref.order1_facet_distance(W, b, k, x) for x in X])
+        occ += dt * (d <= eps)
+        X += math.sqrt(dt) * rng.standard_normal(X.shape)
+    m, se = fast.mean[-1, 0, 0], fast.stderr[-1, 0, 0]
+    assert abs(m - occ.mean()) <= 4 * math.hypot(se, occ.std(ddof=1) / math.sqrt(n))
+    assert m <= fast.bound[0, 0] + 4 * se
+
+
+def test_occupation_infinite_horizon_is_the_limit_of_the_bound():
+    router = Router.orthonormal(5, 9, 2, seed=1)
+    x0 = np.random.default_rng(0).standard_normal(9) * 0.5
+    for eps in (0.05, 2.0):  # d_J >= eps and d_J <= eps branches
+        lim = td.occupation_infinite_horizon(router, x0, 1.0, eps, 3)
+        assert td.occupation_bound(router, x0, 1.0, eps, 3, 1e7) == pytest.approx(lim, rel=5e-3)
+
+
+def test_ou_process_stays_closer_than_brownian_motion():
+    """OU pulls back to x0: it leaves the cell later (a comparison that fails if theta is ignored)."""
+    router = Router.gaussian(4, 8, 2, seed=0)
+    x0 = np.random.default_rng(0).standard_normal(8) * 0.3
+    d = td.facet_distances(router, x0).min()
+    t = 4 * d * d
+    bm = estimate_first_hit(router, x0, 1.0, t, 0.01 * d * d, 4000, [t], seed=1)
+    ou = estimate_first_hit(router, x0, 1.0, t, 0.01 * d * d, 4000, [t], seed=1, process="ou",
+                            theta=5.0 / (d * d))
+    a, b = bm.cdf[0], ou.cdf[0]
+    assert a.value - b.value > 4 * math.hypot(a.stderr, b.stderr)
+    assert ou.lower_bound[0] is None
+
+
+def test_random_starts_per_path():
+    router = Router.gaussian(4, 8, 2, seed=0)
+    tau, _, _ = simulate_first_exit(router, None, 1.0, 1.0, 0.01, 500, seed=2, start="gaussian")
+    assert np.isfinite(tau).mean() > 0.5
+    with pytest.raises(InputError, match="start"):
+        simulate_first_exit(router, None, 1.0, 1.0, 0.01, 10, start="cube")

@@ -50,16 +50,47 @@ def _cross_prob(ga, gb, var_h):
 
 
 @njit(cache=True)
-def first_exit_chunk(rng, Z0, Wr, bias, K, R, dnorm2, sigma, dt, n_steps, depth, use_bridge,
-                     tau_out, zhit_out):
-    """Exit times of paths started at ``Z0[p]`` (reduced, shape (n, M)) from the cell (K, R).
+def _cell_of(Wr, bias, gram, k, z, s, K, R, dnorm2):
+    """Top-k set K and the rest R of reduced point z, and |w_i - w_j|^2 per facet pair."""
+    M = Wr.shape[0]
+    for i in range(M):
+        acc = bias[i]
+        for m in range(i + 1):
+            acc += Wr[i, m] * z[m]
+        s[i] = -acc
+    order = np.argsort(s)
+    for a in range(k):
+        K[a] = order[a]
+    for c in range(M - k):
+        R[c] = order[k + c]
+    for a in range(k):
+        for c in range(M - k):
+            i, j = K[a], R[c]
+            dnorm2[a * (M - k) + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
 
-    ``dnorm2[p]`` = |w_i - w_j|^2 per facet pair (same order as the gaps). ``tau_out[p]`` = exit
-    time (inf if none before n_steps*dt); ``zhit_out[p]`` = reduced point at the exit (left end
-    of the final refinement interval, within sigma sqrt(dt 2^-depth) of the hit).
+
+@njit(cache=True)
+def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, depth, use_bridge,
+                     tau_out, zhit_out):
+    """Exit times of paths started at ``Z0[p]`` (reduced, shape (n, M)) from their start cells.
+
+    ``tau_out[p]`` = exit time (inf if none before n_steps*dt); ``zhit_out[p]`` = reduced point
+    at the exit (middle of the final refinement interval, within sigma sqrt(dt 2^-depth) of the
+    hit). ``theta > 0``: Ornstein-Uhlenbeck steps (exact), with the Brownian bridge test as a
+    local approximation inside a step (error O(theta dt)).
     """
     n, M = Z0.shape
-    npair = dnorm2.shape[0]
+    npair = k * (M - k)
+    K = np.empty(k, dtype=np.int64)
+    R = np.empty(M - k, dtype=np.int64)
+    dnorm2 = np.empty(npair)
+    sc = np.empty(M)
+    if theta > 0.0:
+        decay = math.exp(-theta * dt)
+        noise = sigma * math.sqrt((1.0 - decay * decay) / (2.0 * theta))
+    else:
+        decay = 1.0
+        noise = sigma * math.sqrt(dt)
     z = np.empty(M)
     z1 = np.empty(M)
     zm = np.empty(M)
@@ -70,12 +101,12 @@ def first_exit_chunk(rng, Z0, Wr, bias, K, R, dnorm2, sigma, dt, n_steps, depth,
     for p in range(n):
         for m in range(M):
             z[m] = Z0[p, m]
+        _cell_of(Wr, bias, gram, k, z, sc, K, R, dnorm2)
         _gaps(Wr, bias, z, K, R, ga)
         tau = np.inf
-        sq = sigma * math.sqrt(dt)
         for step in range(n_steps):
             for m in range(M):
-                z1[m] = z[m] + sq * rng.standard_normal()
+                z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * rng.standard_normal()
             _gaps(Wr, bias, z1, K, R, gb)
             crossed = False
             sign_change = False
