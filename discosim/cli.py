@@ -1,4 +1,4 @@
-"""Command line: ``discosim volume``, ``hit``, ``smooth`` and ``validate``.
+"""Command line: ``discosim volume``, ``hit``, ``smooth``, ``study``, ``figures`` and ``validate``.
 
 Bad input prints one line on stderr and exits with status 2, never a traceback.
 """
@@ -204,6 +204,46 @@ def _cmd_hit(args):
     return 0
 
 
+def _cmd_study(args):
+    from .studies import STUDIES, load_grid, run_study
+
+    if args.name == "list":
+        for name, spec in STUDIES.items():
+            print(f"{name:<20} {spec['doc']}")
+        return 0
+    grid = load_grid(args.grid) if args.grid else {}
+    out = args.out or os.path.join("results", args.name)
+    t0 = time.perf_counter()
+    path = run_study(args.name, out, grid=grid, seed=args.seed, n_jobs=args.n_jobs,
+                     backend=args.backend, scheduler=args.scheduler,
+                     progress=False if args.quiet else None)
+    print(f"{args.name}: {path} ({time.perf_counter() - t0:.1f} s); figure and results.json beside it")
+    return 0
+
+
+def _cmd_figures(args):
+    from .plots import plot_validation
+    from .studies import study_figure
+
+    written = []
+    root = args.results
+    if not os.path.isdir(root):
+        raise InputError(f"results directory not found: {root}")
+    for dirpath, _, files in sorted(os.walk(root)):
+        if "results.json" in files and "results.csv" in files:
+            written += study_figure(dirpath)
+    val = os.path.join(args.validation, "validate.json")
+    if os.path.isfile(val):
+        with open(val) as fh:
+            written += plot_validation(json.load(fh), args.validation)
+    if not written:
+        raise InputError(f"no saved results under {root} or {val}")
+    for p in written:
+        if p.endswith(".png"):
+            print(p)
+    return 0
+
+
 def _cmd_validate(args):
     from .claims import figures_data, run_claims
     from .estimates import dumps
@@ -299,6 +339,22 @@ def build_parser():
     h.add_argument("--n-jobs", type=int, default=1)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=_cmd_hit)
+
+    st = sub.add_parser("study", help="run a parameter study (NAME or 'list')")
+    st.add_argument("name")
+    st.add_argument("--grid", help="JSON or TOML file {param: [values]} overriding the defaults")
+    st.add_argument("--out", help="output directory (default results/NAME)")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--n-jobs", type=int, default=1)
+    st.add_argument("--backend", default="loky", help="loky | dask | threading")
+    st.add_argument("--scheduler", help="dask scheduler address (default: a local cluster)")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(func=_cmd_study)
+
+    fg = sub.add_parser("figures", help="redraw every figure from saved results (no recomputation)")
+    fg.add_argument("--results", default="results", help="directory holding study results")
+    fg.add_argument("--validation", default="figures", help="directory holding validate.json")
+    fg.set_defaults(func=_cmd_figures)
 
     val = sub.add_parser("validate", help="check every claim of THEORY.md; exit 0 iff all hold")
     val.add_argument("--quick", action="store_true", help="fewer samples")

@@ -209,14 +209,34 @@ class OccupationResult:
     bound: np.ndarray  # THEORY §6 bound at t_max per (r, eps); nan where not available
     n_paths: int
 
+    def eps_slopes(self):
+        """Per order: least-squares slope of log E L_r^eps(t_max) on log eps, with its stderr."""
+        out = {}
+        last = len(self.times) - 1
+        for i, r in enumerate(self.orders):
+            m, se = self.mean[last, i], self.stderr[last, i]
+            ok = m > 0
+            if ok.sum() < 2:
+                out[r] = (math.nan, math.nan)
+                continue
+            x, y = np.log(np.array(self.eps)[ok]), np.log(m[ok])
+            w = (m[ok] / np.maximum(se[ok], 1e-300)) ** 2
+            X = np.vstack([np.ones_like(x), x]).T
+            cov = np.linalg.pinv(X.T @ (X * w[:, None]))
+            beta = cov @ (X.T @ (w * y))
+            out[r] = (float(beta[1]), float(math.sqrt(max(cov[1, 1], 0.0))))
+        return out
+
     def to_dict(self):
         last = len(self.times) - 1
+        slopes = self.eps_slopes()
         return {"metric": self.metric, "eps": list(self.eps), "times": list(self.times),
                 "orders": {str(r): {"mean": self.mean[last, i].tolist(),
                                     "stderr": self.stderr[last, i].tolist(),
                                     "bound": [None if not np.isfinite(b) else float(b)
                                               for b in self.bound[i]],
-                                    "mean_vs_time": self.mean[:, i].tolist()}
+                                    "mean_vs_time": self.mean[:, i].tolist(),
+                                    "eps_slope": slopes[r][0], "eps_slope_stderr": slopes[r][1]}
                            for i, r in enumerate(self.orders)}}
 
 

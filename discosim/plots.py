@@ -159,3 +159,52 @@ def plot_validation(payload, out_dir):
         written += _save(fig, out_dir, "occupation_vs_eps")
         plt.close(fig)
     return written
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def plot_study(name, spec, rows, out_dir):
+    """A study's figure from its tidy rows (dicts of strings, as read back from results.csv)."""
+    plt = _plt()
+    groups = spec.get("group") or []
+    if isinstance(groups, str):
+        groups = [groups]
+    rows = [r for r in rows if r.get("router_index", "") != "mean"]
+    series = {}
+    for r in rows:
+        key = tuple(r.get(g, "") for g in groups)
+        series.setdefault(key, []).append(r)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for key, rs in sorted(series.items()):
+        x = np.array([_num(r[spec["x"]]) for r in rs])
+        y = np.array([_num(r[spec["y"]]) for r in rs])
+        order = np.argsort(x)
+        label = ", ".join(f"{g}={v}" for g, v in zip(groups, key)) or spec["y"]
+        err = np.array([_num(r[spec["err"]]) for r in rs]) if spec.get("err") else None
+        if err is not None:
+            line = ax.errorbar(x[order], y[order], yerr=1.96 * err[order], fmt="o", ms=4, capsize=2,
+                               label=f"{label} (95% CI)")
+            color = line[0].get_color()
+        else:
+            color = ax.plot(x[order], y[order], "o", ms=4, label=label)[0].get_color()
+        if spec.get("pred"):
+            p = np.array([_num(r[spec["pred"]]) for r in rs])
+            if np.any(np.isfinite(p)):
+                ax.plot(x[order], p[order], "-", color=color, alpha=0.6)
+    if spec.get("logx", True):
+        ax.set_xscale("log")
+    if spec.get("logy", True):
+        ax.set_yscale("log")
+    ax.set_xlabel(spec.get("xlabel", spec["x"]))
+    ax.set_ylabel(spec.get("ylabel", spec["y"]))
+    title = f"study {name}" + (" (lines: prediction)" if spec.get("pred") else "")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6)
+    paths = _save(fig, out_dir, name)
+    plt.close(fig)
+    return paths

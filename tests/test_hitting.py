@@ -200,3 +200,17 @@ def test_random_starts_per_path():
     assert np.isfinite(tau).mean() > 0.5
     with pytest.raises(InputError, match="start"):
         simulate_first_exit(router, None, 1.0, 1.0, 0.01, 10, start="cube")
+
+
+def test_growth_laws_match_the_bound_integral():
+    """The chi'^2 bound integral grows like the stated laws: sqrt t (r=1), log t (r=2)."""
+    router = Router.orthonormal(4, 8, 2, seed=1)
+    x0 = np.random.default_rng(0).standard_normal(8) * 0.5
+    n1 = math.comb(4, 2)
+    b = [td.occupation_bound(router, x0, 1.0, 0.05, 1, t) for t in (1e4, 4e4)]
+    kind, c = td.occupation_growth(1, 0.05, 1.0)
+    assert kind == "sqrt" and (b[1] - b[0]) == pytest.approx(n1 * c * (200 - 100), rel=0.02)
+    n2 = math.comb(4, 3)
+    b = [td.occupation_bound(router, x0, 1.0, 0.05, 2, t) for t in (1e4, 1e5)]
+    kind, c = td.occupation_growth(2, 0.05, 1.0)
+    assert kind == "log10" and (b[1] - b[0]) == pytest.approx(n2 * c, rel=0.02)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["occupation_bound", "occupation_infinite_horizon", "slice_distances", "facet_distances", "hitting_bounds", "levy_cdf", "wedge_survival", "wedge_geometry",
+__all__ = ["occupation_growth", "occupation_bound", "occupation_infinite_horizon", "slice_distances", "facet_distances", "hitting_bounds", "levy_cdf", "wedge_survival", "wedge_geometry",
            "ridge_angles", "hit_order_exponent"]
 
 
@@ -161,3 +161,18 @@ def occupation_infinite_horizon(router, x0, sigma, eps, order):
         else:
             total += g * omega_r * (r * eps * eps - (r - 2) * d * d) / (4 * math.pi ** (r / 2) * sigma ** 2)
     return total
+
+
+def occupation_growth(order, eps, sigma):
+    """Large-t law of the occupation of one full-subspace eps-tube of codimension r (per slice).
+
+    Returns (kind, coefficient): r = 1: ``("sqrt", c)`` with ``E L(t) ~ c sqrt(t)``,
+    ``c = 4 eps / (sigma sqrt(2 pi))`` (the 1-D normal density at 0 integrated over s);
+    r = 2: ``("log10", c)`` with ``E L(t) ~ c log10(t)``, ``c = eps^2 ln 10 / (2 sigma^2)``;
+    r >= 3: ``("bounded", None)`` (see :func:`occupation_infinite_horizon`).
+    """
+    if order == 1:
+        return "sqrt", 4.0 * eps / (sigma * math.sqrt(2 * math.pi))
+    if order == 2:
+        return "log10", eps * eps * math.log(10) / (2 * sigma * sigma)
+    return "bounded", None

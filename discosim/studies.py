@@ -1,0 +1,418 @@
+"""Parameter studies: grids in, tidy CSV + JSON sidecars out, resumable, on joblib or dask.
+
+A study is a function of one grid point (a dict of parameters and a SeedSequence) returning
+tidy rows (one per order / metric / time ...). :func:`run_study` expands the grid (cartesian
+product of the listed values), skips points already saved under ``out/points/``, runs the rest
+over joblib (loky processes, or dask's distributed scheduler), saves each point atomically the
+moment it finishes, and finally writes ``results.csv`` (rows in grid order), ``results.json``
+(configuration, versions, seeds, timings) and the study's figure. A point's seed depends only on
+the base seed and the point's parameters, so an interrupted and resumed run, any ``n_jobs`` and
+any backend give the same numbers.
+
+Random gate ensembles: ``router`` parameters ``kind`` (gaussian, orthonormal, correlated),
+``rho`` (pairwise row correlation of ``correlated``) and ``n_routers``; each router gets its own
+spawned seed and rows carry ``router_index``; the study adds ensemble rows (``router_index`` =
+"mean") with the mean and the spread (standard deviation) over routers.
+"""
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from .errors import InputError, check_choice, check_int
+from .router import Router
+
+__all__ = ["STUDIES", "run_study", "expand_grid", "load_grid", "make_router", "study_figure"]
+
+STUDIES = {}
+
+
+def study(name, grid, figure):
+    def deco(f):
+        STUDIES[name] = {"func": f, "grid": grid, "figure": figure, "doc": (f.__doc__ or "").strip()}
+        return f
+    return deco
+
+
+# --------------------------------------------------------------------------- grids and routers
+def load_grid(path):
+    """A grid from a JSON or TOML file: ``{param: [values, ...] or value}``."""
+    if not os.path.isfile(path):
+        raise InputError(f"grid file not found: {path}")
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            with open(path, "rb") as fh:
+                grid = tomllib.load(fh)
+        else:
+            with open(path) as fh:
+                grid = json.load(fh)
+    except Exception as exc:  # one line for the user, whatever the parser raised
+        raise InputError(f"cannot parse grid {path}: {exc}".splitlines()[0]) from None
+    if not isinstance(grid, dict):
+        raise InputError(f"grid {path} must map parameter names to values")
+    return grid
+
+
+def expand_grid(defaults, overrides):
+    """Cartesian product of the grid (defaults updated by overrides) as a list of dicts."""
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise InputError(f"unknown grid parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    grid = dict(defaults)
+    grid.update(overrides)
+    keys = list(grid)
+    values = [v if isinstance(v, list) else [v] for v in (grid[k] for k in keys)]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def point_key(params):
+    """Stable short name of a grid point (hash of its sorted parameters)."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_seed(base_seed, params):
+    """The point's SeedSequence: base seed plus words of the parameter hash (order-free)."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).digest()
+    words = tuple(int.from_bytes(h[i:i + 4], "little") for i in range(0, 16, 4))
+    return np.random.SeedSequence(base_seed, spawn_key=words)
+
+
+def make_router(kind, M, D, k, seed, rho=0.0):
+    """A router of an ensemble kind: gaussian, orthonormal, or correlated rows (pairwise rho)."""
+    kind = check_choice("router kind", kind, ("gaussian", "orthonormal", "correlated"))
+    if kind == "gaussian":
+        return Router.gaussian(M, D, k, seed=seed)
+    if kind == "orthonormal":
+        return Router.orthonormal(M, D, k, seed=seed)
+    if not -1.0 / (M - 1) < rho < 1.0:
+        raise InputError(f"rho must lie in (-1/(M-1), 1), got {rho}")
+    rng = np.random.default_rng(seed)
+    C = np.full((M, M), rho) + (1 - rho) * np.eye(M)
+    L = np.linalg.cholesky(C)
+    return Router(L @ rng.standard_normal((M, D)) / math.sqrt(D), k)
+
+
+def routers_of(params, seed_seq):
+    """The point's router ensemble: one spawned seed per router."""
+    n = check_int("n_routers", params.get("n_routers", 1), 1)
+    seeds = seed_seq.spawn(n)
+    return [make_router(params.get("kind", "gaussian"), params["M"], params["D"], params["k"],
+                        s, params.get("rho", 0.0)) for s in seeds]
+
+
+def _ensemble_rows(rows, by, value_cols):
+    """Mean and spread over routers for each group of ``by`` columns."""
+    out = []
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[b] for b in by), []).append(r)
+    for key, rs in groups.items():
+        if len(rs) < 2:
+            continue
+        row = dict(rs[0])
+        row["router_index"] = "mean"
+        for c in value_cols:
+            vals = np.array([x[c] for x in rs if x[c] is not None], dtype=float)
+            row[c] = float(vals.mean()) if vals.size else None
+            row[c + "_spread"] = float(vals.std(ddof=1)) if vals.size > 1 else None
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- the studies
+def _vol_rows(params, seed_seq, metric, method):
+    from .volume import estimate_volumes
+
+    rows = []
+    orders = tuple(range(1, min(3, params["M"] - 1) + 1))
+    for ri, router in enumerate(routers_of(params, seed_seq)):
+        res = estimate_volumes(router, 1.0, [params["eps"]], orders=orders, metric=metric,
+                               method=method, n_samples=params["n_samples"],
+                               seed=seed_seq.spawn(1)[0], progress=False)
+        f1 = res.results[0][1].estimate
+        for r in orders:
+            o = res.results[0][r]
+            e = o.estimate
+            rows.append({"router_index": ri, "order": r, "metric": metric, "method": method,
+                         "fraction": e.value, "stderr": e.stderr, "n_hits": e.n_hits,
+                         "predicted_slice_sum": o.predicted_slice_sum,
+                         "predicted_leading": o.predicted_leading,
+                         "ratio_to_order1": e.value / f1.value if f1.value else None,
+                         "predicted_ratio": (o.predicted_leading / res.results[0][1].predicted_leading
+                                             if o.predicted_leading else None)})
+    return rows
+
+
+@study("volume_ratios",
+       grid={"eps": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "M": 6, "D": 10, "k": 2, "kind": "orthonormal",
+             "n_routers": 1, "rho": 0.0, "n_samples": 20000, "metric": "euclidean"},
+       figure={"x": "eps", "y": "ratio_to_order1", "pred": "predicted_ratio", "group": "order",
+               "xlabel": "eps/R", "ylabel": "U_r / U_1"})
+def volume_ratios(params, seed_seq):
+    """Ratio theorem: U_r/U_1 against eps/R per order (tube sampler), with its prediction."""
+    rows = _vol_rows(params, seed_seq, params["metric"], "tube")
+    return rows + _ensemble_rows(rows, ["order"], ["fraction", "ratio_to_order1"])
+
+
+@study("tube_metrics",
+       grid={"eps": [0.01, 0.03, 0.1], "M": 6, "D": 12, "k": 2, "kind": "gaussian", "n_routers": 1,
+             "rho": 0.0, "n_samples": 200000, "metric": ["euclidean", "normal", "score"]},
+       figure={"x": "eps", "y": "fraction", "err": "stderr", "pred": "predicted_leading",
+               "group": ["metric", "order"], "xlabel": "eps/R", "ylabel": "fraction of the ball"})
+def tube_metrics(params, seed_seq):
+    """The three tube metrics on the same routers (uniform sampler)."""
+    return _vol_rows(params, seed_seq, params["metric"], "uniform")
+
+
+@study("sampler_efficiency",
+       grid={"eps": [1e-3, 1e-2, 1e-1], "M": 6, "D": 10, "k": 2, "kind": "orthonormal", "n_routers": 1,
+             "rho": 0.0, "n_samples": 20000, "order": [1, 2, 3]},
+       figure={"x": "eps", "y": "efficiency", "group": "order", "xlabel": "eps/R",
+               "ylabel": "variance ratio uniform / tube per sample"})
+def sampler_efficiency(params, seed_seq):
+    """Importance (tube) sampler vs uniform sampling: per-sample variance ratio and relative SE."""
+    from .volume import estimate_volumes
+
+    rows = []
+    r = params["order"]
+    for ri, router in enumerate(routers_of(params, seed_seq)):
+        t0 = time.perf_counter()
+        res = estimate_volumes(router, 1.0, [params["eps"]], orders=(r,), method="tube",
+                               n_samples=params["n_samples"], seed=seed_seq.spawn(1)[0], progress=False)
+        dt = time.perf_counter() - t0
+        e = res.results[0][r].estimate
+        p = res.results[0][r].predicted_slice_sum
+        rows.append({"router_index": ri, "order": r, "fraction": e.value, "stderr": e.stderr,
+                     "relative_stderr": e.relative_stderr, "seconds": dt,
+                     "efficiency": p * (1 - p) / (e.n_samples * e.stderr ** 2) if e.stderr else None,
+                     "uniform_samples_for_same_se": p * (1 - p) / e.stderr ** 2 if e.stderr else None})
+    return rows
+
+
+@study("first_hit",
+       grid={"dt_over_d2": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "bridge": [True, False], "t_over_d2": 1.0,
+             "n_paths": 20000, "seed_x0": 1},
+       figure={"x": "dt_over_d2", "y": "abs_bias", "err": "stderr", "group": "bridge",
+               "xlabel": "dt sigma^2 / d^2", "ylabel": "|P(tau<=t) - Levy| at t = d^2/sigma^2"})
+def first_hit(params, seed_seq):
+    """Levy (M = 2): bias of P(tau <= t) against the step, with and without the bridge test."""
+    from .hitting import estimate_first_hit
+    from .theory import diffusion as td
+
+    router = Router.gaussian(2, 6, 1, seed=0)
+    x0 = np.random.default_rng(params["seed_x0"]).standard_normal(6) * 0.3
+    d = td.facet_distances(router, x0).min()
+    t = params["t_over_d2"] * d * d
+    res = estimate_first_hit(router, x0, 1.0, t, params["dt_over_d2"] * d * d, params["n_paths"], [t],
+                             seed=seed_seq, bridge=bool(params["bridge"]))
+    e = res.cdf[0]
+    exact = float(td.levy_cdf(d, 1.0, t))
+    return [{"cdf": e.value, "stderr": e.stderr, "exact": exact, "bias": e.value - exact,
+             "abs_bias": abs(e.value - exact), "lower_bound": res.lower_bound[0],
+             "upper_bound": res.upper_bound[0]}]
+
+
+@study("hit_order",
+       grid={"M": [4, 6, 8], "D": 12, "k": 2, "kind": ["orthonormal", "gaussian"], "n_routers": 1,
+             "rho": 0.0, "n_paths": 4000, "seed_x0": 3},
+       figure={"x": "M", "y": "exponent_fit", "err": "exponent_stderr", "pred": "exponent_predicted",
+               "group": "kind", "xlabel": "M", "ylabel": "exponent of q(delta)", "logx": False,
+               "logy": False})
+def hit_order(params, seed_seq):
+    """Hit-order exponent of q(delta) against pi/theta* over router sizes and kinds."""
+    from .hitting import estimate_first_hit
+    from .theory import diffusion as td
+
+    rows = []
+    for ri, router in enumerate(routers_of(params, seed_seq)):
+        x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
+        d = td.facet_distances(router, x0).min()
+        deltas = d * np.array([0.01, 0.03, 0.1, 0.3])
+        res = estimate_first_hit(router, x0, 1.0, 20 * d * d, 0.01 * d * d, params["n_paths"], [d * d],
+                                 deltas=deltas, seed=seed_seq.spawn(1)[0])
+        rows.append({"router_index": ri, "exponent_fit": res.exponent_fit,
+                     "exponent_stderr": res.exponent_stderr, "exponent_predicted": res.exponent_predicted,
+                     "fraction_hit": res.fraction_hit})
+    return rows + _ensemble_rows(rows, [], ["exponent_fit", "exponent_predicted"])
+
+
+@study("occupation",
+       grid={"eps": [0.02, 0.05, 0.1, 0.2], "M": 5, "D": 9, "k": 2, "kind": "orthonormal", "n_routers": 1,
+             "rho": 0.0, "t_max": 10.0, "dt": 0.01, "n_paths": 300, "seed_x0": 4},
+       figure={"x": "eps", "y": "mean", "err": "stderr", "pred": "bound", "group": "order",
+               "xlabel": "eps", "ylabel": "E L_r^eps(t_max)"})
+def occupation(params, seed_seq):
+    """Occupation times per order against the THEORY §6 bounds."""
+    from .hitting import estimate_occupation
+
+    rows = []
+    for ri, router in enumerate(routers_of(params, seed_seq)):
+        x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
+        res = estimate_occupation(router, x0, 1.0, params["t_max"], params["dt"], params["n_paths"],
+                                  [params["eps"]], seed=seed_seq.spawn(1)[0], n_checkpoints=1)
+        for i, r in enumerate(res.orders):
+            rows.append({"router_index": ri, "order": r, "mean": float(res.mean[-1, i, 0]),
+                         "stderr": float(res.stderr[-1, i, 0]), "bound": float(res.bound[i, 0])})
+    return rows + _ensemble_rows(rows, ["order"], ["mean"])
+
+
+@study("smoothing",
+       grid={"eta": [0.002, 0.005, 0.01, 0.02, 0.04], "M": 8, "D": 64, "k": 2, "kind": "gaussian",
+             "n_routers": 1, "rho": 0.0, "n_samples": 400000},
+       figure={"x": "eta", "y": "mean_extra", "err": "stderr", "pred": "predicted_leading",
+               "xlabel": "eta", "ylabel": "extra active experts E N_eta"})
+def smoothing(params, seed_seq):
+    """Overhead of the smoothing gate against c1 eta."""
+    from .smoothing import estimate_overhead
+
+    rows = []
+    for ri, router in enumerate(routers_of(params, seed_seq)):
+        res = estimate_overhead(router, 1.0, [params["eta"]], n_samples=params["n_samples"],
+                                seed=seed_seq.spawn(1)[0])
+        e = res.estimates[0]
+        rows.append({"router_index": ri, "mean_extra": e.value, "stderr": e.stderr,
+                     "predicted_leading": res.predicted_leading[0], "c1": res.coefficient})
+    return rows + _ensemble_rows(rows, [], ["mean_extra", "c1"])
+
+
+# --------------------------------------------------------------------------- running
+def _run_point(name, params, base_seed):
+    t0 = time.perf_counter()
+    rows = STUDIES[name]["func"](params, point_seed(base_seed, params))
+    return {"params": params, "rows": rows, "seconds": time.perf_counter() - t0}
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _versions():
+    import numba
+    import scipy
+
+    from . import __version__
+
+    return {"discosim": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "python": platform.python_version()}
+
+
+def run_study(name, out_dir, grid=None, seed=0, n_jobs=1, backend="loky", scheduler=None,
+              progress=None, stop_after=None):
+    """Run study ``name`` over its grid (defaults updated by ``grid``) into ``out_dir``.
+
+    Returns the path of ``results.csv``. ``stop_after`` (testing aid) stops after that many new
+    points, as an interruption would.
+    """
+    from .estimates import dumps
+    from .parallel import _progress_bar, check_n_jobs
+
+    name = check_choice("study", name, tuple(STUDIES))
+    backend = check_choice("backend", backend, ("loky", "dask", "threading"))
+    n_jobs = check_n_jobs(n_jobs)
+    spec = STUDIES[name]
+    points = expand_grid(spec["grid"], grid or {})
+    merged = dict(spec["grid"])
+    merged.update(grid or {})
+    pdir = os.path.join(out_dir, "points")
+    os.makedirs(pdir, exist_ok=True)
+    todo = [p for p in points if not os.path.exists(os.path.join(pdir, point_key(p) + ".json"))]
+    if stop_after is not None:
+        todo = todo[:stop_after]
+    t0 = time.perf_counter()
+    bar = _progress_bar(len(todo), name, progress)
+    client = None
+    try:
+        if backend == "dask" and todo:
+            try:
+                from dask.distributed import Client, LocalCluster
+            except ImportError:
+                raise InputError("backend dask needs the 'distributed' package: pip install 'discosim[dask]'") from None
+            if scheduler:
+                client = Client(scheduler)
+            else:
+                client = Client(LocalCluster(n_workers=max(1, n_jobs if n_jobs > 0 else os.cpu_count()),
+                                             threads_per_worker=1, host="127.0.0.1",
+                                             dashboard_address=None, processes=True))
+        if todo:
+            import joblib
+
+            tasks = (joblib.delayed(_run_point)(name, p, seed) for p in todo)
+            with joblib.parallel_config(backend=backend, n_jobs=n_jobs if n_jobs != 1 or backend == "dask" else 1):
+                par = joblib.Parallel(return_as="generator_unordered")
+                for res in par(tasks):
+                    _write_atomic(os.path.join(pdir, point_key(res["params"]) + ".json"), dumps(res))
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and not scheduler:
+                cluster.close()
+    elapsed = time.perf_counter() - t0
+    done = [p for p in points if os.path.exists(os.path.join(pdir, point_key(p) + ".json"))]
+    if len(done) < len(points):
+        return None  # interrupted: the finished points are saved, rerun to complete
+    return _assemble(name, out_dir, points, merged, seed, elapsed, n_jobs, backend)
+
+
+def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend):
+    from .estimates import dumps
+
+    pdir = os.path.join(out_dir, "points")
+    all_rows, secs = [], 0.0
+    for i, p in enumerate(points):
+        with open(os.path.join(pdir, point_key(p) + ".json")) as fh:
+            res = json.load(fh)
+        secs += res["seconds"]
+        for r in res["rows"]:
+            all_rows.append({"point": i, **p, **r})
+    cols = []
+    for r in all_rows:
+        for c in r:
+            if c not in cols:
+                cols.append(c)
+    csv_path = os.path.join(out_dir, "results.csv")
+    tmp = csv_path + ".tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for r in all_rows:
+            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+    os.replace(tmp, csv_path)
+    side = {"study": name, "doc": STUDIES[name]["doc"], "grid": grid,
+            "points": [{"index": i, "key": point_key(p), "params": p,
+                        "seed": {"entropy": seed, "spawn_key": list(point_seed(seed, p).spawn_key)}}
+                       for i, p in enumerate(points)],
+            "seed": seed, "versions": _versions(), "n_jobs": n_jobs, "backend": backend,
+            "wall_seconds_this_run": elapsed, "point_seconds_total": secs,
+            "figure": STUDIES[name]["figure"]}
+    _write_atomic(os.path.join(out_dir, "results.json"), dumps(side, indent=1))
+    study_figure(out_dir)
+    return csv_path
+
+
+def study_figure(out_dir):
+    """Draw a study's figure from its saved results.csv/results.json (no recomputation)."""
+    from .plots import plot_study
+
+    with open(os.path.join(out_dir, "results.json")) as fh:
+        side = json.load(fh)
+    with open(os.path.join(out_dir, "results.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    return plot_study(side["study"], side["figure"], rows, out_dir)
