@@ -244,6 +244,37 @@ def _cmd_figures(args):
     return 0
 
 
+def write_report(payload, figs, out_dir):
+    """figures/REPORT.md: the verdict table, the rules, and every figure, readable offline."""
+    from .claims import CLAIMS
+
+    lines = ["# discosim validation report", "",
+             f"{sum(c['passed'] for c in payload['claims'])}/{len(payload['claims'])} claims hold "
+             f"(seed {payload['seed']}, {'quick' if payload['quick'] else 'full'} run, "
+             f"{payload['elapsed_s']:.1f} s). Each row compares a formula of THEORY.md with a Monte "
+             "Carlo estimate; the rule column says what PASS means. Numbers: `validate.json`.", "",
+             "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for c in payload["claims"]:
+        half = 0.5 * (c["ci_high"] - c["ci_low"])
+        rule = c["rule"].replace("|", "\\|")  # a bare | would split the markdown cell
+        lines.append(f"| {c['claim']} | {c['section']} | {c['quantity']} | {c['predicted']:.5g} | "
+                     f"{c['measured']:.5g} ± {half:.2g} | {rule} | "
+                     f"{'PASS' if c['passed'] else '**FAIL**'} |")
+    lines += ["", "## Claims", ""]
+    lines += [f"- **{c.name}** ({c.section}): {c.summary}" for c in CLAIMS]
+    lines += ["", "## Figures", ""]
+    for p in figs:
+        if p.endswith(".png"):
+            name = os.path.basename(p)
+            lines += [f"### {name[:-4].replace('_', ' ')}", "", f"![{name}]({name})", ""]
+    path = os.path.join(out_dir, "REPORT.md")
+    with open(path + ".tmp", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def _cmd_validate(args):
     from .claims import figures_data, run_claims
     from .estimates import dumps
@@ -261,7 +292,9 @@ def _cmd_validate(args):
     with open(json_path + ".tmp", "w") as fh:
         fh.write(dumps(payload, indent=1))
     os.replace(json_path + ".tmp", json_path)
-    figs = plot_validation(json.load(open(json_path)), args.out)
+    with open(json_path) as fh:
+        figs = plot_validation(json.load(fh), args.out)
+    report = write_report(payload, figs, args.out)
     if args.json:
         print(dumps(payload))
     else:
@@ -276,7 +309,7 @@ def _cmd_validate(args):
             print(f"{r.claim:<{w[0]}} {r.quantity:<{w[1]}} {r.predicted:>{w[2]}.5g} "
                   f"{meas:>{w[3]}} {'PASS' if r.passed else 'FAIL':>{w[4]}}")
         print(f"\n{sum(r.passed for r in rows)}/{len(rows)} claims hold; {elapsed:.1f} s. "
-              f"Numbers: {json_path}; figures: {', '.join(p for p in figs if p.endswith('.png'))}")
+              f"Report: {report}; numbers: {json_path}; figures: {len(figs) // 2} (PNG + SVG) in {args.out}/")
     return 0 if payload["all_passed"] else 1
 
 

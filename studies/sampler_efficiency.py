@@ -1,0 +1,15 @@
+"""Study 'sampler_efficiency' (see `discosim study list`): grid in, results/sampler_efficiency/results.csv + JSON out.
+
+    python studies/sampler_efficiency.py [--grid grid.json|grid.toml] [--out DIR] [--n-jobs J]
+        [--backend loky|dask] [--scheduler tcp://HOST:PORT] [--seed S] [--quiet]
+
+Equivalent to `discosim study sampler_efficiency ...`. Rerunning after an interruption skips the grid
+points already saved in DIR/points/ and ends with the same results as an uninterrupted run.
+"""
+
+import sys
+
+from discosim.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["study", "sampler_efficiency", *sys.argv[1:]]))
