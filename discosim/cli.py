@@ -168,8 +168,7 @@ def _cmd_hit(args):
     if args.eps:
         occ = estimate_occupation(router, x0, args.sigma, args.t_max, args.dt, args.n_paths,
                                   args.eps, orders=args.orders,
-                                  metric="euclidean" if args.metric == "euclidean" else "score",
-                                  **common)
+                                  metric=args.metric, **common)
     doc = {"router": router.summary(), "sigma": args.sigma, "t_max": args.t_max, "dt": args.dt,
            "n_paths": args.n_paths, "seed": args.seed if args.seed is not None else res.cdf[0].seed_entropy,
            "elapsed_s": time.perf_counter() - t0, "bridge": not args.no_bridge}
@@ -364,7 +363,8 @@ def build_parser():
     h.add_argument("--deltas", type=float, nargs="+")
     h.add_argument("--eps", type=float, nargs="+", help="tube radii of the occupation times")
     h.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3], help="occupation orders")
-    h.add_argument("--metric", default="euclidean", help="euclidean | score (hit-point distance)")
+    h.add_argument("--metric", default="euclidean",
+                   help="euclidean | normal | score: hit-point distance and occupation tubes")
     h.add_argument("--process", default="bm", help="bm | ou (Ornstein-Uhlenbeck towards x0)")
     h.add_argument("--theta", type=float, default=1.0, help="OU mean-reversion rate")
     h.add_argument("--no-bridge", action="store_true", help="detect crossings by sign change only")
@@ -402,6 +402,10 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "json", False) or getattr(args, "quiet", False):
+        from . import parallel
+
+        parallel.PROGRESS_DEFAULT = False  # --json output stays the only thing printed
     try:
         return args.func(args)
     except InputError as exc:

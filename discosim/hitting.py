@@ -142,7 +142,7 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), 
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
     they are None otherwise.
     """
-    metric = check_choice("metric", metric, ("euclidean", "score"))
+    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
     times = check_positive_array("times", times)
     if np.any(times > t_max):
         raise InputError(f"times must be <= t_max={t_max}")
@@ -166,7 +166,8 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), 
         deltas = check_positive_array("deltas", deltas)
         dist = np.empty(tau.size)
         hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
-                        router.bias, router.gram, router.k, 0 if metric == "euclidean" else 2,
+                        router.bias, router.gram, router.k,
+                        {"euclidean": 0, "normal": 1, "score": 2}[metric],
                         float(deltas.max()), router.max_row_norm, sort_pairs_for(router.n_experts),
                         dist)
         nh = int(hit.sum())

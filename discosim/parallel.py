@@ -14,7 +14,10 @@ import numpy as np
 
 from .errors import InputError, check_int
 
-__all__ = ["derive_seed", "run_chunks", "check_n_jobs", "chunk_sizes"]
+__all__ = ["derive_seed", "run_chunks", "check_n_jobs", "chunk_sizes", "PROGRESS_DEFAULT"]
+
+# None: show bars when stderr is a terminal; the CLI sets False under --json / --quiet.
+PROGRESS_DEFAULT = None
 
 
 def derive_seed(seed_seq, *tags):
@@ -46,6 +49,8 @@ def _run_group(func, args, seeds, sizes):
 
 
 def _progress_bar(total, desc, progress):
+    if progress is None:
+        progress = PROGRESS_DEFAULT
     if progress is None:
         progress = sys.stderr.isatty()
     if not progress:

@@ -88,3 +88,29 @@ def test_cli_study_and_figures(tmp_path):
     assert p.returncode == 0 and os.path.exists(tmp_path / "fh" / "first_hit.png")
     p = run("study", "first_hit", "--backend", "spark")
     assert p.returncode == 2 and "backend" in p.stderr
+
+
+def test_killed_study_process_resumes_to_the_same_results(tmp_path):
+    """A real interruption: kill the CLI once some points are saved, rerun, compare."""
+    import signal
+    import time
+    grid = tmp_path / "g.json"
+    grid.write_text(json.dumps({"eps": [0.002, 0.004, 0.008, 0.016, 0.032, 0.064], "n_samples": 8000}))
+    full = run_study("volume_ratios", str(tmp_path / "full"), grid=load_grid(str(grid)), seed=9)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "discosim", "study", "volume_ratios", "--grid", str(grid), "--out",
+           str(out), "--seed", "9", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        pts = out / "points"
+        if pts.exists() and any(f.endswith(".json") for f in os.listdir(pts)):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    saved = [f for f in os.listdir(out / "points") if f.endswith(".json")]
+    assert 1 <= len(saved)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert _rows(full) == _rows(out / "results.csv")
