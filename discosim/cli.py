@@ -211,6 +211,12 @@ def _cmd_study(args):
             print(f"{name:<20} {spec['doc']}")
         return 0
     grid = load_grid(args.grid) if args.grid else {}
+    for item in args.set or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set takes KEY=V1,V2,...; got {item!r}")
+        values = [_parse_value(v) for v in text.split(",")]
+        grid[key.strip()] = values if len(values) > 1 else values[0]
     out = args.out or os.path.join("results", args.name)
     t0 = time.perf_counter()
     path = run_study(args.name, out, grid=grid, seed=args.seed, n_jobs=args.n_jobs,
@@ -218,6 +224,14 @@ def _cmd_study(args):
                      progress=False if args.quiet else None)
     print(f"{args.name}: {path} ({time.perf_counter() - t0:.1f} s); figure and results.json beside it")
     return 0
+
+
+def _parse_value(text):
+    """A grid value from the command line: JSON (numbers, true/false) or else a plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip()
 
 
 def _cmd_figures(args):
@@ -376,6 +390,8 @@ def build_parser():
     st = sub.add_parser("study", help="run a parameter study (NAME or 'list')")
     st.add_argument("name")
     st.add_argument("--grid", help="JSON or TOML file {param: [values]} overriding the defaults")
+    st.add_argument("--set", action="append", metavar="KEY=V1,V2",
+                    help="grid values on the command line (repeatable; overrides --grid)")
     st.add_argument("--out", help="output directory (default results/NAME)")
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--n-jobs", type=int, default=1)
