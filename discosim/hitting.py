@@ -30,6 +30,19 @@ def _check_not_on_gamma(router, x0):
         raise InputError("x0 lies on the discontinuity set Gamma (a tie across ranks k, k+1)")
 
 
+def _start_args(router, x0, start, radius):
+    """Validate a fixed start x0 (-> its reduced z0) or a per-path random start kind."""
+    if x0 is None:
+        return None, None, check_choice("start", start, ("ball", "gaussian")), check_positive("radius", radius)
+    x0 = np.asarray(x0, dtype=float)
+    if x0.shape != (router.dim,):
+        raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise InputError("x0 has non-finite entries")
+    _check_not_on_gamma(router, x0)
+    return x0, router.to_reduced(x0), start, radius
+
+
 def random_starts(rng, n, router, start, radius):
     """Reduced start points: uniform in B_D(0, R) or Gaussian N(0, R^2/D I_D)."""
     M, D = router.n_experts, router.dim
@@ -66,18 +79,7 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed=None, n_jobs
         raise InputError("router must be a discosim.Router")
     process = check_choice("process", process, ("bm", "ou"))
     theta = check_positive("theta", theta) if process == "ou" else 0.0
-    if x0 is None:
-        start = check_choice("start", start, ("ball", "gaussian"))
-        radius = check_positive("radius", radius)
-        z0 = None
-    else:
-        x0 = np.asarray(x0, dtype=float)
-        if x0.shape != (router.dim,):
-            raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
-        if not np.all(np.isfinite(x0)):
-            raise InputError("x0 has non-finite entries")
-        _check_not_on_gamma(router, x0)
-        z0 = router.to_reduced(x0)
+    x0, z0, start, radius = _start_args(router, x0, start, radius)
     sigma = check_positive("sigma", sigma)
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
@@ -259,15 +261,7 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
     orders = sorted({check_int("order", r, 1, router.n_experts - 1) for r in orders})
     if process == "ou":
         theta = check_positive("theta", theta)
-    if x0 is None:
-        start = check_choice("start", start, ("ball", "gaussian"))
-        radius = check_positive("radius", radius)
-        z0 = None
-    else:
-        x0 = np.asarray(x0, dtype=float)
-        if x0.shape != (router.dim,):
-            raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
-        z0 = router.to_reduced(x0)
+    x0, z0, start, radius = _start_args(router, x0, start, radius)
     sigma = check_positive("sigma", sigma)
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)

@@ -16,7 +16,17 @@ import math
 import numpy as np
 from numba import njit
 
+from .sampling import lower_matvec
 from .tubes import point_stats
+
+
+@njit(cache=True)
+def ou_step_coefficients(theta, sigma, dt):
+    """(decay, noise) of an exact step ``z' = x0 + decay (z - x0) + noise xi``; theta = 0 is BM."""
+    if theta > 0.0:
+        decay = math.exp(-theta * dt)
+        return decay, sigma * math.sqrt((1.0 - decay * decay) / (2.0 * theta))
+    return 1.0, sigma * math.sqrt(dt)
 
 
 @njit(cache=True)
@@ -53,11 +63,7 @@ def _cross_prob(ga, gb, var_h):
 def _cell_of(Wr, bias, gram, k, z, s, K, R, dnorm2):
     """Top-k set K and the rest R of reduced point z, and |w_i - w_j|^2 per facet pair."""
     M = Wr.shape[0]
-    for i in range(M):
-        acc = bias[i]
-        for m in range(i + 1):
-            acc += Wr[i, m] * z[m]
-        s[i] = -acc
+    lower_matvec(Wr, z, -1.0, -bias, s)  # negated scores: argsort gives descending order
     order = np.argsort(s)
     for a in range(k):
         K[a] = order[a]
@@ -85,12 +91,7 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
     R = np.empty(M - k, dtype=np.int64)
     dnorm2 = np.empty(npair)
     sc = np.empty(M)
-    if theta > 0.0:
-        decay = math.exp(-theta * dt)
-        noise = sigma * math.sqrt((1.0 - decay * decay) / (2.0 * theta))
-    else:
-        decay = 1.0
-        noise = sigma * math.sqrt(dt)
+    decay, noise = ou_step_coefficients(theta, sigma, dt)
     z = np.empty(M)
     z1 = np.empty(M)
     zm = np.empty(M)
@@ -184,11 +185,7 @@ def hit_point_stats(Zhit, tau, Wr, bias, gram, k, metric, eps_max, wmax, pairs, 
         if not np.isfinite(tau[p]):
             out[p] = np.inf
             continue
-        for i in range(M):
-            acc = bias[i]
-            for m in range(i + 1):
-                acc += Wr[i, m] * Zhit[p, m]
-            s[i] = acc
+        lower_matvec(Wr, Zhit[p], 1.0, bias, s)
         point_stats(s, gram, k, 2, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
         out[p] = stat[1]
 
@@ -214,12 +211,7 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
     ws_G = np.empty((M, M))
     ws_v = np.empty((4, M))
     ws_i = np.empty((4, M), dtype=np.int64)
-    if theta > 0.0:
-        decay = math.exp(-theta * dt)
-        noise = sigma * math.sqrt((1.0 - decay * decay) / (2.0 * theta))
-    else:
-        decay = 1.0
-        noise = sigma * math.sqrt(dt)
+    decay, noise = ou_step_coefficients(theta, sigma, dt)
     n_cp = checkpoints.shape[0]
     for p in range(n):
         for m in range(M):
@@ -227,11 +219,7 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
         occ[:, :] = 0.0
         c = 0
         for step in range(n_steps):
-            for i in range(M):
-                acc = bias[i]
-                for m in range(i + 1):
-                    acc += Wr[i, m] * z[m]
-                s[i] = acc
+            lower_matvec(Wr, z, 1.0, bias, s)
             point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
             for r in range(rmax):
                 for e in range(n_eps):
