@@ -164,6 +164,13 @@ def _cmd_hit(args):
     res = estimate_first_hit(router, x0, args.sigma, args.t_max, args.dt, args.n_paths, args.times,
                              args.deltas or (), metric=args.metric, bridge=not args.no_bridge,
                              **common)
+    wos = None
+    if args.wos and args.deltas and args.process == "bm":
+        from .hitting import hit_order_wos
+
+        wos, wos_steps = hit_order_wos(router, x0, args.deltas, args.n_paths, metric=args.metric,
+                                       seed=args.seed, n_jobs=args.n_jobs, start=args.start,
+                                       radius=args.radius)
     occ = None
     if args.eps:
         occ = estimate_occupation(router, x0, args.sigma, args.t_max, args.dt, args.n_paths,
@@ -174,6 +181,10 @@ def _cmd_hit(args):
            "elapsed_s": time.perf_counter() - t0, "bridge": not args.no_bridge}
     doc.update(res.to_dict())
     doc["occupation"] = occ.to_dict() if occ is not None else None
+    if wos is not None:
+        doc["hit_order"]["q_wos"] = [e.value for e in wos]
+        doc["hit_order"]["stderr_wos"] = [e.stderr for e in wos]
+        doc["hit_order"]["wos_mean_steps"] = wos_steps
     doc["start"] = "x0" if x0 is not None else args.start
     doc["process"] = args.process
     if args.json:
@@ -188,9 +199,10 @@ def _cmd_hit(args):
         print(f"{t:10.4g} {c:10.4f} {se:9.2g} {b}")
     ho = doc["hit_order"]
     if ho["q"]:
-        print(f"\n{'delta':>10} {'q(delta)':>10} {'stderr':>9}")
-        for d, q, se in zip(ho["deltas"], ho["q"], ho["stderr"]):
-            print(f"{d:10.4g} {q:10.4g} {se:9.2g}")
+        print(f"\n{'delta':>10} {'q(delta)':>10} {'stderr':>9}" + ("   walk on spheres" if wos else ""))
+        for i, (d, q, se) in enumerate(zip(ho["deltas"], ho["q"], ho["stderr"])):
+            extra = f"   {wos[i].value:.4g} ± {wos[i].stderr:.2g}" if wos else ""
+            print(f"{d:10.4g} {q:10.4g} {se:9.2g}{extra}")
         pred = ho["exponent_predicted"]
         print(f"exponent: fitted {ho['exponent_fit']:.3f} ± {ho['exponent_stderr']:.3f}, predicted "
               f"pi/theta* = {pred:.3f}" if pred is not None else "")
@@ -382,6 +394,8 @@ def build_parser():
     h.add_argument("--process", default="bm", help="bm | ou (Ornstein-Uhlenbeck towards x0)")
     h.add_argument("--theta", type=float, default=1.0, help="OU mean-reversion rate")
     h.add_argument("--no-bridge", action="store_true", help="detect crossings by sign change only")
+    h.add_argument("--wos", action="store_true",
+                   help="also estimate q(delta) from walk-on-spheres exit positions (bm only)")
     h.add_argument("--seed", type=int, default=None)
     h.add_argument("--n-jobs", type=int, default=1)
     h.add_argument("--json", action="store_true")

@@ -214,3 +214,16 @@ def test_growth_laws_match_the_bound_integral():
     b = [td.occupation_bound(router, x0, 1.0, 0.05, 2, t) for t in (1e4, 1e5)]
     kind, c = td.occupation_growth(2, 0.05, 1.0)
     assert kind == "log10" and (b[1] - b[0]) == pytest.approx(n2 * c, rel=0.02)
+
+
+def test_walk_on_spheres_agrees_with_time_stepping():
+    from discosim.hitting import hit_order_wos
+    router = Router.orthonormal(5, 9, 2, seed=3)
+    x0 = np.random.default_rng(7).standard_normal(9) * 0.5
+    d = td.facet_distances(router, x0).min()
+    deltas = d * np.array([0.03, 0.1, 0.3])
+    ts = estimate_first_hit(router, x0, 1.0, 200 * d * d, 0.01 * d * d, 3000, [d * d], deltas=deltas, seed=1)
+    wos, steps = hit_order_wos(router, x0, deltas, 10000, seed=2)
+    assert steps > 1
+    for a, b in zip(ts.q, wos):
+        assert abs(a.value - b.value) <= 4 * math.hypot(a.stderr, b.stderr)

@@ -233,3 +233,59 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
                 c += 1
             for m in range(M):
                 z[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * rng.standard_normal()
+
+
+@njit(cache=True)
+def walk_on_spheres_chunk(rng, Z0, Wr, bias, gram, k, tol, max_steps, zexit_out, steps_out):
+    """Exit positions of Brownian motion from the start cell by walk on spheres (Muller 1956).
+
+    In the convex cell the distance to the boundary is the least facet distance
+    ``(s_i - s_j)/|w_i - w_j|`` (THEORY §4.1); each step jumps to a uniform point of the largest
+    sphere inside the cell. When the distance drops below ``tol`` the walk stops and the point is
+    moved onto the nearest facet. Exit positions do not depend on sigma; the reduced cell is the
+    true cell's cross-section, so M dimensions suffice.
+    """
+    n, M = Z0.shape
+    npair = k * (M - k)
+    K = np.empty(k, dtype=np.int64)
+    R = np.empty(M - k, dtype=np.int64)
+    dnorm2 = np.empty(npair)
+    sc = np.empty(M)
+    g = np.empty(npair)
+    z = np.empty(M)
+    u = np.empty(M)
+    for p in range(n):
+        for m in range(M):
+            z[m] = Z0[p, m]
+        _cell_of(Wr, bias, gram, k, z, sc, K, R, dnorm2)
+        steps = 0
+        while True:
+            _gaps(Wr, bias, z, K, R, g)
+            best = np.inf
+            arg = 0
+            for q in range(npair):
+                d = g[q] / math.sqrt(dnorm2[q])
+                if d < best:
+                    best = d
+                    arg = q
+            if best < tol or steps >= max_steps:
+                # step onto the nearest facet along its normal w_i - w_j
+                i = K[arg // (M - k)]
+                j = R[arg % (M - k)]
+                for m in range(M):
+                    a = Wr[i, m] if m <= i else 0.0
+                    b = Wr[j, m] if m <= j else 0.0
+                    u[m] = a - b
+                scale = g[arg] / dnorm2[arg]
+                for m in range(M):
+                    zexit_out[p, m] = z[m] - scale * u[m]
+                break
+            nrm = 0.0
+            for m in range(M):
+                u[m] = rng.standard_normal()
+                nrm += u[m] * u[m]
+            f = best / math.sqrt(nrm)
+            for m in range(M):
+                z[m] += f * u[m]
+            steps += 1
+        steps_out[p] = steps
