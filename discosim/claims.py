@@ -429,11 +429,22 @@ def run_claims(names=None, quick=False, seed=20260623, n_jobs=1, progress=None):
     _RATIO_CACHE.clear()
     _SMOOTH_FIG.clear()
     _HIT_FIG.clear()
+    from .parallel import _progress_bar
+
     rows = []
     selected = [c for c in CLAIMS if names is None or c.name in names]
-    for c in selected:
-        scale = c.quick_scale if quick else 1.0
-        rows.extend(c.func(scale, seed, n_jobs))
+    bar = _progress_bar(len(selected), "validate", progress)
+    try:
+        for c in selected:
+            if bar is not None:
+                bar.set_postfix_str(c.name)
+            scale = c.quick_scale if quick else 1.0
+            rows.extend(c.func(scale, seed, n_jobs))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return rows
 
 

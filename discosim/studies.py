@@ -136,8 +136,8 @@ def _vol_rows(params, seed_seq, metric, method):
     rows = []
     orders = tuple(range(1, min(3, params["M"] - 1) + 1))
     for ri, router in enumerate(routers_of(params, seed_seq)):
-        res = estimate_volumes(router, 1.0, [params["eps"]], orders=orders, metric=metric,
-                               method=method, n_samples=params["n_samples"],
+        res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=orders,
+                               metric=metric, method=method, n_samples=params["n_samples"],
                                seed=seed_seq.spawn(1)[0], progress=False)
         f1 = res.results[0][1].estimate
         for r in orders:
@@ -154,8 +154,9 @@ def _vol_rows(params, seed_seq, metric, method):
 
 
 @study("volume_ratios",
-       grid={"eps": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "M": 6, "D": 10, "k": 2, "kind": "orthonormal",
-             "n_routers": 1, "rho": 0.0, "n_samples": 20000, "metric": "euclidean"},
+       grid={"eps": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "radius": 1.0, "M": 6, "D": 10, "k": 2,
+             "kind": "orthonormal", "n_routers": 1, "rho": 0.0, "n_samples": 20000,
+             "metric": "euclidean"},
        figure={"x": "eps", "y": "ratio_to_order1", "pred": "predicted_ratio", "group": "order",
                "xlabel": "eps/R", "ylabel": "U_r / U_1"})
 def volume_ratios(params, seed_seq):
@@ -165,8 +166,9 @@ def volume_ratios(params, seed_seq):
 
 
 @study("tube_metrics",
-       grid={"eps": [0.01, 0.03, 0.1], "M": 6, "D": 12, "k": 2, "kind": "gaussian", "n_routers": 1,
-             "rho": 0.0, "n_samples": 200000, "metric": ["euclidean", "normal", "score"]},
+       grid={"eps": [0.01, 0.03, 0.1], "radius": 1.0, "M": 6, "D": 12, "k": 2, "kind": "gaussian",
+             "n_routers": 1, "rho": 0.0, "n_samples": 200000,
+             "metric": ["euclidean", "normal", "score"]},
        figure={"x": "eps", "y": "fraction", "err": "stderr", "pred": "predicted_leading",
                "group": ["metric", "order"], "xlabel": "eps/R", "ylabel": "fraction of the ball"})
 def tube_metrics(params, seed_seq):
@@ -175,8 +177,8 @@ def tube_metrics(params, seed_seq):
 
 
 @study("sampler_efficiency",
-       grid={"eps": [1e-3, 1e-2, 1e-1], "M": 6, "D": 10, "k": 2, "kind": "orthonormal", "n_routers": 1,
-             "rho": 0.0, "n_samples": 20000, "order": [1, 2, 3]},
+       grid={"eps": [1e-3, 1e-2, 1e-1], "radius": 1.0, "M": 6, "D": 10, "k": 2, "kind": "orthonormal",
+             "n_routers": 1, "rho": 0.0, "n_samples": 20000, "order": [1, 2, 3]},
        figure={"x": "eps", "y": "efficiency", "group": "order", "xlabel": "eps/R",
                "ylabel": "variance ratio uniform / tube per sample"})
 def sampler_efficiency(params, seed_seq):
@@ -187,7 +189,7 @@ def sampler_efficiency(params, seed_seq):
     r = params["order"]
     for ri, router in enumerate(routers_of(params, seed_seq)):
         t0 = time.perf_counter()
-        res = estimate_volumes(router, 1.0, [params["eps"]], orders=(r,), method="tube",
+        res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=(r,), method="tube",
                                n_samples=params["n_samples"], seed=seed_seq.spawn(1)[0], progress=False)
         dt = time.perf_counter() - t0
         e = res.results[0][r].estimate
@@ -201,7 +203,7 @@ def sampler_efficiency(params, seed_seq):
 
 @study("first_hit",
        grid={"dt_over_d2": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "bridge": [True, False], "t_over_d2": 1.0,
-             "n_paths": 20000, "seed_x0": 1},
+             "sigma": 1.0, "n_paths": 20000, "seed_x0": 1},
        figure={"x": "dt_over_d2", "y": "abs_bias", "err": "stderr", "group": "bridge",
                "xlabel": "dt sigma^2 / d^2", "ylabel": "|P(tau<=t) - Levy| at t = d^2/sigma^2"})
 def first_hit(params, seed_seq):
@@ -212,11 +214,13 @@ def first_hit(params, seed_seq):
     router = Router.gaussian(2, 6, 1, seed=0)
     x0 = np.random.default_rng(params["seed_x0"]).standard_normal(6) * 0.3
     d = td.facet_distances(router, x0).min()
-    t = params["t_over_d2"] * d * d
-    res = estimate_first_hit(router, x0, 1.0, t, params["dt_over_d2"] * d * d, params["n_paths"], [t],
+    sig = params["sigma"]
+    scale = d * d / (sig * sig)  # times in units of d^2 / sigma^2
+    t = params["t_over_d2"] * scale
+    res = estimate_first_hit(router, x0, sig, t, params["dt_over_d2"] * scale, params["n_paths"], [t],
                              seed=seed_seq, bridge=bool(params["bridge"]))
     e = res.cdf[0]
-    exact = float(td.levy_cdf(d, 1.0, t))
+    exact = float(td.levy_cdf(d, sig, t))
     return [{"cdf": e.value, "stderr": e.stderr, "exact": exact, "bias": e.value - exact,
              "abs_bias": abs(e.value - exact), "lower_bound": res.lower_bound[0],
              "upper_bound": res.upper_bound[0]}]
@@ -248,7 +252,7 @@ def hit_order(params, seed_seq):
 
 @study("occupation",
        grid={"eps": [0.02, 0.05, 0.1, 0.2], "M": 5, "D": 9, "k": 2, "kind": "orthonormal", "n_routers": 1,
-             "rho": 0.0, "t_max": 10.0, "dt": 0.01, "n_paths": 300, "seed_x0": 4},
+             "rho": 0.0, "sigma": 1.0, "t_max": 10.0, "dt": 0.01, "n_paths": 300, "seed_x0": 4},
        figure={"x": "eps", "y": "mean", "err": "stderr", "pred": "bound", "group": "order",
                "xlabel": "eps", "ylabel": "E L_r^eps(t_max)"})
 def occupation(params, seed_seq):
@@ -258,7 +262,7 @@ def occupation(params, seed_seq):
     rows = []
     for ri, router in enumerate(routers_of(params, seed_seq)):
         x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
-        res = estimate_occupation(router, x0, 1.0, params["t_max"], params["dt"], params["n_paths"],
+        res = estimate_occupation(router, x0, params["sigma"], params["t_max"], params["dt"], params["n_paths"],
                                   [params["eps"]], seed=seed_seq.spawn(1)[0], n_checkpoints=1)
         for i, r in enumerate(res.orders):
             rows.append({"router_index": ri, "order": r, "mean": float(res.mean[-1, i, 0]),
