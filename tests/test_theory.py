@@ -105,7 +105,9 @@ def test_alpha_sum_over_order1_slices_is_a_probability_mass():
 def test_constants_at_real_size_use_monte_carlo():
     router = Router.gaussian(256, 2048, 8, seed=0)
     c = slice_constants(router, 1, n_samples=20_000, seed=0)
-    # uniform slice sampling is unbiased but inefficient at M=256: its error bar says so
+    assert c.method == "mc-pairs" and c.alpha_sum > 0 and 0 < c.alpha_sum_stderr < 0.1 * c.alpha_sum
+    c = slice_constants(router, 2, n_samples=20_000, seed=0)
+    # one sampled slice per direction is unbiased but slow at M=256: its error bar says so
     assert c.method == "mc" and c.alpha_sum > 0 and 0 < c.alpha_sum_stderr < c.alpha_sum
 
 
@@ -140,3 +142,13 @@ def test_score_polytope_volume_by_monte_carlo():
     se = math.sqrt(p * (1 - p) / n)
     vol = (2 * box) ** r
     assert abs(p * vol - tv.score_polytope_volume(eps, r, det)) <= 4 * se * vol
+
+
+@pytest.mark.parametrize("M,D,k,seed", [(6, 10, 2, 3), (8, 20, 3, 1), (7, 12, 1, 2)])
+def test_order1_all_pairs_monte_carlo_is_unbiased(M, D, k, seed):
+    router = Router.gaussian(M, D, k, seed=seed)
+    exact = slice_constants(router, 1, method="genz")
+    mc = slice_constants(router, 1, method="mc", n_samples=100_000, seed=4)
+    assert mc.method == "mc-pairs"
+    assert abs(mc.alpha_sum - exact.alpha_sum) <= 4 * mc.alpha_sum_stderr + 1e-3
+    assert abs(mc.score_weight_sum - exact.score_weight_sum) <= 4 * mc.score_weight_stderr + 1e-3

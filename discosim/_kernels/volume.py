@@ -417,3 +417,57 @@ def alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, halo, out):
             out[1] += inv_q * inv_q
             out[2] += w
             out[3] += w * w
+
+
+@njit(cache=True)
+def alpha_pairs_chunk(rng, Wr, gram, k, n, out):
+    """Order-1 slice constants from all pairs at once: per direction Y ~ N(0, I_M),
+    ``F(Y) = sum_{i<j} 1{P_{S_ij} Y in Gamma_ij}`` has mean ``A_1 = sum alpha_ij`` (THEORY §5 (b)).
+
+    Projected scores are ``t_a - lam (G_ai - G_aj)`` with ``lam = (t_i - t_j)/|w_i - w_j|^2``, and
+    ``|lam (G_ai - G_aj)| <= |lam| |w_a| |w_i - w_j|``; scanning the others in descending order of
+    t stops as soon as the count of experts above exceeds k - 1 or no later expert can be above.
+    Accumulates ``out`` += [sum F, sum F^2, sum Fw, sum Fw^2], ``Fw`` weighting each straddling
+    pair by ``1/|w_i - w_j|`` (the score-tube weight det(G_J)^(-1/2)).
+    """
+    M = Wr.shape[0]
+    g = np.empty(M)
+    t = np.empty(M)
+    zero = np.zeros(M)
+    neg = np.empty(M)
+    wmax = 0.0
+    for a in range(M):
+        wmax = max(wmax, math.sqrt(gram[a, a]))
+    for _ in range(n):
+        gaussian_vector(rng, g)
+        lower_matvec(Wr, g, 1.0, zero, t)
+        for a in range(M):
+            neg[a] = -t[a]
+        order = np.argsort(neg)
+        F = 0.0
+        Fw = 0.0
+        for i in range(M):
+            for j in range(i + 1, M):
+                d2 = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+                dn = math.sqrt(d2)
+                lam = (t[i] - t[j]) / d2
+                v = t[i] - lam * (gram[i, i] - gram[i, j])
+                slack = abs(lam) * dn
+                above = 0
+                for q in range(M):
+                    a = order[q]
+                    if a == i or a == j:
+                        continue
+                    if t[a] + slack * wmax < v:
+                        break  # sorted descending: no later expert can be above v
+                    if t[a] - lam * (gram[a, i] - gram[a, j]) > v:
+                        above += 1
+                        if above > k - 1:
+                            break
+                if above == k - 1:
+                    F += 1.0
+                    Fw += 1.0 / dn
+        out[0] += F
+        out[1] += F * F
+        out[2] += Fw
+        out[3] += Fw * Fw
