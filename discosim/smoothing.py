@@ -56,7 +56,8 @@ class SMoE:
         if self.experts == "linear":
             self.A = rng.standard_normal((M, self.out_dim, D)) / math.sqrt(D)
         else:
-            self.C = rng.standard_normal((M, hidden, D)) / math.sqrt(D) * math.sqrt(D)
+            # unit-variance first layer: pre-activations are O(1) for |x| of order 1
+            self.C = rng.standard_normal((M, hidden, D))
             self.B = rng.standard_normal((M, self.out_dim, hidden)) / math.sqrt(hidden)
 
     def expert_outputs(self, X):
