@@ -152,3 +152,10 @@ def test_order1_all_pairs_monte_carlo_is_unbiased(M, D, k, seed):
     assert mc.method == "mc-pairs"
     assert abs(mc.alpha_sum - exact.alpha_sum) <= 4 * mc.alpha_sum_stderr + 1e-3
     assert abs(mc.score_weight_sum - exact.score_weight_sum) <= 4 * mc.score_weight_stderr + 1e-3
+
+
+def test_inverse_tube_fraction_round_trip():
+    for D, r in ((10, 1), (512, 3)):
+        for frac in (1e-9, 1e-3, 0.4):
+            eps = tv.inverse_tube_fraction(frac, 2.0, D, r)
+            assert tv.tube_fraction(eps, 2.0, D, r) == pytest.approx(frac, rel=1e-9)

@@ -272,11 +272,6 @@ def point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i
                              ws_G, ws_v, ws_i, out)
 
 
-def workspace(M):
-    """Allocate the workspaces ``point_stats`` needs (ws_G, ws_v, ws_i)."""
-    return np.empty((M, M)), np.empty((4, M)), np.empty((4, M), dtype=np.int64)
-
-
 @njit(cache=True)
 def stats_from_scores(S, gram, k, rmax, metric, eps_max, wmax, pairs, out):
     """Row-wise :func:`point_stats` for a batch of score vectors ``S`` (n, M) into ``out`` (n, rmax)."""
