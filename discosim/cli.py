@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, check_int
 
 __all__ = ["main"]
 
@@ -55,11 +55,18 @@ def _cmd_volume(args):
     from .estimates import dumps
     from .volume import estimate_volumes
 
+    from .constants import slice_constants
+
     router = _router_from_args(args)
     t0 = time.perf_counter()
+    n_pred = check_int("prediction samples", args.prediction_samples, 100)
+    orders = [o for o in args.orders if isinstance(o, int) and 1 <= o < router.n_experts]
+    consts = {r: slice_constants(router, r, n_samples=n_pred, seed=0, n_jobs=args.n_jobs)
+              for r in orders} if len(orders) == len(args.orders) else None
     res = estimate_volumes(router, args.radius, args.eps, orders=args.orders, metric=args.metric,
                            method=args.method, n_samples=args.n_samples, seed=args.seed,
-                           n_jobs=args.n_jobs, progress=False if args.json else None)
+                           n_jobs=args.n_jobs, progress=False if args.json else None,
+                           constants=consts)
     doc = res.to_dict()
     doc["seed"] = args.seed if args.seed is not None else res.seed_entropy
     doc["elapsed_s"] = time.perf_counter() - t0
@@ -352,6 +359,8 @@ def build_parser():
     v.add_argument("--n-samples", type=int, default=1_000_000)
     v.add_argument("--seed", type=int, default=None)
     v.add_argument("--n-jobs", type=int, default=1)
+    v.add_argument("--prediction-samples", type=int, default=100_000,
+                   help="Monte Carlo size of the slice constants behind the predictions")
     v.add_argument("--json", action="store_true", help="print exactly one JSON document")
     v.set_defaults(func=_cmd_volume)
 
