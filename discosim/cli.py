@@ -346,7 +346,10 @@ def _cmd_validate(args):
 
 
 def build_parser():
-    parser = _Parser(prog="discosim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="discosim",
+                     description="Monte Carlo verification of the geometry and stochastics of "
+                                 "discontinuities in sparse Mixture-of-Experts routers "
+                                 "(arXiv 2606.19036). Start with `discosim validate`.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     v = sub.add_parser("volume", help="fractions of the ball in order-r tubes")
