@@ -259,9 +259,7 @@ def _cmd_figures(args):
 
     written = []
     root = args.results
-    if not os.path.isdir(root):
-        raise InputError(f"results directory not found: {root}")
-    for dirpath, _, files in sorted(os.walk(root)):
+    for dirpath, _, files in sorted(os.walk(root)):  # nothing to walk if root is absent
         if "results.json" in files and "results.csv" in files:
             written += study_figure(dirpath)
     val = os.path.join(args.validation, "validate.json")

@@ -16,6 +16,8 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # identical inputs give byte-identical SVGs (no random ids, no dates), so redraws diff cleanly
+    matplotlib.rcParams["svg.hashsalt"] = "discosim"
     return plt
 
 
@@ -23,7 +25,8 @@ def _save(fig, out_dir, name):
     paths = []
     for ext in ("png", "svg"):
         p = os.path.join(out_dir, f"{name}.{ext}")
-        fig.savefig(p, dpi=130, bbox_inches="tight")
+        meta = {"Date": None} if ext == "svg" else {}
+        fig.savefig(p, dpi=130, bbox_inches="tight", metadata=meta)
         paths.append(p)
     return paths
 
