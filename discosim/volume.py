@@ -46,10 +46,13 @@ class OrderResult:
     predicted_slice_sum: float = None
     predicted_leading: float = None
     predicted_rel_stderr: float = 0.0
+    overlap: Estimate = None  # tube method, euclidean/normal: S - U from the same samples
 
     def to_dict(self):
         lo, hi = self.estimate.confidence_interval(0.95)
-        return {"fraction": self.estimate.value, "stderr": self.estimate.stderr,
+        extra = {} if self.overlap is None else {"overlap": self.overlap.value,
+                                                 "overlap_stderr": self.overlap.stderr}
+        return {**extra, "fraction": self.estimate.value, "stderr": self.estimate.stderr,
                 "ci_low": lo, "ci_high": hi, "n_hits": self.estimate.n_hits,
                 "reliable": self.estimate.reliable,
                 "predicted_slice_sum": self.predicted_slice_sum,
@@ -107,7 +110,7 @@ def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices)
     a, b = 0.5 * r, 0.5 * (dim - r) + 1.0
     cap = special.betainc(a, b, np.minimum(rho2 / radius ** 2, 1.0))
     beta = special.betaincinv(a, b, u * cap)
-    out = np.zeros(3)
+    out = np.zeros(5)
     tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, sort_pairs_for(M), J, beta,
                float(n_slices) * cap, out)
     return out
@@ -175,6 +178,7 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     eps_sorted = np.ascontiguousarray(eps_arr[order_of_eps])
 
     estimates = {}  # (eps index, order) -> Estimate
+    overlaps = {}
     if method == "uniform":
         rmax = max(orders)
         parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
@@ -200,6 +204,12 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
                 var = max(tot[1] / n_samples - mean * mean, 0.0) * n_samples / (n_samples - 1)
                 estimates[(i, r)] = mean_estimate(mean, math.sqrt(var / n_samples), n_samples,
                                                   int(tot[2]), ss.entropy)
+                if metric != "score":
+                    om = tot[3] / n_samples
+                    ov = max(tot[4] / n_samples - om * om, 0.0) * n_samples / (n_samples - 1)
+                    n_nonzero = int(tot[2])  # hits bound the samples that can carry an overlap
+                    overlaps[(i, r)] = mean_estimate(om, math.sqrt(ov / n_samples), n_samples,
+                                                     n_nonzero, ss.entropy)
 
     if constants is None:
         constants = {r: slice_constants(router, r, seed=0, n_jobs=n_jobs) for r in orders}
@@ -218,7 +228,8 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
             elif not cosine_scores:
                 leading = float(tv.leading_score_fraction(e, radius, D, r, c.score_weight_sum))
                 rel = c.score_weight_stderr / c.score_weight_sum if c.score_weight_sum else 0.0
-            per_order[r] = OrderResult(r, estimates[(i, r)], slice_sum, leading, rel)
+            per_order[r] = OrderResult(r, estimates[(i, r)], slice_sum, leading, rel,
+                                       overlaps.get((i, r)))
         results.append(per_order)
     return VolumeResult(router.summary(), radius, metric, method, n_samples, ss.entropy,
                         tuple(float(e) for e in eps_arr), orders, results,

@@ -199,3 +199,16 @@ def test_cli_file_shape_mismatch_with_given_M(tmp_path):
     np.save(path, np.random.default_rng(0).standard_normal((4, 9)))
     p = _cli("volume", "--router", str(path), "--k", "1", "--M", "5", "--eps", "0.1")
     assert p.returncode == 2 and "does not match" in p.stderr
+
+
+def test_overlap_estimate_matches_slice_sum_minus_union():
+    """The tube sampler's direct overlap estimate equals S - U with U from the uniform sampler."""
+    router = Router.gaussian(5, 10, 2, seed=6)
+    t = estimate_volumes(router, 1.0, [0.08], orders=(1,), metric="normal", method="tube",
+                         n_samples=40_000, seed=1)
+    u = estimate_volumes(router, 1.0, [0.08], orders=(1,), metric="normal", n_samples=1_000_000, seed=2)
+    o = t.results[0][1]
+    S = o.predicted_slice_sum
+    direct = S - u.results[0][1].estimate.value
+    assert o.overlap.value > 4 * o.overlap.stderr  # overlaps are visible at this eps
+    assert abs(o.overlap.value - direct) <= 4 * math.hypot(o.overlap.stderr, u.results[0][1].estimate.stderr)

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .sampling import chi_square, gaussian_vector, lower_matvec, random_subset
-from .tubes import METRIC_SCORE, point_stats, subset_normal_distance2
+from .tubes import METRIC_SCORE, point_stats, projection_straddles, subset_normal_distance2
 
 
 BLOCK = 256  # samples per block: one BLAS call for the scores, vector loops across samples
@@ -259,7 +259,11 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
     For each pre-drawn slice ``J[i]`` and squared normal radius fraction ``beta[i]`` (truncated
     Beta(r/2, d/2+1), drawn by the caller), build x uniform in the fibre tube of S_J inside the
     ball, and score ``factor[i] * 1{x in A_J} 1{x in tube_r} / N(x)``.
-    ``out`` = [sum of scores, sum of squares, number of nonzero scores].
+    For the euclidean and normal metrics the same sample also scores the overlap
+    ``S - U = sum_J lambda(fibre_J) - lambda(union)`` through
+    ``factor[i] * (1{x in fibre_J} - 1{x in tube_r} / N(x))``: it is zero except where fibres
+    overlap, so its relative error stays small where the gap ``S - U`` is small.
+    ``out`` = [sum of scores, sum of squares, number of nonzero scores, overlap sum, its squares].
     """
     M = Wr.shape[0]
     Q = np.empty((r, M))
@@ -279,9 +283,12 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
     lam = np.empty(M)
     df = float(dim + 2 - M)
     score_metric = metric == METRIC_SCORE
+    in_T = np.zeros(M, dtype=np.int64)
     total = 0.0
     total2 = 0.0
     hits = 0
+    osum = 0.0
+    osum2 = 0.0
     for i in range(J.shape[0]):
         Ji = J[i]
         orthonormal_normal_basis(Wr, Ji, r, Q)
@@ -302,6 +309,7 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
                 acc += rn * dirn[l] * Q[l, m]
             x[m] = acc
         lower_matvec(Wr, x, 1.0, zero, s)
+        in_tube = True
         if score_metric:
             lo = s[Ji[0]]
             hi = lo
@@ -309,22 +317,36 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
                 v = s[Ji[l]]
                 lo = min(lo, v)
                 hi = max(hi, v)
-            if hi - lo > eps:
-                continue
-        point_stats(s, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat)
-        if not stat[r - 1] <= eps:
-            continue
-        if score_metric:
-            count = family_count_score(s, r, eps, ws_v[0])
-        else:
-            count = family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, ws_G, e, lam)
-        w = factor[i] / max(count, 1)
-        total += w
-        total2 += w * w
-        hits += 1
+            in_tube = hi - lo <= eps
+        if in_tube:
+            point_stats(s, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat)
+            in_tube = stat[r - 1] <= eps
+        w = 0.0
+        if in_tube:
+            if score_metric:
+                count = family_count_score(s, r, eps, ws_v[0])
+            else:
+                count = family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, ws_G, e, lam)
+            w = factor[i] / max(count, 1)
+            total += w
+            total2 += w * w
+            hits += 1
+        if not score_metric:
+            subset_normal_distance2(s, gram, Ji, r + 1, ws_G, e, lam)
+            for l in range(r + 1):
+                in_T[Ji[l]] = 1
+            own = projection_straddles(s, gram, k, Ji, r + 1, lam, in_T,
+                                       1e-11 * (abs(s[Ji[0]]) + wmax * eps + 1e-300))
+            for l in range(r + 1):
+                in_T[Ji[l]] = 0
+            dlt = (factor[i] if own else 0.0) - w
+            osum += dlt
+            osum2 += dlt * dlt
     out[0] = total
     out[1] = total2
     out[2] = hits
+    out[3] = osum
+    out[4] = osum2
 
 
 @njit(cache=True)
