@@ -212,3 +212,20 @@ def test_overlap_estimate_matches_slice_sum_minus_union():
     direct = S - u.results[0][1].estimate.value
     assert o.overlap.value > 4 * o.overlap.stderr  # overlaps are visible at this eps
     assert abs(o.overlap.value - direct) <= 4 * math.hypot(o.overlap.stderr, u.results[0][1].estimate.stderr)
+
+
+def test_largest_real_size_is_finite_and_consistent():
+    """D = 8192, M = 256: fractions, predictions and log-volumes stay finite (no raw ball volumes)."""
+    from discosim.constants import slice_constants
+    router = Router.gaussian(256, 8192, 8, seed=3)
+    consts = {r: slice_constants(router, r, n_samples=2000, seed=0) for r in (1, 2)}
+    eps = 0.2 / math.sqrt(8192)
+    res = estimate_volumes(router, 1.0, [eps / 10, eps], orders=(1, 2), metric="score",
+                           n_samples=40_000, seed=1, constants=consts)
+    for i in range(2):
+        for r in (1, 2):
+            o = res.results[i][r]
+            assert 0 <= o.estimate.value <= 1 and math.isfinite(o.predicted_leading)
+    assert res.results[1][1].estimate.value > res.results[0][1].estimate.value
+    assert math.isfinite(tv.log_tube_volume(eps, 1.0, 8192, 3))
+    assert tv.tube_fraction(eps, 1.0, 8192, 1) > 0
