@@ -149,3 +149,37 @@ def test_score_circumradius_is_the_farthest_point_of_the_polytope():
     far2 = np.max(np.sum(u[inside] ** 2, axis=1))
     assert far2 <= rad2 * (1 + 1e-12)
     assert far2 >= 0.95 * rad2
+
+
+@pytest.mark.parametrize("M,k", [(8, 2), (16, 5), (40, 8)])
+def test_block_score_stats_match_full_sort(M, k):
+    """The vectorised block path of the uniform kernel, on the same scores as the reference."""
+    from discosim._kernels.volume import block_score_stats
+    rng = np.random.default_rng(M)
+    S = rng.standard_normal((300, M))
+    ST = np.ascontiguousarray(S.T).copy()
+    rmax = 3
+    stats_ = np.empty((rmax, 300))
+    block_score_stats(ST, 300, k, rmax, sort_pairs_for(M, block=True), stats_)
+    slow = np.array([[ref.score_window_stat(s, k, r) for s in S] for r in range(1, rmax + 1)])
+    np.testing.assert_array_equal(stats_, slow)
+
+
+def test_family_count_subspace_matches_enumeration():
+    """N(x) = #{J : |P_{N_J} x| <= eps} by brute force over all slices in full D."""
+    import itertools
+    from discosim._kernels.volume import family_count_subspace
+    router = Router.gaussian(6, 12, 2, seed=9)
+    W = router.weights
+    rng = np.random.default_rng(1)
+    M = 6
+    for x in ref.uniform_ball_points(rng, 100, 12, 1.0):
+        s = W @ x
+        for r, eps in ((1, 0.1), (2, 0.15), (3, 0.2)):
+            slow = sum(1 for J in itertools.combinations(range(M), r + 1)
+                       if np.linalg.norm(x - ref.project_on_tie_subspace(W, np.zeros(M), x, J)) <= eps)
+            fast = family_count_subspace(s, router.gram, r, eps, router.max_row_norm,
+                                         np.empty(M, dtype=np.int64), np.empty(r + 1, dtype=np.int64),
+                                         np.empty(r + 1, dtype=np.int64), np.empty((M, M)),
+                                         np.empty(M), np.empty(M))
+            assert fast == slow
