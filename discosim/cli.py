@@ -9,8 +9,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from .errors import InputError, check_int
 
 __all__ = ["main"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, asdict
 import numpy as np
 
 from .errors import InputError, check_choice, check_int
+from .estimates import mean_and_stderr
 from .parallel import derive_seed, run_chunks
 from .seeding import as_seed_sequence
 from .theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
@@ -127,16 +128,13 @@ def slice_constants(router, order, method="auto", n_samples=100_000, seed=0, n_j
         parts = run_chunks(_alpha_pairs_task, (router.reduced_weights, router.gram, k), n_dir,
                            1 << 10, ss, n_jobs=n_jobs)
         s = np.sum(parts, axis=0)
-        mean_a, mean_b = s[0] / n_dir, s[2] / n_dir
-        se_a = math.sqrt(max(s[1] / n_dir - mean_a ** 2, 0.0) / max(n_dir - 1, 1))
-        se_b = math.sqrt(max(s[3] / n_dir - mean_b ** 2, 0.0) / max(n_dir - 1, 1))
+        mean_a, se_a = mean_and_stderr(s[0], s[1], n_dir)
+        mean_b, se_b = mean_and_stderr(s[2], s[3], n_dir)
         return SliceConstants(r, n_slices, mean_a, se_a, 2 * mean_b, 2 * se_b, "mc-pairs")
     parts = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, k, r,
                                         np.empty(0, dtype=np.int64)),
                        n_samples, 1 << 15, ss, n_jobs=n_jobs)
     s = np.sum(parts, axis=0)
-    n = n_samples
-    mean_a, mean_b = s[0] / n, s[2] / n
-    se_a = math.sqrt(max(s[1] / n - mean_a ** 2, 0.0) / max(n - 1, 1))
-    se_b = math.sqrt(max(s[3] / n - mean_b ** 2, 0.0) / max(n - 1, 1))
+    mean_a, se_a = mean_and_stderr(s[0], s[1], n_samples)
+    mean_b, se_b = mean_and_stderr(s[2], s[3], n_samples)
     return SliceConstants(r, n_slices, mean_a, se_a, (r + 1) * mean_b, (r + 1) * se_b, method)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, asdict
 import numpy as np
 from scipy import stats
 
-__all__ = ["Estimate", "proportion_estimate", "mean_estimate", "to_jsonable", "dumps",
-           "MIN_RELIABLE_HITS"]
+__all__ = ["Estimate", "proportion_estimate", "mean_estimate", "mean_and_stderr", "to_jsonable",
+           "dumps", "MIN_RELIABLE_HITS"]
 
 # Below this many nonzero samples the CLT behind a stderr is not to be trusted.
 MIN_RELIABLE_HITS = 20
@@ -85,6 +85,19 @@ def proportion_estimate(hits, n, seed_entropy=None, scale=1.0):
     if scale != 1.0:
         return mean_estimate(scale * p, scale * math.sqrt(p * (1 - p) / n), n, hits, seed_entropy)
     return Estimate(p, math.sqrt(p * (1 - p) / n), int(n), int(hits), "proportion", seed_entropy)
+
+
+def mean_and_stderr(total, total_sq, n):
+    """Sample mean and its standard error from a sum and a sum of squares over ``n`` samples.
+
+    Works elementwise on arrays; uses the unbiased variance ``n/(n-1)`` correction.
+    """
+    mean = np.asarray(total, dtype=float) / n
+    var = np.maximum(np.asarray(total_sq, dtype=float) / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    se = np.sqrt(var / n)
+    if mean.ndim == 0:
+        return float(mean), float(se)
+    return mean, se
 
 
 def mean_estimate(value, stderr, n, hits, seed_entropy=None):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from .estimates import proportion_estimate
+from .estimates import mean_and_stderr, proportion_estimate
 from .parallel import derive_seed, run_chunks
 from .router import Router
 from .seeding import as_seed_sequence
@@ -279,8 +279,7 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
                        n_paths, 64, derive_seed(ss, 6), n_jobs)
     tot = np.sum([p[0] for p in parts], axis=0)
     tot2 = np.sum([p[1] for p in parts], axis=0)
-    mean = tot / n_paths
-    var = np.maximum(tot2 / n_paths - mean ** 2, 0.0) * n_paths / (n_paths - 1)
+    mean, se = mean_and_stderr(tot, tot2, n_paths)
     idx = [r - 1 for r in orders]
     bound = np.full((len(orders), eps.size), np.nan)
     if process == "bm" and metric in ("euclidean", "normal") and x0 is not None:
@@ -288,7 +287,7 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
             for e, ep in enumerate(eps):
                 bound[i, e] = td.occupation_bound(router, x0, sigma, ep, r, t_max)
     return OccupationResult(metric, tuple(eps.tolist()), tuple(orders), tuple((cps * dt).tolist()),
-                            mean[:, idx, :], np.sqrt(var / n_paths)[:, idx, :], bound, n_paths)
+                            mean[:, idx, :], se[:, idx, :], bound, n_paths)
 
 
 def _wos_task(rng, n, z0, start, radius, router, tol, max_steps):

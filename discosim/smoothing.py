@@ -10,15 +10,13 @@
 """
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from .constants import slice_constants
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from .estimates import mean_estimate
+from .estimates import mean_and_stderr, mean_estimate
 from .gates import kth_largest, smooth_gate, topk_gate
 from .parallel import derive_seed, run_chunks
 from .router import Router
@@ -256,9 +254,8 @@ def estimate_overhead(router, radius, etas, n_samples=400_000, seed=None, n_jobs
     tot = np.sum(parts, axis=0)
     ests = []
     for e in range(etas.size):
-        m = tot[e, 0] / n_samples
-        var = max(tot[e, 1] / n_samples - m * m, 0.0) * n_samples / (n_samples - 1)
-        ests.append(mean_estimate(m, math.sqrt(var / n_samples), n_samples, int(tot[e, 0]), ss.entropy))
+        m, se = mean_and_stderr(tot[e, 0], tot[e, 1], n_samples)
+        ests.append(mean_estimate(m, se, n_samples, int(tot[e, 0]), ss.entropy))
     c = constants if constants is not None else slice_constants(router, 1, seed=0, n_jobs=n_jobs)
     # for order 1, det G_J = |w_i - w_j|^2, so B_1 = 2 sum_{i<j} alpha_ij / |w_i - w_j|
     pair_sum = c.score_weight_sum / 2.0

@@ -22,7 +22,7 @@ from scipy import special
 
 from .constants import slice_constants
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from .estimates import Estimate, mean_estimate, proportion_estimate
+from .estimates import Estimate, mean_and_stderr, mean_estimate, proportion_estimate
 from .parallel import check_n_jobs, derive_seed, run_chunks
 from .router import Router
 from .seeding import as_seed_sequence
@@ -200,16 +200,11 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
                                    n_samples, TUBE_CHUNK, derive_seed(ss, 1, r, i), n_jobs,
                                    backend, progress, f"tube r={r}")
                 tot = np.sum(parts, axis=0)
-                mean = tot[0] / n_samples
-                var = max(tot[1] / n_samples - mean * mean, 0.0) * n_samples / (n_samples - 1)
-                estimates[(i, r)] = mean_estimate(mean, math.sqrt(var / n_samples), n_samples,
-                                                  int(tot[2]), ss.entropy)
+                mean, se = mean_and_stderr(tot[0], tot[1], n_samples)
+                estimates[(i, r)] = mean_estimate(mean, se, n_samples, int(tot[2]), ss.entropy)
                 if metric != "score":
-                    om = tot[3] / n_samples
-                    ov = max(tot[4] / n_samples - om * om, 0.0) * n_samples / (n_samples - 1)
-                    n_nonzero = int(tot[2])  # hits bound the samples that can carry an overlap
-                    overlaps[(i, r)] = mean_estimate(om, math.sqrt(ov / n_samples), n_samples,
-                                                     n_nonzero, ss.entropy)
+                    om, ose = mean_and_stderr(tot[3], tot[4], n_samples)
+                    overlaps[(i, r)] = mean_estimate(om, ose, n_samples, int(tot[2]), ss.entropy)
 
     if constants is None:
         constants = {r: slice_constants(router, r, seed=0, n_jobs=n_jobs) for r in orders}

@@ -82,7 +82,6 @@ def test_eps_max_prunes_but_never_changes_small_distances():
 
 def test_reduced_sampler_has_the_full_d_law():
     """z = R G / sqrt(|G|^2 + chi2_{D+2-M}) has the law of Q^T x, x uniform in B_D (THEORY §3)."""
-    from discosim.volume import _uniform_task  # noqa: F401  (kernel compiled through the API)
     from discosim._kernels.sampling import chi_square
 
     M, D, n = 4, 30, 20000

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, special
+from scipy import integrate
 
 from discosim import Router
 from discosim.constants import slice_alpha, slice_constants

@@ -32,7 +32,6 @@ def ou_step_coefficients(theta, sigma, dt):
 @njit(cache=True)
 def _gaps(Wr, bias, z, K, R, out):
     """Facet gaps s_i - s_j for i in K, j in R at reduced point z."""
-    M = Wr.shape[0]
     nK = K.shape[0]
     nR = R.shape[0]
     for a in range(nK):

@@ -9,7 +9,6 @@ law and saves the uniform and the power.
 
 import math
 
-import numpy as np
 from numba import njit
 
 

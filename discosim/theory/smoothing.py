@@ -13,7 +13,6 @@
   ``E N_eta = 2 eta / (sqrt(2 pi) sigma) sum_{i<j} alpha_ij / |w_i - w_j| + O(eta^2)`` [derived here].
 """
 
-import itertools
 import math
 
 import numpy as np
