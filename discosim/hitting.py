@@ -15,6 +15,7 @@ import numpy as np
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from .estimates import mean_and_stderr, proportion_estimate
 from .parallel import derive_seed, run_chunks
+from .points import reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
 from .theory import diffusion as td
@@ -45,11 +46,7 @@ def _start_args(router, x0, start, radius):
 
 def random_starts(rng, n, router, start, radius):
     """Reduced start points: uniform in B_D(0, R) or Gaussian N(0, R^2/D I_D)."""
-    M, D = router.n_experts, router.dim
-    g = rng.standard_normal((n, M))
-    if start == "ball":
-        return radius * g / np.sqrt(np.sum(g * g, axis=1) + rng.chisquare(D + 2 - M, size=n))[:, None]
-    return g * (radius / math.sqrt(D))
+    return reduced_points(rng, n, router.n_experts, router.dim, radius, start)
 
 
 def _exit_task(rng, n, z0, start, radius, router, sigma, dt, n_steps, theta, depth, bridge):

@@ -19,6 +19,7 @@ from .errors import InputError, check_choice, check_int, check_positive, check_p
 from .estimates import mean_and_stderr, mean_estimate
 from .gates import kth_largest, smooth_gate, topk_gate
 from .parallel import derive_seed, run_chunks
+from .points import DISTRIBUTIONS, reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
 from .theory import smoothing as ts
@@ -26,7 +27,6 @@ from .theory import smoothing as ts
 __all__ = ["SMoE", "estimate_overhead", "measure_continuity", "calibrate_eta", "fit_exponent"]
 
 EXPERT_KINDS = ("linear", "mlp")
-DISTRIBUTIONS = ("ball", "gaussian")
 
 
 class SMoE:
@@ -210,16 +210,15 @@ def measure_continuity(model, deltas, eta, a_s=1.0, b_s=50.0, n_points=200, radi
     return ContinuityResult(tuple(deltas.tolist()), eta, jumps, exps)
 
 
-def _overhead_task(rng, n, Wr, bias, k, radius, dim, distribution, etas):
-    M = Wr.shape[0]
-    g = rng.standard_normal((n, M))
-    if distribution == "ball":
-        z = radius * g / np.sqrt(np.sum(g * g, axis=1) + rng.chisquare(dim + 2 - M, size=n))[:, None]
-    else:
-        z = g * (radius / math.sqrt(dim))
-    S = z @ Wr.T + bias
-    gk = kth_largest(S, k)[:, None]
-    gap = gk - S  # > 0 for experts below g_k
+def _gaps_below_gk(router, z):
+    """``g_k - s_i`` for reduced points z (n, M): positive exactly for experts below rank k."""
+    S = z @ router.reduced_weights.T + router.bias
+    return kth_largest(S, router.k)[:, None] - S
+
+
+def _overhead_task(rng, n, router, radius, distribution, etas):
+    z = reduced_points(rng, n, router.n_experts, router.dim, radius, distribution)
+    gap = _gaps_below_gk(router, z)
     out = np.empty((etas.size, 2))
     for e, eta in enumerate(etas):
         cnt = np.sum((gap > 0) & (gap < eta), axis=1)
@@ -248,8 +247,7 @@ def estimate_overhead(router, radius, etas, n_samples=400_000, seed=None, n_jobs
     distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
     n_samples = check_int("n_samples", n_samples, 2)
     ss = as_seed_sequence(seed)
-    parts = run_chunks(_overhead_task, (router.reduced_weights, router.bias, router.k, radius,
-                                        router.dim, distribution, etas),
+    parts = run_chunks(_overhead_task, (router, radius, distribution, etas),
                        n_samples, 1 << 15, derive_seed(ss, 3), n_jobs)
     tot = np.sum(parts, axis=0)
     ests = []
@@ -276,14 +274,9 @@ def calibrate_eta(router, target, radius=1.0, n_samples=200_000, seed=None, dist
         raise InputError(f"target overhead must be < M - k = {router.n_experts - router.k}")
     ss = as_seed_sequence(seed)
     rng = np.random.default_rng(derive_seed(ss, 4))
-    M, dim = router.n_experts, router.dim
-    g = rng.standard_normal((n_samples, M))
-    if distribution == "ball":
-        z = radius * g / np.sqrt(np.sum(g * g, axis=1) + rng.chisquare(dim + 2 - M, size=n_samples))[:, None]
-    else:
-        z = g * (radius / math.sqrt(dim))
-    S = z @ router.reduced_weights.T + router.bias
-    gap = kth_largest(S, router.k)[:, None] - S
+    dim = router.dim
+    z = reduced_points(rng, n_samples, router.n_experts, dim, radius, distribution)
+    gap = _gaps_below_gk(router, z)
     gap = np.sort(np.where(gap > 0, gap, np.inf).ravel())
     # mean N_eta = #{gaps < eta} / n: a step function, so invert it on the sorted gaps
     idx = int(math.ceil(target * n_samples))

@@ -24,6 +24,7 @@ from .constants import slice_constants
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from .estimates import Estimate, mean_and_stderr, mean_estimate, proportion_estimate
 from .parallel import check_n_jobs, derive_seed, run_chunks
+from .points import reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
 from .theory import volumes as tv
@@ -261,9 +262,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     done = 0
     while done < n_samples:
         m = min(batch, n_samples - done)
-        g = rng.standard_normal((m, M))
-        c = rng.chisquare(D + 2 - M, size=m)
-        z = radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
+        z = reduced_points(rng, m, M, D, radius)
         s = z @ Wr.T + b
         gaps = s[:, J[1:]] - s[:, [J[0]]]
         lam = np.linalg.solve(GJ, gaps.T).T
