@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from .errors import InputError, check_int
+from .errors import InputError
 
 __all__ = ["main"]
 
@@ -53,18 +53,12 @@ def _cmd_volume(args):
     from .estimates import dumps
     from .volume import estimate_volumes
 
-    from .constants import slice_constants
-
     router = _router_from_args(args)
     t0 = time.perf_counter()
-    n_pred = check_int("prediction samples", args.prediction_samples, 100)
-    orders = [o for o in args.orders if isinstance(o, int) and 1 <= o < router.n_experts]
-    consts = {r: slice_constants(router, r, n_samples=n_pred, seed=0, n_jobs=args.n_jobs)
-              for r in orders} if len(orders) == len(args.orders) else None
     res = estimate_volumes(router, args.radius, args.eps, orders=args.orders, metric=args.metric,
                            method=args.method, n_samples=args.n_samples, seed=args.seed,
                            n_jobs=args.n_jobs, progress=False if args.json else None,
-                           constants=consts)
+                           prediction_samples=args.prediction_samples)
     doc = res.to_dict()
     doc["seed"] = args.seed if args.seed is not None else res.seed_entropy
     doc["elapsed_s"] = time.perf_counter() - t0

@@ -127,7 +127,7 @@ def _check_orders(orders, M):
 
 def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
                      method="uniform", n_samples=1_000_000, seed=None, n_jobs=1,
-                     backend="loky", progress=None, constants=None):
+                     backend="loky", progress=None, constants=None, prediction_samples=100_000):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
     Parameters
@@ -149,6 +149,9 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
         joblib workers (-1: all cores).
     constants : dict, optional
         Precomputed ``{r: SliceConstants}`` (see :func:`discosim.constants.slice_constants`).
+    prediction_samples : int
+        Monte Carlo size of the slice constants when they are computed here (routers too large
+        for the closed form or Genz; M = 256 takes a few seconds per order at the default).
 
     Returns
     -------
@@ -163,6 +166,7 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     n_samples = check_int("n_samples", n_samples, 2)
     n_jobs = check_n_jobs(n_jobs)
     orders = _check_orders(orders, router.n_experts)
+    prediction_samples = check_int("prediction_samples", prediction_samples, 100)
     cosine_scores = router.kind == "cosine" and metric == "score"
     if method == "tube":
         if router.has_bias:
@@ -208,7 +212,8 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
                     overlaps[(i, r)] = mean_estimate(om, ose, n_samples, int(tot[2]), ss.entropy)
 
     if constants is None:
-        constants = {r: slice_constants(router, r, seed=0, n_jobs=n_jobs) for r in orders}
+        constants = {r: slice_constants(router, r, n_samples=prediction_samples, seed=0,
+                                        n_jobs=n_jobs) for r in orders}
     results = []
     for i, e in enumerate(eps_arr):
         per_order = {}

@@ -20,6 +20,7 @@ pass serves every eps.
   stops at the first size where no subset is within eps_max.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -49,8 +50,11 @@ def top_sorted(s, L, buf):
         buf[j] = v
 
 
+@functools.lru_cache(maxsize=None)
 def sorting_network(n):
     """Batcher's odd-even merge sort network for n inputs, as (n_pairs, 2) int64 pairs.
+
+    Cached (read-only array): every chunk of every estimator asks for the same network.
 
     Compare-exchange with min/max has no data-dependent branches: for small M it beats
     insertion, whose mispredicted branches dominate on random scores.
@@ -66,7 +70,9 @@ def sorting_network(n):
                         pairs.append((i + j, i + j + k))
             k //= 2
         p *= 2
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    out.setflags(write=False)
+    return out
 
 
 NETWORK_MAX_M = 16  # one point at a time: above this, insertion into a short buffer is cheaper
