@@ -1,6 +1,7 @@
 """Studies: resume after an interruption, identical numbers for n_jobs 1, loky and dask."""
 
 import csv
+import math
 import json
 import os
 import subprocess
@@ -60,7 +61,9 @@ def test_correlated_ensemble_rows_have_the_asked_correlation():
     r = make_router("correlated", 6, 4000, 2, seed=1, rho=0.5)
     W = r.weights / np.linalg.norm(r.weights, axis=1, keepdims=True)
     off = (W @ W.T)[~np.eye(6, dtype=bool)]
-    assert abs(off.mean() - 0.5) < 0.05
+    # a sample correlation of D-dim Gaussian rows has sd (1 - rho^2)/sqrt(D); the mean of
+    # several is no more spread than one
+    assert abs(off.mean() - 0.5) <= 4 * (1 - 0.5 ** 2) / math.sqrt(4000)
     with pytest.raises(InputError, match="rho"):
         make_router("correlated", 6, 100, 2, seed=1, rho=1.5)
 
