@@ -284,9 +284,9 @@ def smooth_overhead(scale, seed, n_jobs):
     check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, n_jobs=n_jobs,
                               constants=c1).estimates[0]
     # eta* carries the calibration sample's error: the check's sd at that sample size
-    se = math.hypot(check.stderr, check.stderr * math.sqrt(n / n_cal))
+    se_hit = math.hypot(check.stderr, check.stderr * math.sqrt(n / n_cal))
     rows.append(_row("smooth_overhead", "§7", f"overhead at calibrated eta={eta_star:.4g}", target,
-                     check.value, se, abs(check.value - target) <= Z_VERDICT * se + 1.0 / n_cal,
+                     check.value, se_hit, abs(check.value - target) <= Z_VERDICT * se_hit + 1.0 / n_cal,
                      f"fresh estimate within {Z_VERDICT:g} SE (calibration + check) of the target",
                      eta=eta_star, eta_first_guess=guess))
     _SMOOTH_FIG["overhead"] = {"etas": etas.tolist(), "mean": meas.tolist(), "stderr": se.tolist(),
