@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _router_from_args(args, need_shape=True):
+def _router_from_args(args):
     from .router import Router
 
     if args.router in ("gaussian", "orthonormal"):
@@ -55,9 +55,10 @@ def _cmd_volume(args):
 
     router = _router_from_args(args)
     t0 = time.perf_counter()
-    res = estimate_volumes(router, args.radius, args.eps, orders=args.orders, metric=args.metric,
+    res = estimate_volumes(router, args.radius, args.eps, args.orders, metric=args.metric,
                            method=args.method, n_samples=args.n_samples, seed=args.seed,
                            n_jobs=args.n_jobs, progress=False if args.json else None,
+                           predict=not args.no_predict, force_jobs=args.force_jobs,
                            prediction_samples=args.prediction_samples)
     doc = res.to_dict()
     doc["seed"] = args.seed if args.seed is not None else res.seed_entropy
@@ -90,16 +91,16 @@ def _cmd_smooth(args):
     etas = args.etas
     eta = args.eta if args.eta is not None else max(etas)
     over = estimate_overhead(router, args.radius, etas, n_samples=args.n_samples, seed=args.seed,
-                             n_jobs=args.n_jobs, distribution=args.inputs)
+                             n_jobs=args.n_jobs, inputs=args.inputs, force_jobs=args.force_jobs)
     model = SMoE(router, args.experts, args.out_dim, seed=args.router_seed)
-    cont = measure_continuity(model, args.deltas, eta, args.a_s, args.b_s, n_points=args.n_points,
-                              radius=args.radius, seed=args.seed)
+    cont = measure_continuity(model, args.deltas, eta, a_s=args.a_s, b_s=args.b_s,
+                              n_points=args.n_points, radius=args.radius, seed=args.seed)
     calib = None
     if args.target_overhead is not None:
-        e, guess = calibrate_eta(router, args.target_overhead, args.radius,
-                                 n_samples=args.n_samples, seed=args.seed,
-                                 distribution=args.inputs)
-        calib = {"target": args.target_overhead, "eta": e, "eta_first_guess": guess}
+        cal = calibrate_eta(router, args.target_overhead, args.radius, n_samples=args.n_samples,
+                            seed=args.seed, inputs=args.inputs, n_jobs=args.n_jobs,
+                            force_jobs=args.force_jobs)
+        calib = {"target": args.target_overhead, "eta": cal.eta, "eta_first_guess": cal.eta_first_guess}
     from .theory.smoothing import band_edge_exponent
     top, sm, be = cont.summary("topk"), cont.summary("smooth"), cont.summary("band_edge")
     doc = {"router": router.summary(), "radius": args.radius, "n_samples": args.n_samples,
@@ -158,23 +159,23 @@ def _cmd_hit(args):
         if x0.size != router.dim:
             raise InputError(f"x0 has length {x0.size}, the router needs D={router.dim}")
     t0 = time.perf_counter()
-    common = dict(start=args.start, radius=args.radius, process=args.process, theta=args.theta,
-                  seed=args.seed, n_jobs=args.n_jobs)
+    common = dict(inputs=args.inputs, radius=args.radius, process=args.process, theta=args.theta,
+                  seed=args.seed, n_jobs=args.n_jobs, force_jobs=args.force_jobs)
     res = estimate_first_hit(router, x0, args.sigma, args.t_max, args.dt, args.n_paths, args.times,
-                             args.deltas or (), metric=args.metric, bridge=not args.no_bridge,
-                             **common)
+                             deltas=args.deltas or (), metric=args.metric,
+                             bridge=not args.no_bridge, **common)
     wos = None
     if args.wos and args.deltas and args.process == "bm":
         from .hitting import hit_order_wos
 
-        wos, wos_steps = hit_order_wos(router, x0, args.deltas, args.n_paths, metric=args.metric,
-                                       seed=args.seed, n_jobs=args.n_jobs, start=args.start,
-                                       radius=args.radius)
+        w = hit_order_wos(router, x0, args.deltas, args.n_paths, metric=args.metric,
+                          seed=args.seed, n_jobs=args.n_jobs, inputs=args.inputs,
+                          radius=args.radius, force_jobs=args.force_jobs)
+        wos, wos_steps = w.q, w.mean_steps
     occ = None
     if args.eps:
         occ = estimate_occupation(router, x0, args.sigma, args.t_max, args.dt, args.n_paths,
-                                  args.eps, orders=args.orders,
-                                  metric=args.metric, **common)
+                                  args.eps, orders=args.orders, metric=args.metric, **common)
     doc = {"router": router.summary(), "sigma": args.sigma, "t_max": args.t_max, "dt": args.dt,
            "n_paths": args.n_paths, "seed": args.seed if args.seed is not None else res.cdf[0].seed_entropy,
            "elapsed_s": time.perf_counter() - t0, "bridge": not args.no_bridge}
@@ -184,7 +185,7 @@ def _cmd_hit(args):
         doc["hit_order"]["q_wos"] = [e.value for e in wos]
         doc["hit_order"]["stderr_wos"] = [e.stderr for e in wos]
         doc["hit_order"]["wos_mean_steps"] = wos_steps
-    doc["start"] = "x0" if x0 is not None else args.start
+    doc["start"] = "x0" if x0 is not None else args.inputs
     doc["process"] = args.process
     if args.json:
         print(dumps(doc))
@@ -346,12 +347,15 @@ def build_parser():
     _add_router_args(v)
     v.add_argument("--radius", type=float, default=1.0)
     v.add_argument("--eps", type=float, nargs="+", required=True)
-    v.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3])
+    v.add_argument("--orders", type=int, nargs="+", help="orders r (default 1..min(3, M-1))")
     v.add_argument("--metric", default="euclidean", help="euclidean | normal | score")
     v.add_argument("--method", default="uniform", help="uniform | tube")
     v.add_argument("--n-samples", type=int, default=1_000_000)
     v.add_argument("--seed", type=int, default=None)
     v.add_argument("--n-jobs", type=int, default=1)
+    v.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
+    v.add_argument("--no-predict", action="store_true",
+                   help="skip the THEORY §5 predictions (and the slice constants behind them)")
     v.add_argument("--prediction-samples", type=int, default=100_000,
                    help="Monte Carlo size of the slice constants behind the predictions")
     v.add_argument("--json", action="store_true", help="print exactly one JSON document")
@@ -374,13 +378,14 @@ def build_parser():
     sm.add_argument("--n-points", type=int, default=200, help="points per continuity measurement")
     sm.add_argument("--seed", type=int, default=None)
     sm.add_argument("--n-jobs", type=int, default=1)
+    sm.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
     sm.add_argument("--json", action="store_true")
     sm.set_defaults(func=_cmd_smooth)
 
     h = sub.add_parser("hit", help="first hits of Brownian input perturbations (THEORY §6)")
     _add_router_args(h)
     h.add_argument("--x0", help=".npy file with the start point (length D)")
-    h.add_argument("--start", default="ball",
+    h.add_argument("--inputs", default="ball",
                    help="without --x0: a fresh start per path, ball (uniform in B_D(0,R)) | gaussian")
     h.add_argument("--radius", type=float, default=1.0)
     h.add_argument("--sigma", type=float, required=True)
@@ -390,7 +395,8 @@ def build_parser():
     h.add_argument("--times", type=float, nargs="+", required=True)
     h.add_argument("--deltas", type=float, nargs="+")
     h.add_argument("--eps", type=float, nargs="+", help="tube radii of the occupation times")
-    h.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3], help="occupation orders")
+    h.add_argument("--orders", type=int, nargs="+",
+                   help="occupation orders (default 1..min(3, M-1))")
     h.add_argument("--metric", default="euclidean",
                    help="euclidean | normal | score: hit-point distance and occupation tubes")
     h.add_argument("--process", default="bm", help="bm | ou (Ornstein-Uhlenbeck towards x0)")
@@ -400,6 +406,7 @@ def build_parser():
                    help="also estimate q(delta) from walk-on-spheres exit positions (bm only)")
     h.add_argument("--seed", type=int, default=None)
     h.add_argument("--n-jobs", type=int, default=1)
+    h.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=_cmd_hit)
 

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .errors import InputError, check_choice, check_int
+from .errors import InputError, check_bool, check_choice, check_int
 from .router import Router
 
 __all__ = ["STUDIES", "run_study", "expand_grid", "load_grid", "make_router", "study_figure"]
@@ -94,12 +94,7 @@ def make_router(kind, M, D, k, seed, rho=0.0):
         return Router.gaussian(M, D, k, seed=seed)
     if kind == "orthonormal":
         return Router.orthonormal(M, D, k, seed=seed)
-    if not -1.0 / (M - 1) < rho < 1.0:
-        raise InputError(f"rho must lie in (-1/(M-1), 1), got {rho}")
-    rng = np.random.default_rng(seed)
-    C = np.full((M, M), rho) + (1 - rho) * np.eye(M)
-    L = np.linalg.cholesky(C)
-    return Router(L @ rng.standard_normal((M, D)) / math.sqrt(D), k)
+    return Router.correlated(M, D, k, rho, seed=seed)
 
 
 def routers_of(params, seed_seq):
@@ -139,16 +134,16 @@ def _vol_rows(params, seed_seq, metric, method):
         res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=orders,
                                metric=metric, method=method, n_samples=params["n_samples"],
                                seed=seed_seq.spawn(1)[0], progress=False)
-        f1 = res.results[0][1].estimate
+        f1 = res.estimate(0, 1)
         for r in orders:
-            o = res.results[0][r]
+            o = res.order_result(0, r)
             e = o.estimate
             rows.append({"router_index": ri, "order": r, "metric": metric, "method": method,
                          "fraction": e.value, "stderr": e.stderr, "n_hits": e.n_hits,
                          "predicted_slice_sum": o.predicted_slice_sum,
                          "predicted_leading": o.predicted_leading,
                          "ratio_to_order1": e.value / f1.value if f1.value else None,
-                         "predicted_ratio": (o.predicted_leading / res.results[0][1].predicted_leading
+                         "predicted_ratio": (o.predicted_leading / res.order_result(0, 1).predicted_leading
                                              if o.predicted_leading else None)})
     return rows
 
@@ -192,8 +187,8 @@ def sampler_efficiency(params, seed_seq):
         res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=(r,), method="tube",
                                n_samples=params["n_samples"], seed=seed_seq.spawn(1)[0], progress=False)
         dt = time.perf_counter() - t0
-        e = res.results[0][r].estimate
-        p = res.results[0][r].predicted_slice_sum
+        e = res.estimate(0, r)
+        p = res.order_result(0, r).predicted_slice_sum
         rows.append({"router_index": ri, "order": r, "fraction": e.value, "stderr": e.stderr,
                      "relative_stderr": e.relative_stderr, "seconds": dt,
                      "efficiency": p * (1 - p) / (e.n_samples * e.stderr ** 2) if e.stderr else None,
@@ -218,7 +213,7 @@ def first_hit(params, seed_seq):
     scale = d * d / (sig * sig)  # times in units of d^2 / sigma^2
     t = params["t_over_d2"] * scale
     res = estimate_first_hit(router, x0, sig, t, params["dt_over_d2"] * scale, params["n_paths"], [t],
-                             seed=seed_seq, bridge=bool(params["bridge"]))
+                             seed=seed_seq, bridge=check_bool("bridge", params["bridge"]))
     e = res.cdf[0]
     exact = float(td.levy_cdf(d, sig, t))
     return [{"cdf": e.value, "stderr": e.stderr, "exact": exact, "bias": e.value - exact,
