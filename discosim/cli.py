@@ -20,6 +20,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _count(text):
+    """A sample or path count: an integer, also written as 1e6 or 1_000_000."""
+    try:
+        x = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
+    if not x.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(x)
+
+
 def _router_from_args(args):
     from .router import Router
 
@@ -90,6 +101,7 @@ def _cmd_smooth(args):
     t0 = time.perf_counter()
     etas = args.etas
     eta = args.eta if args.eta is not None else max(etas)
+    _check_smooth_args(args, router, eta)
     over = estimate_overhead(router, args.radius, etas, n_samples=args.n_samples, seed=args.seed,
                              n_jobs=args.n_jobs, inputs=args.inputs, force_jobs=args.force_jobs)
     model = SMoE(router, args.experts, args.out_dim, seed=args.router_seed)
@@ -145,6 +157,24 @@ def _cmd_smooth(args):
     return 0
 
 
+def _check_smooth_args(args, router, eta):
+    """Everything `smooth` uses after the overhead run, checked before it starts."""
+    from .errors import check_choice, check_int, check_positive, check_positive_array
+    from .smoothing import EXPERT_KINDS, MAX_POINTS
+
+    check_positive("eta", eta)
+    check_positive_array("deltas", args.deltas)
+    check_positive("a_s", args.a_s)
+    check_positive("b_s", args.b_s)
+    check_int("n_points", args.n_points, 2, MAX_POINTS)
+    check_int("out_dim", args.out_dim, 1)
+    check_choice("experts", args.experts, EXPERT_KINDS)
+    if args.target_overhead is not None:
+        check_positive("target overhead", args.target_overhead)
+        if args.target_overhead >= router.n_experts - router.k:
+            raise InputError(f"target overhead must be < M - k = {router.n_experts - router.k}")
+
+
 def _cmd_hit(args):
     from .estimates import dumps
     from .hitting import estimate_first_hit
@@ -158,6 +188,13 @@ def _cmd_hit(args):
         x0 = load_weights(args.x0).ravel()
         if x0.size != router.dim:
             raise InputError(f"x0 has length {x0.size}, the router needs D={router.dim}")
+    # the occupation and walk-on-spheres settings are checked before the first path is simulated
+    if args.eps:
+        from .errors import check_positive_array
+        from .volume import check_orders
+
+        check_positive_array("eps", args.eps)
+        check_orders(args.orders, router.n_experts)
     t0 = time.perf_counter()
     common = dict(inputs=args.inputs, radius=args.radius, process=args.process, theta=args.theta,
                   seed=args.seed, n_jobs=args.n_jobs, force_jobs=args.force_jobs)
@@ -232,8 +269,8 @@ def _cmd_study(args):
     out = args.out or os.path.join("results", args.name)
     t0 = time.perf_counter()
     path = run_study(args.name, out, grid=grid, seed=args.seed, n_jobs=args.n_jobs,
-                     backend=args.backend, scheduler=args.scheduler,
-                     progress=False if args.quiet else None)
+                     backend=args.backend, scheduler=args.scheduler, resume=args.resume,
+                     progress=False if args.quiet else None, force_jobs=args.force_jobs)
     print(f"{args.name}: {path} ({time.perf_counter() - t0:.1f} s); figure and results.json beside it")
     return 0
 
@@ -350,7 +387,7 @@ def build_parser():
     v.add_argument("--orders", type=int, nargs="+", help="orders r (default 1..min(3, M-1))")
     v.add_argument("--metric", default="euclidean", help="euclidean | normal | score")
     v.add_argument("--method", default="uniform", help="uniform | tube")
-    v.add_argument("--n-samples", type=int, default=1_000_000)
+    v.add_argument("--n-samples", type=_count, default=1_000_000)
     v.add_argument("--seed", type=int, default=None)
     v.add_argument("--n-jobs", type=int, default=1)
     v.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
@@ -374,7 +411,7 @@ def build_parser():
     sm.add_argument("--target-overhead", type=float)
     sm.add_argument("--inputs", default="ball",
                     help="overhead inputs: ball (uniform in B_D(0,R)) | gaussian (N(0, R^2/D I))")
-    sm.add_argument("--n-samples", type=int, default=400_000)
+    sm.add_argument("--n-samples", type=_count, default=400_000)
     sm.add_argument("--n-points", type=int, default=200, help="points per continuity measurement")
     sm.add_argument("--seed", type=int, default=None)
     sm.add_argument("--n-jobs", type=int, default=1)
@@ -391,7 +428,7 @@ def build_parser():
     h.add_argument("--sigma", type=float, required=True)
     h.add_argument("--t-max", type=float, required=True)
     h.add_argument("--dt", type=float, required=True)
-    h.add_argument("--n-paths", type=int, default=10_000)
+    h.add_argument("--n-paths", type=_count, default=10_000)
     h.add_argument("--times", type=float, nargs="+", required=True)
     h.add_argument("--deltas", type=float, nargs="+")
     h.add_argument("--eps", type=float, nargs="+", help="tube radii of the occupation times")
@@ -421,6 +458,10 @@ def build_parser():
     st.add_argument("--backend", default="loky", help="loky | dask | threading")
     st.add_argument("--scheduler", help="dask scheduler address (default: a local cluster)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.add_argument("--resume", action="store_true",
+                    help="continue a run in --out; refuse if its saved points were made by another "
+                         "study, seed, grid value or code version (default: recompute those)")
+    st.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
     st.set_defaults(func=_cmd_study)
 
     fg = sub.add_parser("figures", help="redraw every figure from saved results (no recomputation)")
@@ -438,6 +479,13 @@ def build_parser():
     return parser
 
 
+def _check_out(args):
+    """--out must be a directory (or not exist yet): checked before any computation."""
+    out = getattr(args, "out", None)
+    if out and os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out} exists and is not a directory")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -446,13 +494,28 @@ def main(argv=None):
 
         parallel.PROGRESS_DEFAULT = False  # --json output stays the only thing printed
     try:
-        return args.func(args)
+        _check_out(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except InputError as exc:
         sys.stderr.write(f"discosim: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
+        # chunks stop at once; study points already saved stay saved (atomic writes)
         sys.stderr.write("discosim: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: nothing left to say, and no traceback at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable/unwritable files: one line
+        sys.stderr.write(f"discosim: error: {type(exc).__name__}: {exc}\n".splitlines()[0] + "\n")
+        return 2
+    except json.JSONDecodeError as exc:  # a corrupted results/validate JSON file
+        sys.stderr.write(f"discosim: error: corrupted JSON file ({exc})\n")
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ __all__ = ["SMoE", "estimate_overhead", "OverheadResult", "measure_continuity", 
            "calibrate_eta", "Calibration", "mean_pointwise_slope", "PointwiseSlope"]
 
 EXPERT_KINDS = ("linear", "mlp")
+# continuity points are held in memory as (n_points, D) arrays and placed one by one
+MAX_POINTS = 100_000
 
 
 class SMoE:
@@ -223,7 +225,7 @@ def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, r
     where = tuple(check_choice("where", w, WHERE) for w in where)
     a_s = check_positive("a_s", a_s)
     b_s = check_positive("b_s", b_s)
-    n_points = check_int("n_points", n_points, 2)
+    n_points = check_int("n_points", n_points, 2, MAX_POINTS)
     radius = check_positive("radius", radius)
     ss = as_seed_sequence(seed)
     jumps, exps = {}, {}
