@@ -264,7 +264,7 @@ def _cmd_study(args):
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise InputError(f"--set takes KEY=V1,V2,...; got {item!r}")
-        values = [_parse_value(v) for v in text.split(",")]
+        values = [_parse_value(key.strip(), v) for v in text.split(",")]
         grid[key.strip()] = values if len(values) > 1 else values[0]
     out = args.out or os.path.join("results", args.name)
     t0 = time.perf_counter()
@@ -275,12 +275,16 @@ def _cmd_study(args):
     return 0
 
 
-def _parse_value(text):
-    """A grid value from the command line: JSON (numbers, true/false) or else a plain string."""
+def _parse_value(key, text):
+    """A grid value from the command line: a JSON scalar (numbers, true/false) or else a word."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text.strip()
+    if isinstance(value, (list, dict)):
+        raise InputError(f"--set {key}: values are numbers, true/false or words separated by "
+                         f"commas, got {text!r}")
+    return value
 
 
 def _cmd_figures(args):
@@ -479,11 +483,18 @@ def build_parser():
     return parser
 
 
-def _check_out(args):
-    """--out must be a directory (or not exist yet): checked before any computation."""
+def _check_common(args):
+    """Options every subcommand shares, checked before any computation: --out, --seed, --n-jobs."""
+    from .parallel import check_n_jobs
+    from .seeding import as_seed_sequence
+
     out = getattr(args, "out", None)
     if out and os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out} exists and is not a directory")
+    if getattr(args, "seed", None) is not None:
+        as_seed_sequence(args.seed)
+    if hasattr(args, "n_jobs"):
+        check_n_jobs(args.n_jobs, getattr(args, "force_jobs", False))
 
 
 def main(argv=None):
@@ -494,7 +505,7 @@ def main(argv=None):
 
         parallel.PROGRESS_DEFAULT = False  # --json output stays the only thing printed
     try:
-        _check_out(args)
+        _check_common(args)
         code = args.func(args)
         sys.stdout.flush()
         return code

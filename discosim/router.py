@@ -77,7 +77,10 @@ class Router:
                 raise InputError(f"bias must have shape ({M},) to match W, got {b.shape}")
             if kind == "cosine" and np.any(b != 0):
                 raise InputError("a cosine router takes no bias")
-        norms = np.linalg.norm(W, axis=1)
+        amax = np.max(np.abs(W), axis=1, keepdims=True)
+        # row norms without over- or underflow: scale each row by its largest entry first
+        norms = amax[:, 0] * np.linalg.norm(np.divide(W, amax, out=np.zeros_like(W), where=amax > 0),
+                                            axis=1)
         if np.any(norms > ROW_NORM_RANGE[1]) or np.any((norms < ROW_NORM_RANGE[0]) & (norms > 0)):
             # W W^T over- or underflows in float64 beyond this; tie sets are invariant under one
             # common scale of W and b, so the user can rescale without changing the geometry

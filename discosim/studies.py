@@ -571,8 +571,12 @@ def study_figure(out_dir):
         with open(csv_path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         name, figure = side["study"], side["figure"]
-        if not isinstance(figure, dict) or not all(isinstance(r, dict) for r in rows):
-            raise ValueError("bad layout")
+        cols = [figure[c] for c in ("x", "y") if c in figure]
+        if not isinstance(figure, dict) or len(cols) < 2 or not rows:
+            raise ValueError("no figure columns or no rows")
+        for i, r in enumerate(rows):  # a truncated file leaves rows without their values
+            if r.get(cols[0]) in (None, "") or r.get(cols[1]) is None or None in r:
+                raise ValueError(f"row {i + 1} of results.csv is incomplete")
         return plot_study(name, figure, rows, out_dir)
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read the study results in {out_dir} ({type(exc).__name__}: "
