@@ -40,6 +40,7 @@ class SliceConstants:
     score_weight_sum: float
     score_weight_stderr: float
     method: str
+    seed_entropy: object = None  # None for the closed form
 
     def to_dict(self):
         return asdict(self)
@@ -185,7 +186,8 @@ def _slice_constants(router, r, method, n_samples, ss, n_jobs, backend, force_jo
             _, det = slice_normal_basis(router.reduced_weights, J)
             A += alpha
             B += (r + 1) * alpha / math.sqrt(det)
-        return SliceConstants(r, n_slices, A, 0.0, B, 0.0, method)
+        return SliceConstants(r, n_slices, A, 0.0, B, 0.0, method, ss.entropy)
+    entropy = ss.entropy
     ss = derive_seed(ss, 7919, r)
     run = dict(n_jobs=n_jobs, backend=backend, reduce=add, force_jobs=force_jobs, progress=False)
     if r == 1:
@@ -195,10 +197,11 @@ def _slice_constants(router, r, method, n_samples, ss, n_jobs, backend, force_jo
                        1 << 10, ss, **run)
         mean_a, se_a = mean_and_stderr(s[0], s[1], n_dir)
         mean_b, se_b = mean_and_stderr(s[2], s[3], n_dir)
-        return SliceConstants(r, n_slices, mean_a, se_a, 2 * mean_b, 2 * se_b, "mc-pairs")
+        return SliceConstants(r, n_slices, mean_a, se_a, 2 * mean_b, 2 * se_b, "mc-pairs", entropy)
     s = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, k, r,
                                     np.empty(0, dtype=np.int64)),
                    n_samples, 1 << 15, ss, **run)
     mean_a, se_a = mean_and_stderr(s[0], s[1], n_samples)
     mean_b, se_b = mean_and_stderr(s[2], s[3], n_samples)
-    return SliceConstants(r, n_slices, mean_a, se_a, (r + 1) * mean_b, (r + 1) * se_b, method)
+    return SliceConstants(r, n_slices, mean_a, se_a, (r + 1) * mean_b, (r + 1) * se_b, method,
+                          entropy)
