@@ -10,8 +10,9 @@ import json
 import math
 from dataclasses import dataclass, asdict
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 __all__ = ["Estimate", "proportion_estimate", "mean_estimate", "mean_and_stderr", "to_jsonable",
            "dumps", "MIN_RELIABLE_HITS"]
@@ -58,7 +59,7 @@ class Estimate:
 
     def confidence_interval(self, level=0.95):
         """Two-sided interval at ``level``: Wilson for proportions, normal for means."""
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         if self.kind == "proportion":
             n, p = self.n_samples, self.value
             denom = 1 + z * z / n

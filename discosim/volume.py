@@ -18,9 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
-from .constants import slice_constants
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from .estimates import Estimate, mean_and_stderr, proportion_estimate
@@ -28,7 +26,6 @@ from .parallel import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from .points import reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
-from .theory import volumes as tv
 
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
            "METHODS", "default_orders", "check_orders"]
@@ -153,6 +150,7 @@ def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, 
 
 
 def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices):
+    from scipy import special
     from ._kernels.tubes import sort_pairs_for
     from ._kernels.volume import tube_chunk, tube_draw_slices
 
@@ -282,10 +280,14 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                 if metric != "score":
                     ov[i, j], ov_se[i, j] = mean_and_stderr(tot[3], tot[4], n_samples)
 
+    from .theory import volumes as tv
+
     slice_sum, leading = np.full(shape, np.nan), np.full(shape, np.nan)
     rel = np.zeros(n_ord)
     if predict and not cosine_scores:
         if constants is None:
+            from .constants import slice_constants  # scipy.stats and Genz: only when predicting
+
             constants = {r: slice_constants(router, r, n_samples=prediction_samples,
                                             seed=derive_seed(ss, 8), n_jobs=n_jobs,
                                             backend=backend, force_jobs=force_jobs)
