@@ -345,8 +345,8 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
                                  f"config.json {fam.layer_limit_field} = {limit}")
     found.sort(key=lambda km: _order(km[1], km[0]))
 
-    plans, shape = [], None
-    for key, m in found:
+    shape = None
+    for key, _ in found:
         info = _check_float(store, key, "router")
         if len(info.shape) != 2:
             raise InputError(f"router {key} must be 2-D (experts x width), got shape "
@@ -356,7 +356,9 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
         elif info.shape != shape:
             raise InputError(f"routers have different shapes: {found[0][0]} is {list(shape)}, "
                              f"{key} is {list(info.shape)}")
-        M, D = shape
+    M, D = shape
+    plans = []
+    for key, m in found:
         bias = _sibling(key, "bias")
         bias = bias if bias in keys else None
         sel = _sibling(key, fam.selection_bias) if fam is not None and fam.selection_bias else None
@@ -386,7 +388,6 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
         layer = int(m.group("layer")) if "layer" in m.groupdict() else None
         plans.append(_Plan(name=key, layer=layer, bias=bias, selection_bias=sel,
                            norm_weight=norm_w, norm_bias=norm_b))
-    M, D = shape
     if M < 2:
         raise InputError(f"router {found[0][0]} has {M} expert; routing needs at least 2")
     if M >= D:
