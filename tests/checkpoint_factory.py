@@ -102,8 +102,8 @@ def _decoder_layout(family, n_layers, M, D, F):
     layers = list(range(total)) + ([total] if family == "deepseek_v3" else [])  # + MTP layer
     for L in layers:
         p = f"model.layers.{L}."
-        plan += [(p + "self_attn.q_proj.weight", "w", (D, D)),
-                 (p + "self_attn.o_proj.weight", "w", (D, D)),
+        plan += [(p + "self_attn.q_proj.weight", "w", (F, D)),
+                 (p + "self_attn.o_proj.weight", "w", (D, F)),
                  (p + "input_layernorm.weight", "gamma", (D,))]
         ff_norm = p + ("pre_ff_layernorm" if family == "jamba" else "post_attention_layernorm")
         plan.append((ff_norm + ".weight", "gamma", (D,)))
@@ -135,7 +135,7 @@ def _decoder_layout(family, n_layers, M, D, F):
                 plan += [(p + "mlp.shared_expert_gate.weight", "w", (1, D)),
                          (p + "mlp.shared_expert.gate_proj.weight", "w", (F, D))]
             if L == total:  # DeepSeek-V3's multi-token-prediction module
-                plan += [(p + "eh_proj.weight", "w", (D, 2 * D)), (p + "enorm.weight", "gamma", (D,))]
+                plan += [(p + "eh_proj.weight", "w", (F, 2 * D)), (p + "enorm.weight", "gamma", (D,))]
         elif family == "jamba":
             plan.append((p + "feed_forward.router.weight", "router", (M, D)))
             plan.append((p + "feed_forward.experts.0.gate_proj.weight", "w", (F, D)))
@@ -156,7 +156,7 @@ def _dbrx_layout(n_layers, M, D, F):
     for L in range(n_layers):
         p = f"transformer.blocks.{L}."
         plan += [(p + "norm_attn_norm.norm_1.weight", "gamma", (D,)),
-                 (p + "norm_attn_norm.attn.Wqkv.weight", "w", (3 * D, D)),
+                 (p + "norm_attn_norm.attn.Wqkv.weight", "w", (3 * F, D)),
                  (p + "norm_attn_norm.norm_2.weight", "gamma", (D,)),
                  (p + "ffn.router.layer.weight", "router", (M, D)),
                  (p + "ffn.experts.mlp.w1", "w", (M * F, D)),
@@ -171,10 +171,10 @@ def _switch_layout(n_layers, M, D, F):
     for stack, n, ff in (("encoder", n_enc, 1), ("decoder", n_dec, 2)):
         for b in range(2 * n):  # sparse every second block (sparse_step 2: odd blocks)
             p = f"{stack}.block.{b}.layer."
-            plan += [(p + "0.SelfAttention.q.weight", "w", (D, D)),
+            plan += [(p + "0.SelfAttention.q.weight", "w", (F, D)),
                      (p + "0.layer_norm.weight", "gamma", (D,))]
             if stack == "decoder":
-                plan += [(p + "1.EncDecAttention.q.weight", "w", (D, D)),
+                plan += [(p + "1.EncDecAttention.q.weight", "w", (F, D)),
                          (p + "1.layer_norm.weight", "gamma", (D,))]
             plan.append((p + f"{ff}.layer_norm.weight", "gamma", (D,)))
             if b % 2 == 1:
@@ -280,7 +280,9 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(seed)
-    M, D, F = n_experts, dim, max(4, dim // 4)
+    # F (expert / MLP width) stays small: the surrounding tensors only have to exist with the
+    # real names, and DeepSeek-V3-sized routers (256 x 7168, 58 layers) must stay quick to write.
+    M, D, F = n_experts, dim, min(16, max(4, dim // 4))
     if family == "deepseek_v3" and n_group is None:
         n_group = 4 if M % 4 == 0 and M >= 8 else 1
         topk_group = max(1, n_group // 2) if topk_group is None else topk_group
