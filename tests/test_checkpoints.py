@@ -189,6 +189,18 @@ def test_bf16_matches_weights_module(tmp_path):
                           layer.weight)
 
 
+def test_checkpoint_and_layer_pickle(built):
+    # workers of a parallel audit receive these
+    import pickle
+
+    path, _ = built["deepseek_v3"]
+    ckpt = pickle.loads(pickle.dumps(open_checkpoint(path)))
+    layer = pickle.loads(pickle.dumps(ckpt[1]))
+    assert np.array_equal(layer.weight, open_checkpoint(path)[1].weight)
+    assert layer.to_dict()["M"] == 8 and json.dumps(layer.to_dict())
+    assert {layer: 1}[layer] == 1
+
+
 def test_index_json_path_and_layer_order(tmp_path):
     path = make_checkpoint(tmp_path, "mixtral", n_layers=12, shards=3)
     ckpt = open_checkpoint(os.path.join(path, "model.safetensors.index.json"))

@@ -24,7 +24,7 @@ from .store import open_store
 __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: identity equality and hashing, not elementwise
 class RouterLayer:
     """One router of a checkpoint, as the routing function sees it.
 
