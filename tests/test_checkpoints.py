@@ -234,6 +234,16 @@ def test_overrides_and_groups(tmp_path):
     one_line_error(lambda: open_checkpoint(mix, family="dbrx"), "no dbrx router")
 
 
+def test_switch_router_bias_when_configured(tmp_path):
+    name = "decoder.block.1.layer.2.mlp.router.classifier.bias"
+    b = np.arange(8) / 8.0 - 0.5
+    path = make_checkpoint(tmp_path, "switch", overrides={name: b},
+                           config_overrides={"router_bias": True})
+    layer = open_checkpoint(path)[1]
+    assert layer.name == name.replace("bias", "weight") and np.array_equal(layer.bias, b)
+    assert open_checkpoint(path)[0].bias is None
+
+
 def test_config_fields_per_family(tmp_path):
     dbrx = make_checkpoint(tmp_path / "dbrx", "dbrx", k=3)
     assert open_checkpoint(dbrx).k == 3  # ffn_config.moe_top_k
