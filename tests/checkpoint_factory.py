@@ -1,8 +1,8 @@
 """Synthetic MoE checkpoints of every router family, for tests (issue 10 item 6).
 
 ``make_checkpoint(directory, family, ...)`` writes what a Hugging Face model directory holds:
-``config.json`` with the family's real fields, ``model.safetensors.index.json`` (``metadata.total_size``
-and ``weight_map``) and shards ``model-0000X-of-0000N.safetensors`` (or one ``model.safetensors``
+``config.json`` with the family's real fields, ``model.safetensors.index.json``
+(``metadata.total_size`` and ``weight_map``) and shards ``model-0000X-of-0000N.safetensors`` (or one ``model.safetensors``
 when ``shards=1``), with the real tensor names: routers, the norms in front of them, router and
 selection biases, and the tensors around them that a reader must *not* take for routers (expert
 ``gate_proj``, Qwen2-MoE's ``shared_expert_gate``, dense layers' ``mlp.gate_proj``, DeepSeek-V3's
@@ -135,7 +135,8 @@ def _decoder_layout(family, n_layers, M, D, F):
                 plan += [(p + "mlp.shared_expert_gate.weight", "w", (1, D)),
                          (p + "mlp.shared_expert.gate_proj.weight", "w", (F, D))]
             if L == total:  # DeepSeek-V3's multi-token-prediction module
-                plan += [(p + "eh_proj.weight", "w", (F, 2 * D)), (p + "enorm.weight", "gamma", (D,))]
+                plan += [(p + "eh_proj.weight", "w", (F, 2 * D)),
+                         (p + "enorm.weight", "gamma", (D,))]
         elif family == "jamba":
             plan.append((p + "feed_forward.router.weight", "router", (M, D)))
             plan.append((p + "feed_forward.experts.0.gate_proj.weight", "w", (F, D)))

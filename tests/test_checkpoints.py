@@ -153,7 +153,7 @@ def test_fold_norm_off_gives_stored_weight(built):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
 def test_widening_exact_single_file(tmp_path, dtype):
     path, truth = make_checkpoint(tmp_path, "mixtral", dtype=dtype, shards=1, return_tensors=True)
-    assert os.listdir(path) and not os.path.exists(os.path.join(path, "model.safetensors.index.json"))
+    assert not os.path.exists(os.path.join(path, "model.safetensors.index.json"))
     for target in (path, os.path.join(path, "model.safetensors")):
         ckpt = open_checkpoint(target, fold_norm=False)
         for layer in ckpt:
@@ -264,7 +264,8 @@ def test_config_fields_per_family(tmp_path):
 
 def test_key_pattern(tmp_path):
     path = make_checkpoint(tmp_path, "granite_moe", n_layers=3)
-    tmpl = open_checkpoint(path, key_pattern="model.layers.{i}.block_sparse_moe.router.layer.weight")
+    tmpl = open_checkpoint(path,
+                           key_pattern="model.layers.{i}.block_sparse_moe.router.layer.weight")
     assert tmpl.family == "custom" and len(tmpl) == 3 and tmpl.k == 2
     layer = tmpl[2]
     assert layer.family == "custom" and not layer.norm_folded and layer.layer == 2
@@ -367,7 +368,8 @@ def test_no_router_and_bad_files(tmp_path):
                "model.layers.0.moe.w_router": ("BF16", (4, 8), encode(np.ones((4, 8)), "bfloat16")),
                "model.layers.1.moe.w_router": ("BF16", (4, 8), encode(np.ones((4, 8)), "bfloat16"))}
     write_safetensors(f, tensors)
-    msg = one_line_error(lambda: open_checkpoint(f), "no router found", "model.layers.{i}.moe.w_router")
+    msg = one_line_error(lambda: open_checkpoint(f), "no router found",
+                         "model.layers.{i}.moe.w_router")
     assert "gate_proj" not in msg
     ck = open_checkpoint(f, key_pattern=r"model\.layers\.(?P<layer>\d+)\.moe\.w_router", k=1,
                          fold_norm=True)
