@@ -2,11 +2,11 @@
 
 ``make_checkpoint(directory, family, ...)`` writes what a Hugging Face model directory holds:
 ``config.json`` with the family's real fields, ``model.safetensors.index.json``
-(``metadata.total_size`` and ``weight_map``) and shards ``model-0000X-of-0000N.safetensors`` (or one ``model.safetensors``
-when ``shards=1``), with the real tensor names: routers, the norms in front of them, router and
-selection biases, and the tensors around them that a reader must *not* take for routers (expert
-``gate_proj``, Qwen2-MoE's ``shared_expert_gate``, dense layers' ``mlp.gate_proj``, DeepSeek-V3's
-multi-token-prediction layer, attention, embeddings).
+(``metadata.total_size`` and ``weight_map``) and shards ``model-0000X-of-0000N.safetensors`` (or one
+``model.safetensors`` when ``shards=1``), with the real tensor names: routers, the norms in front of
+them, router and selection biases, and the tensors around them that a reader must *not* take for
+routers (expert ``gate_proj``, Qwen2-MoE's ``shared_expert_gate``, dense layers' ``mlp.gate_proj``,
+DeepSeek-V3's multi-token-prediction layer, attention, embeddings).
 
 The safetensors files are written by hand (8-byte header length, JSON header padded to 8 bytes,
 raw little-endian data) so bfloat16 can be stored (as uint16 words, dtype "BF16"). Values are drawn

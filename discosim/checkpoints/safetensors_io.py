@@ -99,7 +99,8 @@ def read_header(path):
         if (itemsize is not None and end - start != count * itemsize) or not 0 <= start <= end \
                 or base + end > size:
             raise InputError(f"{path}: tensor {name!r} has byte range [{start}, {end}) that does "
-                             f"not fit its shape {list(shape)} and dtype {dtype} in a {size}-byte file")
+                             f"not fit its shape {list(shape)} and dtype {dtype} in a {size}-byte "
+                             f"file")
         out[name] = TensorInfo(name, path, dtype, shape, base + start, base + end)
     return out
 
