@@ -397,6 +397,17 @@ def test_no_router_and_bad_files(tmp_path):
     one_line_error(lambda: open_checkpoint(f, fold_norm="yes"), "fold_norm")
 
 
+def test_synthetic_command_line(tmp_path, capsys):
+    from discosim.checkpoints.synthetic import main
+
+    out = tmp_path / "cli"
+    assert main([str(out), "--family", "qwen3_moe", "--layers", "3", "--dim", "16"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert open_checkpoint(out).layer_names[-1] == "model.layers.2.mlp.gate.weight"
+    assert main([str(tmp_path / "bad"), "--layers", "0"]) == 2
+    assert "n_layers must be" in capsys.readouterr().err
+
+
 def test_family_table_is_consistent():
     for name, fam in FAMILIES.items():
         assert fam.name == name
