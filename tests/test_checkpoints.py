@@ -89,7 +89,7 @@ def built(tmp_path_factory):
 def test_family_routers_found_and_folded_exactly(built, family):
     path, truth = built[family]
     ckpt = open_checkpoint(path)
-    assert ckpt.family == family
+    assert ckpt.family == family and ckpt.detected_by == "config"
     assert ckpt.layer_names == expected_routers(family)
     assert len(ckpt) == 2 and ckpt.config["_name_or_path"] == ckpt.model_name
     # every other name that contains 'gate' or 'router' is a look-alike the reader must skip
@@ -133,7 +133,7 @@ def test_family_routers_found_and_folded_exactly(built, family):
 def test_family_from_key_names_alone(tmp_path, family):
     path = make_checkpoint(tmp_path, family, write_config=False)
     ckpt = open_checkpoint(path, k=2)
-    assert ckpt.family == KEY_ONLY_FAMILY.get(family, family)
+    assert ckpt.family == KEY_ONLY_FAMILY.get(family, family) and ckpt.detected_by == "keys"
     assert ckpt.layer_names[-1] in expected_routers(family) or family == "deepseek_v3"
     if family == "deepseek_v3":
         # no config: the MTP layer cannot be told apart, and groups are unknown
@@ -258,6 +258,10 @@ def test_config_fields_per_family(tmp_path):
     soft = make_checkpoint(tmp_path / "soft", "deepseek_v3", config_overrides={
         "scoring_func": "softmax"})
     assert open_checkpoint(soft).score_func == "softmax"
+    nxt = make_checkpoint(tmp_path / "next", "qwen3_moe", config_overrides={
+        "model_type": "qwen3_next", "architectures": ["Qwen3NextForCausalLM"]})
+    one_line_error(lambda: open_checkpoint(nxt), "qwen3_next", "(1 + weight)")
+    assert open_checkpoint(nxt, family="qwen3_moe").detected_by == "argument"
     grouped_qwen = make_checkpoint(tmp_path / "gq", "qwen3_moe", config_overrides={"n_group": 2})
     one_line_error(lambda: open_checkpoint(grouped_qwen), "n_group = 2")
 
