@@ -323,7 +323,8 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
     key_pattern : str, optional
         The user's own router tensors: a template with ``{i}`` for the layer number (e.g.
         ``'blocks.{i}.moe.router.weight'``) or a regex (full match). Family 'custom': top-k of
-        logits, no norm folded; k from the argument or config.json.
+        logits, no norm folded, a ``.bias`` beside a ``.weight`` read as the router bias; k from
+        the argument or config.json.
     fold_norm : bool
         Fold the weight of the norm in front of each router into W (and a LayerNorm bias into a
         router bias). False audits the stored W as is.
