@@ -51,16 +51,16 @@ def is_orthonormal(router, tol=1e-10):
 WINDOW_HALO = 2  # ranks beyond k-r-1 .. k+r+1 that the slice proposal still favours
 
 
-def _alpha_mc_task(rng, n, Wr, gram, k, r, fixed_J, halo=WINDOW_HALO):
-    from ._kernels.volume import alpha_mc_chunk
+def _alpha_mc_task(rng, n, Wr, k, r, fixed_J, halo=WINDOW_HALO):
+    from ._kernels.alpha import alpha_mc_chunk
 
     out = np.zeros(4)
-    alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, halo, out)
+    alpha_mc_chunk(rng, Wr, k, r, n, fixed_J, halo, out)
     return out
 
 
 def _alpha_pairs_task(rng, n, Wr, gram, k):
-    from ._kernels.volume import alpha_pairs_chunk
+    from ._kernels.alpha import alpha_pairs_chunk
 
     out = np.zeros(4)
     alpha_pairs_chunk(rng, Wr, gram, k, n, out)
@@ -78,8 +78,8 @@ def slice_alpha(router, J, method="genz", n_samples=100_000, seed=0):
         rng = np.random.default_rng(as_seed_sequence(seed))
         return alpha_orthants(router.reduced_weights, router.k, J, rng=rng), 0.0
     ss = as_seed_sequence(seed)
-    parts = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, router.k,
-                                        J.size - 1, J), n_samples, 1 << 15, ss)
+    parts = run_chunks(_alpha_mc_task, (router.reduced_weights, router.k, J.size - 1, J),
+                       n_samples, 1 << 15, ss)
     s = np.sum(parts, axis=0)
     p = s[0] / n_samples
     return p, math.sqrt(p * (1 - p) / n_samples)
@@ -131,8 +131,7 @@ def slice_constants(router, order, method="auto", n_samples=100_000, seed=0, n_j
         mean_a, se_a = mean_and_stderr(s[0], s[1], n_dir)
         mean_b, se_b = mean_and_stderr(s[2], s[3], n_dir)
         return SliceConstants(r, n_slices, mean_a, se_a, 2 * mean_b, 2 * se_b, "mc-pairs")
-    parts = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, k, r,
-                                        np.empty(0, dtype=np.int64)),
+    parts = run_chunks(_alpha_mc_task, (router.reduced_weights, k, r, np.empty(0, dtype=np.int64)),
                        n_samples, 1 << 15, ss, n_jobs=n_jobs)
     s = np.sum(parts, axis=0)
     mean_a, se_a = mean_and_stderr(s[0], s[1], n_samples)

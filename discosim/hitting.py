@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._kernels.codes import METRIC_CODE, METRICS
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from .estimates import mean_and_stderr, proportion_estimate
 from .parallel import derive_seed, run_chunks
@@ -141,7 +142,7 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), 
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
     they are None otherwise.
     """
-    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
+    metric = check_choice("metric", metric, METRICS)
     times = check_positive_array("times", times)
     if np.any(times > t_max):
         raise InputError(f"times must be <= t_max={t_max}")
@@ -160,13 +161,13 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), 
     q, fit, fit_se, pred = [], math.nan, math.nan, math.nan
     if len(deltas):
         from ._kernels.paths import hit_point_stats
-        from ._kernels.tubes import sort_pairs_for
+        from ._kernels.pointstats import sort_pairs_for
 
         deltas = check_positive_array("deltas", deltas)
         dist = np.empty(tau.size)
         hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
                         router.bias, router.gram, router.k,
-                        {"euclidean": 0, "normal": 1, "score": 2}[metric],
+                        METRIC_CODE[metric],
                         float(deltas.max()), router.max_row_norm, sort_pairs_for(router.n_experts),
                         dist)
         nh = int(hit.sum())
@@ -250,9 +251,9 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
     euclidean or normal metric, the THEORY §6 bound at t_max (infinite-horizon exact form for
     r >= 3 is available from :func:`discosim.theory.diffusion.occupation_infinite_horizon`).
     """
-    from ._kernels.tubes import sort_pairs_for
+    from ._kernels.pointstats import sort_pairs_for
 
-    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
+    metric = check_choice("metric", metric, METRICS)
     process = check_choice("process", process, ("bm", "ou"))
     eps = np.sort(check_positive_array("eps", eps))
     orders = sorted({check_int("order", r, 1, router.n_experts - 1) for r in orders})
@@ -269,7 +270,7 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2
     cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
     rmax = max(orders)
     ss = as_seed_sequence(seed)
-    code = {"euclidean": 0, "normal": 1, "score": 2}[metric]
+    code = METRIC_CODE[metric]
     parts = run_chunks(_occupation_task, (z0, start, radius, router, rmax, code, eps,
                                           sort_pairs_for(router.n_experts), sigma, dt, n_steps,
                                           theta if process == "ou" else 0.0, cps),
@@ -314,9 +315,9 @@ def hit_order_wos(router, x0, deltas, n_paths, metric="euclidean", tol=None, see
     (list of Estimate, mean number of steps per path)
     """
     from ._kernels.paths import hit_point_stats
-    from ._kernels.tubes import sort_pairs_for
+    from ._kernels.pointstats import sort_pairs_for
 
-    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
+    metric = check_choice("metric", metric, METRICS)
     deltas = check_positive_array("deltas", deltas)
     n_paths = check_int("n_paths", n_paths, 2)
     x0, z0, start, radius = _start_args(router, x0, start, radius)
@@ -329,7 +330,7 @@ def hit_order_wos(router, x0, deltas, n_paths, metric="euclidean", tol=None, see
     dist = np.empty(n_paths)
     hit_point_stats(np.ascontiguousarray(zexit), np.zeros(n_paths), router.reduced_weights,
                     router.bias, router.gram, router.k,
-                    {"euclidean": 0, "normal": 1, "score": 2}[metric], float(deltas.max()),
+                    METRIC_CODE[metric], float(deltas.max()),
                     router.max_row_norm, sort_pairs_for(router.n_experts), dist)
     q = [proportion_estimate(int(np.sum(dist <= d)), n_paths, ss.entropy) for d in deltas]
     return q, float(steps.mean())
