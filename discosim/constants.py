@@ -53,16 +53,16 @@ def is_orthonormal(router, tol=1e-10):
 WINDOW_HALO = 2  # ranks beyond k-r-1 .. k+r+1 that the slice proposal still favours
 
 
-def _alpha_mc_task(rng, n, Wr, gram, k, r, fixed_J, halo=WINDOW_HALO):
-    from ._kernels.volume import alpha_mc_chunk
+def _alpha_mc_task(rng, n, Wr, k, r, fixed_J, halo=WINDOW_HALO):
+    from ._kernels.alpha import alpha_mc_chunk
 
     out = np.zeros(4)
-    alpha_mc_chunk(rng, Wr, gram, k, r, n, fixed_J, halo, out)
+    alpha_mc_chunk(rng, Wr, k, r, n, fixed_J, halo, out)
     return out
 
 
 def _alpha_pairs_task(rng, n, Wr, gram, k):
-    from ._kernels.volume import alpha_pairs_chunk
+    from ._kernels.alpha import alpha_pairs_chunk
 
     out = np.zeros(4)
     alpha_pairs_chunk(rng, Wr, gram, k, n, out)
@@ -111,7 +111,7 @@ def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=None, n_job
         rng = np.random.default_rng(ss)
         value = alpha_orthants(router.reduced_weights, router.k, J, rng=rng)
         return SliceAlpha(tuple(J.tolist()), float(value), 0.0, method, 0, ss.entropy)
-    s = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, router.k,
+    s = run_chunks(_alpha_mc_task, (router.reduced_weights, router.k,
                                     J.size - 1, J), n_samples, 1 << 15, ss, n_jobs=n_jobs,
                    backend=backend, reduce=add)
     p = s[0] / n_samples
@@ -198,7 +198,7 @@ def _slice_constants(router, r, method, n_samples, ss, n_jobs, backend, force_jo
         mean_a, se_a = mean_and_stderr(s[0], s[1], n_dir)
         mean_b, se_b = mean_and_stderr(s[2], s[3], n_dir)
         return SliceConstants(r, n_slices, mean_a, se_a, 2 * mean_b, 2 * se_b, "mc-pairs", entropy)
-    s = run_chunks(_alpha_mc_task, (router.reduced_weights, router.gram, k, r,
+    s = run_chunks(_alpha_mc_task, (router.reduced_weights, k, r,
                                     np.empty(0, dtype=np.int64)),
                    n_samples, 1 << 15, ss, **run)
     mean_a, se_a = mean_and_stderr(s[0], s[1], n_samples)

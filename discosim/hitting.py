@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._kernels.codes import METRIC_CODE, METRICS
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from .estimates import Estimate, mean_and_stderr, proportion_estimate
@@ -29,7 +30,6 @@ __all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit", "FirstExitR
 
 PATH_CHUNK = 256
 PROCESSES = ("bm", "ou")
-_METRICS = {"euclidean": 0, "normal": 1, "score": 2}
 # Steps per path: beyond this one path takes seconds to minutes and a run never ends.
 MAX_STEPS = 10_000_000
 # simulate_first_exit returns every path: refuse outputs larger than this (estimate_first_hit streams).
@@ -96,11 +96,11 @@ def _exit_task(rng, n, router, pp, depth, bridge):
 
 def _hit_distances(router, zhit, tau, metric, delta_max):
     from ._kernels.paths import hit_point_stats
-    from ._kernels.tubes import sort_pairs_for
+    from ._kernels.pointstats import sort_pairs_for
 
     dist = np.empty(tau.size)
     hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
-                    router.bias, router.gram, router.k, _METRICS[metric], float(delta_max),
+                    router.bias, router.gram, router.k, METRIC_CODE[metric], float(delta_max),
                     router.max_row_norm, sort_pairs_for(router.n_experts), dist)
     return dist
 
@@ -240,7 +240,7 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(
     """
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
-    metric = check_choice("metric", metric, tuple(_METRICS))
+    metric = check_choice("metric", metric, METRICS)
     times = check_positive_array("times", times)
     if np.any(times > pp.t_max):
         raise InputError(f"times must be <= t_max={pp.t_max}")
@@ -343,11 +343,11 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     -------
     OccupationResult
     """
-    from ._kernels.tubes import sort_pairs_for
+    from ._kernels.pointstats import sort_pairs_for
     from .volume import check_orders
 
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
-    metric = check_choice("metric", metric, tuple(_METRICS))
+    metric = check_choice("metric", metric, METRICS)
     eps = np.sort(check_positive_array("eps", eps))
     orders = check_orders(orders, router.n_experts)
     n_paths = check_int("n_paths", n_paths, 2)
@@ -358,7 +358,7 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     grid = np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints)
     cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
     ss = as_seed_sequence(seed)
-    tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), _METRICS[metric], eps,
+    tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), METRIC_CODE[metric], eps,
                                               sort_pairs_for(router.n_experts), cps),
                            n_paths, 64, derive_seed(ss, 6), n_jobs, backend, progress,
                            "occupation", reduce=add, unit="path", force_jobs=force_jobs)
@@ -425,7 +425,7 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, 
     """
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
-    metric = check_choice("metric", metric, tuple(_METRICS))
+    metric = check_choice("metric", metric, METRICS)
     deltas = check_positive_array("deltas", deltas)
     n_paths = check_int("n_paths", n_paths, 2)
     x0, z0, inputs, radius = check_start(router, x0, inputs, radius)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from .estimates import Estimate, mean_and_stderr, proportion_estimate
@@ -30,9 +31,7 @@ from .seeding import as_seed_sequence
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
            "METHODS", "default_orders", "check_orders"]
 
-METRICS = ("euclidean", "normal", "score")
 METHODS = ("uniform", "tube")
-_METRIC_CODE = {"euclidean": 0, "normal": 1, "score": 2}
 UNIFORM_CHUNK = 1 << 16
 TUBE_CHUNK = 1 << 14
 
@@ -140,8 +139,8 @@ _SERIES = ("fraction", "stderr", "n_hits", "predicted_slice_sum", "predicted_lea
 
 
 def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
-    from ._kernels.tubes import sort_pairs_for
-    from ._kernels.volume import uniform_chunk
+    from ._kernels.pointstats import sort_pairs_for
+    from ._kernels.uniform import uniform_chunk
 
     hist = np.zeros((rmax, eps.shape[0] + 1), dtype=np.int64)
     uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax,
@@ -151,14 +150,15 @@ def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, 
 
 def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices):
     from scipy import special
-    from ._kernels.tubes import sort_pairs_for
-    from ._kernels.volume import tube_chunk, tube_draw_slices
+
+    from ._kernels.pointstats import sort_pairs_for
+    from ._kernels.tube import tube_chunk, tube_draw_slices
 
     M = Wr.shape[0]
     J = np.empty((n, r + 1), dtype=np.int64)
     rho2 = np.empty(n)
     u = np.empty(n)
-    tube_draw_slices(rng, n, M, r, gram, metric == 2, eps, J, rho2, u)
+    tube_draw_slices(rng, n, M, r, gram, metric == METRIC_SCORE, eps, J, rho2, u)
     a, b = 0.5 * r, 0.5 * (dim - r) + 1.0
     cap = special.betainc(a, b, np.minimum(rho2 / radius ** 2, 1.0))
     beta = special.betaincinv(a, b, u * cap)
@@ -248,7 +248,7 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     Wr, gram, k = router.reduced_weights, router.gram, router.k
     M, D = router.n_experts, router.dim
     wmax = router.max_row_norm
-    code = _METRIC_CODE[metric]
+    code = METRIC_CODE[metric]
     n_eps, n_ord = eps_arr.size, len(orders)
     shape = (n_eps, n_ord)
     frac, se, hits = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
