@@ -160,7 +160,7 @@ def _cmd_smooth(args):
 def _check_smooth_args(args, router, eta):
     """Everything `smooth` uses after the overhead run, checked before it starts."""
     from .errors import check_choice, check_int, check_positive, check_positive_array
-    from .smoothing import EXPERT_KINDS, MAX_POINTS
+    from .smoothing import EXPERTS, MAX_POINTS
 
     check_positive("eta", eta)
     check_positive_array("deltas", args.deltas)
@@ -168,7 +168,7 @@ def _check_smooth_args(args, router, eta):
     check_positive("b_s", args.b_s)
     check_int("n_points", args.n_points, 2, MAX_POINTS)
     check_int("out_dim", args.out_dim, 1)
-    check_choice("experts", args.experts, EXPERT_KINDS)
+    check_choice("experts", args.experts, EXPERTS)
     if args.target_overhead is not None:
         check_positive("target overhead", args.target_overhead)
         if args.target_overhead >= router.n_experts - router.k:

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from .errors import InputError, check_bool, check_choice, check_int
+from .points import start_point
 from .router import Router
 
 __all__ = ["STUDIES", "run_study", "expand_grid", "load_grid", "make_router", "study_figure"]
@@ -338,7 +339,7 @@ def first_hit(params, seed_seq):
     from .theory import diffusion as td
 
     router = Router.gaussian(2, 6, 1, seed=0)
-    x0 = np.random.default_rng(params["seed_x0"]).standard_normal(6) * 0.3
+    x0 = start_point(router, params["seed_x0"], scale=0.3)
     d = td.facet_distances(router, x0).min()
     sig = params["sigma"]
     scale = d * d / (sig * sig)  # times in units of d^2 / sigma^2
@@ -365,7 +366,7 @@ def hit_order(params, seed_seq):
 
     rows = []
     for ri, router in enumerate(routers_of(params, seed_seq)):
-        x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
+        x0 = start_point(router, params["seed_x0"])
         d = td.facet_distances(router, x0).min()
         deltas = d * np.array([0.01, 0.03, 0.1, 0.3])
         res = estimate_first_hit(router, x0, 1.0, 20 * d * d, 0.01 * d * d, params["n_paths"], [d * d],
@@ -387,7 +388,7 @@ def occupation(params, seed_seq):
 
     rows = []
     for ri, router in enumerate(routers_of(params, seed_seq)):
-        x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
+        x0 = start_point(router, params["seed_x0"])
         res = estimate_occupation(router, x0, params["sigma"], params["t_max"], params["dt"], params["n_paths"],
                                   [params["eps"]], seed=seed_seq.spawn(1)[0], n_checkpoints=1)
         for i, r in enumerate(res.orders):

@@ -101,9 +101,9 @@ class VolumeResult:
     def estimate(self, eps_index, order):
         """The :class:`Estimate` of the order-``order`` fraction at ``eps[eps_index]``."""
         j = self._col(order)
-        kind = "proportion" if self.method == "uniform" else "mean"
+        interval = "wilson" if self.method == "uniform" else "normal"
         return Estimate(float(self.fraction[eps_index, j]), float(self.stderr[eps_index, j]),
-                        self.n_samples, int(self.n_hits[eps_index, j]), kind, self.seed_entropy)
+                        self.n_samples, int(self.n_hits[eps_index, j]), interval, self.seed_entropy)
 
     def order_result(self, eps_index, order):
         """Estimate and predictions of one order at ``eps[eps_index]`` as an :class:`OrderResult`."""
@@ -111,7 +111,7 @@ class VolumeResult:
         ov = None
         if math.isfinite(self.overlap[eps_index, j]):
             ov = Estimate(float(self.overlap[eps_index, j]), float(self.overlap_stderr[eps_index, j]),
-                          self.n_samples, int(self.n_hits[eps_index, j]), "mean", self.seed_entropy)
+                          self.n_samples, int(self.n_hits[eps_index, j]), "normal", self.seed_entropy)
         return OrderResult(int(order), self.estimate(eps_index, order),
                            _opt(self.predicted_slice_sum[eps_index, j]),
                            _opt(self.predicted_leading[eps_index, j]),
