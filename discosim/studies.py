@@ -417,11 +417,12 @@ def smoothing(params, seed_seq):
 
 
 # --------------------------------------------------------------------------- running
-def _run_point(name, params, base_seed):
+def _run_point(name, params, base_seed, identity):
+    """One grid point; ``identity`` (from the parent, so every worker records the same) is
+    ``(identity dict, its hash)``."""
     t0 = time.perf_counter()
     rows = STUDIES[name]["func"](params, point_seed(base_seed, params))
-    ident, digest = point_identity(name, params, base_seed)
-    return {"identity": ident, "identity_hash": digest, "params": params, "rows": rows,
+    return {"identity": identity[0], "identity_hash": identity[1], "params": params, "rows": rows,
             "seconds": time.perf_counter() - t0}
 
 
@@ -463,8 +464,9 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
         if os.path.exists(d) and not os.path.isdir(d):
             raise InputError(f"--out {out_dir}: {d} exists and is not a directory")
     todo = []
+    identity = {}
     for p in points:
-        ident, digest = point_identity(name, p, seed)
+        ident, digest = identity[point_key(p)] = point_identity(name, p, seed)
         doc, why = _read_point(os.path.join(pdir, point_key(p) + ".json"), ident, digest)
         if doc is None:
             if why is not None and resume:
@@ -492,14 +494,14 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
                                              dashboard_address=None, processes=True))
         if todo and n_jobs == 1 and backend != "dask":
             for p in todo:  # in this process: Ctrl-C stops between points, saved ones stay
-                res = _run_point(name, p, seed)
+                res = _run_point(name, p, seed, identity[point_key(p)])
                 write_atomic(os.path.join(pdir, point_key(p) + ".json"), dumps(res))
                 if bar is not None:
                     bar.update(1)
         elif todo:
             import joblib
 
-            tasks = (joblib.delayed(_run_point)(name, p, seed) for p in todo)
+            tasks = (joblib.delayed(_run_point)(name, p, seed, identity[point_key(p)]) for p in todo)
             with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
                 par = joblib.Parallel(return_as="generator_unordered")
                 for res in par(tasks):

@@ -7,12 +7,14 @@ estimate, the predictions) with and without the predictions, at n_jobs 1 and 2, 
 the numbers are bit-identical for both. Part 2 times, in one process, the estimator alone for the
 persistent thread pool (the default backend) against the per-call loky process pool (the previous
 default), so the ratios are side by side. Best of ``--repeat`` runs; the machine's load average is
-printed because the numbers mean little on a busy machine.
+printed because wall times mean little on a busy machine; the CPU seconds (user + system) of
+each fresh process are printed beside them.
 """
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,12 +27,15 @@ def cli_run(n, n_jobs, predict):
            str(int(n)), "--seed", "1", "--n-jobs", str(n_jobs), "--json"]
     if not predict:
         cmd.append("--no-predict")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     doc = json.loads(p.stdout)
     fractions = [o["fraction"] for item in doc["results"] for o in item["orders"].values()]
-    return wall, fractions
+    return wall, fractions, cpu
 
 
 def in_process(n, n_jobs, backend, repeat):
@@ -58,22 +63,24 @@ def main():
     if not args.json:
         print(f"cores: {os.cpu_count()}, load average (1 min): {load:.2f}")
         print("\nend to end (fresh process, best of repeats), seconds")
-        print(f"{'samples':>10} {'predict':>8} {'n_jobs=1':>9} {'n_jobs=2':>9} {'2 / 1':>6} {'identical':>10}")
+        print(f"{'samples':>10} {'predict':>8} {'n_jobs=1':>9} {'n_jobs=2':>9} {'2 / 1':>6} "
+              f"{'cpu 1':>7} {'cpu 2':>7} {'identical':>10}")
     for n in args.sizes:
         for predict in (False, True):
-            t = {}
-            fr = {}
+            t, fr, cpu = {}, {}, {}
             for j in (1, 2):
                 runs = [cli_run(n, j, predict) for _ in range(args.repeat)]
                 t[j] = min(r[0] for r in runs)
+                cpu[j] = min(r[2] for r in runs)
                 fr[j] = runs[0][1]
             same = fr[1] == fr[2]
             row = {"samples": n, "predict": predict, "n_jobs_1_s": t[1], "n_jobs_2_s": t[2],
-                   "ratio_2_over_1": t[2] / t[1], "bit_identical": same}
+                   "ratio_2_over_1": t[2] / t[1], "cpu_1_s": cpu[1], "cpu_2_s": cpu[2],
+                   "bit_identical": same}
             out["end_to_end"].append(row)
             if not args.json:
                 print(f"{n:10.0e} {str(predict):>8} {t[1]:9.3f} {t[2]:9.3f} {t[2] / t[1]:6.2f} "
-                      f"{str(same):>10}")
+                      f"{cpu[1]:7.2f} {cpu[2]:7.2f} {str(same):>10}", flush=True)
     if not args.json:
         print("\nestimator only, in one process (kernels loaded), seconds")
         print(f"{'samples':>10} {'1 job':>8} {'2 threads':>10} {'2 loky':>8} {'threads/1':>10} "
