@@ -130,6 +130,7 @@ def test_same_seed_same_paths_for_any_n_jobs():
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_cli_hit_json(tmp_path):
     import json
     import subprocess
