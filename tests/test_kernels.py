@@ -505,3 +505,22 @@ def test_walk_on_spheres_replays_in_full_d():
     # each step adds a vector of length <= the start's distance to the boundary (<= |z0| + 1)
     mag = (np.linalg.norm(Z0, axis=1) + 1.0)[:, None]
     assert_rounding_close(zexit, z2, 16 * (steps[:, None] + 1) * 5, mag)
+
+
+@pytest.mark.parametrize("theta,bridge", [(0.0, True), (0.0, False), (3.0, True)])
+def test_first_exit_chunk_replays_in_full_d(theta, bridge):
+    """Exit times and points of the bridge-refined walk against the twin that walks in R^D."""
+    router = linear(5, 9, 2, seed=17, bias=True)
+    n, n_steps, depth, sigma, dt = 8, 200, 8, 1.0, 1e-3
+    Z0 = np.ascontiguousarray(0.1 * np.random.default_rng(17).standard_normal((n, 5)))
+    tau, zhit = np.empty(n), np.full((n, 5), np.nan)
+    kp.first_exit_chunk(np.random.default_rng(18), Z0, router.reduced_weights, router.bias,
+                        router.gram, 2, sigma, dt, n_steps, theta, depth, bridge, tau, zhit)
+    tau2, zhit2 = ref.first_exit_chunk(router, np.random.default_rng(18), Z0, sigma, dt,
+                                       n_steps, theta, depth, bridge)
+    assert np.isfinite(tau).sum() >= 2  # some paths exit within the horizon
+    np.testing.assert_array_equal(tau, tau2)  # the same halvings of the same step
+    hit = np.isfinite(tau)
+    # positions: sums of n_steps + depth Gaussian increments of size <= sigma sqrt(dt)
+    mag = np.linalg.norm(Z0[hit], axis=1, keepdims=True) + sigma * math.sqrt(dt) * (n_steps + depth)
+    assert_rounding_close(zhit[hit], zhit2[hit], 16 * (n_steps + depth) * 5, mag)
