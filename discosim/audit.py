@@ -465,6 +465,11 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     bias = None if layer.bias is None else np.asarray(layer.bias, dtype=np.float64)
     has_bias = bias is not None and bool(np.any(bias != 0))
     sel_bias = getattr(layer, "selection_bias", None)
+    layernorm = bool(getattr(layer, "norm_folded", False)) and getattr(layer, "norm_type", None) == "layernorm"
+    if layernorm:
+        # a LayerNorm output is centred: it lies on the sphere of radius sqrt(D) in the
+        # hyperplane orthogonal to the all-ones vector, so the gate acting on it is W P
+        W = W - W.mean(axis=1, keepdims=True)
     norms, min_pair = _geometry(W)
     lseed = derive_seed(seed_seq, index)
     constants = {}
@@ -474,6 +479,8 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     if mode == "points":
         pts = np.asarray(_check_points(layer, table), dtype=np.float64)
         if getattr(layer, "norm_folded", False):
+            if layernorm:
+                pts = pts - pts.mean(axis=1, keepdims=True)
             rms = np.sqrt(np.mean(pts * pts, axis=1))
             if np.any(rms == 0) or not np.all(np.isfinite(rms)):
                 raise InputError(f"hidden states for layer {layer.name} have zero or non-finite rows")
@@ -487,7 +494,8 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
             chunks.append(_logit_stats(rng, logits, routing, eps, formats))
     else:
         router = Router(W, routing.k, bias=bias)
-        chunks = run_chunks(_sample_task, (router.reduced_weights, bias, routing, radius, D, mode,
+        dim = D - 1 if layernorm else D  # dimension of the input sphere (or ball)
+        chunks = run_chunks(_sample_task, (router.reduced_weights, bias, routing, radius, dim, mode,
                                            eps, formats), n_samples, CHUNK, lseed, n_jobs=n_jobs,
                             progress=False)
         if routing.linear and constants_samples:
@@ -502,7 +510,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
                                 "B": (c.score_weight_sum, c.score_weight_stderr),
                                 "method": c.method}
             if not has_bias and 1 in constants:
-                predicted = _margin_leading(constants[1]["B"][0], eps, radius, D, mode)
+                predicted = _margin_leading(constants[1]["B"][0], eps, radius, dim, mode)
             elif has_bias:
                 note = ("router bias: slice constants are the R -> infinity limit (THEORY §2); "
                         "no margin prediction")
