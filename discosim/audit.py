@@ -60,7 +60,7 @@ from .parallel import check_n_jobs, derive_seed, run_chunks
 from .routing import FORMATS, Routing, round_to_format, sigmoid_slope, ulp
 from .seeding import as_seed_sequence
 
-__all__ = ["audit_checkpoint", "audit_layers", "AuditResult", "LayerAudit", "FlipAudit",
+__all__ = ["audit_checkpoint", "audit_layers", "study_rows", "AuditResult", "LayerAudit", "FlipAudit",
            "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]
 
 DEFAULT_EPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -657,3 +657,30 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                         family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
                         n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
                         progress=progress, constants_samples=constants_samples)
+
+
+def study_rows(params, seed_seq):
+    """Rows of the ``audit`` study (``discosim study audit --set path=A,B``): per model and layer,
+    the flip rate of each format and the margin fraction at ``eps``, tidy (one row per quantity)."""
+    path = params.get("path")
+    if not path:
+        raise InputError("study audit needs checkpoints: --set path=DIR1,DIR2")
+    open_kw = {key: params[key] for key in ("family", "k") if params.get(key)}
+    eps = float(params.get("eps", 0.01))
+    res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],
+                           n_samples=params.get("n_samples", DEFAULT_N_SAMPLES), seed=seed_seq,
+                           progress=False, constants_samples=params.get("constants_samples", 0),
+                           **open_kw)
+    rows = []
+    for L in res.layers:
+        base = {"model": res.model, "family": L.family, "layer": L.name, "layer_index": L.index,
+                "M": L.M, "k": L.k, "D": L.D}
+        for f in L.flips:
+            rows.append({**base, "quantity": "flip_rate", "parameter": f.format, "value": f.measured,
+                         "stderr": f.stderr, "predicted": f.predicted,
+                         "agrees": f.agrees if f.claim else None})
+        pred = None if L.margin_fraction_predicted is None else float(L.margin_fraction_predicted[0])
+        rows.append({**base, "quantity": "margin_fraction", "parameter": eps,
+                     "value": float(L.margin_fraction[0]),
+                     "stderr": float(L.margin_fraction_stderr[0]), "predicted": pred, "agrees": None})
+    return rows

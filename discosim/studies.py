@@ -289,6 +289,18 @@ def smoothing(params, seed_seq):
     return rows + _ensemble_rows(rows, [], ["mean_extra", "c1"])
 
 
+@study("audit",
+       grid={"path": "", "inputs": "sphere", "n_samples": 20000, "eps": 0.01, "constants_samples": 0},
+       figure={"x": "layer_index", "y": "value", "err": "stderr", "pred": "predicted",
+               "group": ["model", "quantity", "parameter"], "xlabel": "router layer",
+               "ylabel": "flip rate (bf16, fp16) / P(margin <= eps)", "logx": False})
+def audit(params, seed_seq):
+    """Checkpoint audits (THEORY §9): per-layer flip rates and margin fraction; --set path=A,B."""
+    from .audit import study_rows
+
+    return study_rows(params, seed_seq)
+
+
 # --------------------------------------------------------------------------- running
 def _run_point(name, params, base_seed):
     t0 = time.perf_counter()

@@ -235,3 +235,18 @@ def test_cli_json_csv_out_and_exit_codes(factory_dir, tmp_path, capsys):
         rc, out, err = _cli(capsys, *bad)
         assert rc == 2 and out == ""
         assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_study_audit_lands_several_checkpoints_in_one_csv(factory_dir, tmp_path):
+    import csv
+
+    from discosim.studies import run_study
+
+    a = make_checkpoint(factory_dir / "st_a", "mixtral", n_layers=1, n_experts=8, dim=32, k=2)
+    b = make_checkpoint(factory_dir / "st_b", "gpt_oss", n_layers=2, n_experts=8, dim=32, k=2)
+    csv_path = run_study("audit", str(tmp_path / "st"), grid={"path": [str(a), str(b)],
+                                                              "n_samples": 2000}, progress=False)
+    rows = list(csv.DictReader(open(csv_path)))
+    assert {r["family"] for r in rows} == {"mixtral", "gpt_oss"}
+    assert len(rows) == 3 * 3  # three layers x (bf16, fp16, margin fraction)
+    assert os.path.isfile(tmp_path / "st" / "audit.png")
