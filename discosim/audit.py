@@ -347,39 +347,41 @@ def _window_terms(g, phi, scale):
     return 2 * w1 - w2, w1
 
 
-def _prediction_terms(routing, logits, parts, fmt, rng):
-    """Per-sample terms (richardson, plain) of the flip prediction for one format."""
+def _prediction_terms(routing, logits, parts, fmt, rng, widths_all):
+    """Per-sample terms (richardson, plain) of the flip prediction for one format.
+
+    ``widths_all`` (DeepSeek-V3): ``sigma'(l) ulp(l)`` per logit, the width of the uniform change
+    of each selection score.
+    """
     N = logits.shape[0]
     y = np.zeros(N)
     plain = np.zeros(N)
     if routing.linear:
         u = ulp(parts["level"], fmt)
-        a, b = _window_terms(parts["margin"], TIE_MERGE * u, u)
-        return a, b
-    maxabs = np.max(np.abs(logits), axis=1)
-    bound = 2 * WINDOW * ulp(maxabs, fmt)  # >= every window below: a*s <= (1/4) ulp per term
-    slope = sigmoid_slope(logits)
-    # expert ties within the kept groups: the k-th and (k+1)-th kept selection scores
-    rows = np.nonzero(parts["expert_margin"] <= bound)[0]
+        return _window_terms(parts["margin"], TIE_MERGE * u, u)
+    widest = np.max(widths_all, axis=1)
+    # expert ties within the kept groups: the k-th and (k+1)-th kept selection scores; the window
+    # 2 h s with s = a_i + a_j <= 2 widest
+    rows = np.nonzero(parts["expert_margin"] <= 4 * WINDOW * widest)[0]
     if rows.size:
         masked = np.where(parts["kept"][rows], parts["scores"][rows], -np.inf)
-        order = np.argsort(-masked, axis=1, kind="stable")
         k = routing.k
-        ij = order[:, k - 1:k + 1]
-        sub = logits[rows]
-        widths = np.take_along_axis(slope[rows] * ulp(sub, fmt), ij, axis=1)
+        # exact ties between float64 selection scores do not occur, so argpartition's order is safe
+        ij = np.argpartition(-masked, (k - 1, k), axis=1)[:, k - 1:k + 1]
+        widths = np.take_along_axis(widths_all[rows], ij, axis=1)
         phi = _uniform_abs_mean(widths, rng) / 2
         a, b = _window_terms(parts["expert_margin"][rows], phi, np.sum(widths, axis=1))
         y[rows] += a
         plain[rows] += b
-    rows = np.nonzero(parts["group_changes"] & (parts["group_gap"] <= 2 * bound))[0]
+    # group ties (counted where the swap changes the selected set); s = four widths <= 4 widest
+    rows = np.nonzero(parts["group_changes"] & (parts["group_gap"] <= 8 * WINDOW * widest))[0]
     if rows.size:
         M = logits.shape[1]
         G = int(routing.n_group)
         size = M // G
         widths = np.empty((rows.size, 4))
         sub_s = parts["scores"][rows].reshape(rows.size, G, size)
-        sub_w = (slope[rows] * ulp(logits[rows], fmt)).reshape(rows.size, G, size)
+        sub_w = widths_all[rows].reshape(rows.size, G, size)
         for c, groups in enumerate((parts["last_kept"][rows], parts["first_dropped"][rows])):
             s_g = sub_s[np.arange(rows.size), groups]
             w_g = sub_w[np.arange(rows.size), groups]
@@ -392,20 +394,25 @@ def _prediction_terms(routing, logits, parts, fmt, rng):
     return y, plain
 
 
-def _flip_indicator(routing, logits, parts, fmt):
+def _flip_indicator(routing, logits, parts, fmt, widths_all=None):
     """1 where the selected set of the rounded logits differs from the exact one.
 
-    Only rows whose margin could be crossed are rounded: each logit moves by at most
-    ``ulp(max|l|)/2``, a selection score by L times that (L = 1 for logits, 1/4 for the sigmoid),
-    an expert gap by twice and a group gap by four times that. Rows with a larger margin (for
-    grouped routing: expert margin and group gap) keep their selection exactly.
+    Only rows whose margin could be crossed are rounded. RNE moves a logit by at most
+    ``u/2 = ulp(l)/2``; a logit's selection score then moves by at most ``e = u/2`` (linear) or
+    ``e = sigma'(l) exp(u/2) u/2`` (sigmoid: ``|d log sigma'/dl| <= 1``). An expert gap moves by
+    at most twice the row's largest e, a group gap by four times: rows whose margin (for grouped
+    routing: expert margin and group gap) exceeds ``4 max e`` keep their selection exactly.
     """
     N = logits.shape[0]
     maxabs = np.max(np.abs(logits), axis=1)
     round_to_format(maxabs, fmt)  # raises before any work if the format would overflow
-    raw = parts["margin"] if routing.linear else np.minimum(parts["expert_margin"], parts["group_gap"])
-    bound = 2 * routing.score_lipschitz * ulp(maxabs, fmt) * (1 + 1e-9)
-    rows = np.nonzero(raw <= bound)[0]
+    if routing.linear:
+        raw = parts["margin"]
+        e_row = ulp(maxabs, fmt) / 2
+    else:
+        raw = np.minimum(parts["expert_margin"], parts["group_gap"])
+        e_row = np.max(widths_all, axis=1) * math.exp(float(np.max(ulp(maxabs, fmt))) / 2) / 2
+    rows = np.nonzero(raw <= 4 * e_row * (1 + 1e-6))[0]
     flips = np.zeros(N, dtype=bool)
     if rows.size:
         rounded = routing.select(round_to_format(logits[rows], fmt))
@@ -419,9 +426,11 @@ def _logit_stats(rng, logits, routing, eps, formats):
     margin = parts["margin"]
     out = {"n": logits.shape[0], "margin": margin,
            "below": np.array([np.sum(margin <= e) for e in eps], dtype=np.int64), "flip": {}}
+    slope = None if routing.linear else sigmoid_slope(logits)
     for fmt in formats:
-        f = _flip_indicator(routing, logits, parts, fmt)
-        y, plain = _prediction_terms(routing, logits, parts, fmt, rng)
+        widths = None if routing.linear else slope * ulp(logits, fmt)
+        f = _flip_indicator(routing, logits, parts, fmt, widths)
+        y, plain = _prediction_terms(routing, logits, parts, fmt, rng, widths)
         fy = np.where(f, y, 0.0)
         out["flip"][fmt] = np.array([f.sum(), y.sum(), (y * y).sum(), fy.sum(), plain.sum(),
                                      (plain * plain).sum()])
@@ -437,8 +446,37 @@ def _sample_task(rng, n, Rt, bias, routing, radius, dim, distribution, eps, form
 
 
 # --------------------------------------------------------------------------- one layer
-def _geometry(W):
+@dataclass(frozen=True, eq=False)
+class _Reduced:
+    """The reduction of THEORY §3 for a gate W (M, D): ``reduced_weights = R^T`` with
+    ``W^T = Q R`` and ``diag R > 0``; ``R^T R = W W^T``, so ``R^T`` is the Cholesky factor of the
+    Gram matrix (unique), one (M, D) x (D, M) product instead of an SVD and a QR of W. Has the
+    attributes :func:`discosim.constants.slice_constants` reads."""
+
+    reduced_weights: np.ndarray
+    gram: np.ndarray
+    k: int
+
+    @property
+    def n_experts(self):
+        return self.gram.shape[0]
+
+
+def _reduce(W, k, name):
     gram = W @ W.T
+    try:
+        L = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        L = None
+    d = np.sqrt(np.max(np.diag(gram)))
+    # pivots below ~ sqrt(M D eps) of the largest row norm: numerically rank-deficient
+    if L is None or np.min(np.diag(L)) <= d * math.sqrt(W.size * np.finfo(float).eps):
+        raise InputError(f"layer {name}: gate weight is rank-deficient (THEORY §1 needs full row rank)")
+    return _Reduced(np.ascontiguousarray(L), gram, int(k))
+
+
+def _geometry(W, gram=None):
+    gram = W @ W.T if gram is None else gram
     sq = np.diag(gram)
     norms = np.sqrt(sq)
     d2 = sq[:, None] + sq[None, :] - 2 * gram
@@ -455,8 +493,6 @@ def _margin_leading(B1, eps, radius, D, distribution):
 
 def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n_jobs,
                  constants_samples):
-    from .router import Router
-
     W = np.asarray(layer.weight, dtype=np.float64)
     M, D = W.shape
     if not np.all(np.isfinite(W)):
@@ -470,7 +506,10 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         # a LayerNorm output is centred: it lies on the sphere of radius sqrt(D) in the
         # hyperplane orthogonal to the all-ones vector, so the gate acting on it is W P
         W = W - W.mean(axis=1, keepdims=True)
-    norms, min_pair = _geometry(W)
+    if W.shape[0] >= (W.shape[1] - 1 if layernorm else W.shape[1]):
+        raise InputError(f"layer {layer.name}: need M < D (THEORY §1), got M={M}, D={D}")
+    reduced = _reduce(W, routing.k, layer.name)
+    norms, min_pair = _geometry(W, reduced.gram)
     lseed = derive_seed(seed_seq, index)
     constants = {}
     predicted = None
@@ -493,7 +532,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
                 logits += bias
             chunks.append(_logit_stats(rng, logits, routing, eps, formats))
     else:
-        router = Router(W, routing.k, bias=bias)
+        router = reduced
         dim = D - 1 if layernorm else D  # dimension of the input sphere (or ball)
         chunks = run_chunks(_sample_task, (router.reduced_weights, bias, routing, radius, dim, mode,
                                            eps, formats), n_samples, CHUNK, lseed, n_jobs=n_jobs,

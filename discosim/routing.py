@@ -34,6 +34,7 @@ Rounding
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from .errors import InputError, check_choice, check_int
 
@@ -104,16 +105,14 @@ def round_to_format(values, fmt):
 
 
 def sigmoid(x):
-    """Logistic function, computed without overflow for either sign."""
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """Logistic function (scipy.special.expit: no overflow for either sign)."""
+    return expit(np.asarray(x, dtype=np.float64))
 
 
 def sigmoid_slope(x):
-    """``sigma'(x) = sigma(x)(1 - sigma(x))``."""
-    s = sigmoid(x)
-    return s * (1.0 - s)
+    """``sigma'(x) = sigma(x) sigma(-x)`` (both factors to full relative precision)."""
+    x = np.asarray(x, dtype=np.float64)
+    return expit(x) * expit(-x)
 
 
 # --------------------------------------------------------------------------- linear top-k
@@ -126,6 +125,20 @@ def _kth_values(x, k):
     return part[:, M - k], part[:, M - k - 1]
 
 
+def _mask_and_gaps(x, k):
+    """(mask, g_k, g_{k+1}) from one partition; see :func:`topk_mask`."""
+    gk, gk1 = _kth_values(x, k)
+    above = x > gk[:, None]
+    tied = x == gk[:, None]
+    mask = above | tied
+    multi = np.nonzero(np.sum(mask, axis=1) > k)[0]
+    if multi.size:  # ties at g_k straddle the cut (rounded logits): lowest indices first
+        t = tied[multi]
+        free = k - np.sum(above[multi], axis=1)
+        mask[multi] = above[multi] | (t & (np.cumsum(t, axis=1) <= free[:, None]))
+    return mask, gk, gk1
+
+
 def topk_mask(scores, k):
     """Boolean (N, M) mask of the k largest scores per row; among equal scores the lower index wins.
 
@@ -136,11 +149,7 @@ def topk_mask(scores, k):
     if x.ndim != 2:
         raise InputError(f"scores must be 2-dimensional (N, M), got shape {x.shape}")
     k = check_int("k", k, 1, x.shape[1])
-    gk, _ = _kth_values(x, k)
-    above = x > gk[:, None]
-    tied = x == gk[:, None]
-    free = k - np.sum(above, axis=1)
-    return above | (tied & (np.cumsum(tied, axis=1) <= free[:, None]))
+    return _mask_and_gaps(x, k)[0]
 
 
 def topk_margin(scores, k):
@@ -198,7 +207,8 @@ def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=N
         ``kept`` (N, M) bool: experts of the kept groups;
         ``expert_margin`` (N,): ``g_k - g_{k+1}`` of the selection scores among kept experts;
         ``group_gap`` (N,): last kept minus first dropped group score (inf without groups);
-        ``group_changes`` (N,) bool: swapping those two groups changes the selected set;
+        ``group_changes`` (N,) bool: swapping those two groups changes the selected set
+        (evaluated where the group gap is below the expert margin, False elsewhere);
         ``last_kept``, ``first_dropped`` (N,) int: those two groups;
         ``margin`` (N,): the decision margin (min of the expert margin and the group gap where it
         changes the set).
@@ -221,8 +231,7 @@ def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=N
     gmask = topk_mask(gs, T)
     kept = _expand_groups(gmask, M)
     masked = np.where(kept, s, -np.inf)
-    mask = topk_mask(masked, k)
-    gk, gk1 = _kth_values(masked, k)
+    mask, gk, gk1 = _mask_and_gaps(masked, k)
     expert_margin = gk - gk1  # inf when exactly k experts are kept
     if T < G:
         # stable descending order of the group scores: lower index first among equal scores
@@ -230,11 +239,15 @@ def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=N
         last_kept, first_dropped = order[:, T - 1], order[:, T]
         rows = np.arange(N)
         group_gap = gs[rows, last_kept] - gs[rows, first_dropped]
-        alt = gmask.copy()
-        alt[rows, last_kept] = False
-        alt[rows, first_dropped] = True
-        alt_mask = topk_mask(np.where(_expand_groups(alt, M), s, -np.inf), k)
-        changes = np.any(alt_mask != mask, axis=1)
+        changes = np.zeros(N, dtype=bool)
+        # the swap only matters for the margin where the group gap is the smaller one
+        sub = np.nonzero(group_gap < expert_margin)[0]
+        if sub.size:
+            alt = gmask[sub].copy()
+            alt[np.arange(sub.size), last_kept[sub]] = False
+            alt[np.arange(sub.size), first_dropped[sub]] = True
+            alt_mask = topk_mask(np.where(_expand_groups(alt, M), s[sub], -np.inf), k)
+            changes[sub] = np.any(alt_mask != mask[sub], axis=1)
     else:
         last_kept = first_dropped = np.zeros(N, dtype=np.int64)
         group_gap, changes = inf, np.zeros(N, dtype=bool)
@@ -316,6 +329,6 @@ class Routing:
         """Selection, margin and what the flip prediction needs (see :func:`deepseek_v3_parts`)."""
         if self.linear:
             x = np.asarray(logits, dtype=np.float64)
-            gk, gk1 = _kth_values(x, self.k)
-            return {"mask": topk_mask(x, self.k), "margin": gk - gk1, "level": gk}
+            mask, gk, gk1 = _mask_and_gaps(x, self.k)
+            return {"mask": mask, "margin": gk - gk1, "level": gk}
         return deepseek_v3_parts(logits, self.k, self.selection_bias, self.n_group, self.topk_group)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from checkpoint_factory import FAMILY_NAMES, make_checkpoint
-from discosim.audit import (AGREEMENT_SE, _flip_indicator, audit_checkpoint, audit_layers,
+from discosim.audit import (AGREEMENT_SE, _flip_indicator, _reduce, audit_checkpoint, audit_layers,
                             flip_agreement)
 from discosim.checkpoints import open_checkpoint
 from discosim.errors import InputError
 from discosim.router import Router
-from discosim.routing import Routing, round_to_format, sigmoid
+from discosim.routing import Routing, round_to_format, sigmoid, sigmoid_slope, ulp
 
 
 def gaussian_layer(M=8, D=64, k=2, seed=0, scale=1.0, **extra):
@@ -74,7 +74,8 @@ def test_flip_prefilter_equals_full_rounding():
         parts = routing.parts(logits)
         for fmt in ("bf16", "fp16"):
             full = np.any(routing.select(round_to_format(logits, fmt)) != routing.select(logits), axis=1)
-            assert np.array_equal(_flip_indicator(routing, logits, parts, fmt), full)
+            widths = None if routing.linear else sigmoid_slope(logits) * ulp(logits, fmt)
+            assert np.array_equal(_flip_indicator(routing, logits, parts, fmt, widths), full)
             assert full.sum() > (10 if fmt == "bf16" else 2)
 
 
@@ -165,6 +166,9 @@ def test_selection_matches_direct_numpy_per_family(family, factory_dir):
     router = Router(W, layer.k, bias=b)
     z = x @ router.basis
     assert np.allclose(z @ router.reduced_weights.T + router.bias, logits, atol=1e-12, rtol=1e-10)
+    # the audit's Cholesky reduction is the same R^T as Router's QR (unique with diag R > 0)
+    assert np.allclose(_reduce(W, layer.k, "w").reduced_weights, router.reduced_weights,
+                       atol=1e-10, rtol=0)
 
 
 # --------------------------------------------------------------------------- inputs
