@@ -510,7 +510,8 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         raise InputError(f"layer {layer.name}: need M < D (THEORY §1), got M={M}, D={D}")
     reduced = _reduce(W, routing.k, layer.name)
     norms, min_pair = _geometry(W, reduced.gram)
-    lseed = derive_seed(seed_seq, index)
+    # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
+    lseed = derive_seed(seed_seq, int(getattr(layer, "index", index)))
     constants = {}
     predicted = None
     note = "" if routing.linear else CURVED_NOTE
@@ -603,23 +604,28 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     constants_samples = check_int("constants_samples", constants_samples, 0)
     ss = as_seed_sequence(seed)
     mode, table, label = _load_inputs(inputs)
-    layers = list(layers)
-    if not layers:
+    if not hasattr(layers, "__getitem__"):
+        layers = list(layers)
+    if len(layers) == 0:
         raise InputError("no router layers to audit")
-    for layer in layers:  # every check before any work
+    # Checks before any work. Layers may be read lazily (a checkpoint): with hidden states every
+    # layer is read once here to check the shapes, one at a time, never all held at once.
+    for j in (range(len(layers)) if mode == "points" else range(1)):
+        layer = layers[j]
         W = np.asarray(layer.weight)
         if W.ndim != 2:
             raise InputError(f"layer {layer.name}: gate weight must be 2-dimensional, got {W.shape}")
         Routing.of(layer).check(W.shape[0])
         if mode == "points":
             _check_points(layer, table)
+        del layer, W
     from .parallel import _progress_bar
 
     bar = _progress_bar(len(layers), "audit", progress)
     out = []
     try:
-        for i, layer in enumerate(layers):
-            out.append(_audit_layer(layer, i, mode, table, eps, formats, n_samples, ss, n_jobs,
+        for i in range(len(layers)):
+            out.append(_audit_layer(layers[i], i, mode, table, eps, formats, n_samples, ss, n_jobs,
                                     constants_samples))
             if bar is not None:
                 bar.update(1)
@@ -632,6 +638,19 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     return AuditResult(model=str(model), family=str(family), inputs=label, layers=tuple(out),
                        n_samples=out[0].n_samples if mode == "points" else n_samples, eps=eps,
                        formats=formats, seed_entropy=ss.entropy, notes=tuple(notes))
+
+
+class _LazyLayers:
+    """The chosen layers of a checkpoint, read when indexed (one layer in memory at a time)."""
+
+    def __init__(self, ckpt, idx):
+        self._ckpt, self._idx = ckpt, list(idx)
+
+    def __len__(self):
+        return len(self._idx)
+
+    def __getitem__(self, j):
+        return self._ckpt[self._idx[j]]
 
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
@@ -691,8 +710,7 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         idx = [check_int("layers", i, 0, n - 1) for i in layers]
         if not idx:
             raise InputError("layers must name at least one layer")
-    chosen = [ckpt[i] for i in idx]
-    return audit_layers(chosen, model=getattr(ckpt, "model_name", "") or "",
+    return audit_layers(_LazyLayers(ckpt, idx), model=getattr(ckpt, "model_name", "") or "",
                         family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
                         n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
                         progress=progress, constants_samples=constants_samples)

@@ -254,3 +254,10 @@ def test_study_audit_lands_several_checkpoints_in_one_csv(factory_dir, tmp_path)
     assert {r["family"] for r in rows} == {"mixtral", "gpt_oss"}
     assert len(rows) == 3 * 3  # three layers x (bf16, fp16, margin fraction)
     assert os.path.isfile(tmp_path / "st" / "audit.png")
+
+
+def test_layer_subset_reproduces_numbers(factory_dir):
+    path = make_checkpoint(factory_dir / "subset", "olmoe", n_layers=3, n_experts=8, dim=32, k=2)
+    full = audit_checkpoint(path, n_samples=3000, seed=5, constants_samples=300).to_dict()
+    one = audit_checkpoint(path, n_samples=3000, seed=5, constants_samples=300, layers=[2]).to_dict()
+    assert one["layers"][0] == full["layers"][2]
