@@ -89,7 +89,7 @@ def built(tmp_path_factory):
 def test_family_routers_found_and_folded_exactly(built, family):
     path, truth = built[family]
     ckpt = open_checkpoint(path)
-    assert ckpt.family == family
+    assert ckpt.family == family and ckpt.detected_by == "config"
     assert ckpt.layer_names == expected_routers(family)
     assert len(ckpt) == 2 and ckpt.config["_name_or_path"] == ckpt.model_name
     # every other name that contains 'gate' or 'router' is a look-alike the reader must skip
@@ -133,7 +133,7 @@ def test_family_routers_found_and_folded_exactly(built, family):
 def test_family_from_key_names_alone(tmp_path, family):
     path = make_checkpoint(tmp_path, family, write_config=False)
     ckpt = open_checkpoint(path, k=2)
-    assert ckpt.family == KEY_ONLY_FAMILY.get(family, family)
+    assert ckpt.family == KEY_ONLY_FAMILY.get(family, family) and ckpt.detected_by == "keys"
     assert ckpt.layer_names[-1] in expected_routers(family) or family == "deepseek_v3"
     if family == "deepseek_v3":
         # no config: the MTP layer cannot be told apart, and groups are unknown
@@ -153,7 +153,7 @@ def test_fold_norm_off_gives_stored_weight(built):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
 def test_widening_exact_single_file(tmp_path, dtype):
     path, truth = make_checkpoint(tmp_path, "mixtral", dtype=dtype, shards=1, return_tensors=True)
-    assert os.listdir(path) and not os.path.exists(os.path.join(path, "model.safetensors.index.json"))
+    assert not os.path.exists(os.path.join(path, "model.safetensors.index.json"))
     for target in (path, os.path.join(path, "model.safetensors")):
         ckpt = open_checkpoint(target, fold_norm=False)
         for layer in ckpt:
@@ -189,6 +189,18 @@ def test_bf16_matches_weights_module(tmp_path):
                           layer.weight)
 
 
+def test_checkpoint_and_layer_pickle(built):
+    # workers of a parallel audit receive these
+    import pickle
+
+    path, _ = built["deepseek_v3"]
+    ckpt = pickle.loads(pickle.dumps(open_checkpoint(path)))
+    layer = pickle.loads(pickle.dumps(ckpt[1]))
+    assert np.array_equal(layer.weight, open_checkpoint(path)[1].weight)
+    assert layer.to_dict()["M"] == 8 and json.dumps(layer.to_dict())
+    assert {layer: 1}[layer] == 1
+
+
 def test_index_json_path_and_layer_order(tmp_path):
     path = make_checkpoint(tmp_path, "mixtral", n_layers=12, shards=3)
     ckpt = open_checkpoint(os.path.join(path, "model.safetensors.index.json"))
@@ -222,6 +234,16 @@ def test_overrides_and_groups(tmp_path):
     one_line_error(lambda: open_checkpoint(mix, family="dbrx"), "no dbrx router")
 
 
+def test_switch_router_bias_when_configured(tmp_path):
+    name = "decoder.block.1.layer.2.mlp.router.classifier.bias"
+    b = np.arange(8) / 8.0 - 0.5
+    path = make_checkpoint(tmp_path, "switch", overrides={name: b},
+                           config_overrides={"router_bias": True})
+    layer = open_checkpoint(path)[1]
+    assert layer.name == name.replace("bias", "weight") and np.array_equal(layer.bias, b)
+    assert open_checkpoint(path)[0].bias is None
+
+
 def test_config_fields_per_family(tmp_path):
     dbrx = make_checkpoint(tmp_path / "dbrx", "dbrx", k=3)
     assert open_checkpoint(dbrx).k == 3  # ffn_config.moe_top_k
@@ -236,13 +258,18 @@ def test_config_fields_per_family(tmp_path):
     soft = make_checkpoint(tmp_path / "soft", "deepseek_v3", config_overrides={
         "scoring_func": "softmax"})
     assert open_checkpoint(soft).score_func == "softmax"
+    nxt = make_checkpoint(tmp_path / "next", "qwen3_moe", config_overrides={
+        "model_type": "qwen3_next", "architectures": ["Qwen3NextForCausalLM"]})
+    one_line_error(lambda: open_checkpoint(nxt), "qwen3_next", "(1 + weight)")
+    assert open_checkpoint(nxt, family="qwen3_moe").detected_by == "argument"
     grouped_qwen = make_checkpoint(tmp_path / "gq", "qwen3_moe", config_overrides={"n_group": 2})
     one_line_error(lambda: open_checkpoint(grouped_qwen), "n_group = 2")
 
 
 def test_key_pattern(tmp_path):
     path = make_checkpoint(tmp_path, "granite_moe", n_layers=3)
-    tmpl = open_checkpoint(path, key_pattern="model.layers.{i}.block_sparse_moe.router.layer.weight")
+    tmpl = open_checkpoint(path,
+                           key_pattern="model.layers.{i}.block_sparse_moe.router.layer.weight")
     assert tmpl.family == "custom" and len(tmpl) == 3 and tmpl.k == 2
     layer = tmpl[2]
     assert layer.family == "custom" and not layer.norm_folded and layer.layer == 2
@@ -345,7 +372,8 @@ def test_no_router_and_bad_files(tmp_path):
                "model.layers.0.moe.w_router": ("BF16", (4, 8), encode(np.ones((4, 8)), "bfloat16")),
                "model.layers.1.moe.w_router": ("BF16", (4, 8), encode(np.ones((4, 8)), "bfloat16"))}
     write_safetensors(f, tensors)
-    msg = one_line_error(lambda: open_checkpoint(f), "no router found", "model.layers.{i}.moe.w_router")
+    msg = one_line_error(lambda: open_checkpoint(f), "no router found",
+                         "model.layers.{i}.moe.w_router")
     assert "gate_proj" not in msg
     ck = open_checkpoint(f, key_pattern=r"model\.layers\.(?P<layer>\d+)\.moe\.w_router", k=1,
                          fold_norm=True)
@@ -371,6 +399,17 @@ def test_no_router_and_bad_files(tmp_path):
     empty.mkdir()
     one_line_error(lambda: open_checkpoint(empty), "no model.safetensors.index.json")
     one_line_error(lambda: open_checkpoint(f, fold_norm="yes"), "fold_norm")
+
+
+def test_synthetic_command_line(tmp_path, capsys):
+    from discosim.checkpoints.synthetic import main
+
+    out = tmp_path / "cli"
+    assert main([str(out), "--family", "qwen3_moe", "--layers", "3", "--dim", "16"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert open_checkpoint(out).layer_names[-1] == "model.layers.2.mlp.gate.weight"
+    assert main([str(tmp_path / "bad"), "--layers", "0"]) == 2
+    assert "n_layers must be" in capsys.readouterr().err
 
 
 def test_family_table_is_consistent():

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import InputError
 from .config import check_shape_against_config, lookup, resolve_settings
-from .families import FAMILIES, KEY_ONLY_ORDER, family_from_config, template_regex
+from .families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES, family_from_config,
+                       template_regex)
 from .folding import fold_norm
 from .safetensors_io import DTYPE_NAMES, read_tensor
 from .store import open_store
@@ -24,7 +25,7 @@ from .store import open_store
 __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: identity equality and hashing, not elementwise
 class RouterLayer:
     """One router of a checkpoint, as the routing function sees it.
 
@@ -118,15 +119,20 @@ class Checkpoint:
     config : dict
     layer_names : list of str
         Router tensor names in layer order.
+    detected_by : {'argument', 'config', 'keys', 'key_pattern'}
+        How the family was found; 'keys' means config.json did not name a known family (keys
+        cannot tell Mixtral from Arctic or OLMoE from Qwen-MoE, whose routers behave alike).
     M, D, k, routing, score_func, n_group, topk_group, norm_type, fold_norm
         Settings shared by every layer.
     """
 
-    def __init__(self, path, store, family_name, family, plans, settings, M, D, fold):
+    def __init__(self, path, store, family_name, family, plans, settings, M, D, fold,
+                 detected_by):
         self.path = os.fspath(path)
         self.root = store.root
         self.config = store.config
         self.family = family_name
+        self.detected_by = detected_by
         self._family = family
         self._store = store
         self._plans = tuple(plans)
@@ -202,7 +208,7 @@ def _finite(a, what):
         raise InputError(f"{what} has non-finite entries (NaN or inf)")
 
 
-_ROUTER_LIKE = re.compile(r"router|gate|moe", re.IGNORECASE)
+_ROUTER_LIKE = re.compile(r"router|gate", re.IGNORECASE)
 _NOT_ROUTER = re.compile(r"gate_proj|gate_up_proj|up_gate", re.IGNORECASE)
 
 
@@ -248,7 +254,7 @@ def _sibling(router_key, suffix):
 
 
 def _choose(store, family, key_pattern, path):
-    """(family name, Family or None, [(key, match)]) for the routers of the checkpoint."""
+    """(family name, Family or None, [(key, match)], how) for the routers of the checkpoint."""
     keys = store.infos
     if key_pattern is not None:
         if family is not None:
@@ -263,7 +269,7 @@ def _choose(store, family, key_pattern, path):
         if not found:
             raise InputError(f"no tensor in {path} matches key_pattern {key_pattern!r}; "
                              f"{_router_like(keys)}")
-        return "custom", None, found
+        return "custom", None, found, "key_pattern"
     if family is not None:
         if family not in FAMILIES:
             raise InputError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
@@ -271,19 +277,24 @@ def _choose(store, family, key_pattern, path):
         found = _match(fam.router_regex, keys)
         if not found:
             raise InputError(f"no {family} router ({fam.router}) in {path}; {_router_like(keys)}")
-        return fam.name, fam, found
+        return fam.name, fam, found, "argument"
     fam = family_from_config(store.config)
     if fam is not None:
         found = _match(fam.router_regex, keys)
         if not found:
             raise InputError(f"config.json names a {fam.name} model but no tensor in {path} "
                              f"matches {fam.router}; {_router_like(keys)}")
-        return fam.name, fam, found
+        return fam.name, fam, found, "config"
+    model_type = store.config.get("model_type")
+    if model_type in UNSUPPORTED_MODEL_TYPES:
+        raise InputError(f"model_type {model_type!r} is not supported: "
+                         f"{UNSUPPORTED_MODEL_TYPES[model_type]}; name its routers with "
+                         f"key_pattern and fold_norm=False to audit W as stored")
     for name in KEY_ONLY_ORDER:
         fam = FAMILIES[name]
         found = _match(fam.router_regex, keys)
         if found and _tell_holds(fam, found, keys):
-            return fam.name, fam, found
+            return fam.name, fam, found, "keys"
     raise InputError(f"no router found in {path} (unknown layout); {_router_like(keys)}; name "
                      f"them with key_pattern")
 
@@ -312,7 +323,8 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
     key_pattern : str, optional
         The user's own router tensors: a template with ``{i}`` for the layer number (e.g.
         ``'blocks.{i}.moe.router.weight'``) or a regex (full match). Family 'custom': top-k of
-        logits, no norm folded; k from the argument or config.json.
+        logits, no norm folded, a ``.bias`` beside a ``.weight`` read as the router bias; k from
+        the argument or config.json.
     fold_norm : bool
         Fold the weight of the norm in front of each router into W (and a LayerNorm bias into a
         router bias). False audits the stored W as is.
@@ -334,7 +346,7 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
     if not isinstance(fold_norm, (bool, np.bool_)):
         raise InputError(f"fold_norm must be True or False, got {fold_norm!r}")
     store = open_store(path)
-    family_name, fam, found = _choose(store, family, key_pattern, os.fspath(path))
+    family_name, fam, found, how = _choose(store, family, key_pattern, os.fspath(path))
     keys = store.infos
     if fam is not None and fam.layer_limit_field is not None:
         _, limit = lookup(store.config, (fam.layer_limit_field,))
@@ -395,4 +407,4 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
                          f"assumes M < D (every real MoE model has it)")
     check_shape_against_config(store.config, fam, M, D, found[0][0])
     settings = resolve_settings(store.config, fam, M, k=k, n_group=n_group, topk_group=topk_group)
-    return Checkpoint(path, store, family_name, fam, plans, settings, M, D, bool(fold_norm))
+    return Checkpoint(path, store, family_name, fam, plans, settings, M, D, bool(fold_norm), how)

@@ -42,7 +42,8 @@ import re
 import types
 from dataclasses import dataclass
 
-__all__ = ["Family", "FAMILIES", "KEY_ONLY_ORDER", "family_from_config", "template_regex"]
+__all__ = ["Family", "FAMILIES", "KEY_ONLY_ORDER", "UNSUPPORTED_MODEL_TYPES", "family_from_config",
+           "template_regex"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,13 @@ FAMILIES = types.MappingProxyType({f.name: f for f in _TABLE})
 # Qwen2/3-MoE; their routing and norms are identical, so the representative audits them correctly.
 KEY_ONLY_ORDER = ("deepseek_v3", "phimoe", "mixtral", "olmoe", "dbrx", "jamba", "granite_moe",
                   "gpt_oss", "switch")
+
+# Models whose router keys look like a family's but whose gate differs: refused when only the keys
+# would identify them (naming a family or a key_pattern explicitly still works).
+UNSUPPORTED_MODEL_TYPES = {
+    # transformers qwen3_next: Qwen3NextRMSNorm(Gemma3RMSNorm) multiplies by (1 + weight)
+    "qwen3_next": "its RMSNorm multiplies by (1 + weight), so folding weight would be wrong",
+}
 
 # Config fields tried when the family's own are absent (and for key_pattern routers).
 GENERIC_K_FIELDS = ("num_experts_per_tok", "moe_top_k", "top_k", "experts_per_token",

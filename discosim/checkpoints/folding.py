@@ -4,10 +4,11 @@ A router sees ``n(h) = γ ⊙ h / rms(h) (+ β)``, so its logits are ``W n(h) = 
 + W β``: the gate that acts on the normalised direction is ``W diag(γ)`` and a LayerNorm bias β
 adds the router bias ``W β``.
 
-Exactness: every entry of ``W diag(γ)`` is one product ``w_ij γ_j``. Stored floats have at most
-24 significant bits (float32; bfloat16 8, float16 11), so the product has at most 48 and is exact
-in float64 (53 bits), and float64's exponent range holds any product of two of them. ``W β`` is
-a sum and is rounded once per term in float64 (relative error ~ D · 2^-53).
+Exactness: every entry of ``W diag(γ)`` is one product ``w_ij γ_j``. bfloat16, float16 and
+float32 have at most 24 significant bits (8, 11, 24), so the product has at most 48 and is exact in
+float64 (53 bits), and float64's exponent range holds any product of two of them. (Only a
+checkpoint stored in float64 gets one rounding per entry, relative error <= 2^-53.) ``W β`` is a
+sum, rounded in float64 (error <= D · 2^-53 · Σ_j |w_ij β_j|).
 """
 
 import numpy as np

@@ -53,7 +53,7 @@ class TensorInfo:
 
 
 def read_header(path):
-    """Return ``{name: TensorInfo}`` for the tensors of one safetensors file (reads the header only).
+    """Return ``{name: TensorInfo}`` for the tensors of one safetensors file (header only).
 
     Raises
     ------
@@ -69,7 +69,8 @@ def read_header(path):
                 raise InputError(f"{path} is not a safetensors file (shorter than 8 bytes)")
             (n,) = struct.unpack("<Q", head)
             if n > min(_MAX_HEADER, size - 8):
-                raise InputError(f"{path} is not a safetensors file (header length {n} > file size)")
+                raise InputError(f"{path} is not a safetensors file (header length {n} > file "
+                                 f"size)")
             raw = fh.read(n)
     except FileNotFoundError:
         raise InputError(f"safetensors file not found: {path}") from None
@@ -78,7 +79,8 @@ def read_header(path):
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} has a corrupt safetensors header: {exc}".splitlines()[0]) from None
+        msg = f"{path} has a corrupt safetensors header: {exc}".splitlines()[0]
+        raise InputError(msg) from None
     if not isinstance(header, dict):
         raise InputError(f"{path} has a corrupt safetensors header (not a JSON object)")
     base = 8 + n
@@ -96,8 +98,9 @@ def read_header(path):
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if (itemsize is not None and end - start != count * itemsize) or not 0 <= start <= end \
                 or base + end > size:
-            raise InputError(f"{path}: tensor {name!r} has byte range [{start}, {end}) that does not "
-                             f"fit its shape {list(shape)} and dtype {dtype} in a {size}-byte file")
+            raise InputError(f"{path}: tensor {name!r} has byte range [{start}, {end}) that does "
+                             f"not fit its shape {list(shape)} and dtype {dtype} in a {size}-byte "
+                             f"file")
         out[name] = TensorInfo(name, path, dtype, shape, base + start, base + end)
     return out
 
