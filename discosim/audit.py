@@ -516,6 +516,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     predicted = None
     note = "" if routing.linear else CURVED_NOTE
     radius = math.sqrt(D)
+    dim = D - 1 if layernorm else D  # dimension of the input sphere (or ball)
     if mode == "points":
         pts = np.asarray(_check_points(layer, table), dtype=np.float64)
         if getattr(layer, "norm_folded", False):
@@ -533,27 +534,25 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
                 logits += bias
             chunks.append(_logit_stats(rng, logits, routing, eps, formats))
     else:
-        router = reduced
-        dim = D - 1 if layernorm else D  # dimension of the input sphere (or ball)
-        chunks = run_chunks(_sample_task, (router.reduced_weights, bias, routing, radius, dim, mode,
-                                           eps, formats), n_samples, CHUNK, lseed, n_jobs=n_jobs,
-                            progress=False)
-        if routing.linear and constants_samples:
-            from .constants import slice_constants
+        chunks = run_chunks(_sample_task, (reduced.reduced_weights, bias, routing, radius, dim,
+                                           mode, eps, formats), n_samples, CHUNK, lseed,
+                            n_jobs=n_jobs, progress=False)
+    if routing.linear and constants_samples:
+        # properties of W alone (cones of THEORY §2), whatever the input model
+        from .constants import slice_constants
 
-            for r in CONSTANT_ORDERS:
-                if r > M - 1:
-                    break
-                c = slice_constants(router, r, method="mc", n_samples=constants_samples,
-                                    seed=derive_seed(lseed, 1 << 20, r), n_jobs=n_jobs)
-                constants[r] = {"A": (c.alpha_sum, c.alpha_sum_stderr),
-                                "B": (c.score_weight_sum, c.score_weight_stderr),
-                                "method": c.method}
-            if not has_bias and 1 in constants:
-                predicted = _margin_leading(constants[1]["B"][0], eps, radius, dim, mode)
-            elif has_bias:
-                note = ("router bias: slice constants are the R -> infinity limit (THEORY §2); "
-                        "no margin prediction")
+        for r in CONSTANT_ORDERS:
+            if r > M - 1:
+                break
+            c = slice_constants(reduced, r, method="mc", n_samples=constants_samples,
+                                seed=derive_seed(lseed, 1 << 20, r), n_jobs=n_jobs)
+            constants[r] = {"A": (c.alpha_sum, c.alpha_sum_stderr),
+                            "B": (c.score_weight_sum, c.score_weight_stderr), "method": c.method}
+        if has_bias:
+            note = ("router bias: slice constants are the R -> infinity limit (THEORY §2); "
+                    "no margin prediction")
+        elif mode != "points" and 1 in constants:
+            predicted = _margin_leading(constants[1]["B"][0], eps, radius, dim, mode)
     n = sum(c["n"] for c in chunks)
     margins = np.concatenate([c["margin"] for c in chunks])
     below = np.sum([c["below"] for c in chunks], axis=0)
