@@ -456,10 +456,16 @@ class _Reduced:
     reduced_weights: np.ndarray
     gram: np.ndarray
     k: int
+    kind: str = "linear"
 
     @property
     def n_experts(self):
         return self.gram.shape[0]
+
+    @property
+    def bias(self):
+        # slice constants are properties of the cones of W (THEORY §2): no bias
+        return np.zeros(self.n_experts)
 
 
 def _reduce(W, k, name):

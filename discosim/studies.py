@@ -93,8 +93,9 @@ def expand_grid(defaults, overrides):
 # Grid parameters by type; every study's parameters appear here (test_studies checks it).
 _POSITIVE = ("eps", "eta", "radius", "sigma", "t_max", "dt", "dt_over_d2", "t_over_d2")
 _INTEGER = {"M": 2, "D": 2, "k": 1, "n_routers": 1, "n_samples": 2, "n_paths": 2, "order": 1,
-            "seed_x0": 0}
+            "seed_x0": 0, "constants_samples": 0}
 _REAL = ("rho",)
+_TEXT = ("path", "inputs")  # the audit study: a checkpoint, an input model or hidden-states file
 _BOOL = ("bridge",)
 
 
@@ -129,6 +130,8 @@ def check_point(params):
             out[key] = float(v)
         elif key in _BOOL:
             out[key] = check_bool(key, v)
+        elif key in _TEXT:
+            out[key] = str(v)
         elif key in choices:
             out[key] = check_choice(key, v, choices[key])
         else:
