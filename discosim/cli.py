@@ -473,6 +473,9 @@ def build_parser():
     fg.add_argument("--validation", default="figures", help="directory holding validate.json")
     fg.set_defaults(func=_cmd_figures)
 
+    from . import cli_audit
+    cli_audit.add_parser(sub)
+
     val = sub.add_parser("validate", help="check every claim of THEORY.md; exit 0 iff all hold")
     val.add_argument("--quick", action="store_true", help="fewer samples")
     val.add_argument("--seed", type=int, default=20260623)
