@@ -238,7 +238,7 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
 
 
 def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, seed=None,
-                          batch=1 << 16):
+                          batch=1 << 16, distribution="ball"):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 
     ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}``: a point is in it iff its projection on
@@ -267,7 +267,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     done = 0
     while done < n_samples:
         m = min(batch, n_samples - done)
-        z = reduced_points(rng, m, M, D, radius)
+        z = reduced_points(rng, m, M, D, radius, distribution)
         s = z @ Wr.T + b
         gaps = s[:, J[1:]] - s[:, [J[0]]]
         lam = np.linalg.solve(GJ, gaps.T).T
