@@ -374,19 +374,17 @@ def judge_membership(order, euclid, normal, n_caps):
 def measure_membership(Wr, k, order, n, eps, rng, single_slice=False):
     """Euclidean and normal memberships of points near higher-order faces, and the cap count.
 
-    ``single_slice``: the planted error of a normal tube without neighbours (each point tested
-    against the fibre of its nearest slice only).
+    ``single_slice``: the planted error of a normal tube without neighbours: slice by slice,
+    the euclidean tube of ``cl Gamma_J`` against the fibre tube of that ``Gamma_J`` alone (every
+    (point, slice) pair is compared; the caps make them differ).
     """
     X = _face_points(Wr, k, order + 1, n, eps, rng)
     slices, dist = euclidean_slice_distances(Wr, k, order, X)
     fib = normal_fibre_membership(Wr, k, order, X, eps, slices)
-    euclid = dist.min(axis=1) <= eps
     caps = np.any((dist <= eps) & ~fib, axis=1)
     if single_slice:
-        normal = fib[np.arange(len(X)), np.argmin(dist, axis=1)]
-    else:
-        normal = fib.any(axis=1)
-    return euclid, normal, int(np.sum(caps))
+        return (dist <= eps).ravel(), fib.ravel(), int(np.sum(caps))
+    return dist.min(axis=1) <= eps, fib.any(axis=1), int(np.sum(caps))
 
 
 @claim("euclidean_normal", S5, "euclidean eps-tube of Gamma^(>=r) = union of the normal fibre "
