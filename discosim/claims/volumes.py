@@ -81,8 +81,8 @@ def slice_prediction(alpha, eps, radius, dim, order, inputs="ball"):
 SLICE_SETUP = dict(M=4, D=8, k=2, eps=0.1, radius=1.0)
 
 
-@claim("slice_exact", S5, "per-slice normal tube = alpha_J I_{eps^2/R^2}(r/2, d/2+1) in the ball, "
-       "alpha_J I(r/2, d/2) on the sphere (orthonormal M=4, D=8, k=2, eps=0.1)")
+@claim("slice_exact", S5, "per-slice normal tube = α_J I_{ε²/R²}(r/2, d/2+1) in the ball and "
+       "α_J I_{ε²/R²}(r/2, d/2) on the sphere (orthonormal M=4, D=8, k=2, ε=0.1)")
 def slice_exact(ctx):
     s = SLICE_SETUP
     router = Router.orthonormal(s["M"], s["D"], s["k"], seed=ctx.seed)
@@ -111,7 +111,7 @@ def biased_router(seed, bias_scale=0.15):
 
 
 @claim("biased_slice", S5, "with a bias the per-slice tube is the finite-R integral over the "
-       "affine S_J (lambda_d(Gamma_J cap B_R)/(omega_d R^d)), not the R -> infinity alpha_J")
+       "affine S_J (constant λ_d(Γ_J ∩ B_R)/(ω_d R^d)), not the R → ∞ α_J")
 def biased_slice(ctx):
     s = SLICE_SETUP
     router = biased_router(ctx.seed)
@@ -147,8 +147,8 @@ def judge_relative_correction(quantity, measured, stderr, dim, order, eps, radiu
                     band_reason=f"O((d eps^2/R^2)^2) terms of the closed form, {nxt:.2g}", **data)
 
 
-@claim("real_sizes", S5, "real D (4096, 8192): the leading order's relative correction "
-       "-r d eps^2/(2(r+2)R^2) at d eps^2/R^2 = 0.4, measured per slice")
+@claim("real_sizes", S5, "real sizes D = 4096, 8192: the leading order's relative correction "
+       "−r d ε²/(2(r+2)R²) at d ε²/R² = 0.4, measured per slice")
 def real_sizes(ctx):
     rows = []
     n = ctx.samples(1_000_000)
@@ -202,8 +202,8 @@ def judge_overlap_order(quantity, eps, gap, gap_se, predicted=1.0):
 UNION_EPS = np.array([0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005])
 
 
-@claim("slice_sum_vs_union", S5, "U_r = sum_J alpha_J V_r - O(eps^(r+1)): the relative overlap "
-       "(S-U)/S is of order eps (fit with the next-order eps^2 term)")
+@claim("slice_sum_vs_union", S5, "U_r = Σ_J α_J V_r − O(ε^{r+1}): the relative overlap "
+       "(S−U)/S is of order ε (next-order term fitted)")
 def slice_sum_vs_union(ctx):
     # M=4: large alpha_J, so the overlap S - U is estimated from many samples
     router = Router.orthonormal(4, 8, 2, seed=ctx.seed)
@@ -244,9 +244,9 @@ def judge_ratio_constant(quantity, eps, ratio, ratio_se, constant, dim, n, m=1):
                     float(math.sqrt(cov[0, 0])), next_order_coefficient=float(beta[1]))
 
 
-@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_1 ~ C (eps/R)^(n-1): slope (O(eps) term fitted, "
-       "exact O(d eps^2) curvature divided out) and constant",
-       figures={"volume_fraction_vs_eps": "tube fractions against eps/R, orders 1-3",
+@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_1 → C (ε/R)^{n−1}, C = ω_nω_{D−n}A_n/(ω_1ω_{D−1}A_1): slope "
+       "and constant (O(ε) term fitted, exact O(dε²) curvature divided out)",
+       figures={"volume_fraction_vs_eps": "tube fractions of orders 1–3 against ε/R with the leading order",
                 "volume_ratios_vs_eps": "U_n/U_1 against the ratio theorem"})
 def ratio_theorem(ctx):
     router = _ratio_router(ctx.seed)
@@ -387,7 +387,7 @@ def measure_membership(Wr, k, order, n, eps, rng, single_slice=False):
     return dist.min(axis=1) <= eps, fib.any(axis=1), int(np.sum(caps))
 
 
-@claim("euclidean_normal", S5, "euclidean eps-tube of Gamma^(>=r) = union of the normal fibre "
+@claim("euclidean_normal", S5, "the euclidean ε-tube of Γ^(≥r) is the union of the normal fibre "
        "tubes of the order-r slices, point by point (r = 1, 2, 3; points near higher-order faces)")
 def euclidean_normal(ctx):
     router = Router.gaussian(6, 10, 2, seed=ctx.seed)
@@ -405,8 +405,8 @@ def judge_scaling(quantity, measured, measured_se, predicted, predicted_se):
     return close_to("scaling_law", S5, quantity, predicted, measured, math.hypot(measured_se, predicted_se))
 
 
-@claim("scaling_law", S5, "b = 0: U_r(R, eps) = R^D U_r(1, eps/R), i.e. the fraction of B_R at eps "
-       "equals the fraction of B_1 at eps/R (uniform sampler, independent seeds)")
+@claim("scaling_law", S5, "b = 0: U_r(R, ε) = R^D U_r(1, ε/R), i.e. the fraction of B_R at ε "
+       "equals that of B_1 at ε/R (uniform sampler, independent seeds)")
 def scaling_law(ctx):
     router = _ratio_router(ctx.seed)
     n = ctx.samples(1_500_000)
@@ -460,8 +460,8 @@ def judge_cosine_intercept(eps, union, union_se, slice_sum):
                     ratio=list(map(float, y)))
 
 
-@claim("score_tube_constant", S5, "score tube ~ sum_J (r+1) det(G_J)^(-1/2) alpha_J omega_{D-r} eps^r; "
-       "cosine routers: order-1 score tube = sphere slabs of half-width eps/|w_a - w_b|")
+@claim("score_tube_constant", S5, "score tube ≈ Σ_J (r+1) det(G_J)^{−1/2} α_J ω_{D−r} ε^r R^{D−r}; "
+       "cosine routers: order-1 score tube = sphere slabs of half-width ε/|ŵ_a − ŵ_b|")
 def score_tube_constant(ctx):
     router = Router.gaussian(6, 12, 2, seed=ctx.seed)
     eps = 1e-3
@@ -518,8 +518,8 @@ SAMPLER_EPS = {1: 0.05, 2: 0.1}
 RELERR_EPS = np.array([1e-2, 1e-3, 1e-4, 1e-5])
 
 
-@claim("importance_sampler", S8, "tube (KLM) sampler = uniform sampler where both resolve 2% "
-       "(independent code paths); its relative error is bounded over 3 decades of eps")
+@claim("importance_sampler", S8, "the tube (Karp–Luby–Madras) sampler agrees with the uniform sampler "
+       "where both resolve 2%; its relative error stays bounded over 3 decades of ε")
 def importance_sampler(ctx):
     router = _ratio_router(ctx.seed)
     consts = {r: slice_constants(router, r) for r in (1, 2, 3)}
