@@ -46,7 +46,8 @@ class Row:
 
     ``resolution`` is the smallest deviation from ``predicted`` the rule detects with >= 95% power
     (``resolution_kind`` "relative": as a fraction of ``|predicted|``; "absolute": in the units of
-    the quantity). ``sides`` is 2 for two-sided rules, 1 for bounds.
+    the quantity). ``sides`` is 2 for two-sided rules, 1 for bounds, 0 for exact identities
+    (no sampling error, so no false alarms).
     """
 
     claim: str

@@ -368,7 +368,8 @@ def judge_membership(order, euclid, normal, n_caps):
                f"of order > {order} ({n_caps} in single-slice caps)",
                0.0, float(mism), 0.0, "mismatches == 0 (exact)", res, "absolute", mism == 0,
                data={"n_points": n, "n_in_euclidean_tube": int(np.sum(euclid)),
-                     "n_single_slice_caps": int(n_caps), "mismatches": mism})
+                     "n_single_slice_caps": int(n_caps), "mismatches": mism},
+               sides=0)  # exact: a correct identity never fails, no false alarms
 
 
 def measure_membership(Wr, k, order, n, eps, rng, single_slice=False):
