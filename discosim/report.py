@@ -97,7 +97,10 @@ def write_report(payload, figs, out_dir):
                      f"{format_resolution(c)} | {'PASS' if c['passed'] else '**FAIL**'} |")
     ran = set(payload.get("series", {}))
     lines += ["", "## Claims", ""]
-    lines += [f"- **{c.name}** ({c.section}): {c.summary}" for c in CLAIMS if not ran or c.name in ran]
+    took = payload.get("claim_elapsed_s", {})
+    lines += [f"- **{c.name}** ({c.section}): {c.summary}"
+              + (f" ({took[c.name]:.1f} s)" if c.name in took else "")
+              for c in CLAIMS if not ran or c.name in ran]
     lines += ["", "## Figures", ""]
     for p in figs:
         if p.endswith(".png"):

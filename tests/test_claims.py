@@ -110,3 +110,27 @@ def test_validate_claims_filter_rejects_unknown(tmp_path):
     p = subprocess.run([sys.executable, "-m", "discosim", "validate", "--claims", "nope",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "unknown claim" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_redraw_from_a_corrupt_validate_json_is_input_error(tmp_path):
+    from discosim.report import redraw_figures
+
+    (tmp_path / "validate.json").write_text('{"claims": [], "series": 3')
+    with pytest.raises(InputError, match="validate.json"):
+        redraw_figures(str(tmp_path))
+    (tmp_path / "validate.json").write_text('{"claims": []}')  # an old payload without series
+    with pytest.raises(InputError, match="validate.json"):
+        redraw_figures(str(tmp_path))
+    assert redraw_figures(str(tmp_path / "absent")) == []
+
+
+def test_table_and_report_show_rule_resolution_verdict(tmp_path):
+    from discosim.report import build_payload, format_table, write_report
+
+    row = close_to("slice_exact", "§5", "q", 1.0, 1.001, 0.001)
+    payload = build_payload({"slice_exact": ClaimOutput((row,), {})}, Context(), 1.0, {"slice_exact": 1.0})
+    table = format_table(payload)
+    assert "resolution" in table and "0.56% rel" in table and "PASS" in table and row.rule in table
+    report = open(write_report(payload, [], str(tmp_path))).read()
+    assert "| rule | resolution | verdict |" in report and "0.56% rel" in report
+    assert f"{payload['family_false_alarm']:.2g}" in report

@@ -41,7 +41,7 @@ def test_sphere_measurement_against_ball_beta_parameter_fails():
     # the wrong incomplete-beta parameter: d/2 + 1 (ball) for sphere inputs
     s = cv.SLICE_SETUP
     router = Router.orthonormal(s["M"], s["D"], s["k"], seed=SEED)
-    est = estimate_slice_volume(router, (0, 1), 1.0, s["eps"], 300_000, seed=1, distribution="sphere")
+    est = estimate_slice_volume(router, (0, 1), 1.0, s["eps"], n_samples=300_000, seed=1, distribution="sphere")
     alpha = orthonormal_alpha(s["M"], s["k"], 1)
     right = cv.slice_prediction(alpha, s["eps"], 1.0, s["D"], 1, "sphere")
     wrong = cv.slice_prediction(alpha, s["eps"], 1.0, s["D"], 1, "ball")
@@ -54,7 +54,7 @@ def test_biased_slice_against_infinite_R_alpha_fails():
     s = cv.SLICE_SETUP
     router = cv.biased_router(SEED)
     J = (0, 1)
-    est = estimate_slice_volume(router, J, 1.0, s["eps"], 250_000, seed=2)
+    est = estimate_slice_volume(router, J, 1.0, s["eps"], n_samples=250_000, seed=2)
     pred, pred_se = tv.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J, s["eps"],
                                             1.0, s["D"], 100_000, rng=3)
     se = math.hypot(est.stderr, pred_se)
