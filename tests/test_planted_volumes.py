@@ -37,6 +37,18 @@ def test_slice_fraction_off_by_3_percent_fails(inputs, r):
     assert not cv.judge_slice_fraction("slice_exact", "§5", "q", 0.97 * pred, se, pred).passed
 
 
+@pytest.mark.parametrize("r", [1, 2])
+def test_slice_fraction_with_a_wrong_alpha_fails(r):
+    # alpha of the same slice order for top-1 and top-3 routing instead of top-2
+    s = cv.SLICE_SETUP
+    right = orthonormal_alpha(s["M"], s["k"], r)
+    pred = cv.slice_prediction(right, s["eps"], 1.0, s["D"], r)
+    se = _binomial_se(pred, 1_500_000)
+    for k in (1, 3):
+        wrong = cv.slice_prediction(orthonormal_alpha(s["M"], k, r), s["eps"], 1.0, s["D"], r)
+        assert not cv.judge_slice_fraction("slice_exact", "§5", "q", pred, se, wrong).passed
+
+
 def test_sphere_measurement_against_ball_beta_parameter_fails():
     # the wrong incomplete-beta parameter: d/2 + 1 (ball) for sphere inputs
     s = cv.SLICE_SETUP
