@@ -112,6 +112,7 @@ def test_alpha_sum_over_order1_slices_is_a_probability_mass():
     assert sum(vals) >= 1
 
 
+@pytest.mark.slow  # M = 256 Monte Carlo constants: ~20 s on 2 cores
 def test_constants_at_real_size_use_monte_carlo():
     router = Router.gaussian(256, 2048, 8, seed=0)
     c = slice_constants(router, 1, n_samples=20_000, seed=0)
