@@ -12,8 +12,7 @@ from .core import (Z_VERDICT, ClaimOutput, at_least, at_most, band_layer, claim,
 S6 = "§6"
 
 
-def _start_point(router, seed, scale=0.5):
-    return np.random.default_rng(seed).standard_normal(router.dim) * scale
+from ..points import start_point as _start_point  # noqa: E402
 
 
 @claim("first_hit_bounds", S6, "max 2 Phibar(d/(sigma sqrt t)) <= P(tau <= t) <= sum 2 Phibar(...)",
@@ -93,8 +92,8 @@ def hit_order(ctx):
                      res.exponent_predicted, res.exponent_fit, res.exponent_stderr, relative=False,
                      band=band, band_reason="pre-asymptotic curvature of q(delta) (legacy band)",
                      q=[e.value for e in res.q])]
-    q_wos, _ = hit_order_wos(router, x0, deltas, ctx.samples(20000, 500), seed=seed + 1,
-                             n_jobs=ctx.n_jobs)
+    q_wos = hit_order_wos(router, x0, deltas, ctx.samples(20000, 500), seed=seed + 1,
+                          n_jobs=ctx.n_jobs).q
     for dl, a, b in zip(deltas / d, res.q, q_wos):
         if not (a.reliable and b.reliable):
             continue

@@ -30,7 +30,7 @@ def smooth_continuity(ctx):
                               where=("discontinuity",))
     rows, layers = [], []
     for name, pred in (("topk", 0.0), ("smooth", 1.0)):
-        e, se = cont.exponents[name]
+        e, se = cont.exponents[name].slope, cont.exponents[name].slope_stderr
         rows.append(close_to("smooth_continuity", S7, f"{name} jump exponent across Gamma^(1)", pred,
                              e, se, relative=False, band=band, band_reason=reason))
         s_ = cont.summary(name)
@@ -43,7 +43,7 @@ def smooth_continuity(ctx):
     for a_s in (1.0, 0.5):
         cb = measure_continuity(model, d_edge, eta, a_s=a_s, n_points=n_points, seed=seed,
                                 where=("band_edge",))
-        e, se = cb.exponents["band_edge"]
+        e, se = cb.exponents["band_edge"].slope, cb.exponents["band_edge"].slope_stderr
         pred = band_edge_exponent(a_s)
         rows.append(close_to("smooth_continuity", S7, f"band-edge jump exponent, a_s={a_s:g}", pred,
                              e, se, relative=False, band=band, band_reason=reason))
@@ -69,7 +69,7 @@ def smooth_overhead(ctx):
     router = Router.gaussian(8, 64, 2, seed=seed)
     etas = np.array([0.002, 0.005, 0.01, 0.02, 0.04])
     n = ctx.samples(2_000_000, 20_000)
-    c1 = slice_constants(router, 1)
+    c1 = slice_constants(router, 1, seed=seed)
     res = estimate_overhead(router, 1.0, etas, n_samples=n, seed=seed, n_jobs=ctx.n_jobs, constants=c1)
     meas = np.array([e.value for e in res.estimates])
     se = np.array([e.stderr for e in res.estimates])
@@ -88,7 +88,8 @@ def smooth_overhead(ctx):
                          eta=etas[sig].tolist()))
     target = 0.5
     n_cal = max(20_000, n // 4)
-    eta_star, guess = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    cal = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    eta_star, guess = cal.eta, cal.eta_first_guess
     check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, n_jobs=ctx.n_jobs,
                               constants=c1).estimates[0]
     se_hit = math.hypot(check.stderr, check.stderr * math.sqrt(n / n_cal))

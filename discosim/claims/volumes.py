@@ -94,7 +94,7 @@ def slice_exact(ctx):
             pred = slice_prediction(orthonormal_alpha(s["M"], s["k"], r), s["eps"], s["radius"],
                                     s["D"], r, inputs)
             est = estimate_slice_volume(router, J, s["radius"], s["eps"], n_samples=n,
-                                        seed=_ss(ctx.seed, r, inputs == "sphere"), distribution=inputs)
+                                        seed=_ss(ctx.seed, r, inputs == "sphere"), inputs=inputs)
             b = "d/2+1" if inputs == "ball" else "d/2"
             rows.append(judge_slice_fraction("slice_exact", S5 if inputs == "ball" else S9,
                                              f"r={r} slice fraction, {inputs}: alpha I(r/2, {b})",
@@ -178,7 +178,7 @@ def _ratio_router(seed):
 
 def measure_tube_fractions(router, eps, orders, n, seed, metric="euclidean", **kw):
     """Tube sampler fractions ``f[r]``, errors ``se[r]``, overlaps ``(S-U)`` and slice sums ``S``."""
-    consts = {r: slice_constants(router, r) for r in orders}
+    consts = {r: slice_constants(router, r, seed=seed) for r in orders}
     res = estimate_volumes(router, 1.0, eps, orders=orders, metric=metric, method="tube",
                            n_samples=n, seed=seed, constants=consts, **kw)
     out = {"consts": consts, "result": res}
@@ -186,7 +186,7 @@ def measure_tube_fractions(router, eps, orders, n, seed, metric="euclidean", **k
                      ("S", lambda o: o.predicted_slice_sum), ("lead", lambda o: o.predicted_leading),
                      ("ov", lambda o: o.overlap.value), ("ov_se", lambda o: o.overlap.stderr),
                      ("relse", lambda o: o.estimate.relative_stderr)):
-        out[key] = {r: np.array([get(res.results[i][r]) for i in range(len(eps))]) for r in orders}
+        out[key] = {r: np.array([get(res.order_result(i, r)) for i in range(len(eps))]) for r in orders}
     return out
 
 
@@ -412,14 +412,14 @@ def scaling_law(ctx):
     router = _ratio_router(ctx.seed)
     n = ctx.samples(1_500_000)
     R, e1 = 2.5, 0.05
-    consts = {r: slice_constants(router, r) for r in (1, 2)}
+    consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2)}
     kw = dict(orders=(1, 2), metric="euclidean", method="uniform", n_samples=n, constants=consts,
               **ctx.estimator_kwargs())
     big = estimate_volumes(router, R, [R * e1], seed=_ss(ctx.seed, 1), **kw)
     unit = estimate_volumes(router, 1.0, [e1], seed=_ss(ctx.seed, 2), **kw)
     rows = []
     for r in (1, 2):
-        a, b = big.results[0][r].estimate, unit.results[0][r].estimate
+        a, b = big.order_result(0, r).estimate, unit.order_result(0, r).estimate
         rows.append(judge_scaling(f"r={r}: fraction(R={R:g}, eps={R * e1:g}) vs fraction(1, {e1:g})",
                                   a.value, a.stderr, b.value, b.stderr))
     return ClaimOutput(tuple(rows), {})
@@ -469,18 +469,18 @@ def score_tube_constant(ctx):
     n = ctx.samples(160_000)
     rows = []
     for r in (1, 2):
-        c = slice_constants(router, r)
+        c = slice_constants(router, r, seed=ctx.seed)
         res = estimate_volumes(router, 1.0, eps, orders=(r,), metric="score", method="tube",
                                n_samples=n, seed=_ss(ctx.seed, r), constants={r: c}, **ctx.estimator_kwargs())
-        o = res.results[0][r]
+        o = res.order_result(0, r)
         rows.append(judge_score_constant(f"r={r} score fraction at eps/R=1e-3", o.estimate.value,
                                          o.estimate.stderr, o.predicted_leading))
     cos = Router.gaussian(6, 12, 2, seed=ctx.seed, kind="cosine")
     res = estimate_volumes(cos, 1.0, COSINE_EPS, orders=(1,), metric="score", method="uniform",
                            n_samples=ctx.samples(3_000_000), seed=_ss(ctx.seed, 3),
-                           constants={1: slice_constants(cos, 1)}, **ctx.estimator_kwargs())
-    U = np.array([res.results[i][1].estimate.value for i in range(len(COSINE_EPS))])
-    Use = np.array([res.results[i][1].estimate.stderr for i in range(len(COSINE_EPS))])
+                           constants={1: slice_constants(cos, 1, seed=ctx.seed)}, **ctx.estimator_kwargs())
+    U = np.array([res.order_result(i, 1).estimate.value for i in range(len(COSINE_EPS))])
+    Use = np.array([res.order_result(i, 1).estimate.stderr for i in range(len(COSINE_EPS))])
     rows.append(judge_cosine_intercept(COSINE_EPS, U, Use, cosine_slice_sum(cos, COSINE_EPS)))
     return ClaimOutput(tuple(rows), {})
 
@@ -523,7 +523,7 @@ RELERR_EPS = np.array([1e-2, 1e-3, 1e-4, 1e-5])
        "where both resolve 2%; its relative error stays bounded over 3 decades of ε")
 def importance_sampler(ctx):
     router = _ratio_router(ctx.seed)
-    consts = {r: slice_constants(router, r) for r in (1, 2, 3)}
+    consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2, 3)}
     kw = ctx.estimator_kwargs()
     uni = estimate_volumes(router, 1.0, [SAMPLER_EPS[1], SAMPLER_EPS[2]], orders=(1, 2),
                            metric="normal", method="uniform", n_samples=ctx.samples(600_000),
@@ -533,8 +533,8 @@ def importance_sampler(ctx):
         e = SAMPLER_EPS[r]
         t = estimate_volumes(router, 1.0, [e], orders=(r,), metric="normal", method="tube",
                              n_samples=ctx.samples(500_000), seed=_ss(ctx.seed, 12, r),
-                             constants=consts, **kw).results[0][r].estimate
-        u = uni.results[i][r].estimate
+                             constants=consts, **kw).order_result(0, r).estimate
+        u = uni.order_result(i, r).estimate
         rows.append(judge_samplers(f"r={r} fraction at eps/R={e:g}: tube vs uniform sampler",
                                    t.value, t.stderr, u.value, u.stderr))
     n = ctx.samples(40_000)
@@ -542,6 +542,6 @@ def importance_sampler(ctx):
     for r in (1, 2, 3):
         rel_sd = m["relse"][r] * math.sqrt(n)
         res = m["result"]
-        hit = [res.results[i][r].estimate.n_hits / n for i in range(len(RELERR_EPS))]
+        hit = [res.order_result(i, r).estimate.n_hits / n for i in range(len(RELERR_EPS))]
         rows.append(judge_bounded_relerr(r, RELERR_EPS, rel_sd, n, hit))
     return ClaimOutput(tuple(rows), {})
