@@ -85,9 +85,9 @@ def write_report(payload, figs, out_dir):
     """``REPORT.md``: header, verdict table with rule and resolution, claims, every figure."""
     from .claims import CLAIMS
 
-    lines = ["# discosim validation report", "", _header(payload),
-             " Each row compares a formula of THEORY.md with a Monte Carlo estimate. Numbers: "
-             "`validate.json`.", "",
+    lines = ["# discosim validation report", "",
+             _header(payload) + " Each row compares a formula of THEORY.md with a Monte Carlo "
+             "estimate. Numbers: `validate.json`.", "",
              "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | resolution | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for c in payload["claims"]:
