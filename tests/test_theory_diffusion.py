@@ -155,3 +155,17 @@ def test_band_factor_derivative_and_sup_against_finite_differences():
     assert 17.7 < slope < 17.8  # THEORY §7 quotes about 17.8 at u about 0.054
     w = np.array([1.0, 0.0, 2.0])
     assert ts.lipschitz_constant(w, np.zeros(3), 0.05) == pytest.approx(slope * math.sqrt(5) / 0.05)
+
+
+@pytest.mark.parametrize("d,eps,r", [(0.3, 0.2, 3), (0.1, 0.2, 3), (0.4, 0.3, 4)])
+def test_subspace_occupation_finite_t_limit_and_riemann(d, eps, r):
+    inf = td.subspace_occupation_infinite(d, eps, 1.0, r)
+    t = 1e6
+    omega = math.pi ** (r / 2) / math.gamma(r / 2 + 1)
+    tail = omega * eps ** r * (2 * math.pi) ** (-r / 2) * t ** (1 - r / 2) / (r / 2 - 1)
+    assert td.subspace_occupation(d, eps, 1.0, r, t) == pytest.approx(inf - tail, rel=1e-6)
+    assert td.subspace_occupation(d, eps, 1.0, r, 4.0, dt=1e-4) == pytest.approx(
+        td.subspace_occupation(d, eps, 1.0, r, 4.0), rel=2e-3)
+    # the OU-free one-dimensional case is the slab integral
+    assert float(td.subspace_probability(d, eps, 1.0, 1, [0.7])[0]) == pytest.approx(
+        float(td.slab_probability(d, eps, 1.0, 0.7)), rel=1e-10)

@@ -35,7 +35,8 @@ __all__ = ["occupation_growth", "occupation_bound", "occupation_infinite_horizon
            "ridge_angles", "hit_order_exponent", "orthant_survival", "orthant_router_weights",
            "slab_probability", "slab_occupation", "apex_probability", "apex_occupation",
            "sqrt_growth_constant", "log_rate_per_decade", "subspace_occupation_infinite",
-           "wedge_hit_profile", "ridge_start", "wedge_router_weights"]
+           "wedge_hit_profile", "ridge_start", "wedge_router_weights", "subspace_probability",
+           "subspace_occupation"]
 
 
 def _cell(router, x0):
@@ -359,7 +360,8 @@ def ridge_start(router, i, j, j2, rho, spread=10.0):
     """A start point at distance ``rho`` from the ridge of facets (i, j) and (i, j2), on its bisector.
 
     A point y of the ridge is placed where the tied experts i, j, j2 score 0, the other top-k
-    experts ``+spread*rho*|w|`` and the rest ``-spread*rho*|w|``, so every other facet is far;
+    experts ``+c*spread*rho*max|w|`` and the rest ``-c*spread*rho*max|w|`` (c = 1, 2, ...: distinct,
+    so no far ridge sits near the far facets), so every other facet is far;
     then ``x0 = y + rho u`` with u the unit bisector of the two inward normals. Returns x0 (D,).
     With the other facets far, the distance to the two facets is ``rho sin(theta/2)``.
     """
@@ -371,7 +373,9 @@ def ridge_start(router, i, j, j2, rho, spread=10.0):
     target = np.empty(M)
     L = spread * rho * router.max_row_norm
     for c, m in enumerate(top):
-        target[m] = L if c < n_above else -L
+        # distinct far scores: two far experts tied with each other would put a far ridge
+        # {s_i = s_m = s_m'} right where the far facets are met
+        target[m] = L * (c + 1) if c < n_above else -L * (c - n_above + 1)
     target[[i, j, j2]] = 0.0
     z = np.linalg.solve(router.reduced_weights, target - router.bias)
     y = router.basis @ z
@@ -398,3 +402,37 @@ def wedge_router_weights(theta, dim):
     W[1] = W[0] - na
     W[2] = W[0] - nb
     return W
+
+
+def subspace_probability(distance, eps, sigma, order, s):
+    """``P(|d e_1 + sigma B_s^(r)| <= eps) = F_{chi'^2_r}(eps^2/(sigma^2 s); d^2/(sigma^2 s))``."""
+    s = np.atleast_1d(np.asarray(s, dtype=float))
+    out = np.full(s.shape, 1.0 if distance <= eps else 0.0)
+    pos = s > 0
+    v = sigma * sigma * s[pos]
+    if distance == 0:
+        out[pos] = stats.chi2.cdf(eps * eps / v, order)
+    else:
+        out[pos] = stats.ncx2.cdf(eps * eps / v, order, distance * distance / v)
+    return out
+
+
+def subspace_occupation(distance, eps, sigma, order, t, dt=None, t0=0.0):
+    """Exact ``E L(t)`` over ``[t0, t]`` of the eps-tube of one codimension-r subspace at distance d.
+
+    ``int_{t0}^t F_{chi'^2_r}(eps^2/(sigma^2 s); d^2/(sigma^2 s)) ds``; with ``dt`` the left
+    Riemann sum on the grid that a simulated path estimates without bias. As t -> infinity it
+    tends to :func:`subspace_occupation_infinite` (r >= 3), the tail beyond t being
+    ``omega_r eps^r (2 pi sigma^2)^{-r/2} t^{1-r/2} / (r/2 - 1)`` to leading order.
+    """
+    from scipy import integrate
+
+    if dt is not None:
+        s = np.arange(int(round(t0 / dt)), int(round(t / dt))) * dt
+        return float(dt * np.sum(subspace_probability(distance, eps, sigma, order, s)))
+    f = lambda v: float(subspace_probability(distance, eps, sigma, order, math.exp(v))[0]) * math.exp(v)
+    lo = math.log(t0) if t0 > 0 else math.log(t * 1e-14)
+    head = t * 1e-14 if (t0 == 0 and distance <= eps) else 0.0
+    peak = math.log(min(max((distance ** 2 + eps ** 2) / sigma ** 2, math.exp(lo)), t))
+    pts = [peak] if lo < peak < math.log(t) else None
+    return head + integrate.quad(f, lo, math.log(t), points=pts, limit=400, epsabs=0, epsrel=1e-10)[0]
