@@ -68,6 +68,44 @@ def judge_lipschitz(quantity, predicted, ratios, fd_error, **data):
                                 f"(step halving), {fd_error:.2g}", **data)
 
 
+def judge_overhead(etas, meas, se, pred, pred_rel_se=0.0, **data):
+    """Rows for ``E N_eta = c1 eta + c2 eta^2 + ...``: the leading order at the smallest eta (band:
+    the fitted c2 eta^2) and the exponent 2 of the remainder (band: the c3 eta^3 term).
+
+    ``pred_rel_se``: relative standard error of c1 (its alphas are Monte Carlo estimates); it
+    enters the leading-order row's error.
+    """
+    etas, meas, se, pred = (np.asarray(a, dtype=float) for a in (etas, meas, se, pred))
+    rem = meas - pred
+    sig = rem > Z_VERDICT * se
+    if sig.sum() >= 2:
+        fit = loglog_fit(etas[sig], rem[sig], se[sig])
+        slope, slope_se = fit.slope, fit.slope_stderr
+        c2 = math.exp(fit.intercept)
+    else:
+        slope, slope_se, c2 = float("nan"), 0.0, 0.0
+    band0 = c2 * etas[0] ** 2
+    se0 = math.hypot(se[0], pred_rel_se * pred[0])
+    rows = [close_to("smooth_overhead", S7, f"E N_eta at eta={etas[0]:g} = c1 eta", pred[0], meas[0], se0,
+                     band=band0, band_reason=f"next-order term c2 eta^2 (c2 from the remainder fit): "
+                                             f"{band0 / pred[0]:.2%}", **data)]
+    # the next-order term c3 eta^3: a weighted two-term fit rem = c2 eta^2 + c3 eta^3, and the
+    # slope the same log-log fit gives for that curve is the bias it causes
+    band_s, reason = 0.0, None
+    if sig.sum() >= 3:
+        e_, r_, s_ = etas[sig], rem[sig], se[sig]
+        X = np.vstack([e_ ** 2, e_ ** 3]).T / s_[:, None]
+        c23 = np.linalg.lstsq(X, r_ / s_, rcond=None)[0]
+        model = c23[0] * e_ ** 2 + c23[1] * e_ ** 3
+        if np.all(model > 0):
+            band_s = abs(loglog_fit(e_, model, s_).slope - 2.0)
+            reason = f"next-order term c3 eta^3 (two-term fit, c3/c2 = {c23[1] / c23[0]:.3g}): {band_s:.2g}"
+    rows.append(close_to("smooth_overhead", S7, "slope of remainder E N_eta - c1 eta vs eta", 2.0,
+                         slope, slope_se if math.isfinite(slope_se) else 0.0, relative=False,
+                         band=band_s, band_reason=reason, eta=etas[sig].tolist()))
+    return tuple(rows)
+
+
 # ------------------------------------------------------------------------------- set-ups
 def band_factor_slopes(router, eta, n_points, seed, a_s=1.0, b_s=50.0, h=2e-4):
     """Measured ``sup_x |d e^{S(u_l(x))}/dx|`` along ``w_l - w_g`` over ``|w_l - w_g|/eta``.
@@ -185,34 +223,7 @@ def smooth_overhead(ctx):
     meas = np.array([e.value for e in res.estimates])
     se = np.array([e.stderr for e in res.estimates])
     pred = np.array(res.predicted_leading)
-    rem = meas - pred
-    sig = rem > Z_VERDICT * se
-    if sig.sum() >= 2:
-        fit = loglog_fit(etas[sig], rem[sig], se[sig])
-        slope, slope_se = fit.slope, fit.slope_stderr
-        c2 = math.exp(fit.intercept)
-    else:
-        slope, slope_se, c2 = float("nan"), 0.0, 0.0
-    # c1 eta at the smallest eta, the O(eta^2) term (c2 eta^2, fitted on the larger etas) named
-    band0 = c2 * etas[0] ** 2
-    rows = [close_to("smooth_overhead", S7, f"E N_eta at eta={etas[0]:g} = c1 eta", pred[0], meas[0], se[0],
-                     band=band0, band_reason=f"next-order term c2 eta^2 (c2 from the remainder fit): "
-                                             f"{band0 / pred[0]:.2%}",
-                     c1_relative_stderr=res.coefficient_rel_stderr)]
-    # the next-order term c3 eta^3: a weighted two-term fit rem = c2 eta^2 + c3 eta^3, and the
-    # slope the same log-log fit gives for that curve is the bias it causes
-    band_s, reason = 0.0, None
-    if sig.sum() >= 3:
-        e_, r_, s_ = etas[sig], rem[sig], se[sig]
-        X = np.vstack([e_ ** 2, e_ ** 3]).T / s_[:, None]
-        c23 = np.linalg.lstsq(X, r_ / s_, rcond=None)[0]
-        model = c23[0] * e_ ** 2 + c23[1] * e_ ** 3
-        if np.all(model > 0):
-            band_s = abs(loglog_fit(e_, model, s_).slope - 2.0)
-            reason = f"next-order term c3 eta^3 (two-term fit, c3/c2 = {c23[1] / c23[0]:.3g}): {band_s:.2g}"
-    rows.append(close_to("smooth_overhead", S7, "slope of remainder E N_eta - c1 eta vs eta", 2.0,
-                         slope, slope_se if math.isfinite(slope_se) else 0.0, relative=False,
-                         band=band_s, band_reason=reason, eta=etas[sig].tolist()))
+    rows = list(judge_overhead(etas, meas, se, pred, pred_rel_se=res.coefficient_rel_stderr))
     target = 0.5
     n_cal = max(20_000, n // 4)
     eta_star, guess = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
