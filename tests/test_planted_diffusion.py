@@ -52,7 +52,7 @@ def test_hit_order_walk_on_spheres_of_another_wedge_fails():
     router = Router(td.wedge_router_weights(theta, 6), 1)
     x0 = td.ridge_start(router, 0, 1, 2, 1.0)
     n = 100_000
-    q, _ = hit_order_wos(router, x0, cd.HIT_DELTAS, n, seed=RNG_SEED)
+    q = hit_order_wos(router, x0, cd.HIT_DELTAS, n, seed=RNG_SEED).q
     counts = [e.n_hits for e in q]
     band = cd.wedge_curvature_band(1.0, theta / 2, theta, cd.HIT_DELTAS, n)
     assert cd.judge_hit_exponent("q", cd.HIT_DELTAS, counts, n, 1.25, band).passed

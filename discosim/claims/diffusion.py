@@ -173,7 +173,7 @@ def hit_order(ctx):
         x0 = td.ridge_start(router, i, j, j2, rho, spread=30.0)
         pred = td.hit_order_exponent(router, x0)
         r0, phi0, theta = rho, 0.5 * math.pi / pred, math.pi / pred
-        q, _ = hit_order_wos(router, x0, deltas, n, seed=seed + 10 + g, n_jobs=ctx.n_jobs)
+        q = hit_order_wos(router, x0, deltas, n, seed=seed + 10 + g, n_jobs=ctx.n_jobs).q
         counts = np.array([e.n_hits for e in q])
         band = wedge_curvature_band(r0, phi0, theta, deltas, n)
         rows.append(judge_hit_exponent(
@@ -196,7 +196,7 @@ def hit_order(ctx):
     counts, cens = _step_counts(router, x0, cmp_deltas, n_steps, 0.04 * rho ** 2, 400 * rho ** 2,
                                 seed + 20, ctx.n_jobs)
     n_w = ctx.samples(100_000, 5_000)
-    qw, _ = hit_order_wos(router, x0, cmp_deltas, n_w, seed=seed + 21, n_jobs=ctx.n_jobs)
+    qw = hit_order_wos(router, x0, cmp_deltas, n_w, seed=seed + 21, n_jobs=ctx.n_jobs).q
     for dl, c, w in zip(cmp_deltas, counts, qw):
         rows.append(judge_q_agreement(
             f"q(delta={dl / rho:g} rho): walk on spheres vs time stepping (dt=0.04 rho^2, T=400 rho^2)",
@@ -379,7 +379,7 @@ def occupation(ctx):
     # Markov at t1: X_{t1} ~ N(0, sigma^2 t1 I_D) from the apex, so the growth over [t1, t_max] is
     # the occupation over [0, t_max - t1] from Gaussian starts (its own per-path standard error)
     res = estimate_occupation(router, None, sigma, t_max - t1, dt, n, [eps], orders=(1, 2),
-                              metric="normal", n_checkpoints=1, seed=seed + 40, start="gaussian",
+                              metric="normal", n_checkpoints=1, seed=seed + 40, inputs="gaussian",
                               radius=sigma * math.sqrt(t1 * D), n_jobs=ctx.n_jobs)
     A = {r: math.comb(M, r + 1) * orthonormal_alpha(M, k, r) for r in (1, 2)}
     for r in (1, 2):

@@ -218,7 +218,7 @@ def smooth_overhead(ctx):
     router = Router.gaussian(8, 64, 2, seed=seed)
     etas = np.array([0.002, 0.005, 0.01, 0.02, 0.04])
     n = ctx.samples(2_000_000, 20_000)
-    c1 = slice_constants(router, 1)
+    c1 = slice_constants(router, 1, seed=seed)
     res = estimate_overhead(router, 1.0, etas, n_samples=n, seed=seed, n_jobs=ctx.n_jobs, constants=c1)
     meas = np.array([e.value for e in res.estimates])
     se = np.array([e.stderr for e in res.estimates])
@@ -226,7 +226,8 @@ def smooth_overhead(ctx):
     rows = list(judge_overhead(etas, meas, se, pred, pred_rel_se=res.coefficient_rel_stderr))
     target = 0.5
     n_cal = max(20_000, n // 4)
-    eta_star, guess = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    cal = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    eta_star, guess = cal.eta, cal.eta_first_guess
     check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, n_jobs=ctx.n_jobs,
                               constants=c1).estimates[0]
     se_hit = math.hypot(check.stderr, check.stderr * math.sqrt(n / n_cal))
