@@ -204,3 +204,14 @@ def test_overhead_scaled_by_nine_tenths_fails():
     rel = res.coefficient_rel_stderr
     assert cs.judge_overhead(etas, meas, se, pred, rel)[0].passed
     assert not cs.judge_overhead(etas, 0.9 * meas, 0.9 * se, pred, rel)[0].passed
+
+
+def test_nested_slope_stderr_is_the_spread_over_replicates():
+    """The exponent's SE accounts for nested counts: it matches the sd of the slope over draws."""
+    theta, n = 2 * math.pi / 3, 100_000
+    q = td.wedge_hit_profile(1.0, theta / 2, theta, cd.HIT_DELTAS)
+    fits = [cd.nested_slope(cd.HIT_DELTAS, _binomial_counts(q, n, s), n) for s in range(400)]
+    slopes = np.array([f[0] for f in fits])
+    se = np.median([f[1] for f in fits])
+    # sd of 400 draws is known to about 1/sqrt(2 * 399) = 3.5% relative: 4 of those
+    assert abs(slopes.std(ddof=1) / se - 1) <= 4 / math.sqrt(2 * 399)
