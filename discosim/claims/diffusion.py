@@ -402,21 +402,23 @@ def occupation(ctx):
     # r = 3: with M = 4 the order-3 set is the whole subspace {s_0 = .. = s_3} (alpha = 1), so its
     # tube's occupation is exact at every t and tends to the infinite-horizon value
     router = Router.orthonormal(4, 8, 2, seed=seed)
-    d3, eps3, t3, dt3 = 0.3, 0.2, 4.0, 0.004
+    # start inside the tube (d < eps): every path collects time, so the relative error is small
+    d3, eps3, t3, dt3 = 0.1, 0.2, 4.0, 0.004
     zt = np.linalg.solve(router.reduced_weights, np.array([0.0, 1.0, -1.0, 0.5]))
     x0 = router.basis @ zt
     x0 *= d3 / td.slice_distances(router, x0, 3)[0]
-    n = ctx.samples(8_000, 400)
+    n = ctx.samples(10_000, 400)
     res = estimate_occupation(router, x0, sigma, t3, dt3, n, [eps3], orders=(3,), metric="normal",
                               n_checkpoints=4, seed=seed + 50, n_jobs=ctx.n_jobs)
     tt = np.array(res.times)
     m3, s3 = float(res.mean[-1, 0, 0]), float(res.stderr[-1, 0, 0])
     pred3 = td.subspace_occupation(d3, eps3, sigma, 3, t3, dt=dt3)
     inf3 = td.subspace_occupation_infinite(d3, eps3, sigma, 3)
-    tail3 = inf3 - td.subspace_occupation(d3, eps3, sigma, 3, t3)
-    rows.append(judge_mean(f"r=3 subspace tube (M=4), d={d3:g}, eps={eps3:g}: E L_3(t={t3:g}) + exact tail "
-                           f"= E L_3(inf)", inf3, m3 + tail3, s3, grid_sum=pred3, tail=tail3,
-                           grid_bias=pred3 - (inf3 - tail3)))
+    cont3 = td.subspace_occupation(d3, eps3, sigma, 3, t3)
+    # E L(inf) = (grid estimate) + (continuous - grid integral up to t) + (exact tail beyond t)
+    rows.append(judge_mean(f"r=3 subspace tube (M=4), d={d3:g}, eps={eps3:g}: E L_3(inf) from E L_3(t={t3:g}) "
+                           f"+ exact tail and grid correction", inf3, m3 + (inf3 - pred3), s3,
+                           measured_grid=m3, exact_grid=pred3, tail=inf3 - cont3, grid_correction=cont3 - pred3))
     i1 = int(np.argmin(np.abs(tt - t3 / 10)))
     inc3 = float(res.mean[-1, 0, 0] - res.mean[i1, 0, 0])
     rows.append(at_most("occupation", S6, f"r=3 bounded: growth over t in [{tt[i1]:g}, {t3:g}] <= exact",
