@@ -192,7 +192,7 @@ def hit_order(ctx):
     router = setups[0][1]
     x0 = td.ridge_start(router, 0, 1, 2, rho, spread=3.0)
     cmp_deltas = np.array([0.1, 1.0]) * rho
-    n_steps = ctx.samples(20_000, 2_000)
+    n_steps = ctx.samples(40_000, 2_000)
     counts, cens = _step_counts(router, x0, cmp_deltas, n_steps, 0.04 * rho ** 2, 400 * rho ** 2,
                                 seed + 20, ctx.n_jobs)
     n_w = ctx.samples(100_000, 5_000)
