@@ -94,8 +94,9 @@ def expand_grid(defaults, overrides):
 # Grid parameters by type; every study's parameters appear here (test_studies checks it).
 _POSITIVE = ("eps", "eta", "radius", "sigma", "t_max", "dt", "dt_over_d2", "t_over_d2")
 _INTEGER = {"M": 2, "D": 2, "k": 1, "n_routers": 1, "n_samples": 2, "n_paths": 2, "order": 1,
-            "seed_x0": 0}
+            "seed_x0": 0, "constants_samples": 0}
 _REAL = ("rho",)
+_TEXT = ("path", "inputs")  # the audit study: a checkpoint, an input model or hidden-states file
 _BOOL = ("bridge",)
 
 
@@ -130,6 +131,8 @@ def check_point(params):
             out[key] = float(v)
         elif key in _BOOL:
             out[key] = check_bool(key, v)
+        elif key in _TEXT:
+            out[key] = str(v)
         elif key in choices:
             out[key] = check_choice(key, v, choices[key])
         else:
@@ -414,6 +417,18 @@ def smoothing(params, seed_seq):
         rows.append({"router_index": ri, "mean_extra": e.value, "stderr": e.stderr,
                      "predicted_leading": res.predicted_leading[0], "c1": res.coefficient})
     return rows + _ensemble_rows(rows, [], ["mean_extra", "c1"])
+
+
+@study("audit",
+       grid={"path": "", "inputs": "sphere", "n_samples": 20000, "eps": 0.01, "constants_samples": 0},
+       figure={"x": "layer_index", "y": "value", "err": "stderr", "pred": "predicted",
+               "group": ["model", "quantity", "parameter"], "xlabel": "router layer",
+               "ylabel": "flip rate (bf16, fp16) / P(margin <= eps)", "logx": False})
+def audit(params, seed_seq):
+    """Checkpoint audits (THEORY §9): per-layer flip rates and margin fraction; --set path=A,B."""
+    from .audit import study_rows
+
+    return study_rows(params, seed_seq)
 
 
 # --------------------------------------------------------------------------- running

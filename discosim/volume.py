@@ -309,7 +309,7 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
 
 
 def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *, seed=None,
-                          batch=1 << 16):
+                          batch=1 << 16, inputs="ball"):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 
     ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}``: a point is in it iff its projection on
@@ -324,6 +324,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
+    inputs = check_choice("inputs", inputs, ("ball", "gaussian", "sphere"))  # sphere: THEORY §9
     M, D, k = router.n_experts, router.dim, router.k
     J = sorted({check_int("slice expert", j, 0, M - 1) for j in np.atleast_1d(slice_experts)})
     if len(J) < 2:
@@ -338,7 +339,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     done = 0
     while done < n_samples:
         m = min(batch, n_samples - done)
-        z = reduced_points(rng, m, M, D, radius)
+        z = reduced_points(rng, m, M, D, radius, inputs)
         s = z @ Wr.T + b
         gaps = s[:, J[1:]] - s[:, [J[0]]]
         lam = np.linalg.solve(GJ, gaps.T).T
