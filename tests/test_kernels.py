@@ -81,6 +81,23 @@ def test_one_metric_code_table():
     assert offenders == []
 
 
+def test_every_kernel_is_cached_and_releases_the_gil():
+    """``@njit(cache=True, nogil=True)`` on every kernel: chunks may run on threads, and a run
+    does not recompile (see discosim/_kernels/__init__.py)."""
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+    import discosim._kernels as pkg
+    modules = [ka, kg, kp, kps, ks, kt, ku]
+    names = {p.stem for p in pathlib.Path(pkg.__file__).parent.glob("*.py")} - {"__init__", "codes"}
+    assert names == {m.__name__.rsplit(".", 1)[1] for m in modules}
+    kernels = [(m.__name__, name, f) for m in modules for name, f in vars(m).items()
+               if isinstance(f, CPUDispatcher) and f.__module__ == m.__name__]
+    assert len(kernels) > 30
+    for mod, name, f in kernels:
+        assert f.targetoptions.get("nogil"), (mod, name)
+        assert not isinstance(f._cache, NullCache), (mod, name)
+
+
 # ---------------------------------------------------------------------------------- sampling
 @pytest.mark.parametrize("df", [1.0, 7.0, 30.0])
 def test_chi_square_law(df):
