@@ -392,3 +392,62 @@ def walk_on_spheres_chunk(router, rng, Z0, tol, max_steps):
         zexit[p] = router.to_reduced(x)
         steps_out[p] = steps
     return zexit, steps_out
+
+
+def _cross_prob(ga, gb, var):
+    """P(some facet gap crosses 0 between end gaps ga, gb): 1 on a sign change, else one minus
+    the product of the Brownian-bridge survival probabilities."""
+    if np.any(ga <= 0.0) or np.any(gb <= 0.0):
+        return 1.0
+    return 1.0 - float(np.prod(1.0 - np.exp(-2.0 * ga * gb / var)))
+
+
+def first_exit_chunk(router, rng, Z0, sigma, dt, n_steps, theta, depth, use_bridge):
+    """Twin of ``paths.first_exit_chunk`` in full D: (exit times, reduced exit points)."""
+    M, k = router.n_experts, router.k
+    W, b = router.tie_weights, router.bias
+    decay, noise = ou_coefficients(theta, sigma, dt)
+    tau_out, zhit = np.full(len(Z0), np.inf), np.full((len(Z0), M), np.nan)
+    for p, z0 in enumerate(Z0):
+        x0 = embed(router, z0)
+        order = np.argsort(-(W @ x0 + b))
+        pairs = [(i, j) for i in order[:k] for j in order[k:]]
+        dn2 = np.array([np.sum((W[i] - W[j]) ** 2) for i, j in pairs])
+
+        def gaps(x):
+            s = W @ x + b
+            return np.array([s[i] - s[j] for i, j in pairs])
+
+        x, ga = x0, gaps(x0)
+        for step in range(n_steps):
+            x1 = x0 + decay * (x - x0) + noise * embed(router, rng.standard_normal(M))
+            gb = gaps(x1)
+            crossed = bool(np.any(gb <= 0.0))
+            if not crossed and use_bridge:
+                crossed = rng.random() < _cross_prob(ga, gb, sigma ** 2 * dn2 * dt)
+            if crossed:
+                t0, h = step * dt, dt
+                for _ in range(depth):
+                    hh = 0.5 * h
+                    var = sigma ** 2 * dn2 * hh
+                    while True:  # midpoint of the bridge, conditioned on a crossing
+                        xm = 0.5 * (x + x1) + sigma * math.sqrt(0.25 * h) * embed(
+                            router, rng.standard_normal(M))
+                        gm = gaps(xm)
+                        if use_bridge:
+                            pl, pr = _cross_prob(ga, gm, var), _cross_prob(gm, gb, var)
+                        else:
+                            pl, pr = float(np.any(gm <= 0.0)), float(np.any(gb <= 0.0))
+                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
+                        if rng.random() < q_cross:
+                            break
+                    if rng.random() * q_cross < pl:  # the first crossing is in the left half
+                        x1, gb = xm, gm
+                    else:
+                        x, ga, t0 = xm, gm, t0 + hh
+                    h = hh
+                tau_out[p] = t0 + 0.5 * h
+                zhit[p] = router.to_reduced(0.5 * (x + x1))
+                break
+            x, ga = x1, gb
+    return tau_out, zhit

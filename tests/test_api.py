@@ -25,21 +25,6 @@ R4 = Router.gaussian(4, 8, 2, seed=0)
 X0 = np.random.default_rng(0).standard_normal(8) * 0.3
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Any chunk of Monte Carlo work fails the test: validation must come first."""
-    import discosim.constants
-    import discosim.hitting
-    import discosim.smoothing
-    import discosim.volume
-
-    def refuse(*a, **k):
-        raise AssertionError("computation started before the input was checked")
-
-    for mod in (discosim.volume, discosim.hitting, discosim.smoothing, discosim.constants):
-        monkeypatch.setattr(mod, "run_chunks", refuse)
-
-
 def _vol(**kw):
     args = dict(router=R4, radius=1.0, eps=[0.1], n_samples=1000)
     args.update(kw)

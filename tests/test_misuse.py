@@ -26,23 +26,6 @@ STUDY = ["study", "volume_ratios", "--set", "eps=0.1", "--set", "n_samples=200",
 
 
 @pytest.fixture
-def no_work(monkeypatch):
-    """Any chunk of Monte Carlo work fails the test: errors must come before the computation."""
-    import discosim.constants
-    import discosim.hitting
-    import discosim.smoothing
-    import discosim.studies
-    import discosim.volume
-
-    def refuse(*a, **k):
-        raise AssertionError("computation started before the input was checked")
-
-    for mod in (discosim.volume, discosim.hitting, discosim.smoothing, discosim.constants):
-        monkeypatch.setattr(mod, "run_chunks", refuse)
-    monkeypatch.setattr(discosim.studies, "_run_point", refuse)
-
-
-@pytest.fixture
 def files(tmp_path):
     rng = np.random.default_rng(0)
     W = rng.standard_normal((4, 8))

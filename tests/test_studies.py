@@ -69,6 +69,8 @@ def test_correlated_ensemble_rows_have_the_asked_correlation():
 
 
 def test_ensemble_mean_and_spread(tmp_path):
+    import numpy as np
+
     rows = _rows(run_study("smoothing", str(tmp_path), grid={"eta": 0.01, "n_routers": 3, "M": 6,
                                                                "D": 16, "n_samples": 20000}, seed=1))
     per = [r for r in rows if r["router_index"] != "mean"]
@@ -76,7 +78,7 @@ def test_ensemble_mean_and_spread(tmp_path):
     assert len(per) == 3 and len(mean) == 1
     vals = [float(r["mean_extra"]) for r in per]
     assert float(mean[0]["mean_extra"]) == pytest.approx(sum(vals) / 3)
-    assert float(mean[0]["mean_extra_spread"]) > 0
+    assert float(mean[0]["mean_extra_spread"]) == pytest.approx(float(np.std(vals, ddof=1)))
 
 
 def test_cli_study_and_figures(tmp_path):
