@@ -60,13 +60,20 @@ from .parallel import check_n_jobs, derive_seed, run_chunks
 from .routing import FORMATS, Routing, round_to_format, sigmoid_slope, ulp
 from .seeding import as_seed_sequence
 
-__all__ = ["audit_checkpoint", "audit_layers", "study_rows", "AuditResult", "LayerAudit", "FlipAudit",
+__all__ = ["audit_checkpoint", "audit_layers", "study_rows", "default_n_samples", "AuditResult", "LayerAudit", "FlipAudit",
            "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]
 
 DEFAULT_EPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-# 100k inputs: about 1% relative error on a 5% bf16 flip rate (DeepSeek-V3 shape), 5% on 0.4%
-# (Mixtral shape); see studies/benchmark_audit.py for the time it takes.
+# Default inputs per layer (n_samples=None): 100k for M >= 64, up to 400k for small M, where a
+# sample costs far less (O(M^2)) and flips are rarer. Measured (studies/benchmark_audit.py):
+# DeepSeek-V3 shape (M=256), bf16 flip rate 2.5% +- 2% relative, fp16 0.31% +- 6%; Mixtral shape
+# (M=8, 400k) bf16 0.19% +- 3.5%, fp16 0.025% +- 10%; both well inside the time targets.
 DEFAULT_N_SAMPLES = 100_000
+
+
+def default_n_samples(n_experts):
+    """Inputs per layer when ``n_samples`` is None: ``100000 * clip(64 // M, 1, 4)``."""
+    return DEFAULT_N_SAMPLES * min(4, max(1, 64 // int(n_experts)))
 QUANTILE_LEVELS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5)
 AGREEMENT_SE = 4.0
 WINDOW = 0.5          # h of the Richardson pair of windows h s and 2 h s
@@ -207,7 +214,7 @@ class AuditResult:
     family: str
     inputs: str
     layers: tuple
-    n_samples: int
+    n_samples: object        # int, or "auto" (per layer: LayerAudit.n_samples)
     eps: np.ndarray
     formats: tuple
     seed_entropy: object
@@ -540,8 +547,9 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
                 logits += bias
             chunks.append(_logit_stats(rng, logits, routing, eps, formats))
     else:
+        n_draw = default_n_samples(M) if n_samples is None else n_samples
         chunks = run_chunks(_sample_task, (reduced.reduced_weights, bias, routing, radius, dim,
-                                           mode, eps, formats), n_samples, CHUNK, lseed,
+                                           mode, eps, formats), n_draw, CHUNK, lseed,
                             n_jobs=n_jobs, progress=False)
     if routing.linear and constants_samples:
         # properties of W alone (cones of THEORY §2), whatever the input model
@@ -597,14 +605,15 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
 
 # --------------------------------------------------------------------------- public entry points
 def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EPS,
-                 n_samples=DEFAULT_N_SAMPLES, seed=None, n_jobs=1, formats=("bf16", "fp16"),
+                 n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
                  progress=None, constants_samples=20_000):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters."""
     eps = _check_eps(eps)
     formats = _check_formats(formats)
-    n_samples = check_int("n_samples", n_samples, 100)
+    if n_samples is not None:
+        n_samples = check_int("n_samples", n_samples, 100)
     n_jobs = check_n_jobs(n_jobs)
     constants_samples = check_int("constants_samples", constants_samples, 0)
     ss = as_seed_sequence(seed)
@@ -641,7 +650,8 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     if any(not l.closed_forms_apply for l in out):
         notes.append(CURVED_NOTE)
     return AuditResult(model=str(model), family=str(family), inputs=label, layers=tuple(out),
-                       n_samples=out[0].n_samples if mode == "points" else n_samples, eps=eps,
+                       n_samples=(out[0].n_samples if mode == "points" else
+                                  n_samples if n_samples is not None else "auto"), eps=eps,
                        formats=formats, seed_entropy=ss.entropy, notes=tuple(notes))
 
 
@@ -659,7 +669,7 @@ class _LazyLayers:
 
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
-                     n_samples=DEFAULT_N_SAMPLES, seed=None, n_jobs=1, formats=("bf16", "fp16"),
+                     n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
                      layers=None, progress=None, constants_samples=20_000, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
@@ -673,8 +683,9 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         or the layer index).
     eps : sequence of float
         Margins at which the tube fractions ``P(g <= eps)`` are reported (selection-score units).
-    n_samples : int
-        Random inputs per layer (sphere and ball).
+    n_samples : int or None
+        Random inputs per layer (sphere and ball); None: :func:`default_n_samples` of the
+        layer's M (100k for M >= 64, up to 400k for small M).
     seed : int, SeedSequence or None
         None draws fresh entropy; it is recorded in ``seed_entropy``.
     n_jobs : int
@@ -696,7 +707,8 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     """
     eps = _check_eps(eps)
     formats = _check_formats(formats)
-    check_int("n_samples", n_samples, 100)
+    if n_samples is not None:
+        check_int("n_samples", n_samples, 100)
     check_n_jobs(n_jobs)
     as_seed_sequence(seed) if not isinstance(seed, np.random.SeedSequence) else None
     _load_inputs(inputs)
@@ -730,7 +742,7 @@ def study_rows(params, seed_seq):
     open_kw = {key: params[key] for key in ("family", "k") if params.get(key)}
     eps = float(params.get("eps", 0.01))
     res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],
-                           n_samples=params.get("n_samples", DEFAULT_N_SAMPLES), seed=seed_seq,
+                           n_samples=params.get("n_samples"), seed=seed_seq,
                            progress=False, constants_samples=params.get("constants_samples", 0),
                            **open_kw)
     rows = []

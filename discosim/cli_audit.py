@@ -48,7 +48,9 @@ def add_parser(subparsers):
                    help="sphere (default, radius sqrt(D)) | ball | FILE.npy/.npz of hidden states")
     p.add_argument("--eps", default=",".join(f"{e:g}" for e in DEFAULT_EPS),
                    help="margins for the tube fractions, comma separated")
-    p.add_argument("--n-samples", type=int, default=DEFAULT_N_SAMPLES, help="random inputs per layer")
+    p.add_argument("--n-samples", type=int, default=None,
+                   help=f"random inputs per layer (default: {DEFAULT_N_SAMPLES} for M >= 64, up to "
+                        f"4x that for small M)")
     p.add_argument("--constants-samples", type=int, default=20_000,
                    help="Monte Carlo size of the slice constants A_r (0: skip)")
     p.add_argument("--seed", type=int, default=None)
@@ -86,8 +88,11 @@ def _fmt(v, spec=".3g"):
 
 
 def _table(doc, elapsed):
+    n = doc["n_samples"]
+    if n == "auto":
+        n = "/".join(sorted({str(L["n_samples"]) for L in doc["layers"]})) + " per layer"
     print(f"model: {doc['model']}  family: {doc['family']}  inputs: {doc['inputs']}  "
-          f"n={doc['n_samples']}  seed={doc['seed_entropy']}  ({elapsed:.1f} s)")
+          f"n={n}  seed={doc['seed_entropy']}  ({elapsed:.1f} s)")
     fmts = doc["formats"]
     mid = len(doc["eps"]) // 2
     e_mid = doc["eps"][mid]

@@ -10,7 +10,9 @@ Selection
       bias); the M experts form ``n_group`` contiguous groups, each group scores the sum of its two
       largest ``s``, the ``topk_group`` best groups are kept, and the top-k of ``s`` among the kept
       experts is selected (dropped experts count as ``-inf``, as in DeepSeek's reference inference
-      code; the gate weights use the unbiased ``sigma(l)`` and do not affect the selected set).
+      code; Hugging Face's implementation fills them with 0.0, which differs only when a kept
+      expert's selection score is negative; the gate weights use the unbiased ``sigma(l)`` and do
+      not affect the selected set).
 
     Ties are broken by index: the lower expert (or group) index wins, as a stable sort does
     (THEORY §9 convention; ``torch.topk`` leaves it unspecified). This matters only for rounded

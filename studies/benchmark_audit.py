@@ -7,7 +7,8 @@
 Only the tensors the audit reads are written (router, norm weight, selection bias, config.json)
 with the writer of :mod:`discosim.checkpoints.synthetic`: the expert and attention weights of a
 real checkpoint are never read, so leaving them out changes nothing (and saves ~10 GB of disk).
-The audit runs at its default precision (``DEFAULT_N_SAMPLES`` inputs per layer, both formats).
+The audit runs at its default precision (``default_n_samples(M)`` inputs per layer: 100k for
+DeepSeek-V3's M = 256, 400k for Mixtral's M = 8; both formats).
 
 Baseline beside the fast path: one layer's inputs and exact logits drawn in full dimension
 (x uniform on the sphere of R^D, logits ``W x``) against the reduced coordinates of THEORY §3
@@ -25,7 +26,7 @@ import time
 
 import numpy as np
 
-from discosim.audit import DEFAULT_N_SAMPLES, audit_checkpoint
+from discosim.audit import audit_checkpoint
 from discosim.checkpoints.synthetic import encode, write_safetensors
 from discosim.router import Router
 from discosim.routing import round_to_format
@@ -97,7 +98,7 @@ def main(argv=None):
     ap.add_argument("--n-jobs", type=int, default=1,
                     help="1 (default) measures CPU seconds exactly: on a shared machine wall time "
                          "says little; a quiet 2-core machine with --n-jobs 2 takes about CPU/2")
-    ap.add_argument("--n-samples", type=int, default=DEFAULT_N_SAMPLES)
+    ap.add_argument("--n-samples", type=int, default=None, help="default: the audit's own")
     ap.add_argument("--only", choices=("deepseek", "mixtral"))
     args = ap.parse_args(argv)
     targets = {"deepseek": 300.0, "mixtral": 60.0}
@@ -121,7 +122,7 @@ def main(argv=None):
             print(f"{shape:9s} {len(res.layers)} routers of {L.M}x{L.D}, k={L.k}: wall {dt:7.1f} s, "
                   f"CPU {cpu:7.1f} s in this process (n_jobs={args.n_jobs}); 2-core estimate "
                   f"{est:6.1f} s (target <= {targets[shape]:.0f} s: "
-                  f"{'met' if est <= targets[shape] else 'MISSED'}); n_samples={args.n_samples}; "
+                  f"{'met' if est <= targets[shape] else 'MISSED'}); n_samples={L.n_samples} per layer; "
                   f"build {t_build:.1f} s")
             print(f"          layer 0 flips: {flips}")
             print(f"          inputs + logits, layer 0, 20000 inputs: full-D {full:.3f} s, "
