@@ -227,7 +227,7 @@ def _kernel_stats(router, S, metric, rmax, eps_max=np.inf, pairs=None):
 def _block_stats(S, k, rmax, pairs):
     ST = np.ascontiguousarray(S.T).copy()
     out = np.empty((rmax, S.shape[0]))
-    kps.score_window_stats(ST, S.shape[0], k, rmax, pairs, np.empty(S.shape[1]), out)
+    kps.score_window_stats(ST, S.shape[0], k, rmax, pairs, out)
     return out.T
 
 

@@ -31,22 +31,25 @@ from .geometry import next_combination, subset_normal_distance2
 
 
 @njit(cache=True, nogil=True)
-def top_sorted(s, L, buf):
-    """``buf[:L]`` = the L largest entries of ``s`` in descending order (partial insertion sort)."""
+def top_sorted(ST, i, L):
+    """Rows ``0..L-1`` of column i of ``ST`` become the column's L largest entries, descending.
+
+    Partial insertion sort in place: an entry is read before any write can reach its row.
+    """
     n = 0
-    for i in range(s.shape[0]):
-        v = s[i]
+    for row in range(ST.shape[0]):
+        v = ST[row, i]
         if n < L:
             j = n
             n += 1
-        elif v > buf[L - 1]:
+        elif v > ST[L - 1, i]:
             j = L - 1
         else:
             continue
-        while j > 0 and buf[j - 1] < v:
-            buf[j] = buf[j - 1]
+        while j > 0 and ST[j - 1, i] < v:
+            ST[j, i] = ST[j - 1, i]
             j -= 1
-        buf[j] = v
+        ST[j, i] = v
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,7 +91,7 @@ def sort_pairs_for(M, block=False):
 
 
 @njit(cache=True, nogil=True)
-def score_window_stats(ST, m, k, rmax, pairs, buf, stats):
+def score_window_stats(ST, m, k, rmax, pairs, stats):
     """Score-window statistics of the first ``m`` columns of ``ST`` (M, n), one point a column.
 
     ``stats[r-1, i]`` = min spread ``g_p - g_{p+r}`` of r+1 consecutive sorted scores of column i
@@ -99,8 +102,8 @@ def score_window_stats(ST, m, k, rmax, pairs, buf, stats):
     spread is a vector loop over samples (no per-sample branches); a single point is the
     one-column case (:func:`point_stats`).
 
-    ``pairs``: a sorting network (:func:`sort_pairs_for`) or empty for partial insertion, using
-    ``buf`` (M,) as the insertion buffer.
+    ``pairs``: a sorting network (:func:`sort_pairs_for`) or empty for partial insertion
+    (:func:`top_sorted`).
     """
     M = ST.shape[0]
     # 2-D indexing, not row views: creating a view costs reference counting, which would
@@ -119,9 +122,7 @@ def score_window_stats(ST, m, k, rmax, pairs, buf, stats):
     else:
         L = min(M, k + rmax)
         for i in range(m):
-            top_sorted(ST[:, i], L, buf)
-            for j in range(L):
-                ST[j, i] = buf[j]
+            top_sorted(ST, i, L)
     for r in range(1, rmax + 1):
         for i in range(m):
             stats[r - 1, i] = np.inf
@@ -175,15 +176,16 @@ def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_
     M = s.shape[0]
     for r in range(rmax):
         out[r] = np.inf
-    buf = ws_v[0]
     e = ws_v[1]
     lam = ws_v[2]
     cand = ws_i[0]
     idx = ws_i[1]
     T = ws_i[2]
     in_T = ws_i[3]
-    top_sorted(s, k, buf)
-    gk = buf[k - 1]
+    for i in range(M):  # ws_G is free until the first tie set's Cholesky factor
+        ws_G[i, 0] = s[i]
+    top_sorted(ws_G, 0, k)
+    gk = ws_G[k - 1, 0]
     thresh = 2.0 * wmax * eps_max * (1.0 + 1e-9)
     nc = 0
     for i in range(M):
@@ -249,8 +251,7 @@ def point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i
         # the one-column case of the block kernel, in workspace columns: no array views to create
         for j in range(s.shape[0]):
             ws_G[j, 0] = s[j]
-        # ws_v[0] is the insertion buffer, dead before the statistics fill ws_v's first column
-        score_window_stats(ws_G, 1, k, rmax, pairs, ws_v[0], ws_v)
+        score_window_stats(ws_G, 1, k, rmax, pairs, ws_v)
         for r in range(rmax):
             out[r] = ws_v[r, 0]
     else:
