@@ -6,9 +6,10 @@ distances are found by projecting in R^D or by a generic constrained optimiser. 
 the twins start.
 
 The chunk twins replay the kernel's random stream: numba's ``Generator`` methods give the same
-numbers as NumPy's for the same calls in the same order, so a twin that makes those calls (the
-samplers below are plain-Python transcriptions of :mod:`discosim._kernels.sampling`, whose laws
-are tested separately) sees the same points as the kernel and must give the same statistics.
+numbers as NumPy's for the same calls in the same order, so a twin that makes those calls sees
+the same points as the kernel and must give the same statistics. Floyd's subset draw is
+transcribed below; the chi^2 draw (a rejection sampler) is taken from the kernel as data, its law
+being tested against scipy's on its own.
 """
 
 import itertools
@@ -28,29 +29,11 @@ def uniform_ball_points(rng, n, dim, radius):
     return g * radius * rng.random(n)[:, None] ** (1.0 / dim)
 
 
-def standard_gamma(rng, shape):
-    """Marsaglia & Tsang (2000) Gamma(shape, 1): the kernel's draws, operation for operation."""
-    boost = 1.0
-    a = shape
-    if a < 1.0:
-        boost = rng.random() ** (1.0 / a)
-        a += 1.0
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    while True:
-        x = rng.standard_normal()
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        u = rng.random()
-        x2 = x * x
-        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
-            return d * v * boost
-
-
 def chi_square(rng, df):
-    return 2.0 * standard_gamma(rng, 0.5 * df)
+    """The kernel's chi^2 draw, used as data: its law is tested against scipy's chi^2 on its own
+    (test_chi_square_law); a Python transcription would only copy the algorithm."""
+    from discosim._kernels.sampling import chi_square as kernel_chi_square
+    return kernel_chi_square(rng, float(df))
 
 
 def random_subset(rng, n, size):

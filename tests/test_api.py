@@ -73,7 +73,7 @@ def _router(**kw):
     return Router(**args)
 
 
-COMMON_BAD = [("seed", -1), ("seed", "x"), ("seed", 1.5), ("n_jobs", 0), ("n_jobs", 10 ** 6),
+COMMON_BAD = [("seed", -1), ("seed", "x"), ("seed", 1.5), ("n_jobs", 0), ("n_jobs", -3),
               ("n_jobs", "2"), ("backend", "foo"), ("backend", None)]
 
 BAD = [
@@ -154,7 +154,7 @@ def test_run_study_validates_the_whole_grid_first(tmp_path, monkeypatch):
         with pytest.raises(InputError, match=word):
             run_study("volume_ratios", tmp_path / "o", grid=grid)
     for kw, word in ((dict(seed=-1), "seed"), (dict(backend="foo"), "backend"),
-                     (dict(resume="yes"), "resume"), (dict(n_jobs=10 ** 6), "n_jobs")):
+                     (dict(resume="yes"), "resume"), (dict(n_jobs=0), "n_jobs")):
         with pytest.raises(InputError, match=word):
             run_study("volume_ratios", tmp_path / "o", **kw)
 
