@@ -118,8 +118,9 @@ def _table(doc, elapsed):
             line += f" {cell:>28}"
         print(line)
     print("flips: fraction of inputs whose selected experts change when the logits are rounded "
-          "(round to nearest even); (pred): THEORY §9 leading order; ok/!!: agreement within 4 "
-          "paired standard errors (linear families only).")
+          "(round to nearest even); (pred): leading order in the unit roundoff (linear gates: "
+          "THEORY §9, tie merge 1/4; DeepSeek-V3: independent rounding errors through the "
+          "sigmoid, no claim); ok/!!: agreement within 4 paired standard errors.")
     for n in doc.get("notes", []):
         print(f"note: {n}")
 
