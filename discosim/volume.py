@@ -21,6 +21,7 @@ import numpy as np
 from scipy import special
 
 from .constants import slice_constants
+from .devices import check_device, resolve_devices
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from .estimates import Estimate, mean_and_stderr, mean_estimate, proportion_estimate
 from .parallel import check_n_jobs, derive_seed, run_chunks
@@ -127,7 +128,8 @@ def _check_orders(orders, M):
 
 def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
                      method="uniform", n_samples=1_000_000, seed=None, n_jobs=1,
-                     backend="loky", progress=None, constants=None, prediction_samples=100_000):
+                     backend="loky", progress=None, constants=None, prediction_samples=100_000,
+                     device="cpu", devices=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
     Parameters
@@ -152,6 +154,9 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     prediction_samples : int
         Monte Carlo size of the slice constants when they are computed here (routers too large
         for the closed form or Genz; M = 256 takes a few seconds per order at the default).
+    device : {"cpu", "cuda"}
+        ``cuda``: the uniform sampler runs on the GPU (:mod:`discosim._cuda.volume`; same law,
+        its own random streams); ``devices`` picks the GPUs (None: all visible).
 
     Returns
     -------
@@ -173,6 +178,11 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
             raise InputError("method 'tube' needs an unbiased router (b = 0); use method 'uniform'")
         if cosine_scores:
             raise InputError("method 'tube' does not support cosine scores; use method 'uniform'")
+    device = check_device(device)
+    if device == "cuda":
+        if method == "tube":
+            raise InputError("method 'tube' runs on device 'cpu' only; use method 'uniform' on cuda")
+        devices = resolve_devices(devices)
     ss = as_seed_sequence(seed)
     t0 = time.perf_counter()
     Wr, gram, k = router.reduced_weights, router.gram, router.k
@@ -186,12 +196,18 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     overlaps = {}
     if method == "uniform":
         rmax = max(orders)
-        parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
-                                           cosine_scores, eps_sorted, wmax),
-                           n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), n_jobs, backend,
-                           progress, "volume")
-        hist = np.sum(parts, axis=0)
-        counts = np.cumsum(hist, axis=1)
+        if device == "cuda":
+            from ._cuda.rng import run_key
+            from ._cuda.volume import uniform_counts
+
+            counts, _ = uniform_counts(router, radius, eps_sorted, rmax, code, cosine_scores,
+                                       n_samples, run_key(derive_seed(ss, 0)), devices)
+        else:
+            parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
+                                               cosine_scores, eps_sorted, wmax),
+                               n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), n_jobs, backend,
+                               progress, "volume")
+            counts = np.cumsum(np.sum(parts, axis=0), axis=1)
         for pos, i in enumerate(order_of_eps):
             for r in orders:
                 estimates[(int(i), r)] = proportion_estimate(int(counts[r - 1, pos]), n_samples,
