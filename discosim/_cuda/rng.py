@@ -11,7 +11,9 @@ Draw layout (one 64-bit output ``r``):
 - two uniforms: ``u1 = (hi32(r) + 1/2) 2^-32`` in (0, 1) (never 0, so ``log u1`` is finite)
   and ``u2 = lo32(r) 2^-32`` in [0, 1);
 - two normals by Box-Muller from (u1, u2), both outputs used. The smallest u1, 2^-33, caps
-  ``|N|`` at 6.77 sigma (probability 1.3e-11 of a draw beyond it): far below any resolution here.
+  ``|N|`` at 6.77 sigma (probability 1.3e-11 of a draw beyond it); the hardware log/sin/cos
+  (about 2^-21 absolute error) move a normal by ~1e-6: both far below any resolution here, and
+  the host's float64 recomputation of a sample uses the very float32 normals drawn.
 - chi-square(df) = 2 Gamma(df/2) by Marsaglia & Tsang (2000), exact. Its rare slow acceptance
   test ``log u < x^2/2 + d (1 - v + log v)`` cancels catastrophically in float32 for large d
   (d ~ D/2 = 2048), so that branch is evaluated in float64.
@@ -28,7 +30,16 @@ import numpy as np
 from ..devices import shim_numpy
 
 shim_numpy()
-from numba import cuda, float32, float64, uint32, uint64  # noqa: E402  (after the numpy shim)
+from numba import config, cuda, float32, float64, uint32, uint64  # noqa: E402  (after the shim)
+
+if config.ENABLE_CUDASIM:  # the simulator has no libdevice: same formulas, numpy accuracy
+    _logf, _sinf, _cosf = math.log, math.sin, math.cos
+else:
+    from numba.cuda import libdevice
+
+    # hardware approximations (lg2.approx, sin/cos.approx): about 2^-21 absolute error on the
+    # arguments used here, against ~100 instructions each for the accurate libdevice versions
+    _logf, _sinf, _cosf = libdevice.fast_logf, libdevice.fast_sinf, libdevice.fast_cosf
 
 # numba types int literals as int64, and int64 op uint64 as float64: every constant is uint64.
 _GOLDEN = uint64(0x9E3779B97F4A7C15)
@@ -46,6 +57,7 @@ _HALF = np.float32(0.5)
 _TWO_PI = np.float32(2.0 * math.pi)
 _MINUS_TWO = np.float32(-2.0)
 _ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
 _SQUEEZE = np.float32(0.0331)
 
 
@@ -93,9 +105,10 @@ def normal_pair(s0, s1):
     """Two independent N(0, 1) (float32) by Box-Muller: returns (s0', s1', n1, n2)."""
     s0, s1, r = next64(s0, s1)
     u1, u2 = uniform_pair(r)
-    rad = math.sqrt(_MINUS_TWO * math.log(u1))
-    ang = _TWO_PI * u2
-    return s0, s1, rad * math.cos(ang), rad * math.sin(ang)
+    m2l = _MINUS_TWO * _logf(u1)
+    rad = math.sqrt(m2l if m2l > _ZERO else _ZERO)  # approximate log may round just above 0
+    ang = _TWO_PI * (u2 - _HALF)  # in [-pi, pi): where the approximate sin/cos are accurate
+    return s0, s1, rad * _cosf(ang), rad * _sinf(ang)
 
 
 @cuda.jit(device=True, inline=True)

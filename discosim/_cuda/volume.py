@@ -52,7 +52,8 @@ from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
 
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 LANE_SAMPLES = CHUNK // 32
-MAX_FUSED_M = 128  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
+MAX_FUSED_M = 128
+MAX_UNROLLED_M = 96  # weights as a constant array (<= 18 KB) and fully unrolled code  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
 U32 = 2.0 ** -24
 BLOCK = 256
 
@@ -109,7 +110,10 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
     def window_stats(top, stats):
         for r in range(1, RMAX + 1):
             best = INF
-            for p in range(max(1, K - r + 1), min(K, M - r) + 1):
+            # no builtin min/max in kernels: some numba-cuda releases mistype them
+            p_lo = K - r + 1 if K - r + 1 > 1 else 1
+            p_hi = K if K < M - r else M - r
+            for p in range(p_lo, p_hi + 1):
                 d = top[p - 1] - top[p + r - 1]
                 best = d if d < best else best
             stats[r - 1] = best
@@ -202,8 +206,8 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
                     v = scale * acc + bias[a]
                     for q in range(L):  # insertion by compare-exchange: constant indices
                         hi = top[q]
-                        top[q] = max(v, hi)
-                        v = min(v, hi)
+                        top[q] = v if v > hi else hi
+                        v = hi if v > hi else v
                 window_stats(top, stats)
                 if classify(stats, epsl, e1 * zn + e0, thr, cnt):
                     push(cand, cand_n, g, c)
@@ -255,8 +259,8 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
                 v = scale * S[a, col] + bias[a]
                 for q in range(L):
                     hi = top[q]
-                    top[q] = max(v, hi)
-                    v = min(v, hi)
+                    top[q] = v if v > hi else hi
+                    v = hi if v > hi else v
             window_stats(top, stats)
             if classify(stats, epsl, e1 * zn + e0, thr, cnt):
                 slot = cuda.atomic.add(cand_n, 0, 1)
@@ -265,6 +269,133 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
         flush(cnt, hist)
 
     return fused, generate, select
+
+
+_FUSED_CACHE = {}
+
+
+def _fused_source(M, K, RMAX, NE, SCREEN, COSINE):
+    """Source of the fused kernel for one shape, every loop unrolled by hand.
+
+    The normals, the top-L list and the counters are scalar locals (registers: numba keeps a
+    local *array* in memory whenever LLVM does not unroll the loop indexing it), and the
+    weights are a constant array read at constant offsets, so each score term is one FFMA with
+    a constant-bank operand.
+    """
+    L = min(M, K + RMAX)
+    g = [f"g{j}" for j in range(M)]
+    t = [f"t{q}" for q in range(L)]
+    ind = " " * 12
+    body = []
+    for j in range(M // 2):
+        body.append(f"s0, s1, {g[2 * j]}, {g[2 * j + 1]} = normal_pair(s0, s1)")
+    if M % 2:
+        body.append(f"s0, s1, {g[M - 1]}, _n = normal_pair(s0, s1)")
+    body.append("ss = " + " + ".join(f"{x} * {x}" for x in g))
+    body.append("s0, s1, gam = gamma_mt(s0, s1, gd, gc, gb)")
+    body.append("c = TWO * gam")
+    body.append("scale = ONE / math.sqrt(ss + c)" if COSINE else "scale = radius / math.sqrt(ss + c)")
+    body.append("zn = scale * math.sqrt(ss)")
+    for q in range(L):
+        body.append(f"{t[q]} = NEG_INF")
+    o = 0
+    for a in range(M):
+        terms = " + ".join(f"Wc[{o + j}] * {g[j]}" for j in range(a + 1))
+        o += a + 1
+        body.append(f"v = scale * ({terms}) + Bc[{a}]")
+        for q in range(L):  # insertion by compare-exchange
+            body.append(f"h = {t[q]}")
+            body.append(f"{t[q]} = v if v > h else h")
+            body.append("v = h if v > h else v")
+    for r in range(1, RMAX + 1):
+        body.append(f"st{r} = INF")
+        for p in range(max(1, K - r + 1), min(K, M - r) + 1):
+            body.append(f"d = {t[p - 1]} - {t[p + r - 1]}")
+            body.append(f"st{r} = d if d < st{r} else st{r}")
+    body.append("err = e1 * zn + e0")
+    if SCREEN == 0:
+        near = " or ".join(f"abs(st{r} - ep{e}) <= err" for r in range(1, RMAX + 1)
+                           for e in range(NE))
+        body.append(f"hand = {near}")
+        body.append("inc = 0 if hand else 1")
+        for r in range(1, RMAX + 1):
+            for e in range(NE):
+                body.append(f"c{r}_{e} += inc if st{r} <= ep{e} else 0")
+    else:
+        body.append("hand = st1 <= thr + err")
+    body.append("if hand:")
+    body.append("    slot = cuda.atomic.add(cand_n, 0, 1)")
+    body.append("    if slot < cand.shape[0]:")
+    for j in range(M):
+        body.append(f"        cand[slot, {j}] = {g[j]}")
+    body.append(f"        cand[slot, {M}] = c")
+    counters = [f"c{r}_{e}" for r in range(1, RMAX + 1) for e in range(NE)]
+    src = [
+        "def fused(key0, key1, chunk0, n_chunks, n_total, radius, gd, gc, gb, eps, e1, e0, thr,",
+        "          hist, cand, cand_n):",
+        "    Wc = cuda.const.array_like(WP)",
+        "    Bc = cuda.const.array_like(BP)",
+    ]
+    src += [f"    ep{e} = eps[{e}]" for e in range(NE)]
+    src += [f"    {c} = int32(0)" for c in counters]
+    src += [
+        "    gtid = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x",
+        "    lane = gtid % 32",
+        "    warp = gtid // 32",
+        "    n_warps = cuda.gridDim.x * cuda.blockDim.x // 32",
+        "    for w in range(warp, n_chunks, n_warps):",
+        "        c_idx = chunk0 + w",
+        "        s0, s1 = stream_state(key0, key1, uint64(c_idx * 32 + lane))",
+        "        base = c_idx * CHUNK + lane",
+        "        for i in range(LANE_SAMPLES):",
+        "            if base + 32 * i >= n_total:",
+        "                break",
+    ]
+    src += [ind + b for b in body]
+    src += [f"    cnt = cuda.local.array({max(len(counters), 1)}, int32)"]
+    src += [f"    cnt[{q}] = {c}" for q, c in enumerate(counters)]
+    src += ["    flush(cnt, hist)"]
+    return "\n".join(src) + "\n"
+
+
+def fused_kernel(Wp, bias32, M, K, RMAX, NE, SCREEN, COSINE):
+    """The fused kernel with this router's packed weights and bias baked in as constants."""
+    key = (M, K, RMAX, NE, SCREEN, COSINE, Wp.tobytes(), bias32.tobytes())
+    if key in _FUSED_CACHE:
+        return _FUSED_CACHE[key]
+    NC = RMAX * NE
+
+    @cuda.jit(device=True, inline=True)
+    def flush(cnt, hist):
+        sh = cuda.shared.array(NC, int32)
+        t = cuda.threadIdx.x
+        for q in range(t, NC, cuda.blockDim.x):
+            sh[q] = 0
+        cuda.syncthreads()
+        for q in range(NC):
+            if cnt[q] != 0:
+                cuda.atomic.add(sh, q, cnt[q])
+        cuda.syncthreads()
+        for q in range(t, NC, cuda.blockDim.x):
+            if sh[q] != 0:
+                cuda.atomic.add(hist, q, uint64(sh[q]))
+
+    # executed in this module's namespace (the CUDA simulator swaps the cuda module there);
+    # the per-kernel constants get unique names
+    tag = f"_{len(_FUSED_CACHE)}_{abs(hash(key)) % 10 ** 8}"
+    ns = globals()
+    ns.update({"flush" + tag: flush, "WP" + tag: Wp, "BP" + tag: bias32,
+               "NEG_INF": np.float32(-np.inf), "INF": np.float32(np.inf),
+               "TWO": np.float32(2.0), "ONE": np.float32(1.0)})
+    src = (_fused_source(M, K, RMAX, NE, SCREEN, COSINE)
+           .replace("def fused(", f"def fused{tag}(").replace("(WP)", f"(WP{tag})")
+           .replace("(BP)", f"(BP{tag})").replace("flush(cnt", f"flush{tag}(cnt"))
+    exec(compile(src, f"<fused M={M}>", "exec"), ns)
+    kern = cuda.jit(fastmath=True)(ns["fused" + tag])
+    if len(_FUSED_CACHE) > 16:
+        _FUSED_CACHE.clear()
+    _FUSED_CACHE[key] = kern
+    return kern
 
 
 def multiprocessor_count(cuda):
@@ -330,9 +461,13 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     thr = np.float32(2.0 * wmax * float(eps_sorted[-1]) * (1.0 + 1e-6))
     use_gemm = M > MAX_FUSED_M and not force_fused and _have_cupy()
     shared_w = M <= MAX_FUSED_M
-    fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
     rows = np.tril_indices(M)
     Wp = np.ascontiguousarray(Wr[rows], dtype=np.float32)
+    b32 = np.ascontiguousarray(bias, dtype=np.float32)
+    fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
+    if not use_gemm and M <= MAX_UNROLLED_M:
+        fused = None
+        unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
     n_chunks = -(-n_samples // CHUNK)
     if unit_chunks is None:
         # about 10-50 ms of GPU work per unit; a unit never changes the numbers
@@ -392,9 +527,13 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                         bufs["cap"] = cap[0]
                     d_cand = bufs["cand"]
                     grid = min(-(-nc * 32 // BLOCK), 8 * n_sm)
-                    fused[grid, BLOCK](key0, key1, c0, nc, n_samples, d_W, d_b,
-                                       np.float32(radius), gd, gc, gb, d_eps, e1, e0, thr,
-                                       d_hist, d_cand, d_n)
+                    if fused is None:
+                        unrolled[grid, BLOCK](key0, key1, c0, nc, n_samples, np.float32(radius),
+                                              gd, gc, gb, d_eps, e1, e0, thr, d_hist, d_cand, d_n)
+                    else:
+                        fused[grid, BLOCK](key0, key1, c0, nc, n_samples, d_W, d_b,
+                                           np.float32(radius), gd, gc, gb, d_eps, e1, e0, thr,
+                                           d_hist, d_cand, d_n)
                 n_c = int(d_n.copy_to_host()[0])
                 if n_c <= cap[0]:
                     break
