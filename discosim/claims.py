@@ -107,15 +107,15 @@ def slice_sum_vs_union(scale, seed, n_jobs):
     n = int(40_000 * scale)
     rows = []
     for r in (1, 2):
-        c = slice_constants(router, r)
+        c = slice_constants(router, r, seed=seed)
         res = estimate_volumes(router, 1.0, eps, orders=(r,), metric="normal", method="tube",
                                n_samples=n, seed=seed, n_jobs=n_jobs, constants={r: c})
-        S = np.array([res.results[i][r].predicted_slice_sum for i in range(len(eps))])
-        U = np.array([res.results[i][r].estimate.value for i in range(len(eps))])
-        se = np.array([res.results[i][r].estimate.stderr for i in range(len(eps))])
+        S = np.array([res.order_result(i, r).predicted_slice_sum for i in range(len(eps))])
+        U = np.array([res.order_result(i, r).estimate.value for i in range(len(eps))])
+        se = np.array([res.order_result(i, r).estimate.stderr for i in range(len(eps))])
         # the overlap S - U estimated directly from the same samples (smaller error than S - U_hat)
-        ov = np.array([res.results[i][r].overlap.value for i in range(len(eps))])
-        ov_se = np.array([res.results[i][r].overlap.stderr for i in range(len(eps))])
+        ov = np.array([res.order_result(i, r).overlap.value for i in range(len(eps))])
+        ov_se = np.array([res.order_result(i, r).overlap.stderr for i in range(len(eps))])
         gap, gap_se = ov / S, ov_se / S
         sig = gap > Z_VERDICT * gap_se
         slope, slope_se, _ = (_fit_loglog(eps[sig], gap[sig], gap_se[sig]) if sig.sum() >= 2
@@ -136,7 +136,7 @@ def _ratio_data(scale, seed, n_jobs, metric="euclidean"):
     router = Router.orthonormal(6, 10, 2, seed=seed)
     eps = np.array([0.1, 0.03, 0.01, 0.003, 0.001])
     n = int(40_000 * scale)
-    consts = {r: slice_constants(router, r) for r in (1, 2, 3)}
+    consts = {r: slice_constants(router, r, seed=seed) for r in (1, 2, 3)}
     res = estimate_volumes(router, 1.0, eps, orders=(1, 2, 3), metric=metric, method="tube",
                            n_samples=n, seed=seed, n_jobs=n_jobs, constants=consts)
     return router, eps, consts, res
@@ -158,8 +158,8 @@ def ratio_theorem(scale, seed, n_jobs):
     router, eps, consts, res = _ratio_cached(scale, seed, n_jobs)
     D = router.dim
     rows = []
-    f = {r: np.array([res.results[i][r].estimate.value for i in range(len(eps))]) for r in (1, 2, 3)}
-    s = {r: np.array([res.results[i][r].estimate.stderr for i in range(len(eps))]) for r in (1, 2, 3)}
+    f = {r: np.array([res.order_result(i, r).estimate.value for i in range(len(eps))]) for r in (1, 2, 3)}
+    s = {r: np.array([res.order_result(i, r).estimate.stderr for i in range(len(eps))]) for r in (1, 2, 3)}
     for n_ in (2, 3):
         ratio = f[n_] / f[1]
         ratio_se = ratio * np.sqrt((s[n_] / f[n_]) ** 2 + (s[1] / f[1]) ** 2)
@@ -186,10 +186,10 @@ def score_tube_constant(scale, seed, n_jobs):
     n = int(40_000 * scale)
     rows = []
     for r in (1, 2):
-        c = slice_constants(router, r)
+        c = slice_constants(router, r, seed=seed)
         res = estimate_volumes(router, 1.0, eps, orders=(r,), metric="score", method="tube",
                                n_samples=n, seed=seed, n_jobs=n_jobs, constants={r: c})
-        o = res.results[0][r]
+        o = res.order_result(0, r)
         rows.append(_row("score_tube_constant", "§5", f"r={r} score fraction at eps/R=1e-3",
                          o.predicted_leading, o.estimate.value, o.estimate.stderr,
                          _within(o.estimate.value, o.estimate.stderr, o.predicted_leading, 0.01),
@@ -203,7 +203,7 @@ def importance_sampler(scale, seed, n_jobs):
     rows = []
     i = len(eps) - 1
     for r in (1, 2, 3):
-        o = res.results[i][r]
+        o = res.order_result(i, r)
         e = o.estimate
         p = o.predicted_slice_sum
         # variance of one uniform sample p(1-p) vs one tube sample n SE^2
@@ -236,7 +236,7 @@ def smooth_continuity(scale, seed, n_jobs):
                               where=("discontinuity",))
     rows = []
     for name, pred in (("topk", 0.0), ("smooth", 1.0)):
-        e, se = cont.exponents[name]
+        e, se = cont.exponents[name].slope, cont.exponents[name].slope_stderr
         rows.append(_row("smooth_continuity", "§7", f"{name} jump exponent across Gamma^(1)", pred, e,
                          se, abs(e - pred) <= band + Z_VERDICT * se, rule))
     _SMOOTH_FIG["continuity"] = {"deltas": d_disc.tolist(), "eta": eta,
@@ -246,7 +246,7 @@ def smooth_continuity(scale, seed, n_jobs):
     for a_s in (1.0, 0.5):
         cb = measure_continuity(model, d_edge, eta, a_s=a_s, n_points=n_points, seed=seed,
                                 where=("band_edge",))
-        e, se = cb.exponents["band_edge"]
+        e, se = cb.exponents["band_edge"].slope, cb.exponents["band_edge"].slope_stderr
         pred = band_edge_exponent(a_s)
         rows.append(_row("smooth_continuity", "§7", f"band-edge jump exponent, a_s={a_s:g}", pred, e,
                          se, abs(e - pred) <= band + Z_VERDICT * se, rule))
@@ -261,7 +261,7 @@ def smooth_overhead(scale, seed, n_jobs):
     router = Router.gaussian(8, 64, 2, seed=seed)
     etas = np.array([0.002, 0.005, 0.01, 0.02, 0.04])
     n = int(2_000_000 * scale)
-    c1 = slice_constants(router, 1)
+    c1 = slice_constants(router, 1, seed=seed)
     res = estimate_overhead(router, 1.0, etas, n_samples=n, seed=seed, n_jobs=n_jobs, constants=c1)
     meas = np.array([e.value for e in res.estimates])
     se = np.array([e.stderr for e in res.estimates])
@@ -280,7 +280,8 @@ def smooth_overhead(scale, seed, n_jobs):
                      eta=etas[sig].tolist()))
     target = 0.5
     n_cal = max(20_000, n // 4)
-    eta_star, guess = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    cal = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    eta_star, guess = cal.eta, cal.eta_first_guess
     check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, n_jobs=n_jobs,
                               constants=c1).estimates[0]
     # eta* carries the calibration sample's error: the check's sd at that sample size
@@ -297,8 +298,7 @@ def smooth_overhead(scale, seed, n_jobs):
 _HIT_FIG = {}
 
 
-def _start_point(router, seed, scale=0.5):
-    return np.random.default_rng(seed).standard_normal(router.dim) * scale
+from .points import start_point as _start_point
 
 
 @claim("first_hit_bounds", "§6", "max 2 Phibar(d/(sigma sqrt t)) <= P(tau <= t) <= sum 2 Phibar(...)")
@@ -375,7 +375,7 @@ def hit_order(scale, seed, n_jobs):
     # a second estimator of the same q(delta): exit positions by walk on spheres, no time steps
     from .hitting import hit_order_wos
 
-    q_wos, _ = hit_order_wos(router, x0, deltas, int(20000 * scale), seed=seed + 1, n_jobs=n_jobs)
+    q_wos = hit_order_wos(router, x0, deltas, int(20000 * scale), seed=seed + 1, n_jobs=n_jobs).q
     for dl, a, b in zip(deltas / d, res.q, q_wos):
         if not (a.reliable and b.reliable):
             continue  # too few hits for either error bar to mean anything
@@ -473,9 +473,9 @@ def figures_data():
     orders = {}
     for r in res.orders:
         orders[str(r)] = {
-            "fraction": [res.results[i][r].estimate.value for i in range(len(eps))],
-            "stderr": [res.results[i][r].estimate.stderr for i in range(len(eps))],
-            "predicted_leading": [res.results[i][r].predicted_leading for i in range(len(eps))]}
+            "fraction": [res.order_result(i, r).estimate.value for i in range(len(eps))],
+            "stderr": [res.order_result(i, r).estimate.stderr for i in range(len(eps))],
+            "predicted_leading": [res.order_result(i, r).predicted_leading for i in range(len(eps))]}
     ratios = {}
     for n_ in (2, 3):
         f = np.array(orders[str(n_)]["fraction"])

@@ -20,7 +20,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _router_from_args(args, need_shape=True):
+def _count(text):
+    """A sample or path count: an integer, also written as 1e6 or 1_000_000."""
+    try:
+        x = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
+    if not x.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(x)
+
+
+def _router_from_args(args):
     from .router import Router
 
     if args.router in ("gaussian", "orthonormal"):
@@ -55,9 +66,10 @@ def _cmd_volume(args):
 
     router = _router_from_args(args)
     t0 = time.perf_counter()
-    res = estimate_volumes(router, args.radius, args.eps, orders=args.orders, metric=args.metric,
+    res = estimate_volumes(router, args.radius, args.eps, args.orders, metric=args.metric,
                            method=args.method, n_samples=args.n_samples, seed=args.seed,
                            n_jobs=args.n_jobs, progress=False if args.json else None,
+                           predict=not args.no_predict, force_jobs=args.force_jobs,
                            prediction_samples=args.prediction_samples)
     doc = res.to_dict()
     doc["seed"] = args.seed if args.seed is not None else res.seed_entropy
@@ -89,17 +101,18 @@ def _cmd_smooth(args):
     t0 = time.perf_counter()
     etas = args.etas
     eta = args.eta if args.eta is not None else max(etas)
+    _check_smooth_args(args, router, eta)
     over = estimate_overhead(router, args.radius, etas, n_samples=args.n_samples, seed=args.seed,
-                             n_jobs=args.n_jobs, distribution=args.inputs)
+                             n_jobs=args.n_jobs, inputs=args.inputs, force_jobs=args.force_jobs)
     model = SMoE(router, args.experts, args.out_dim, seed=args.router_seed)
-    cont = measure_continuity(model, args.deltas, eta, args.a_s, args.b_s, n_points=args.n_points,
-                              radius=args.radius, seed=args.seed)
+    cont = measure_continuity(model, args.deltas, eta, a_s=args.a_s, b_s=args.b_s,
+                              n_points=args.n_points, radius=args.radius, seed=args.seed)
     calib = None
     if args.target_overhead is not None:
-        e, guess = calibrate_eta(router, args.target_overhead, args.radius,
-                                 n_samples=args.n_samples, seed=args.seed,
-                                 distribution=args.inputs)
-        calib = {"target": args.target_overhead, "eta": e, "eta_first_guess": guess}
+        cal = calibrate_eta(router, args.target_overhead, args.radius, n_samples=args.n_samples,
+                            seed=args.seed, inputs=args.inputs, n_jobs=args.n_jobs,
+                            force_jobs=args.force_jobs)
+        calib = {"target": args.target_overhead, "eta": cal.eta, "eta_first_guess": cal.eta_first_guess}
     from .theory.smoothing import band_edge_exponent
     top, sm, be = cont.summary("topk"), cont.summary("smooth"), cont.summary("band_edge")
     doc = {"router": router.summary(), "radius": args.radius, "n_samples": args.n_samples,
@@ -144,6 +157,24 @@ def _cmd_smooth(args):
     return 0
 
 
+def _check_smooth_args(args, router, eta):
+    """Everything `smooth` uses after the overhead run, checked before it starts."""
+    from .errors import check_choice, check_int, check_positive, check_positive_array
+    from .smoothing import EXPERT_KINDS, MAX_POINTS
+
+    check_positive("eta", eta)
+    check_positive_array("deltas", args.deltas)
+    check_positive("a_s", args.a_s)
+    check_positive("b_s", args.b_s)
+    check_int("n_points", args.n_points, 2, MAX_POINTS)
+    check_int("out_dim", args.out_dim, 1)
+    check_choice("experts", args.experts, EXPERT_KINDS)
+    if args.target_overhead is not None:
+        check_positive("target overhead", args.target_overhead)
+        if args.target_overhead >= router.n_experts - router.k:
+            raise InputError(f"target overhead must be < M - k = {router.n_experts - router.k}")
+
+
 def _cmd_hit(args):
     from .estimates import dumps
     from .hitting import estimate_first_hit
@@ -157,24 +188,31 @@ def _cmd_hit(args):
         x0 = load_weights(args.x0).ravel()
         if x0.size != router.dim:
             raise InputError(f"x0 has length {x0.size}, the router needs D={router.dim}")
+    # the occupation and walk-on-spheres settings are checked before the first path is simulated
+    if args.eps:
+        from .errors import check_positive_array
+        from .volume import check_orders
+
+        check_positive_array("eps", args.eps)
+        check_orders(args.orders, router.n_experts)
     t0 = time.perf_counter()
-    common = dict(start=args.start, radius=args.radius, process=args.process, theta=args.theta,
-                  seed=args.seed, n_jobs=args.n_jobs)
+    common = dict(inputs=args.inputs, radius=args.radius, process=args.process, theta=args.theta,
+                  seed=args.seed, n_jobs=args.n_jobs, force_jobs=args.force_jobs)
     res = estimate_first_hit(router, x0, args.sigma, args.t_max, args.dt, args.n_paths, args.times,
-                             args.deltas or (), metric=args.metric, bridge=not args.no_bridge,
-                             **common)
+                             deltas=args.deltas or (), metric=args.metric,
+                             bridge=not args.no_bridge, **common)
     wos = None
     if args.wos and args.deltas and args.process == "bm":
         from .hitting import hit_order_wos
 
-        wos, wos_steps = hit_order_wos(router, x0, args.deltas, args.n_paths, metric=args.metric,
-                                       seed=args.seed, n_jobs=args.n_jobs, start=args.start,
-                                       radius=args.radius)
+        w = hit_order_wos(router, x0, args.deltas, args.n_paths, metric=args.metric,
+                          seed=args.seed, n_jobs=args.n_jobs, inputs=args.inputs,
+                          radius=args.radius, force_jobs=args.force_jobs)
+        wos, wos_steps = w.q, w.mean_steps
     occ = None
     if args.eps:
         occ = estimate_occupation(router, x0, args.sigma, args.t_max, args.dt, args.n_paths,
-                                  args.eps, orders=args.orders,
-                                  metric=args.metric, **common)
+                                  args.eps, orders=args.orders, metric=args.metric, **common)
     doc = {"router": router.summary(), "sigma": args.sigma, "t_max": args.t_max, "dt": args.dt,
            "n_paths": args.n_paths, "seed": args.seed if args.seed is not None else res.cdf[0].seed_entropy,
            "elapsed_s": time.perf_counter() - t0, "bridge": not args.no_bridge}
@@ -184,7 +222,7 @@ def _cmd_hit(args):
         doc["hit_order"]["q_wos"] = [e.value for e in wos]
         doc["hit_order"]["stderr_wos"] = [e.stderr for e in wos]
         doc["hit_order"]["wos_mean_steps"] = wos_steps
-    doc["start"] = "x0" if x0 is not None else args.start
+    doc["start"] = "x0" if x0 is not None else args.inputs
     doc["process"] = args.process
     if args.json:
         print(dumps(doc))
@@ -226,23 +264,27 @@ def _cmd_study(args):
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise InputError(f"--set takes KEY=V1,V2,...; got {item!r}")
-        values = [_parse_value(v) for v in text.split(",")]
+        values = [_parse_value(key.strip(), v) for v in text.split(",")]
         grid[key.strip()] = values if len(values) > 1 else values[0]
     out = args.out or os.path.join("results", args.name)
     t0 = time.perf_counter()
     path = run_study(args.name, out, grid=grid, seed=args.seed, n_jobs=args.n_jobs,
-                     backend=args.backend, scheduler=args.scheduler,
-                     progress=False if args.quiet else None)
+                     backend=args.backend, scheduler=args.scheduler, resume=args.resume,
+                     progress=False if args.quiet else None, force_jobs=args.force_jobs)
     print(f"{args.name}: {path} ({time.perf_counter() - t0:.1f} s); figure and results.json beside it")
     return 0
 
 
-def _parse_value(text):
-    """A grid value from the command line: JSON (numbers, true/false) or else a plain string."""
+def _parse_value(key, text):
+    """A grid value from the command line: a JSON scalar (numbers, true/false) or else a word."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text.strip()
+    if isinstance(value, (list, dict)):
+        raise InputError(f"--set {key}: values are numbers, true/false or words separated by "
+                         f"commas, got {text!r}")
+    return value
 
 
 def _cmd_figures(args):
@@ -346,12 +388,15 @@ def build_parser():
     _add_router_args(v)
     v.add_argument("--radius", type=float, default=1.0)
     v.add_argument("--eps", type=float, nargs="+", required=True)
-    v.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3])
+    v.add_argument("--orders", type=int, nargs="+", help="orders r (default 1..min(3, M-1))")
     v.add_argument("--metric", default="euclidean", help="euclidean | normal | score")
     v.add_argument("--method", default="uniform", help="uniform | tube")
-    v.add_argument("--n-samples", type=int, default=1_000_000)
+    v.add_argument("--n-samples", type=_count, default=1_000_000)
     v.add_argument("--seed", type=int, default=None)
     v.add_argument("--n-jobs", type=int, default=1)
+    v.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
+    v.add_argument("--no-predict", action="store_true",
+                   help="skip the THEORY §5 predictions (and the slice constants behind them)")
     v.add_argument("--prediction-samples", type=int, default=100_000,
                    help="Monte Carlo size of the slice constants behind the predictions")
     v.add_argument("--json", action="store_true", help="print exactly one JSON document")
@@ -370,27 +415,29 @@ def build_parser():
     sm.add_argument("--target-overhead", type=float)
     sm.add_argument("--inputs", default="ball",
                     help="overhead inputs: ball (uniform in B_D(0,R)) | gaussian (N(0, R^2/D I))")
-    sm.add_argument("--n-samples", type=int, default=400_000)
+    sm.add_argument("--n-samples", type=_count, default=400_000)
     sm.add_argument("--n-points", type=int, default=200, help="points per continuity measurement")
     sm.add_argument("--seed", type=int, default=None)
     sm.add_argument("--n-jobs", type=int, default=1)
+    sm.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
     sm.add_argument("--json", action="store_true")
     sm.set_defaults(func=_cmd_smooth)
 
     h = sub.add_parser("hit", help="first hits of Brownian input perturbations (THEORY §6)")
     _add_router_args(h)
     h.add_argument("--x0", help=".npy file with the start point (length D)")
-    h.add_argument("--start", default="ball",
+    h.add_argument("--inputs", default="ball",
                    help="without --x0: a fresh start per path, ball (uniform in B_D(0,R)) | gaussian")
     h.add_argument("--radius", type=float, default=1.0)
     h.add_argument("--sigma", type=float, required=True)
     h.add_argument("--t-max", type=float, required=True)
     h.add_argument("--dt", type=float, required=True)
-    h.add_argument("--n-paths", type=int, default=10_000)
+    h.add_argument("--n-paths", type=_count, default=10_000)
     h.add_argument("--times", type=float, nargs="+", required=True)
     h.add_argument("--deltas", type=float, nargs="+")
     h.add_argument("--eps", type=float, nargs="+", help="tube radii of the occupation times")
-    h.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3], help="occupation orders")
+    h.add_argument("--orders", type=int, nargs="+",
+                   help="occupation orders (default 1..min(3, M-1))")
     h.add_argument("--metric", default="euclidean",
                    help="euclidean | normal | score: hit-point distance and occupation tubes")
     h.add_argument("--process", default="bm", help="bm | ou (Ornstein-Uhlenbeck towards x0)")
@@ -400,6 +447,7 @@ def build_parser():
                    help="also estimate q(delta) from walk-on-spheres exit positions (bm only)")
     h.add_argument("--seed", type=int, default=None)
     h.add_argument("--n-jobs", type=int, default=1)
+    h.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=_cmd_hit)
 
@@ -414,6 +462,10 @@ def build_parser():
     st.add_argument("--backend", default="loky", help="loky | dask | threading")
     st.add_argument("--scheduler", help="dask scheduler address (default: a local cluster)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.add_argument("--resume", action="store_true",
+                    help="continue a run in --out; refuse if its saved points were made by another "
+                         "study, seed, grid value or code version (default: recompute those)")
+    st.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
     st.set_defaults(func=_cmd_study)
 
     fg = sub.add_parser("figures", help="redraw every figure from saved results (no recomputation)")
@@ -431,6 +483,20 @@ def build_parser():
     return parser
 
 
+def _check_common(args):
+    """Options every subcommand shares, checked before any computation: --out, --seed, --n-jobs."""
+    from .parallel import check_n_jobs
+    from .seeding import as_seed_sequence
+
+    out = getattr(args, "out", None)
+    if out and os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out} exists and is not a directory")
+    if getattr(args, "seed", None) is not None:
+        as_seed_sequence(args.seed)
+    if hasattr(args, "n_jobs"):
+        check_n_jobs(args.n_jobs, getattr(args, "force_jobs", False))
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -439,13 +505,28 @@ def main(argv=None):
 
         parallel.PROGRESS_DEFAULT = False  # --json output stays the only thing printed
     try:
-        return args.func(args)
+        _check_common(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except InputError as exc:
         sys.stderr.write(f"discosim: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
+        # chunks stop at once; study points already saved stay saved (atomic writes)
         sys.stderr.write("discosim: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: nothing left to say, and no traceback at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable/unwritable files: one line
+        sys.stderr.write(f"discosim: error: {type(exc).__name__}: {exc}\n".splitlines()[0] + "\n")
+        return 2
+    except json.JSONDecodeError as exc:  # a corrupted results/validate JSON file
+        sys.stderr.write(f"discosim: error: corrupted JSON file ({exc})\n")
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-__all__ = ["InputError", "check_positive", "check_finite_array", "check_choice", "check_int"]
+__all__ = ["InputError", "check_positive", "check_positive_array", "check_finite_array",
+           "check_choice", "check_int", "check_bool"]
 
 
 class InputError(ValueError):
@@ -28,7 +29,13 @@ def check_positive(name, value):
 
 def check_positive_array(name, values):
     """Return a 1-D float array of the values; raise unless all are finite and > 0."""
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    try:
+        arr = np.atleast_1d(np.asarray(values))
+        if arr.dtype.kind not in "biuf":  # strings, complex, objects: not a list of reals
+            raise TypeError
+        arr = arr.astype(float)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a list of real numbers, got {values!r}") from None
     if arr.ndim != 1 or arr.size == 0:
         raise InputError(f"{name} must be a non-empty list of numbers")
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
@@ -37,8 +44,12 @@ def check_positive_array(name, values):
 
 
 def check_int(name, value, low=None, high=None):
-    """Return ``int(value)``; raise unless it is an integer in [low, high]."""
-    if isinstance(value, bool) or not float(value).is_integer():
+    """Return ``int(value)``; raise unless it is an integer in [low, high] (``1e13`` is one)."""
+    try:
+        ok = not isinstance(value, (bool, np.bool_, str, bytes)) and float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise InputError(f"{name} must be an integer, got {value!r}")
     v = int(value)
     if low is not None and v < low:
@@ -48,9 +59,22 @@ def check_int(name, value, low=None, high=None):
     return v
 
 
+def check_bool(name, value):
+    """Return ``value`` as a bool: True/False (or the strings true/false, any case); else raise.
+
+    Strict on purpose: ``bool("False")`` is True, which is how a grid value ``False`` read from
+    text used to turn into True.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InputError(f"{name} must be true or false, got {value!r}")
+
+
 def check_choice(name, value, choices):
     """Return ``value``; raise unless it is one of ``choices``."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value
 

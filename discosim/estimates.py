@@ -67,11 +67,6 @@ class Estimate:
             return max(0.0, centre - half), min(1.0, centre + half)
         return self.value - z * self.stderr, self.value + z * self.stderr
 
-    def contains(self, x, level=0.9999):
-        """Whether ``x`` lies in the interval at ``level`` (default ~ +-3.9 standard errors)."""
-        lo, hi = self.confidence_interval(level)
-        return lo <= x <= hi
-
     def to_dict(self, level=0.95):
         lo, hi = self.confidence_interval(level)
         d = asdict(self)
@@ -79,11 +74,9 @@ class Estimate:
         return d
 
 
-def proportion_estimate(hits, n, seed_entropy=None, scale=1.0):
-    """Estimate of ``scale * hits / n`` from an indicator count (binomial stderr)."""
+def proportion_estimate(hits, n, seed_entropy=None):
+    """Estimate of ``hits / n`` from an indicator count (binomial stderr)."""
     p = hits / n
-    if scale != 1.0:
-        return mean_estimate(scale * p, scale * math.sqrt(p * (1 - p) / n), n, hits, seed_entropy)
     return Estimate(p, math.sqrt(p * (1 - p) / n), int(n), int(hits), "proportion", seed_entropy)
 
 

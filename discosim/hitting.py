@@ -3,7 +3,8 @@
 :func:`estimate_first_hit` simulates ``X_t = x0 + sigma B_t`` exactly in the router's reduced
 coordinates and returns, with standard errors, ``P(tau <= t)`` at requested times next to the
 THEORY §6 bounds, and the hit-order profile ``q(delta) = P(X_tau within delta of Gamma^(>=2))``
-with its fitted log-log exponent next to the predicted ``pi / theta*``.
+with its fitted log-log exponent next to the predicted ``pi / theta*``. Paths are simulated and
+counted chunk by chunk, so memory does not grow with ``n_paths``.
 """
 
 import math
@@ -12,193 +13,283 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from .estimates import mean_and_stderr, proportion_estimate
-from .parallel import derive_seed, run_chunks
-from .points import reduced_points
+from ._kernels.codes import METRIC_CODE, METRICS
+from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
+                     check_positive_array)
+from .estimates import Estimate, mean_and_stderr, proportion_estimate
+from .fitting import loglog_fit
+from .parallel import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from .points import INPUTS, check_start, reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
 from .theory import diffusion as td
 
-__all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit", "estimate_occupation", "hit_order_wos"]
+__all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit", "FirstExitResult",
+           "estimate_occupation", "OccupationResult", "hit_order_wos", "WosResult", "MAX_STEPS",
+           "PROCESSES"]
 
 PATH_CHUNK = 256
+PROCESSES = ("bm", "ou")
+# Steps per path: beyond this one path takes seconds to minutes and a run never ends.
+MAX_STEPS = 10_000_000
+# simulate_first_exit returns every path: refuse outputs larger than this (estimate_first_hit streams).
+MAX_RESULT_BYTES = 2 << 30
 
 
-def _check_not_on_gamma(router, x0):
-    s = np.sort(router.scores(x0[None, :])[0])[::-1]
-    if s[router.k - 1] - s[router.k] <= 1e-12 * (abs(s[router.k - 1]) + 1.0):
-        raise InputError("x0 lies on the discontinuity set Gamma (a tie across ranks k, k+1)")
+@dataclass(frozen=True)
+class _Paths:
+    """Validated path settings shared by every path estimator."""
+
+    x0: np.ndarray  # None: random start per path
+    z0: np.ndarray
+    inputs: str
+    radius: float
+    sigma: float
+    t_max: float
+    dt: float
+    n_steps: int
+    theta: float  # 0 for Brownian motion
+    process: str
 
 
-def _start_args(router, x0, start, radius):
-    """Validate a fixed start x0 (-> its reduced z0) or a per-path random start kind."""
-    if x0 is None:
-        return None, None, check_choice("start", start, ("ball", "gaussian")), check_positive("radius", radius)
-    x0 = np.asarray(x0, dtype=float)
-    if x0.shape != (router.dim,):
-        raise InputError(f"x0 must have length D={router.dim}, got shape {x0.shape}")
-    if not np.all(np.isfinite(x0)):
-        raise InputError("x0 has non-finite entries")
-    _check_not_on_gamma(router, x0)
-    return x0, router.to_reduced(x0), start, radius
-
-
-def random_starts(rng, n, router, start, radius):
-    """Reduced start points: uniform in B_D(0, R) or Gaussian N(0, R^2/D I_D)."""
-    return reduced_points(rng, n, router.n_experts, router.dim, radius, start)
-
-
-def _exit_task(rng, n, z0, start, radius, router, sigma, dt, n_steps, theta, depth, bridge):
-    from ._kernels.paths import first_exit_chunk
-
-    if z0 is None:
-        Z0 = np.ascontiguousarray(random_starts(rng, n, router, start, radius))
-    else:
-        Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
-    M = router.n_experts
-    tau = np.empty(n)
-    zhit = np.full((n, M), np.nan)
-    first_exit_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k, sigma, dt,
-                     n_steps, theta, depth, bridge, tau, zhit)
-    return tau, zhit
-
-
-def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed=None, n_jobs=1, bridge=True,
-                        depth=20, start=None, radius=1.0, process="bm", theta=1.0):
-    """Exit times (inf if none by t_max) and reduced exit points of ``n_paths`` paths.
-
-    Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
-    ``start="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
-    ``process``: ``bm`` (x0 + sigma B_t) or ``ou`` (dX = -theta (X - x0) dt + sigma dB).
-    """
+def _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta):
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
-    process = check_choice("process", process, ("bm", "ou"))
+    process = check_choice("process", process, PROCESSES)
     theta = check_positive("theta", theta) if process == "ou" else 0.0
-    x0, z0, start, radius = _start_args(router, x0, start, radius)
+    x0, z0, inputs, radius = check_start(router, x0, inputs, radius)
     sigma = check_positive("sigma", sigma)
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     if dt > t_max:
         raise InputError(f"dt={dt} exceeds t_max={t_max}")
+    ratio = t_max / dt
+    if not ratio <= MAX_STEPS:
+        raise InputError(f"t_max/dt = {ratio:.3g} steps per path exceeds {MAX_STEPS:.0e}; "
+                         "raise dt or lower t_max")
+    n_steps = int(math.ceil(ratio - 1e-9))
+    return _Paths(x0, z0, inputs, radius, sigma, t_max, dt, n_steps, theta, process)
+
+
+def _starts(rng, n, router, pp):
+    if pp.z0 is None:
+        return np.ascontiguousarray(reduced_points(rng, n, router.n_experts, router.dim,
+                                                   pp.radius, pp.inputs))
+    return np.ascontiguousarray(np.broadcast_to(pp.z0, (n, pp.z0.size)))
+
+
+def _exit_chunk(rng, n, router, pp, depth, bridge):
+    from ._kernels.paths import first_exit_chunk
+
+    Z0 = _starts(rng, n, router, pp)
+    tau = np.empty(n)
+    zhit = np.full((n, router.n_experts), np.nan)
+    first_exit_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k,
+                     pp.sigma, pp.dt, pp.n_steps, pp.theta, depth, bridge, tau, zhit)
+    tau[tau > pp.t_max] = np.inf
+    return tau, zhit
+
+
+def _exit_task(rng, n, router, pp, depth, bridge):
+    return _exit_chunk(rng, n, router, pp, depth, bridge)
+
+
+def _hit_distances(router, zhit, tau, metric, delta_max):
+    from ._kernels.paths import hit_point_stats
+    from ._kernels.pointstats import sort_pairs_for
+
+    dist = np.empty(tau.size)
+    hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
+                    router.bias, router.gram, router.k, METRIC_CODE[metric], float(delta_max),
+                    router.max_row_norm, sort_pairs_for(router.n_experts), dist)
+    return dist
+
+
+def _hit_task(rng, n, router, pp, depth, bridge, times, deltas, metric):
+    """Counts of one chunk: [tau <= t per time, hits, dist <= delta per delta]."""
+    tau, zhit = _exit_chunk(rng, n, router, pp, depth, bridge)
+    out = np.zeros(times.size + 1 + deltas.size, dtype=np.int64)
+    out[:times.size] = np.sum(tau[None, :] <= times[:, None], axis=1)
+    hit = np.isfinite(tau)
+    out[times.size] = hit.sum()
+    if deltas.size:
+        dist = _hit_distances(router, zhit, tau, metric, deltas.max())[hit]
+        out[times.size + 1:] = np.sum(dist[None, :] <= deltas[:, None], axis=1)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class FirstExitResult:
+    """Every path of :func:`simulate_first_exit`.
+
+    Attributes
+    ----------
+    tau : ndarray, shape (n_paths,)
+        Exit times; ``inf`` where the path had not left its start cell by ``t_max``.
+    exit_points : ndarray, shape (n_paths, M)
+        Reduced exit points (NaN where ``tau`` is inf).
+    """
+
+    tau: np.ndarray
+    exit_points: np.ndarray
+    t_max: float
+    n_steps: int
+    seed_entropy: int
+
+    def to_dict(self):
+        return {"tau": self.tau, "exit_points": self.exit_points, "t_max": self.t_max,
+                "n_steps": self.n_steps, "seed_entropy": self.seed_entropy}
+
+
+def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_jobs=1,
+                        backend="threads", bridge=True, depth=20, inputs="ball", radius=1.0,
+                        process="bm", theta=1.0, force_jobs=False):
+    """Exit times and reduced exit points of ``n_paths`` paths (all kept in memory).
+
+    Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
+    ``inputs="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
+    ``process``: ``bm`` (x0 + sigma B_t) or ``ou`` (dX = -theta (X - x0) dt + sigma dB).
+    For statistics of many paths use :func:`estimate_first_hit`, which streams.
+
+    Returns
+    -------
+    FirstExitResult
+    """
+    pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
-    n_steps = int(math.ceil(t_max / dt - 1e-9))
+    nbytes = n_paths * (router.n_experts + 1) * 8
+    if nbytes > MAX_RESULT_BYTES:
+        raise InputError(f"n_paths={n_paths} would keep {nbytes / 2**30:.1f} GiB of exit points; "
+                         "use estimate_first_hit (streams) or fewer paths")
+    depth = check_int("depth", depth, 0, 60)
+    bridge = check_bool("bridge", bridge)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
     ss = as_seed_sequence(seed)
-    parts = run_chunks(_exit_task, (z0, start, radius, router, sigma, dt, n_steps, theta, depth,
-                                    bool(bridge)),
-                       n_paths, PATH_CHUNK, derive_seed(ss, 5), n_jobs)
+    parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
+                       derive_seed(ss, 5), n_jobs, backend, progress=False, force_jobs=force_jobs)
     tau = np.concatenate([p[0] for p in parts])
     zhit = np.concatenate([p[1] for p in parts])
-    tau[tau > t_max] = np.inf
-    return tau, zhit, ss.entropy
+    return FirstExitResult(tau, zhit, pp.t_max, pp.n_steps, ss.entropy)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HitResult:
+    """Result of :func:`estimate_first_hit`.
+
+    ``cdf[i]`` estimates ``P(tau <= times[i])``; ``lower_bound``/``upper_bound`` are the THEORY §6
+    bounds (None without a fixed Brownian start). ``q[j]`` estimates ``q(deltas[j])`` among the
+    paths that hit; the exponent is the weighted log-log slope (:func:`discosim.fitting.loglog_fit`).
+    """
+
     times: tuple
-    cdf: list
-    lower_bound: list
-    upper_bound: list
+    cdf: tuple
+    lower_bound: np.ndarray
+    upper_bound: np.ndarray
     fraction_hit: float
     deltas: tuple
-    q: list
+    q: tuple
     exponent_fit: float
     exponent_stderr: float
     exponent_predicted: float
+    n_paths: int
+    seed_entropy: int
     elapsed_s: float
 
     def to_dict(self):
+        n = len(self.times)
+        lo = [None] * n if self.lower_bound is None else self.lower_bound.tolist()
+        hi = [None] * n if self.upper_bound is None else self.upper_bound.tolist()
         return {"first_hit": {"times": list(self.times), "cdf": [e.value for e in self.cdf],
                               "stderr": [e.stderr for e in self.cdf],
-                              "lower_bound": self.lower_bound, "upper_bound": self.upper_bound,
+                              "lower_bound": lo, "upper_bound": hi,
                               "fraction_hit": self.fraction_hit},
                 "hit_order": {"deltas": list(self.deltas), "q": [e.value for e in self.q],
                               "stderr": [e.stderr for e in self.q],
                               "exponent_fit": self.exponent_fit,
                               "exponent_stderr": self.exponent_stderr,
-                              "exponent_predicted": self.exponent_predicted}}
+                              "exponent_predicted": self.exponent_predicted},
+                "n_paths": self.n_paths, "seed_entropy": self.seed_entropy}
 
 
-def _fit(deltas, q):
-    ok = [i for i, e in enumerate(q) if e.n_hits >= 20 and e.value < 1]
+def fit_hit_order(deltas, q):
+    """Exponent of ``q(delta)`` by :func:`~discosim.fitting.loglog_fit` over the trusted points.
+
+    Points with fewer than ``MIN_RELIABLE_HITS`` hits or ``q = 1`` (no information on the slope)
+    are left out; fewer than two left give NaN.
+    """
+    ok = [i for i, e in enumerate(q) if e.reliable and 0 < e.value < 1]
     if len(ok) < 2:
         return math.nan, math.nan
-    x = np.log(np.array(deltas)[ok])
-    y = np.log([q[i].value for i in ok])
-    w = np.array([(q[i].value / q[i].stderr) ** 2 for i in ok])
-    X = np.vstack([np.ones_like(x), x]).T
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
-    beta = cov @ (X.T @ (w * y))
-    return float(beta[1]), float(math.sqrt(cov[1, 1]))
+    fit = loglog_fit(np.asarray(deltas)[ok], [q[i].value for i in ok], [q[i].stderr for i in ok])
+    return fit.slope, fit.slope_stderr
 
 
-def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, deltas=(), metric="euclidean",
-                       seed=None, n_jobs=1, bridge=True, start=None, radius=1.0, process="bm",
-                       theta=1.0):
+def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(),
+                       metric="euclidean", seed=None, n_jobs=1, backend="threads", bridge=True,
+                       depth=20, inputs="ball", radius=1.0, process="bm", theta=1.0,
+                       progress=None, force_jobs=False):
     """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6).
 
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
-    they are None otherwise.
+    they are None otherwise. Everything is validated before the first path is simulated.
+
+    Returns
+    -------
+    HitResult
     """
-    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
+    pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
+    n_paths = check_int("n_paths", n_paths, 2)
+    metric = check_choice("metric", metric, METRICS)
     times = check_positive_array("times", times)
-    if np.any(times > t_max):
-        raise InputError(f"times must be <= t_max={t_max}")
+    if np.any(times > pp.t_max):
+        raise InputError(f"times must be <= t_max={pp.t_max}")
+    deltas = (check_positive_array("deltas", deltas) if deltas is not None and len(deltas)
+              else np.empty(0))
+    depth = check_int("depth", depth, 0, 60)
+    bridge = check_bool("bridge", bridge)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    ss = as_seed_sequence(seed)
     t0 = time.perf_counter()
-    tau, zhit, entropy = simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, seed, n_jobs,
-                                             bridge, start=start, radius=radius, process=process,
-                                             theta=theta)
-    cdf = [proportion_estimate(int(np.sum(tau <= t)), tau.size, entropy) for t in times]
-    fixed = x0 is not None and process == "bm"
+    counts = run_chunks(_hit_task, (router, pp, depth, bridge, times, deltas, metric), n_paths,
+                        PATH_CHUNK, derive_seed(ss, 5), n_jobs, backend, progress, "paths",
+                        reduce=add, unit="path", force_jobs=force_jobs)
+    cdf = tuple(proportion_estimate(int(c), n_paths, ss.entropy) for c in counts[:times.size])
+    fixed = pp.x0 is not None and process == "bm"
+    lo = hi = None
     if fixed:
-        lo, hi = td.hitting_bounds(router, x0, sigma, times)
-        lo, hi = lo.tolist(), hi.tolist()
-    else:
-        lo = hi = [None] * len(times)
-    hit = np.isfinite(tau)
-    q, fit, fit_se, pred = [], math.nan, math.nan, math.nan
-    if len(deltas):
-        from ._kernels.paths import hit_point_stats
-        from ._kernels.tubes import sort_pairs_for
-
-        deltas = check_positive_array("deltas", deltas)
-        dist = np.empty(tau.size)
-        hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
-                        router.bias, router.gram, router.k,
-                        {"euclidean": 0, "normal": 1, "score": 2}[metric],
-                        float(deltas.max()), router.max_row_norm, sort_pairs_for(router.n_experts),
-                        dist)
-        nh = int(hit.sum())
+        lo, hi = td.hitting_bounds(router, pp.x0, pp.sigma, times)
+    nh = int(counts[times.size])
+    q, fit, fit_se, pred = (), math.nan, math.nan, None
+    if deltas.size:
         if nh >= 2:
-            q = [proportion_estimate(int(np.sum(dist[hit] <= d)), nh, entropy) for d in deltas]
-            fit, fit_se = _fit(deltas, q)
-        pred = td.hit_order_exponent(router, x0) if x0 is not None else None
-    return HitResult(tuple(times.tolist()), cdf, lo, hi, float(hit.mean()),
-                     tuple(np.atleast_1d(deltas).tolist()), q, fit, fit_se, pred,
-                     time.perf_counter() - t0)
+            q = tuple(proportion_estimate(int(c), nh, ss.entropy) for c in counts[times.size + 1:])
+            fit, fit_se = fit_hit_order(deltas, q)
+        pred = td.hit_order_exponent(router, pp.x0) if pp.x0 is not None else None
+    return HitResult(tuple(times.tolist()), cdf, lo, hi, nh / n_paths, tuple(deltas.tolist()), q,
+                     fit, fit_se, pred, n_paths, ss.entropy, time.perf_counter() - t0)
 
 
-def _occupation_task(rng, n, z0, start, radius, router, rmax, metric, eps, pairs, sigma, dt,
-                     n_steps, theta, checkpoints):
+def _occupation_task(rng, n, router, pp, rmax, metric, eps, pairs, checkpoints):
     from ._kernels.paths import occupation_chunk
 
-    if z0 is None:
-        Z0 = np.ascontiguousarray(random_starts(rng, n, router, start, radius))
-    else:
-        Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
-    Wr, bias, gram, k, wmax = (router.reduced_weights, router.bias, router.gram, router.k,
-                               router.max_row_norm)
+    Z0 = _starts(rng, n, router, pp)
     out_sum = np.zeros((checkpoints.size, rmax, eps.size))
     out_sq = np.zeros_like(out_sum)
-    occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps, wmax, pairs, sigma, dt, n_steps,
-                     theta, checkpoints, out_sum, out_sq)
+    occupation_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k, rmax,
+                     metric, eps, router.max_row_norm, pairs, pp.sigma, pp.dt, pp.n_steps,
+                     pp.theta, checkpoints, out_sum, out_sq)
     return out_sum, out_sq
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OccupationResult:
-    """Mean occupation ``E L_r^eps(t)`` at checkpoint times: ``mean[c][r-1][e]`` with stderr."""
+    """Mean occupation ``E L_r^eps(t)`` at checkpoint times: ``mean[c, j, e]`` with stderr.
+
+    ``c`` indexes ``times``, ``j`` ``orders``, ``e`` ``eps``; ``bound[j, e]`` is the THEORY §6
+    bound at t_max (NaN where not available).
+    """
 
     metric: str
     eps: tuple
@@ -206,103 +297,122 @@ class OccupationResult:
     times: tuple
     mean: np.ndarray
     stderr: np.ndarray
-    bound: np.ndarray  # THEORY §6 bound at t_max per (r, eps); nan where not available
+    bound: np.ndarray
     n_paths: int
+    seed_entropy: int
 
     def eps_slopes(self):
-        """Per order: least-squares slope of log E L_r^eps(t_max) on log eps, with its stderr."""
+        """Per order: :func:`~discosim.fitting.loglog_fit` slope of E L_r^eps(t_max) on eps."""
         out = {}
-        last = len(self.times) - 1
-        for i, r in enumerate(self.orders):
-            m, se = self.mean[last, i], self.stderr[last, i]
-            ok = m > 0
+        for j, r in enumerate(self.orders):
+            m, se = self.mean[-1, j], self.stderr[-1, j]
+            ok = (m > 0) & (se > 0)
             if ok.sum() < 2:
                 out[r] = (math.nan, math.nan)
                 continue
-            x, y = np.log(np.array(self.eps)[ok]), np.log(m[ok])
-            w = (m[ok] / np.maximum(se[ok], 1e-300)) ** 2
-            X = np.vstack([np.ones_like(x), x]).T
-            cov = np.linalg.pinv(X.T @ (X * w[:, None]))
-            beta = cov @ (X.T @ (w * y))
-            out[r] = (float(beta[1]), float(math.sqrt(max(cov[1, 1], 0.0))))
+            fit = loglog_fit(np.array(self.eps)[ok], m[ok], se[ok])
+            out[r] = (fit.slope, fit.slope_stderr)
         return out
 
     def to_dict(self):
-        last = len(self.times) - 1
         slopes = self.eps_slopes()
         return {"metric": self.metric, "eps": list(self.eps), "times": list(self.times),
-                "orders": {str(r): {"mean": self.mean[last, i].tolist(),
-                                    "stderr": self.stderr[last, i].tolist(),
+                "n_paths": self.n_paths, "seed_entropy": self.seed_entropy,
+                "orders": {str(r): {"mean": self.mean[-1, j].tolist(),
+                                    "stderr": self.stderr[-1, j].tolist(),
                                     "bound": [None if not np.isfinite(b) else float(b)
-                                              for b in self.bound[i]],
-                                    "mean_vs_time": self.mean[:, i].tolist(),
+                                              for b in self.bound[j]],
+                                    "mean_vs_time": self.mean[:, j].tolist(),
                                     "eps_slope": slopes[r][0], "eps_slope_stderr": slopes[r][1]}
-                           for i, r in enumerate(self.orders)}}
+                           for j, r in enumerate(self.orders)}}
 
 
-def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, orders=(1, 2, 3),
+def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=None,
                         metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
-                        n_jobs=1, start=None, radius=1.0):
+                        n_jobs=1, backend="threads", inputs="ball", radius=1.0, progress=None,
+                        force_jobs=False):
     """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
 
     The whole horizon counts (not stopped at the first hit). Returns means with standard errors
     at ``n_checkpoints`` log-spaced times up to t_max and, for the Brownian motion with the
     euclidean or normal metric, the THEORY §6 bound at t_max (infinite-horizon exact form for
     r >= 3 is available from :func:`discosim.theory.diffusion.occupation_infinite_horizon`).
-    """
-    from ._kernels.tubes import sort_pairs_for
+    ``orders`` defaults to ``1 .. min(3, M - 1)``.
 
-    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
-    process = check_choice("process", process, ("bm", "ou"))
+    Returns
+    -------
+    OccupationResult
+    """
+    from ._kernels.pointstats import sort_pairs_for
+    from .volume import check_orders
+
+    pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
+    metric = check_choice("metric", metric, METRICS)
     eps = np.sort(check_positive_array("eps", eps))
-    orders = sorted({check_int("order", r, 1, router.n_experts - 1) for r in orders})
-    if process == "ou":
-        theta = check_positive("theta", theta)
-    x0, z0, start, radius = _start_args(router, x0, start, radius)
-    sigma = check_positive("sigma", sigma)
-    t_max = check_positive("t_max", t_max)
-    dt = check_positive("dt", dt)
+    orders = check_orders(orders, router.n_experts)
     n_paths = check_int("n_paths", n_paths, 2)
-    n_steps = int(math.ceil(t_max / dt - 1e-9))
-    n_checkpoints = check_int("n_checkpoints", n_checkpoints, 1)
+    n_checkpoints = check_int("n_checkpoints", n_checkpoints, 1, 10_000)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    n_steps = pp.n_steps
     grid = np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints)
     cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
-    rmax = max(orders)
     ss = as_seed_sequence(seed)
-    code = {"euclidean": 0, "normal": 1, "score": 2}[metric]
-    parts = run_chunks(_occupation_task, (z0, start, radius, router, rmax, code, eps,
-                                          sort_pairs_for(router.n_experts), sigma, dt, n_steps,
-                                          theta if process == "ou" else 0.0, cps),
-                       n_paths, 64, derive_seed(ss, 6), n_jobs)
-    tot = np.sum([p[0] for p in parts], axis=0)
-    tot2 = np.sum([p[1] for p in parts], axis=0)
+    tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), METRIC_CODE[metric], eps,
+                                              sort_pairs_for(router.n_experts), cps),
+                           n_paths, 64, derive_seed(ss, 6), n_jobs, backend, progress,
+                           "occupation", reduce=add, unit="path", force_jobs=force_jobs)
     mean, se = mean_and_stderr(tot, tot2, n_paths)
     idx = [r - 1 for r in orders]
     bound = np.full((len(orders), eps.size), np.nan)
-    if process == "bm" and metric in ("euclidean", "normal") and x0 is not None:
-        for i, r in enumerate(orders):
+    if pp.process == "bm" and metric in ("euclidean", "normal") and pp.x0 is not None:
+        for j, r in enumerate(orders):
             for e, ep in enumerate(eps):
-                bound[i, e] = td.occupation_bound(router, x0, sigma, ep, r, t_max)
-    return OccupationResult(metric, tuple(eps.tolist()), tuple(orders), tuple((cps * dt).tolist()),
-                            mean[:, idx, :], se[:, idx, :], bound, n_paths)
+                bound[j, e] = td.occupation_bound(router, pp.x0, pp.sigma, ep, r, pp.t_max)
+    return OccupationResult(metric, tuple(eps.tolist()), orders, tuple((cps * pp.dt).tolist()),
+                            mean[:, idx, :], se[:, idx, :], bound, n_paths, ss.entropy)
 
 
-def _wos_task(rng, n, z0, start, radius, router, tol, max_steps):
+def _wos_task(rng, n, router, pp, tol, max_steps, deltas, metric):
     from ._kernels.paths import walk_on_spheres_chunk
 
-    if z0 is None:
-        Z0 = np.ascontiguousarray(random_starts(rng, n, router, start, radius))
-    else:
-        Z0 = np.ascontiguousarray(np.broadcast_to(z0, (n, z0.size)))
+    Z0 = _starts(rng, n, router, pp)
     zexit = np.empty((n, router.n_experts))
     steps = np.empty(n, dtype=np.int64)
-    walk_on_spheres_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k, tol,
-                          max_steps, zexit, steps)
-    return zexit, steps
+    walk_on_spheres_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k,
+                          tol, max_steps, zexit, steps)
+    dist = _hit_distances(router, zexit, np.zeros(n), metric, deltas.max())
+    out = np.zeros(deltas.size + 2, dtype=np.int64)
+    out[:deltas.size] = np.sum(dist[None, :] <= deltas[:, None], axis=1)
+    out[deltas.size] = steps.sum()
+    out[deltas.size + 1] = np.sum(steps >= max_steps)
+    return out
 
 
-def hit_order_wos(router, x0, deltas, n_paths, metric="euclidean", tol=None, seed=None, n_jobs=1,
-                  start=None, radius=1.0, max_steps=100_000):
+@dataclass(frozen=True, eq=False)
+class WosResult:
+    """``q(delta)`` by walk on spheres: ``q[j]`` at ``deltas[j]``, and the mean steps per path.
+
+    ``n_truncated`` paths reached ``max_steps`` and were stopped on their nearest facet.
+    """
+
+    deltas: tuple
+    q: tuple
+    mean_steps: float
+    n_truncated: int
+    n_paths: int
+    seed_entropy: int
+
+    def to_dict(self):
+        return {"deltas": list(self.deltas), "q": [e.value for e in self.q],
+                "stderr": [e.stderr for e in self.q], "mean_steps": self.mean_steps,
+                "n_truncated": self.n_truncated, "n_paths": self.n_paths,
+                "seed_entropy": self.seed_entropy}
+
+
+def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, seed=None,
+                  n_jobs=1, backend="threads", inputs="ball", radius=1.0, max_steps=100_000,
+                  progress=None, force_jobs=False):
     """``q(delta)`` from exit positions drawn by walk on spheres (no time stepping).
 
     A second, independent estimator of the hit-order statistics of :func:`estimate_first_hit`
@@ -311,25 +421,23 @@ def hit_order_wos(router, x0, deltas, n_paths, metric="euclidean", tol=None, see
 
     Returns
     -------
-    (list of Estimate, mean number of steps per path)
+    WosResult
     """
-    from ._kernels.paths import hit_point_stats
-    from ._kernels.tubes import sort_pairs_for
-
-    metric = check_choice("metric", metric, ("euclidean", "normal", "score"))
+    if not isinstance(router, Router):
+        raise InputError("router must be a discosim.Router")
+    metric = check_choice("metric", metric, METRICS)
     deltas = check_positive_array("deltas", deltas)
     n_paths = check_int("n_paths", n_paths, 2)
-    x0, z0, start, radius = _start_args(router, x0, start, radius)
+    x0, z0, inputs, radius = check_start(router, x0, inputs, radius)
     tol = check_positive("tol", tol if tol is not None else 1e-3 * float(deltas.min()))
+    max_steps = check_int("max_steps", max_steps, 1)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    pp = _Paths(x0, z0, inputs, radius, 1.0, 1.0, 1.0, 1, 0.0, "bm")
     ss = as_seed_sequence(seed)
-    parts = run_chunks(_wos_task, (z0, start, radius, router, tol, int(max_steps)), n_paths,
-                       PATH_CHUNK, derive_seed(ss, 7), n_jobs)
-    zexit = np.concatenate([p[0] for p in parts])
-    steps = np.concatenate([p[1] for p in parts])
-    dist = np.empty(n_paths)
-    hit_point_stats(np.ascontiguousarray(zexit), np.zeros(n_paths), router.reduced_weights,
-                    router.bias, router.gram, router.k,
-                    {"euclidean": 0, "normal": 1, "score": 2}[metric], float(deltas.max()),
-                    router.max_row_norm, sort_pairs_for(router.n_experts), dist)
-    q = [proportion_estimate(int(np.sum(dist <= d)), n_paths, ss.entropy) for d in deltas]
-    return q, float(steps.mean())
+    tot = run_chunks(_wos_task, (router, pp, tol, max_steps, deltas, metric), n_paths,
+                     PATH_CHUNK, derive_seed(ss, 7), n_jobs, backend, progress, "walk on spheres",
+                     reduce=add, unit="path", force_jobs=force_jobs)
+    q = tuple(proportion_estimate(int(c), n_paths, ss.entropy) for c in tot[:deltas.size])
+    return WosResult(tuple(deltas.tolist()), q, float(tot[deltas.size]) / n_paths,
+                     int(tot[deltas.size + 1]), n_paths, ss.entropy)

@@ -21,6 +21,8 @@ from .seeding import as_seed_sequence
 __all__ = ["Router", "KINDS"]
 
 KINDS = ("linear", "cosine")
+# row norms of W outside this range make W W^T overflow or lose all precision in float64
+ROW_NORM_RANGE = (1e-100, 1e100)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +60,8 @@ class Router:
     basis: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
-        W = check_finite_array("W", self.weights, 2)
+        # a private, read-only copy: mutating the caller's array must not change this router
+        W = np.array(check_finite_array("W", self.weights, 2), dtype=np.float64, copy=True)
         M, D = W.shape
         if M < 2:
             raise InputError(f"W must have at least 2 rows (experts), got {M}")
@@ -74,9 +77,18 @@ class Router:
                 raise InputError(f"bias must have shape ({M},) to match W, got {b.shape}")
             if kind == "cosine" and np.any(b != 0):
                 raise InputError("a cosine router takes no bias")
+        amax = np.max(np.abs(W), axis=1, keepdims=True)
+        # row norms without over- or underflow: scale each row by its largest entry first
+        norms = amax[:, 0] * np.linalg.norm(np.divide(W, amax, out=np.zeros_like(W), where=amax > 0),
+                                            axis=1)
+        if np.any(norms > ROW_NORM_RANGE[1]) or np.any((norms < ROW_NORM_RANGE[0]) & (norms > 0)):
+            # W W^T over- or underflows in float64 beyond this; tie sets are invariant under one
+            # common scale of W and b, so the user can rescale without changing the geometry
+            raise InputError(f"W has row norms {norms.min():.3g}..{norms.max():.3g}, outside "
+                             f"[{ROW_NORM_RANGE[0]:g}, {ROW_NORM_RANGE[1]:g}]: rescale W (and b) "
+                             "by one common factor")
         tie = W
         if kind == "cosine":
-            norms = np.linalg.norm(W, axis=1)
             if np.any(norms == 0):
                 raise InputError("W has a zero row: cosine scores are undefined for it")
             tie = W / norms[:, None]
@@ -90,6 +102,7 @@ class Router:
         signs = np.where(np.diag(r) < 0, -1.0, 1.0)
         q = q * signs
         r = r * signs[:, None]
+        b = np.array(b, dtype=np.float64, copy=True)
         for name, value in (("weights", W), ("k", k), ("bias", b), ("kind", kind),
                             ("tie_weights", tie), ("reduced_weights", np.ascontiguousarray(r.T)),
                             ("gram", np.ascontiguousarray(tie @ tie.T)),
@@ -160,6 +173,25 @@ class Router:
         # Sign fix makes Q Haar-distributed, not just orthonormal.
         q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
         return cls(np.ascontiguousarray(q.T), k, kind=kind)
+
+    @classmethod
+    def correlated(cls, n_experts, dim, k, rho, seed=None, kind="linear"):
+        """Router whose gate rows have pairwise correlation ``rho``: ``W = L G / sqrt(D)``.
+
+        ``G`` has iid N(0, 1) entries and ``L L^T = (1 - rho) I + rho 1 1^T``, which is positive
+        definite exactly for ``-1/(M-1) < rho < 1``.
+        """
+        M, D = _check_shape(n_experts, dim)
+        try:
+            rho = float(rho)
+        except (TypeError, ValueError):
+            raise InputError(f"rho must be a number, got {rho!r}") from None
+        if not -1.0 / (M - 1) < rho < 1.0:
+            raise InputError(f"rho must lie in (-1/(M-1), 1) = ({-1.0 / (M - 1):.4g}, 1), got {rho}")
+        rng = np.random.default_rng(as_seed_sequence(seed))
+        C = np.full((M, M), rho) + (1 - rho) * np.eye(M)
+        L = np.linalg.cholesky(C)
+        return cls(L @ rng.standard_normal((M, D)) / np.sqrt(D), k, kind=kind)
 
     @classmethod
     def from_file(cls, path, k, key=None, kind="linear", bias_key=None):

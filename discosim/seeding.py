@@ -1,32 +1,30 @@
 """One place that turns a user's ``seed`` into a :class:`numpy.random.SeedSequence`.
 
-``None`` means fresh OS entropy (never numpy's global state); the entropy actually used is
-recorded in every result so that any run can be replayed exactly.
+``seed`` is ``None`` (fresh OS entropy, never numpy's global state), an integer >= 0, a
+``SeedSequence``, or a ``numpy.random.Generator`` (scipy's ``rng`` convention): a Generator is
+turned into a SeedSequence by drawing 128 bits from it, so the same Generator state gives the
+same numbers, and the entropy recorded in the result replays the run with ``seed=entropy``.
 """
 
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["as_seed_sequence", "chunk_generators"]
+__all__ = ["as_seed_sequence"]
 
 
-def as_seed_sequence(seed):
-    """Normalise ``seed`` (None, int >= 0, SeedSequence) to a SeedSequence."""
+def as_seed_sequence(seed, name="seed"):
+    """Normalise ``seed`` (None, int >= 0, SeedSequence, Generator) to a SeedSequence."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if seed is None:
         return np.random.SeedSequence()
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int.from_bytes(seed.bytes(16), "little"))
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
+        raise InputError(f"{name} must be a non-negative integer, a SeedSequence, a numpy "
+                         f"Generator or None, got {seed!r}")
     if seed < 0:
-        raise InputError(f"seed must be a non-negative integer or None, got {seed}")
+        raise InputError(f"{name} must be a non-negative integer or None, got {seed}")
     return np.random.SeedSequence(int(seed))
 
-
-def chunk_generators(seed_seq, n_chunks):
-    """One independent PCG64 Generator per chunk, spawned in chunk order.
-
-    Spawning per chunk (not per worker) is what makes results identical for any ``n_jobs``.
-    """
-    return [np.random.Generator(np.random.PCG64(s)) for s in seed_seq.spawn(n_chunks)]

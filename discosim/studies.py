@@ -9,14 +9,22 @@ moment it finishes, and finally writes ``results.csv`` (rows in grid order), ``r
 the base seed and the point's parameters, so an interrupted and resumed run, any ``n_jobs`` and
 any backend give the same numbers.
 
-Random gate ensembles: ``router`` parameters ``kind`` (gaussian, orthonormal, correlated),
+Random gate ensembles: parameters ``ensemble`` (gaussian, orthonormal, correlated),
 ``rho`` (pairwise row correlation of ``correlated``) and ``n_routers``; each router gets its own
 spawned seed and rows carry ``router_index``; the study adds ensemble rows (``router_index`` =
 "mean") with the mean and the spread (standard deviation) over routers.
+
+Identity of a saved point: its file holds the study name, the base seed, every parameter and
+the code version (discosim's version and a hash of its sources), and the hash of all four. A
+point whose identity differs from the run's (another seed, another study in the same ``out``,
+other code) or whose file is unreadable is recomputed; with ``resume=True`` the run refuses
+instead, in one line, before computing anything. Every grid value is checked (type, range,
+relations such as M < D) before the first point runs.
 """
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -26,7 +34,7 @@ import time
 
 import numpy as np
 
-from .errors import InputError, check_choice, check_int
+from .errors import InputError, check_bool, check_choice, check_int
 from .router import Router
 
 __all__ = ["STUDIES", "run_study", "expand_grid", "load_grid", "make_router", "study_figure"]
@@ -64,18 +72,89 @@ def load_grid(path):
 
 def expand_grid(defaults, overrides):
     """Cartesian product of the grid (defaults updated by overrides) as a list of dicts."""
+    if not isinstance(overrides, dict):
+        raise InputError("a grid maps parameter names to values")
     unknown = set(overrides) - set(defaults)
     if unknown:
         raise InputError(f"unknown grid parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
     grid = dict(defaults)
     grid.update(overrides)
     keys = list(grid)
-    values = [v if isinstance(v, list) else [v] for v in (grid[k] for k in keys)]
+    values = []
+    for key in keys:
+        v = grid[key]
+        v = v if isinstance(v, list) else [v]
+        if not v:
+            raise InputError(f"grid parameter {key} has no values")
+        values.append(v)
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
+# Grid parameters by type; every study's parameters appear here (test_studies checks it).
+_POSITIVE = ("eps", "eta", "radius", "sigma", "t_max", "dt", "dt_over_d2", "t_over_d2")
+_INTEGER = {"M": 2, "D": 2, "k": 1, "n_routers": 1, "n_samples": 2, "n_paths": 2, "order": 1,
+            "seed_x0": 0}
+_REAL = ("rho",)
+_BOOL = ("bridge",)
+
+
+def _choices():
+    from .volume import METRICS
+
+    return {"ensemble": ENSEMBLES, "metric": METRICS}
+
+
+def check_point(params):
+    """Validate and normalise one grid point (types, ranges, relations); returns a new dict.
+
+    Raises :class:`InputError` naming the parameter, so a bad grid fails before any point runs.
+    """
+    from .errors import check_positive
+    from .hitting import MAX_STEPS
+
+    out = {}
+    choices = _choices()
+    for key, v in params.items():
+        if isinstance(v, (dict, list, tuple)):
+            raise InputError(f"grid value of {key} must be a single value or a list of them, got {v!r}")
+        if key in _POSITIVE:
+            if isinstance(v, (bool, str)):  # "0.1" from a grid file is a string, True is not 1.0
+                raise InputError(f"{key} must be a number, got {v!r}")
+            out[key] = check_positive(key, v)
+        elif key in _INTEGER:
+            out[key] = check_int(key, v, _INTEGER[key])
+        elif key in _REAL:
+            if isinstance(v, (bool, str)) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"{key} must be a finite number, got {v!r}")
+            out[key] = float(v)
+        elif key in _BOOL:
+            out[key] = check_bool(key, v)
+        elif key in choices:
+            out[key] = check_choice(key, v, choices[key])
+        else:
+            raise InputError(f"grid parameter {key} has no type rule")  # a study without rules
+    if "M" in out:
+        M = out["M"]
+        if "D" in out and M >= out["D"]:
+            raise InputError(f"need M < D (THEORY §1), got M={M}, D={out['D']}")
+        if "k" in out and not out["k"] < M:
+            raise InputError(f"k must be < M={M}, got k={out['k']}")
+        if "order" in out and not out["order"] <= M - 1:
+            raise InputError(f"order must be <= M - 1 = {M - 1}, got {out['order']}")
+        if out.get("ensemble") == "correlated" and not -1.0 / (M - 1) < out.get("rho", 0.0) < 1.0:
+            raise InputError(f"rho must lie in (-1/(M-1), 1), got {out.get('rho')}")
+    if "dt" in out and "t_max" in out:
+        if out["dt"] > out["t_max"] or out["t_max"] / out["dt"] > MAX_STEPS:
+            raise InputError(f"need dt <= t_max and t_max/dt <= {MAX_STEPS:.0e}, got "
+                             f"dt={out['dt']}, t_max={out['t_max']}")
+    if "dt_over_d2" in out and "t_over_d2" in out:
+        if out["t_over_d2"] / out["dt_over_d2"] > MAX_STEPS:
+            raise InputError(f"t_over_d2/dt_over_d2 must be <= {MAX_STEPS:.0e}")
+    return out
+
+
 def point_key(params):
-    """Stable short name of a grid point (hash of its sorted parameters)."""
+    """Stable short name of a grid point's file (hash of its sorted parameters)."""
     text = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -87,26 +166,73 @@ def point_seed(base_seed, params):
     return np.random.SeedSequence(base_seed, spawn_key=words)
 
 
-def make_router(kind, M, D, k, seed, rho=0.0):
-    """A router of an ensemble kind: gaussian, orthonormal, or correlated rows (pairwise rho)."""
-    kind = check_choice("router kind", kind, ("gaussian", "orthonormal", "correlated"))
-    if kind == "gaussian":
+_CODE_VERSION = None
+
+
+def code_version():
+    """discosim's version and a hash of its source files: points made by other code are stale."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        from . import __version__
+
+        root = os.path.dirname(os.path.abspath(__file__))
+        h = hashlib.sha256()
+        for dirpath, dirnames, files in sorted(os.walk(root)):
+            dirnames.sort()
+            for f in sorted(files):
+                if f.endswith(".py"):
+                    path = os.path.join(dirpath, f)
+                    h.update(os.path.relpath(path, root).encode())
+                    with open(path, "rb") as fh:
+                        h.update(fh.read())
+        _CODE_VERSION = f"{__version__}+{h.hexdigest()[:12]}"
+    return _CODE_VERSION
+
+
+def point_identity(name, params, seed):
+    """What makes a saved point reusable: study, base seed, every parameter, code version."""
+    ident = {"study": name, "seed": seed, "params": params, "code": code_version()}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+    return ident, digest
+
+
+def _read_point(path, ident, digest):
+    """(rows, None) for a matching saved point, else (None, why): missing, unreadable, stale."""
+    if not os.path.exists(path):
+        return None, None
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+        if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+            raise ValueError("no rows")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return None, f"{path} is unreadable ({type(exc).__name__})"
+    if doc.get("identity_hash") != digest:
+        old = doc.get("identity") or {}
+        what = [k for k in ("study", "seed", "params", "code")
+                if old.get(k) != ident.get(k)] or ["identity"]
+        return None, f"{path} was made with another {', '.join(what)}"
+    return doc, None
+
+
+ENSEMBLES = ("gaussian", "orthonormal", "correlated")
+
+
+def make_router(ensemble, M, D, k, seed, rho=0.0):
+    """A router of a random ensemble: gaussian, orthonormal, or correlated rows (pairwise rho)."""
+    ensemble = check_choice("ensemble", ensemble, ENSEMBLES)
+    if ensemble == "gaussian":
         return Router.gaussian(M, D, k, seed=seed)
-    if kind == "orthonormal":
+    if ensemble == "orthonormal":
         return Router.orthonormal(M, D, k, seed=seed)
-    if not -1.0 / (M - 1) < rho < 1.0:
-        raise InputError(f"rho must lie in (-1/(M-1), 1), got {rho}")
-    rng = np.random.default_rng(seed)
-    C = np.full((M, M), rho) + (1 - rho) * np.eye(M)
-    L = np.linalg.cholesky(C)
-    return Router(L @ rng.standard_normal((M, D)) / math.sqrt(D), k)
+    return Router.correlated(M, D, k, rho, seed=seed)
 
 
 def routers_of(params, seed_seq):
     """The point's router ensemble: one spawned seed per router."""
     n = check_int("n_routers", params.get("n_routers", 1), 1)
     seeds = seed_seq.spawn(n)
-    return [make_router(params.get("kind", "gaussian"), params["M"], params["D"], params["k"],
+    return [make_router(params.get("ensemble", "gaussian"), params["M"], params["D"], params["k"],
                         s, params.get("rho", 0.0)) for s in seeds]
 
 
@@ -139,23 +265,23 @@ def _vol_rows(params, seed_seq, metric, method):
         res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=orders,
                                metric=metric, method=method, n_samples=params["n_samples"],
                                seed=seed_seq.spawn(1)[0], progress=False)
-        f1 = res.results[0][1].estimate
+        f1 = res.estimate(0, 1)
         for r in orders:
-            o = res.results[0][r]
+            o = res.order_result(0, r)
             e = o.estimate
             rows.append({"router_index": ri, "order": r, "metric": metric, "method": method,
                          "fraction": e.value, "stderr": e.stderr, "n_hits": e.n_hits,
                          "predicted_slice_sum": o.predicted_slice_sum,
                          "predicted_leading": o.predicted_leading,
                          "ratio_to_order1": e.value / f1.value if f1.value else None,
-                         "predicted_ratio": (o.predicted_leading / res.results[0][1].predicted_leading
+                         "predicted_ratio": (o.predicted_leading / res.order_result(0, 1).predicted_leading
                                              if o.predicted_leading else None)})
     return rows
 
 
 @study("volume_ratios",
        grid={"eps": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "radius": 1.0, "M": 6, "D": 10, "k": 2,
-             "kind": "orthonormal", "n_routers": 1, "rho": 0.0, "n_samples": 20000,
+             "ensemble": "orthonormal", "n_routers": 1, "rho": 0.0, "n_samples": 20000,
              "metric": "euclidean"},
        figure={"x": "eps", "y": "ratio_to_order1", "pred": "predicted_ratio", "group": "order",
                "xlabel": "eps/R", "ylabel": "U_r / U_1"})
@@ -166,7 +292,7 @@ def volume_ratios(params, seed_seq):
 
 
 @study("tube_metrics",
-       grid={"eps": [0.01, 0.03, 0.1], "radius": 1.0, "M": 6, "D": 12, "k": 2, "kind": "gaussian",
+       grid={"eps": [0.01, 0.03, 0.1], "radius": 1.0, "M": 6, "D": 12, "k": 2, "ensemble": "gaussian",
              "n_routers": 1, "rho": 0.0, "n_samples": 200000,
              "metric": ["euclidean", "normal", "score"]},
        figure={"x": "eps", "y": "fraction", "err": "stderr", "pred": "predicted_leading",
@@ -177,7 +303,7 @@ def tube_metrics(params, seed_seq):
 
 
 @study("sampler_efficiency",
-       grid={"eps": [1e-3, 1e-2, 1e-1], "radius": 1.0, "M": 6, "D": 10, "k": 2, "kind": "orthonormal",
+       grid={"eps": [1e-3, 1e-2, 1e-1], "radius": 1.0, "M": 6, "D": 10, "k": 2, "ensemble": "orthonormal",
              "n_routers": 1, "rho": 0.0, "n_samples": 20000, "order": [1, 2, 3]},
        figure={"x": "eps", "y": "efficiency", "group": "order", "xlabel": "eps/R",
                "ylabel": "variance ratio uniform / tube per sample"})
@@ -192,8 +318,8 @@ def sampler_efficiency(params, seed_seq):
         res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=(r,), method="tube",
                                n_samples=params["n_samples"], seed=seed_seq.spawn(1)[0], progress=False)
         dt = time.perf_counter() - t0
-        e = res.results[0][r].estimate
-        p = res.results[0][r].predicted_slice_sum
+        e = res.estimate(0, r)
+        p = res.order_result(0, r).predicted_slice_sum
         rows.append({"router_index": ri, "order": r, "fraction": e.value, "stderr": e.stderr,
                      "relative_stderr": e.relative_stderr, "seconds": dt,
                      "efficiency": p * (1 - p) / (e.n_samples * e.stderr ** 2) if e.stderr else None,
@@ -218,7 +344,7 @@ def first_hit(params, seed_seq):
     scale = d * d / (sig * sig)  # times in units of d^2 / sigma^2
     t = params["t_over_d2"] * scale
     res = estimate_first_hit(router, x0, sig, t, params["dt_over_d2"] * scale, params["n_paths"], [t],
-                             seed=seed_seq, bridge=bool(params["bridge"]))
+                             seed=seed_seq, bridge=check_bool("bridge", params["bridge"]))
     e = res.cdf[0]
     exact = float(td.levy_cdf(d, sig, t))
     return [{"cdf": e.value, "stderr": e.stderr, "exact": exact, "bias": e.value - exact,
@@ -227,13 +353,13 @@ def first_hit(params, seed_seq):
 
 
 @study("hit_order",
-       grid={"M": [4, 6, 8], "D": 12, "k": 2, "kind": ["orthonormal", "gaussian"], "n_routers": 1,
+       grid={"M": [4, 6, 8], "D": 12, "k": 2, "ensemble": ["orthonormal", "gaussian"], "n_routers": 1,
              "rho": 0.0, "n_paths": 4000, "seed_x0": 3},
        figure={"x": "M", "y": "exponent_fit", "err": "exponent_stderr", "pred": "exponent_predicted",
-               "group": "kind", "xlabel": "M", "ylabel": "exponent of q(delta)", "logx": False,
+               "group": "ensemble", "xlabel": "M", "ylabel": "exponent of q(delta)", "logx": False,
                "logy": False})
 def hit_order(params, seed_seq):
-    """Hit-order exponent of q(delta) against pi/theta* over router sizes and kinds."""
+    """Hit-order exponent of q(delta) against pi/theta* over router sizes and ensembles."""
     from .hitting import estimate_first_hit
     from .theory import diffusion as td
 
@@ -251,7 +377,7 @@ def hit_order(params, seed_seq):
 
 
 @study("occupation",
-       grid={"eps": [0.02, 0.05, 0.1, 0.2], "M": 5, "D": 9, "k": 2, "kind": "orthonormal", "n_routers": 1,
+       grid={"eps": [0.02, 0.05, 0.1, 0.2], "M": 5, "D": 9, "k": 2, "ensemble": "orthonormal", "n_routers": 1,
              "rho": 0.0, "sigma": 1.0, "t_max": 10.0, "dt": 0.01, "n_paths": 300, "seed_x0": 4},
        figure={"x": "eps", "y": "mean", "err": "stderr", "pred": "bound", "group": "order",
                "xlabel": "eps", "ylabel": "E L_r^eps(t_max)"})
@@ -271,7 +397,7 @@ def occupation(params, seed_seq):
 
 
 @study("smoothing",
-       grid={"eta": [0.002, 0.005, 0.01, 0.02, 0.04], "M": 8, "D": 64, "k": 2, "kind": "gaussian",
+       grid={"eta": [0.002, 0.005, 0.01, 0.02, 0.04], "M": 8, "D": 64, "k": 2, "ensemble": "gaussian",
              "n_routers": 1, "rho": 0.0, "n_samples": 400000},
        figure={"x": "eta", "y": "mean_extra", "err": "stderr", "pred": "predicted_leading",
                "xlabel": "eta", "ylabel": "extra active experts E N_eta"})
@@ -293,14 +419,9 @@ def smoothing(params, seed_seq):
 def _run_point(name, params, base_seed):
     t0 = time.perf_counter()
     rows = STUDIES[name]["func"](params, point_seed(base_seed, params))
-    return {"params": params, "rows": rows, "seconds": time.perf_counter() - t0}
-
-
-def _write_atomic(path, text):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    ident, digest = point_identity(name, params, base_seed)
+    return {"identity": ident, "identity_hash": digest, "params": params, "rows": rows,
+            "seconds": time.perf_counter() - t0}
 
 
 def _versions():
@@ -313,30 +434,49 @@ def _versions():
             "numba": numba.__version__, "python": platform.python_version()}
 
 
-def run_study(name, out_dir, grid=None, seed=0, n_jobs=1, backend="loky", scheduler=None,
-              progress=None, stop_after=None):
+def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", scheduler=None,
+              progress=None, resume=False, stop_after=None, force_jobs=False):
     """Run study ``name`` over its grid (defaults updated by ``grid``) into ``out_dir``.
 
+    Every grid point is validated first. Saved points whose identity (study, seed, parameters,
+    code version) matches are reused; others are recomputed, or with ``resume=True`` refused.
     Returns the path of ``results.csv``. ``stop_after`` (testing aid) stops after that many new
     points, as an interruption would.
     """
     from .estimates import dumps
+    from .fileio import write_atomic
     from .parallel import _progress_bar, check_n_jobs
 
     name = check_choice("study", name, tuple(STUDIES))
     backend = check_choice("backend", backend, ("loky", "dask", "threading"))
-    n_jobs = check_n_jobs(n_jobs)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    seed = check_int("seed", seed, 0)
+    resume = check_bool("resume", resume)
     spec = STUDIES[name]
-    points = expand_grid(spec["grid"], grid or {})
+    points = [check_point(p) for p in expand_grid(spec["grid"], grid or {})]
     merged = dict(spec["grid"])
     merged.update(grid or {})
+    out_dir = os.fspath(out_dir)
     pdir = os.path.join(out_dir, "points")
+    for d in (out_dir, pdir):
+        if os.path.exists(d) and not os.path.isdir(d):
+            raise InputError(f"--out {out_dir}: {d} exists and is not a directory")
+    todo = []
+    for p in points:
+        ident, digest = point_identity(name, p, seed)
+        doc, why = _read_point(os.path.join(pdir, point_key(p) + ".json"), ident, digest)
+        if doc is None:
+            if why is not None and resume:
+                raise InputError(f"cannot resume: {why}; use a fresh --out or drop --resume")
+            todo.append(p)
+    if resume and len(todo) == len(points) and points:
+        raise InputError(f"cannot resume: no saved points of this run in {pdir}")
     os.makedirs(pdir, exist_ok=True)
-    todo = [p for p in points if not os.path.exists(os.path.join(pdir, point_key(p) + ".json"))]
+    missing = len(todo)
     if stop_after is not None:
         todo = todo[:stop_after]
     t0 = time.perf_counter()
-    bar = _progress_bar(len(todo), name, progress)
+    bar = _progress_bar(len(todo), name, progress, unit="point")
     client = None
     try:
         if backend == "dask" and todo:
@@ -347,17 +487,22 @@ def run_study(name, out_dir, grid=None, seed=0, n_jobs=1, backend="loky", schedu
             if scheduler:
                 client = Client(scheduler)
             else:
-                client = Client(LocalCluster(n_workers=max(1, n_jobs if n_jobs > 0 else os.cpu_count()),
-                                             threads_per_worker=1, host="127.0.0.1",
+                client = Client(LocalCluster(n_workers=n_jobs, threads_per_worker=1, host="127.0.0.1",
                                              dashboard_address=None, processes=True))
-        if todo:
+        if todo and n_jobs == 1 and backend != "dask":
+            for p in todo:  # in this process: Ctrl-C stops between points, saved ones stay
+                res = _run_point(name, p, seed)
+                write_atomic(os.path.join(pdir, point_key(p) + ".json"), dumps(res))
+                if bar is not None:
+                    bar.update(1)
+        elif todo:
             import joblib
 
             tasks = (joblib.delayed(_run_point)(name, p, seed) for p in todo)
-            with joblib.parallel_config(backend=backend, n_jobs=n_jobs if n_jobs != 1 or backend == "dask" else 1):
+            with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
                 par = joblib.Parallel(return_as="generator_unordered")
                 for res in par(tasks):
-                    _write_atomic(os.path.join(pdir, point_key(res["params"]) + ".json"), dumps(res))
+                    write_atomic(os.path.join(pdir, point_key(res["params"]) + ".json"), dumps(res))
                     if bar is not None:
                         bar.update(1)
     finally:
@@ -369,20 +514,22 @@ def run_study(name, out_dir, grid=None, seed=0, n_jobs=1, backend="loky", schedu
             if cluster is not None and not scheduler:
                 cluster.close()
     elapsed = time.perf_counter() - t0
-    done = [p for p in points if os.path.exists(os.path.join(pdir, point_key(p) + ".json"))]
-    if len(done) < len(points):
-        return None  # interrupted: the finished points are saved, rerun to complete
+    if len(todo) < missing:
+        return None  # stopped early: the finished points are saved, rerun to complete
     return _assemble(name, out_dir, points, merged, seed, elapsed, n_jobs, backend)
 
 
 def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend):
     from .estimates import dumps
+    from .fileio import write_atomic
 
     pdir = os.path.join(out_dir, "points")
     all_rows, secs = [], 0.0
     for i, p in enumerate(points):
-        with open(os.path.join(pdir, point_key(p) + ".json")) as fh:
-            res = json.load(fh)
+        ident, digest = point_identity(name, p, seed)
+        res, why = _read_point(os.path.join(pdir, point_key(p) + ".json"), ident, digest)
+        if res is None:
+            raise InputError(why or f"point {i} of the grid is missing in {pdir}")
         secs += res["seconds"]
         for r in res["rows"]:
             all_rows.append({"point": i, **p, **r})
@@ -391,22 +538,23 @@ def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend):
         for c in r:
             if c not in cols:
                 cols.append(c)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in all_rows:
+        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
     csv_path = os.path.join(out_dir, "results.csv")
-    tmp = csv_path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        for r in all_rows:
-            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
-    os.replace(tmp, csv_path)
+    write_atomic(csv_path, buf.getvalue())
     side = {"study": name, "doc": STUDIES[name]["doc"], "grid": grid,
             "points": [{"index": i, "key": point_key(p), "params": p,
+                        "identity_hash": point_identity(name, p, seed)[1],
                         "seed": {"entropy": seed, "spawn_key": list(point_seed(seed, p).spawn_key)}}
                        for i, p in enumerate(points)],
-            "seed": seed, "versions": _versions(), "n_jobs": n_jobs, "backend": backend,
+            "seed": seed, "code_version": code_version(), "versions": _versions(),
+            "n_jobs": n_jobs, "backend": backend,
             "wall_seconds_this_run": elapsed, "point_seconds_total": secs,
             "figure": STUDIES[name]["figure"]}
-    _write_atomic(os.path.join(out_dir, "results.json"), dumps(side, indent=1))
+    write_atomic(os.path.join(out_dir, "results.json"), dumps(side, indent=1))
     study_figure(out_dir)
     return csv_path
 
@@ -415,8 +563,21 @@ def study_figure(out_dir):
     """Draw a study's figure from its saved results.csv/results.json (no recomputation)."""
     from .plots import plot_study
 
-    with open(os.path.join(out_dir, "results.json")) as fh:
-        side = json.load(fh)
-    with open(os.path.join(out_dir, "results.csv")) as fh:
-        rows = list(csv.DictReader(fh))
-    return plot_study(side["study"], side["figure"], rows, out_dir)
+    side_path = os.path.join(out_dir, "results.json")
+    csv_path = os.path.join(out_dir, "results.csv")
+    try:
+        with open(side_path) as fh:
+            side = json.load(fh)
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        name, figure = side["study"], side["figure"]
+        cols = [figure[c] for c in ("x", "y") if c in figure]
+        if not isinstance(figure, dict) or len(cols) < 2 or not rows:
+            raise ValueError("no figure columns or no rows")
+        for i, r in enumerate(rows):  # a truncated file leaves rows without their values
+            if r.get(cols[0]) in (None, "") or r.get(cols[1]) is None or None in r:
+                raise ValueError(f"row {i + 1} of results.csv is incomplete")
+        return plot_study(name, figure, rows, out_dir)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read the study results in {out_dir} ({type(exc).__name__}: "
+                         f"{exc}); rerun the study".splitlines()[0]) from None

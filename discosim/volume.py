@@ -20,21 +20,22 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from ._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
 from .constants import slice_constants
 from .devices import check_device, resolve_devices
-from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from .estimates import Estimate, mean_and_stderr, mean_estimate, proportion_estimate
-from .parallel import check_n_jobs, derive_seed, run_chunks
+from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
+                     check_positive_array)
+from .estimates import Estimate, mean_and_stderr, proportion_estimate
+from .parallel import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from .points import reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
 from .theory import volumes as tv
 
-__all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS", "METHODS"]
+__all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
+           "METHODS", "default_orders", "check_orders"]
 
-METRICS = ("euclidean", "normal", "score")
 METHODS = ("uniform", "tube")
-_METRIC_CODE = {"euclidean": 0, "normal": 1, "score": 2}
 UNIFORM_CHUNK = 1 << 16
 TUBE_CHUNK = 1 << 14
 
@@ -62,9 +63,19 @@ class OrderResult:
                 "predicted_rel_stderr": self.predicted_rel_stderr}
 
 
-@dataclass(frozen=True)
+def _opt(x):
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass(frozen=True, eq=False)
 class VolumeResult:
-    """Result of :func:`estimate_volumes`; ``results[i][r]`` is the OrderResult at ``eps[i]``."""
+    """Result of :func:`estimate_volumes`: arrays of shape (len(eps), len(orders)).
+
+    Column ``j`` is order ``orders[j]``, row ``i`` is ``eps[i]`` (the order given). Predictions
+    are NaN where THEORY §5 gives none (or ``predict=False``); overlaps are NaN except for the
+    tube method with the euclidean or normal metric. :meth:`order_result` gives one cell as an
+    :class:`OrderResult`, :meth:`series` one order's column over eps.
+    """
 
     router: dict
     radius: float
@@ -74,25 +85,66 @@ class VolumeResult:
     seed_entropy: int
     eps: tuple
     orders: tuple
-    results: list
+    fraction: np.ndarray
+    stderr: np.ndarray
+    n_hits: np.ndarray
+    predicted_slice_sum: np.ndarray
+    predicted_leading: np.ndarray
+    predicted_rel_stderr: np.ndarray  # per order, shape (len(orders),)
+    overlap: np.ndarray
+    overlap_stderr: np.ndarray
     elapsed_s: float
     constants: dict = field(default_factory=dict)
 
-    def fraction(self, eps_index, order):
-        return self.results[eps_index][order].estimate
+    def _col(self, order):
+        try:
+            return self.orders.index(int(order))
+        except ValueError:
+            raise InputError(f"order {order} was not estimated; orders: {list(self.orders)}") from None
+
+    def estimate(self, eps_index, order):
+        """The :class:`Estimate` of the order-``order`` fraction at ``eps[eps_index]``."""
+        j = self._col(order)
+        kind = "proportion" if self.method == "uniform" else "mean"
+        return Estimate(float(self.fraction[eps_index, j]), float(self.stderr[eps_index, j]),
+                        self.n_samples, int(self.n_hits[eps_index, j]), kind, self.seed_entropy)
+
+    def order_result(self, eps_index, order):
+        """Estimate and predictions of one order at ``eps[eps_index]`` as an :class:`OrderResult`."""
+        j = self._col(order)
+        ov = None
+        if math.isfinite(self.overlap[eps_index, j]):
+            ov = Estimate(float(self.overlap[eps_index, j]), float(self.overlap_stderr[eps_index, j]),
+                          self.n_samples, int(self.n_hits[eps_index, j]), "mean", self.seed_entropy)
+        return OrderResult(int(order), self.estimate(eps_index, order),
+                           _opt(self.predicted_slice_sum[eps_index, j]),
+                           _opt(self.predicted_leading[eps_index, j]),
+                           float(self.predicted_rel_stderr[j]), ov)
+
+    def series(self, order, name="fraction"):
+        """One order's column over eps: ``fraction``, ``stderr``, ``n_hits``, ``overlap``, ...."""
+        if name not in _SERIES:
+            raise InputError(f"unknown series {name!r}; choose one of {', '.join(_SERIES)}")
+        return np.array(getattr(self, name)[:, self._col(order)])
 
     def to_dict(self):
         return {"router": self.router, "radius": self.radius, "metric": self.metric,
                 "method": self.method, "n_samples": self.n_samples,
-                "seed": self.seed_entropy, "elapsed_s": self.elapsed_s,
+                "seed": self.seed_entropy, "seed_entropy": self.seed_entropy,
+                "elapsed_s": self.elapsed_s,
                 "constants": {str(r): c for r, c in self.constants.items()},
-                "results": [{"eps": e, "orders": {str(r): res[r].to_dict() for r in self.orders}}
-                            for e, res in zip(self.eps, self.results)]}
+                "results": [{"eps": e, "orders": {str(r): self.order_result(i, r).to_dict()
+                                                  for r in self.orders}}
+                            for i, e in enumerate(self.eps)]}
+
+
+_SERIES = ("fraction", "stderr", "n_hits", "predicted_slice_sum", "predicted_leading", "overlap",
+           "overlap_stderr")
 
 
 def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax):
-    from ._kernels.tubes import sort_pairs_for
-    from ._kernels.volume import uniform_chunk
+    from ._kernels.pointstats import sort_pairs_for
+    from ._kernels.uniform import uniform_chunk
 
     hist = np.zeros((rmax, eps.shape[0] + 1), dtype=np.int64)
     uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, eps, wmax,
@@ -101,14 +153,14 @@ def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, 
 
 
 def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices):
-    from ._kernels.tubes import sort_pairs_for
-    from ._kernels.volume import tube_chunk, tube_draw_slices
+    from ._kernels.pointstats import sort_pairs_for
+    from ._kernels.tube import tube_chunk, tube_draw_slices
 
     M = Wr.shape[0]
     J = np.empty((n, r + 1), dtype=np.int64)
     rho2 = np.empty(n)
     u = np.empty(n)
-    tube_draw_slices(rng, n, M, r, gram, metric == 2, eps, J, rho2, u)
+    tube_draw_slices(rng, n, M, r, gram, metric == METRIC_SCORE, eps, J, rho2, u)
     a, b = 0.5 * r, 0.5 * (dim - r) + 1.0
     cap = special.betainc(a, b, np.minimum(rho2 / radius ** 2, 1.0))
     beta = special.betaincinv(a, b, u * cap)
@@ -118,17 +170,26 @@ def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices)
     return out
 
 
-def _check_orders(orders, M):
-    orders = np.atleast_1d(orders)
+def default_orders(n_experts):
+    """The orders a router with M experts has, up to 3: ``1 .. min(3, M - 1)`` (THEORY §4)."""
+    return tuple(range(1, min(3, n_experts - 1) + 1))
+
+
+def check_orders(orders, n_experts):
+    """Sorted distinct orders ``1 <= r <= M - 1``; None gives :func:`default_orders`."""
+    if orders is None:
+        return default_orders(n_experts)
+    if isinstance(orders, (str, bytes)):
+        raise InputError(f"orders must be integers, got {orders!r}")
+    orders = np.atleast_1d(np.asarray(orders, dtype=object))
     if orders.size == 0:
         raise InputError("orders must be a non-empty list of integers")
-    out = sorted({check_int("order", o, 1, M - 1) for o in orders.tolist()})
-    return tuple(out)
+    return tuple(sorted({check_int("order", o, 1, n_experts - 1) for o in orders.ravel().tolist()}))
 
 
-def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
-                     method="uniform", n_samples=1_000_000, seed=None, n_jobs=1,
-                     backend="loky", progress=None, constants=None, prediction_samples=100_000,
+def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", method="uniform",
+                     n_samples=1_000_000, seed=None, n_jobs=1, backend="threads", progress=None,
+                     constants=None, predict=True, prediction_samples=100_000, force_jobs=False,
                      device="cpu", devices=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
@@ -139,21 +200,26 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
         R > 0.
     eps : float or sequence of float
         Tube radii (score-spread for the score metric), each > 0.
-    orders : sequence of int
-        Orders r, ``1 <= r <= M - 1``.
+    orders : sequence of int, optional
+        Orders r, ``1 <= r <= M - 1``; default ``1 .. min(3, M - 1)``.
     metric : {"euclidean", "normal", "score"}
     method : {"uniform", "tube"}
     n_samples : int
         Samples for ``uniform`` (shared by every eps and order) or per (order, eps) for ``tube``.
-    seed : int or None
+        Memory does not depend on it: chunks are streamed.
+    seed : None, int, SeedSequence or numpy Generator
         Base seed; the entropy used is in the result. Same seed, same numbers for any n_jobs.
     n_jobs : int
-        joblib workers (-1: all cores).
+        Workers (-1: all cores; more than the cores only with ``force_jobs``).
+    backend : {"threads", "loky", "threading", "dask"}
     constants : dict, optional
         Precomputed ``{r: SliceConstants}`` (see :func:`discosim.constants.slice_constants`).
+    predict : bool
+        Compute the THEORY §5 predictions (needs the slice constants; cached per router).
     prediction_samples : int
         Monte Carlo size of the slice constants when they are computed here (routers too large
         for the closed form or Genz; M = 256 takes a few seconds per order at the default).
+        Their seed is derived from ``seed``.
     device : {"cpu", "cuda"}
         ``cuda``: the uniform sampler runs on the GPU (:mod:`discosim._cuda.volume`; same law,
         its own random streams); ``devices`` picks the GPUs (None: all visible).
@@ -169,9 +235,14 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     metric = check_choice("metric", metric, METRICS)
     method = check_choice("method", method, METHODS)
     n_samples = check_int("n_samples", n_samples, 2)
-    n_jobs = check_n_jobs(n_jobs)
-    orders = _check_orders(orders, router.n_experts)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    orders = check_orders(orders, router.n_experts)
     prediction_samples = check_int("prediction_samples", prediction_samples, 100)
+    predict = check_bool("predict", predict)
+    if constants is not None and (not isinstance(constants, dict)
+                                  or any(r not in constants for r in orders)):
+        raise InputError(f"constants must map every order {list(orders)} to SliceConstants")
     cosine_scores = router.kind == "cosine" and metric == "score"
     if method == "tube":
         if router.has_bias:
@@ -188,72 +259,71 @@ def estimate_volumes(router, radius, eps, orders=(1, 2, 3), metric="euclidean",
     Wr, gram, k = router.reduced_weights, router.gram, router.k
     M, D = router.n_experts, router.dim
     wmax = router.max_row_norm
-    code = _METRIC_CODE[metric]
-    order_of_eps = np.argsort(eps_arr, kind="stable")
-    eps_sorted = np.ascontiguousarray(eps_arr[order_of_eps])
-
-    estimates = {}  # (eps index, order) -> Estimate
-    overlaps = {}
+    code = METRIC_CODE[metric]
+    n_eps, n_ord = eps_arr.size, len(orders)
+    shape = (n_eps, n_ord)
+    frac, se, hits = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
+    ov, ov_se = np.full(shape, np.nan), np.full(shape, np.nan)
+    run = dict(n_jobs=n_jobs, backend=backend, progress=progress, reduce=add,
+               force_jobs=force_jobs)
     if method == "uniform":
-        rmax = max(orders)
+        order_of_eps = np.argsort(eps_arr, kind="stable")
+        eps_sorted = np.ascontiguousarray(eps_arr[order_of_eps])
         if device == "cuda":
             from ._cuda.rng import run_key
             from ._cuda.volume import uniform_counts
 
-            counts, _ = uniform_counts(router, radius, eps_sorted, rmax, code, cosine_scores,
-                                       n_samples, run_key(derive_seed(ss, 0)), devices)
+            counts, _ = uniform_counts(router, radius, eps_sorted, max(orders), code,
+                                       cosine_scores, n_samples, run_key(derive_seed(ss, 0)),
+                                       devices)
         else:
-            parts = run_chunks(_uniform_task, (Wr, router.bias, gram, k, rmax, radius, D, code,
-                                               cosine_scores, eps_sorted, wmax),
-                               n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), n_jobs, backend,
-                               progress, "volume")
-            counts = np.cumsum(np.sum(parts, axis=0), axis=1)
+            hist = run_chunks(_uniform_task, (Wr, router.bias, gram, k, max(orders), radius, D,
+                                              code, cosine_scores, eps_sorted, wmax),
+                              n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), desc="volume", **run)
+            counts = np.cumsum(hist, axis=1)
         for pos, i in enumerate(order_of_eps):
-            for r in orders:
-                estimates[(int(i), r)] = proportion_estimate(int(counts[r - 1, pos]), n_samples,
-                                                             ss.entropy)
+            for j, r in enumerate(orders):
+                c = int(counts[r - 1, pos])
+                p = c / n_samples
+                frac[i, j], se[i, j], hits[i, j] = p, math.sqrt(p * (1 - p) / n_samples), c
     else:
-        for r in orders:
+        for j, r in enumerate(orders):
             n_slices = math.comb(M, r + 1)
             for i, e in enumerate(eps_arr):
-                parts = run_chunks(_tube_task, (Wr, gram, k, r, radius, D, code, float(e), wmax,
-                                                n_slices),
-                                   n_samples, TUBE_CHUNK, derive_seed(ss, 1, r, i), n_jobs,
-                                   backend, progress, f"tube r={r}")
-                tot = np.sum(parts, axis=0)
-                mean, se = mean_and_stderr(tot[0], tot[1], n_samples)
-                estimates[(i, r)] = mean_estimate(mean, se, n_samples, int(tot[2]), ss.entropy)
+                tot = run_chunks(_tube_task, (Wr, gram, k, r, radius, D, code, float(e), wmax,
+                                              n_slices),
+                                 n_samples, TUBE_CHUNK, derive_seed(ss, 1, r, i),
+                                 desc=f"tube r={r}", **run)
+                frac[i, j], se[i, j] = mean_and_stderr(tot[0], tot[1], n_samples)
+                hits[i, j] = int(tot[2])
                 if metric != "score":
-                    om, ose = mean_and_stderr(tot[3], tot[4], n_samples)
-                    overlaps[(i, r)] = mean_estimate(om, ose, n_samples, int(tot[2]), ss.entropy)
+                    ov[i, j], ov_se[i, j] = mean_and_stderr(tot[3], tot[4], n_samples)
 
-    if constants is None:
-        constants = {r: slice_constants(router, r, n_samples=prediction_samples, seed=0,
-                                        n_jobs=n_jobs) for r in orders}
-    results = []
-    for i, e in enumerate(eps_arr):
-        per_order = {}
-        for r in orders:
+    slice_sum, leading = np.full(shape, np.nan), np.full(shape, np.nan)
+    rel = np.zeros(n_ord)
+    if predict and not cosine_scores:
+        if constants is None:
+            constants = {r: slice_constants(router, r, n_samples=prediction_samples,
+                                            seed=derive_seed(ss, 8), n_jobs=n_jobs,
+                                            backend=backend, force_jobs=force_jobs)
+                         for r in orders}
+        for j, r in enumerate(orders):
             c = constants[r]
-            slice_sum = leading = None
-            rel = 0.0
             if metric in ("euclidean", "normal"):
                 if not router.has_bias:
-                    slice_sum = float(tv.slice_sum_fraction(c.alpha_sum, e, radius, D, r))
-                leading = float(tv.predicted_union_fraction(c.alpha_sum, e, radius, D, r))
-                rel = c.alpha_sum_stderr / c.alpha_sum if c.alpha_sum else 0.0
-            elif not cosine_scores:
-                leading = float(tv.leading_score_fraction(e, radius, D, r, c.score_weight_sum))
-                rel = c.score_weight_stderr / c.score_weight_sum if c.score_weight_sum else 0.0
-            per_order[r] = OrderResult(r, estimates[(i, r)], slice_sum, leading, rel,
-                                       overlaps.get((i, r)))
-        results.append(per_order)
+                    slice_sum[:, j] = tv.slice_sum_fraction(c.alpha_sum, eps_arr, radius, D, r)
+                leading[:, j] = tv.predicted_union_fraction(c.alpha_sum, eps_arr, radius, D, r)
+                rel[j] = c.alpha_sum_stderr / c.alpha_sum if c.alpha_sum else 0.0
+            else:
+                leading[:, j] = tv.leading_score_fraction(eps_arr, radius, D, r, c.score_weight_sum)
+                rel[j] = c.score_weight_stderr / c.score_weight_sum if c.score_weight_sum else 0.0
     return VolumeResult(router.summary(), radius, metric, method, n_samples, ss.entropy,
-                        tuple(float(e) for e in eps_arr), orders, results,
-                        time.perf_counter() - t0, constants)
+                        tuple(float(e) for e in eps_arr), orders, frac, se, hits, slice_sum,
+                        leading, rel, ov, ov_se, time.perf_counter() - t0,
+                        dict(constants) if (predict and constants) else {})
 
 
-def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, seed=None,
+def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *, seed=None,
                           batch=1 << 16):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 

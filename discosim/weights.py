@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["load_weights", "list_keys"]
+__all__ = ["load_weights"]
 
 
 def _npz_or_safetensors_keys(path):
@@ -25,11 +25,6 @@ def _npz_or_safetensors_keys(path):
         with safe_open(path, framework="numpy") as f:
             return list(f.keys())
     return []
-
-
-def list_keys(path):
-    """Names of the arrays stored in an ``.npz`` or ``.safetensors`` file."""
-    return _npz_or_safetensors_keys(os.fspath(path))
 
 
 def load_weights(path, key=None):
@@ -74,7 +69,10 @@ def load_weights(path, key=None):
         raise
     except Exception as exc:  # corrupt files raise many types; the user needs one line
         raise InputError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    return np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "iuf":  # complex would silently lose its imaginary part
+        raise InputError(f"{path}: the array has dtype {arr.dtype}; gate weights must be real numbers")
+    return arr.astype(np.float64)
 
 
 def _read_key(path, ext, key):

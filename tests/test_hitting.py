@@ -35,7 +35,7 @@ def test_reduced_kernel_law_equals_full_d_euler_twin():
     x0 = np.random.default_rng(0).standard_normal(40) * 0.3
     d = td.facet_distances(router, x0).min()
     dt, n_steps = 0.05 * d * d, 60
-    fast, _, _ = simulate_first_exit(router, x0, 1.0, n_steps * dt, dt, 4000, seed=1, bridge=False, depth=0)
+    fast = simulate_first_exit(router, x0, 1.0, n_steps * dt, dt, 4000, seed=1, bridge=False, depth=0).tau
     slow = euler_full_d_exit(router, x0, 1.0, dt, n_steps, np.random.default_rng(2), 4000)
     # compare the empirical CDFs on the grid (censored at t_max): two-sample chi-square on bins
     edges = np.append(np.arange(0, n_steps + 1) * dt + 0.5 * dt, np.inf)
@@ -125,8 +125,8 @@ def test_start_on_gamma_is_refused():
 def test_same_seed_same_paths_for_any_n_jobs():
     router = Router.gaussian(4, 8, 2, seed=0)
     x0 = np.random.default_rng(0).standard_normal(8) * 0.3
-    a = simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 1000, seed=7, n_jobs=1)[0]
-    b = simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 1000, seed=7, n_jobs=2)[0]
+    a = simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 1000, seed=7, n_jobs=1).tau
+    b = simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 1000, seed=7, n_jobs=2).tau
     np.testing.assert_array_equal(a, b)
 
 
@@ -191,15 +191,15 @@ def test_ou_process_stays_closer_than_brownian_motion():
                             theta=5.0 / (d * d))
     a, b = bm.cdf[0], ou.cdf[0]
     assert a.value - b.value > 4 * math.hypot(a.stderr, b.stderr)
-    assert ou.lower_bound[0] is None
+    assert ou.lower_bound is None and ou.upper_bound is None
 
 
 def test_random_starts_per_path():
     router = Router.gaussian(4, 8, 2, seed=0)
-    tau, _, _ = simulate_first_exit(router, None, 1.0, 1.0, 0.01, 500, seed=2, start="gaussian")
+    tau = simulate_first_exit(router, None, 1.0, 1.0, 0.01, 500, seed=2, inputs="gaussian").tau
     assert np.isfinite(tau).mean() > 0.5
-    with pytest.raises(InputError, match="start"):
-        simulate_first_exit(router, None, 1.0, 1.0, 0.01, 10, start="cube")
+    with pytest.raises(InputError, match="inputs"):
+        simulate_first_exit(router, None, 1.0, 1.0, 0.01, 10, inputs="cube")
 
 
 def test_growth_laws_match_the_bound_integral():
@@ -223,7 +223,7 @@ def test_walk_on_spheres_agrees_with_time_stepping():
     d = td.facet_distances(router, x0).min()
     deltas = d * np.array([0.03, 0.1, 0.3])
     ts = estimate_first_hit(router, x0, 1.0, 200 * d * d, 0.01 * d * d, 3000, [d * d], deltas=deltas, seed=1)
-    wos, steps = hit_order_wos(router, x0, deltas, 10000, seed=2)
-    assert steps > 1
-    for a, b in zip(ts.q, wos):
+    wos = hit_order_wos(router, x0, deltas, 10000, seed=2)
+    assert wos.mean_steps > 1
+    for a, b in zip(ts.q, wos.q):
         assert abs(a.value - b.value) <= 4 * math.hypot(a.stderr, b.stderr)

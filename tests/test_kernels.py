@@ -7,9 +7,9 @@ from scipy import stats
 import reference as ref
 from discosim import Router
 from discosim._kernels.sampling import random_subset
-from discosim._kernels.tubes import (METRIC_EUCLIDEAN, METRIC_NORMAL, METRIC_SCORE,
-                                     sort_pairs_for, sorting_network, stats_from_scores)
-from discosim._kernels.volume import family_count_score, score_circumradius2
+from discosim._kernels.codes import METRIC_EUCLIDEAN, METRIC_NORMAL, METRIC_SCORE
+from discosim._kernels.pointstats import sort_pairs_for, sorting_network, stats_from_scores
+from discosim._kernels.tube import family_count_score, score_circumradius2
 
 
 def _kernel_stats(router, S, metric, rmax, eps_max=np.inf):
@@ -153,13 +153,13 @@ def test_score_circumradius_is_the_farthest_point_of_the_polytope():
 @pytest.mark.parametrize("M,k", [(8, 2), (16, 5), (40, 8)])
 def test_block_score_stats_match_full_sort(M, k):
     """The vectorised block path of the uniform kernel, on the same scores as the reference."""
-    from discosim._kernels.volume import block_score_stats
+    from discosim._kernels.pointstats import score_window_stats
     rng = np.random.default_rng(M)
     S = rng.standard_normal((300, M))
     ST = np.ascontiguousarray(S.T).copy()
     rmax = 3
     stats_ = np.empty((rmax, 300))
-    block_score_stats(ST, 300, k, rmax, sort_pairs_for(M, block=True), stats_)
+    score_window_stats(ST, 300, k, rmax, sort_pairs_for(M, block=True), np.empty(M), stats_)
     slow = np.array([[ref.score_window_stat(s, k, r) for s in S] for r in range(1, rmax + 1)])
     np.testing.assert_array_equal(stats_, slow)
 
@@ -167,7 +167,7 @@ def test_block_score_stats_match_full_sort(M, k):
 def test_family_count_subspace_matches_enumeration():
     """N(x) = #{J : |P_{N_J} x| <= eps} by brute force over all slices in full D."""
     import itertools
-    from discosim._kernels.volume import family_count_subspace
+    from discosim._kernels.tube import family_count_subspace
     router = Router.gaussian(6, 12, 2, seed=9)
     W = router.weights
     rng = np.random.default_rng(1)

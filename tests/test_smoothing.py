@@ -89,24 +89,24 @@ def test_continuity_exponents():
     router = Router.gaussian(6, 24, 2, seed=5)
     model = SMoE(router, "mlp", 4, seed=2)
     c = measure_continuity(model, [1e-5, 3e-5, 1e-4], 0.05, n_points=40, seed=1)
-    e, se = c.exponents["smooth"]
+    e, se = c.exponents["smooth"].slope, c.exponents["smooth"].slope_stderr
     assert abs(e - 1) <= 0.05 + 4 * se
-    e, se = c.exponents["topk"]
+    e, se = c.exponents["topk"].slope, c.exponents["topk"].slope_stderr
     assert abs(e) <= 0.05 + 4 * se
     c = measure_continuity(model, [1e-7, 1e-6, 1e-5], 0.05, a_s=0.5, n_points=40, seed=1,
                            where=("band_edge",))
-    e, se = c.exponents["band_edge"]
+    e, se = c.exponents["band_edge"].slope, c.exponents["band_edge"].slope_stderr
     assert abs(e - 0.5) <= 0.05 + 4 * se
 
 
-def _c1_richardson(router, eta, n, seed, distribution="ball"):
+def _c1_richardson(router, eta, n, seed, inputs="ball"):
     """c1 from E N at eta and 2 eta with the eta^2 term cancelled: (4 E(eta) - E(2 eta)) / (2 eta).
 
     Its standard error sqrt(16 se_1^2 + se_2^2) / (2 eta) is conservative: both means use the same
     samples and N_eta <= N_2eta, so their covariance is positive.
     """
     res = estimate_overhead(router, 1.0, [eta, 2 * eta], n_samples=n, seed=seed,
-                            distribution=distribution)
+                            inputs=inputs)
     a, b = res.estimates
     return (4 * a.value - b.value) / (2 * eta), math.hypot(4 * a.stderr, b.stderr) / (2 * eta), res
 
@@ -131,7 +131,7 @@ def test_overhead_leading_order_uses_alpha_pairs():
 
 def test_overhead_gaussian_inputs():
     router = Router.gaussian(5, 10, 2, seed=4)
-    c1_hat, se, res = _c1_richardson(router, 0.002, 1_000_000, seed=2, distribution="gaussian")
+    c1_hat, se, res = _c1_richardson(router, 0.002, 1_000_000, seed=2, inputs="gaussian")
     assert abs(c1_hat - res.coefficient) <= 4 * se
 
 
@@ -140,7 +140,7 @@ def test_calibration_hits_target():
     the calibration sample's own error at eta* is the check's sd scaled to its size."""
     router = Router.gaussian(6, 20, 2, seed=1)
     n_cal, n_check = 100_000, 200_000
-    eta, _ = calibrate_eta(router, 0.3, n_samples=n_cal, seed=3)
+    eta = calibrate_eta(router, 0.3, n_samples=n_cal, seed=3).eta
     check = estimate_overhead(router, 1.0, [eta], n_samples=n_check, seed=9).estimates[0]
     se_cal = check.stderr * math.sqrt(n_check / n_cal)
     assert abs(check.value - 0.3) <= 4 * math.hypot(check.stderr, se_cal) + 1.0 / n_cal

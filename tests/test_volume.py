@@ -28,7 +28,7 @@ def test_uniform_estimator_matches_full_d_naive_estimator():
     slow = np.array([[ref.score_window_stat(s, 2, r) for r in (1, 2)] for s in S[:50_000]])
     for i, e in enumerate(eps):
         for r in (1, 2):
-            a = fast.results[i][r].estimate
+            a = fast.estimate(i, r)
             p = np.mean(slow[:, r - 1] <= e)
             se = math.sqrt(a.stderr ** 2 + p * (1 - p) / slow.shape[0])
             assert abs(a.value - p) <= Z * se
@@ -41,7 +41,7 @@ def test_tube_and_uniform_agree(metric):
     t = estimate_volumes(router, 1.0, [0.05], orders=(1, 2), metric=metric, method="tube",
                          n_samples=40_000, seed=6)
     for r in (1, 2):
-        a, b = u.results[0][r].estimate, t.results[0][r].estimate
+        a, b = u.estimate(0, r), t.estimate(0, r)
         assert abs(a.value - b.value) <= Z * math.hypot(a.stderr, b.stderr)
 
 
@@ -51,7 +51,7 @@ def test_score_tube_sampler_agrees_with_uniform():
     t = estimate_volumes(router, 1.0, [0.1], orders=(1, 2, 3), metric="score", method="tube",
                          n_samples=30_000, seed=2)
     for r in (1, 2, 3):
-        a, b = u.results[0][r].estimate, t.results[0][r].estimate
+        a, b = u.estimate(0, r), t.estimate(0, r)
         assert abs(a.value - b.value) <= Z * math.hypot(a.stderr, b.stderr)
 
 
@@ -69,12 +69,12 @@ def test_tube_relative_error_stays_bounded_as_eps_shrinks():
     router = Router.orthonormal(5, 9, 2, seed=3)
     res = estimate_volumes(router, 1.0, [1e-2, 1e-4, 1e-6], orders=(2,), method="tube",
                            metric="normal", n_samples=20_000, seed=1)
-    rel = [res.results[i][2].estimate.relative_stderr for i in range(3)]
+    rel = [res.estimate(i, 2).relative_stderr for i in range(3)]
     assert max(rel) < 2 * min(rel) and max(rel) < 0.05
     for i in range(3):
         # U + (S - U)_hat must equal the exact slice sum S; the overlap is estimated from the
         # same samples, so the errors are added (a bound whatever their correlation)
-        o = res.results[i][2]
+        o = res.order_result(i, 2)
         total = o.estimate.value + o.overlap.value
         assert abs(total - o.predicted_slice_sum) <= Z * (o.estimate.stderr + o.overlap.stderr)
 
@@ -84,7 +84,7 @@ def test_scaling_with_radius_for_unbiased_router():
     router = Router.gaussian(5, 9, 2, seed=4)
     a = estimate_volumes(router, 1.0, [0.05], orders=(1,), n_samples=100_000, seed=7)
     b = estimate_volumes(router, 3.0, [0.15], orders=(1,), n_samples=100_000, seed=7)
-    assert a.results[0][1].estimate.value == b.results[0][1].estimate.value
+    assert a.estimate(0, 1).value == b.estimate(0, 1).value
 
 
 @pytest.mark.parametrize("method", ["uniform", "tube"])
@@ -96,14 +96,14 @@ def test_same_seed_same_numbers_for_any_n_jobs(method):
     two = estimate_volumes(router, 1.0, [0.05, 0.1], n_jobs=2, **kw)
     for i in range(2):
         for r in (1, 2):
-            assert one.results[i][r].estimate == two.results[i][r].estimate
+            assert one.estimate(i, r) == two.estimate(i, r)
 
 
 def test_real_size_router_runs_and_reports_fractions():
     router = Router.gaussian(64, 2048, 8, seed=0)
     eps = 0.5 / math.sqrt(2048)
     res = estimate_volumes(router, 1.0, [eps], orders=(1, 2, 3), metric="score", n_samples=20_000, seed=1)
-    vals = [res.results[0][r].estimate.value for r in (1, 2, 3)]
+    vals = [res.estimate(0, r).value for r in (1, 2, 3)]
     assert 0 < vals[2] <= vals[1] <= vals[0] < 1
 
 
@@ -111,7 +111,7 @@ def test_cosine_router_score_metric_ignores_radius():
     router = Router.gaussian(5, 9, 2, seed=4, kind="cosine")
     a = estimate_volumes(router, 1.0, [0.05], orders=(1,), metric="score", n_samples=50_000, seed=1)
     b = estimate_volumes(router, 7.0, [0.05], orders=(1,), metric="score", n_samples=50_000, seed=1)
-    assert a.results[0][1].estimate.value == b.results[0][1].estimate.value
+    assert a.estimate(0, 1).value == b.estimate(0, 1).value
 
 
 BAD_CALLS = [
@@ -210,11 +210,11 @@ def test_overlap_estimate_matches_slice_sum_minus_union():
     t = estimate_volumes(router, 1.0, [0.08], orders=(1,), metric="normal", method="tube",
                          n_samples=40_000, seed=1)
     u = estimate_volumes(router, 1.0, [0.08], orders=(1,), metric="normal", n_samples=1_000_000, seed=2)
-    o = t.results[0][1]
+    o = t.order_result(0, 1)
     S = o.predicted_slice_sum
-    direct = S - u.results[0][1].estimate.value
+    direct = S - u.estimate(0, 1).value
     assert o.overlap.value > 4 * o.overlap.stderr  # overlaps are visible at this eps
-    assert abs(o.overlap.value - direct) <= 4 * math.hypot(o.overlap.stderr, u.results[0][1].estimate.stderr)
+    assert abs(o.overlap.value - direct) <= 4 * math.hypot(o.overlap.stderr, u.estimate(0, 1).stderr)
 
 
 def test_largest_real_size_is_finite_and_consistent():
@@ -227,8 +227,8 @@ def test_largest_real_size_is_finite_and_consistent():
                            n_samples=40_000, seed=1, constants=consts)
     for i in range(2):
         for r in (1, 2):
-            o = res.results[i][r]
+            o = res.order_result(i, r)
             assert 0 <= o.estimate.value <= 1 and math.isfinite(o.predicted_leading)
-    assert res.results[1][1].estimate.value > res.results[0][1].estimate.value
+    assert res.estimate(1, 1).value > res.estimate(0, 1).value
     assert math.isfinite(tv.log_tube_volume(eps, 1.0, 8192, 3))
     assert tv.tube_fraction(eps, 1.0, 8192, 1) > 0

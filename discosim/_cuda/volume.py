@@ -416,7 +416,7 @@ def _have_cupy():
 
 def _host_counts(G, C, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax, radius, cosine):
     """float64 counts ``#{stat_r <= eps_j}`` of the handed-back samples (the CPU kernels' stats)."""
-    from .._kernels.tubes import sort_pairs_for, stats_from_scores
+    from .._kernels.pointstats import sort_pairs_for, stats_from_scores
 
     out = np.zeros((rmax, eps_sorted.size), dtype=np.int64)
     if G.shape[0] == 0:

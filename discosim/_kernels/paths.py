@@ -16,11 +16,12 @@ import math
 import numpy as np
 from numba import njit
 
-from .sampling import lower_matvec
-from .tubes import point_stats
+from .geometry import lower_matvec
+from .pointstats import point_stats, point_workspace
+from .sampling import gaussian_vector
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ou_step_coefficients(theta, sigma, dt):
     """(decay, noise) of an exact step ``z' = x0 + decay (z - x0) + noise xi``; theta = 0 is BM."""
     if theta > 0.0:
@@ -29,7 +30,7 @@ def ou_step_coefficients(theta, sigma, dt):
     return 1.0, sigma * math.sqrt(dt)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gaps(Wr, bias, z, K, R, out):
     """Facet gaps s_i - s_j for i in K, j in R at reduced point z."""
     nK = K.shape[0]
@@ -47,7 +48,7 @@ def _gaps(Wr, bias, z, K, R, out):
             out[a * nR + c] = si - sj
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cross_prob(ga, gb, var_h):
     """P(some gap crosses 0 between ends ga, gb): 1 on a sign change, else the bridge formula."""
     stay = 1.0
@@ -58,7 +59,14 @@ def _cross_prob(ga, gb, var_h):
     return 1.0 - stay
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def cell_workspace(M, k):
+    """Workspaces ``(K, R, dnorm2, scores)`` of :func:`_cell_of` for M experts, top-k."""
+    return (np.empty(k, dtype=np.int64), np.empty(M - k, dtype=np.int64),
+            np.empty(k * (M - k)), np.empty(M))
+
+
+@njit(cache=True, nogil=True)
 def _cell_of(Wr, bias, gram, k, z, s, K, R, dnorm2):
     """Top-k set K and the rest R of reduced point z, and |w_i - w_j|^2 per facet pair."""
     M = Wr.shape[0]
@@ -74,7 +82,15 @@ def _cell_of(Wr, bias, gram, k, z, s, K, R, dnorm2):
             dnorm2[a * (M - k) + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _start_in_cell(z0, Wr, bias, gram, k, z, s, K, R, dnorm2):
+    """``z = z0`` and the cell of z0 (:func:`_cell_of`)."""
+    for m in range(z.shape[0]):
+        z[m] = z0[m]
+    _cell_of(Wr, bias, gram, k, z, s, K, R, dnorm2)
+
+
+@njit(cache=True, nogil=True)
 def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, depth, use_bridge,
                      tau_out, zhit_out):
     """Exit times of paths started at ``Z0[p]`` (reduced, shape (n, M)) from their start cells.
@@ -86,10 +102,7 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
     """
     n, M = Z0.shape
     npair = k * (M - k)
-    K = np.empty(k, dtype=np.int64)
-    R = np.empty(M - k, dtype=np.int64)
-    dnorm2 = np.empty(npair)
-    sc = np.empty(M)
+    K, R, dnorm2, sc = cell_workspace(M, k)
     decay, noise = ou_step_coefficients(theta, sigma, dt)
     z = np.empty(M)
     z1 = np.empty(M)
@@ -99,9 +112,7 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
     gm = np.empty(npair)
     var = np.empty(npair)
     for p in range(n):
-        for m in range(M):
-            z[m] = Z0[p, m]
-        _cell_of(Wr, bias, gram, k, z, sc, K, R, dnorm2)
+        _start_in_cell(Z0[p], Wr, bias, gram, k, z, sc, K, R, dnorm2)
         _gaps(Wr, bias, z, K, R, ga)
         tau = np.inf
         for step in range(n_steps):
@@ -163,7 +174,7 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
         tau_out[p] = tau
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _any_nonpos(g):
     for q in range(g.shape[0]):
         if g[q] <= 0.0:
@@ -171,15 +182,13 @@ def _any_nonpos(g):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hit_point_stats(Zhit, tau, Wr, bias, gram, k, metric, eps_max, wmax, pairs, out):
     """Distance of each hit point to Gamma^(>=2) (order-2 statistic of :func:`point_stats`)."""
     n, M = Zhit.shape
     s = np.empty(M)
     stat = np.empty(2)
-    ws_G = np.empty((M, M))
-    ws_v = np.empty((4, M))
-    ws_i = np.empty((4, M), dtype=np.int64)
+    ws_G, ws_v, ws_i = point_workspace(M)
     for p in range(n):
         if not np.isfinite(tau[p]):
             out[p] = np.inf
@@ -189,7 +198,7 @@ def hit_point_stats(Zhit, tau, Wr, bias, gram, k, metric, eps_max, wmax, pairs, 
         out[p] = stat[1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax, pairs, sigma, dt,
                      n_steps, theta, checkpoints, out_sum, out_sq):
     """Occupation times of the order-r tubes along whole paths (they do not stop at the exit).
@@ -207,9 +216,7 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
     s = np.empty(M)
     stat = np.empty(rmax)
     occ = np.zeros((rmax, n_eps))
-    ws_G = np.empty((M, M))
-    ws_v = np.empty((4, M))
-    ws_i = np.empty((4, M), dtype=np.int64)
+    ws_G, ws_v, ws_i = point_workspace(M)
     decay, noise = ou_step_coefficients(theta, sigma, dt)
     n_cp = checkpoints.shape[0]
     for p in range(n):
@@ -234,7 +241,7 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
                 z[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * rng.standard_normal()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_on_spheres_chunk(rng, Z0, Wr, bias, gram, k, tol, max_steps, zexit_out, steps_out):
     """Exit positions of Brownian motion from the start cell by walk on spheres (Muller 1956).
 
@@ -246,17 +253,12 @@ def walk_on_spheres_chunk(rng, Z0, Wr, bias, gram, k, tol, max_steps, zexit_out,
     """
     n, M = Z0.shape
     npair = k * (M - k)
-    K = np.empty(k, dtype=np.int64)
-    R = np.empty(M - k, dtype=np.int64)
-    dnorm2 = np.empty(npair)
-    sc = np.empty(M)
+    K, R, dnorm2, sc = cell_workspace(M, k)
     g = np.empty(npair)
     z = np.empty(M)
     u = np.empty(M)
     for p in range(n):
-        for m in range(M):
-            z[m] = Z0[p, m]
-        _cell_of(Wr, bias, gram, k, z, sc, K, R, dnorm2)
+        _start_in_cell(Z0[p], Wr, bias, gram, k, z, sc, K, R, dnorm2)
         steps = 0
         while True:
             _gaps(Wr, bias, z, K, R, g)
@@ -279,11 +281,7 @@ def walk_on_spheres_chunk(rng, Z0, Wr, bias, gram, k, tol, max_steps, zexit_out,
                 for m in range(M):
                     zexit_out[p, m] = z[m] - scale * u[m]
                 break
-            nrm = 0.0
-            for m in range(M):
-                u[m] = rng.standard_normal()
-                nrm += u[m] * u[m]
-            f = best / math.sqrt(nrm)
+            f = best / math.sqrt(gaussian_vector(rng, u))
             for m in range(M):
                 z[m] += f * u[m]
             steps += 1

@@ -4,7 +4,10 @@ Uniform points of ``B_D(0, R)`` in reduced coordinates (THEORY §3): the first D
 uniform point of the sphere ``S^{D+1} subset R^{D+2}`` are uniform in the D-ball (Archimedes'
 projection theorem), so the reduced point is ``z = R G / sqrt(|G|^2 + C)`` with ``G ~ N(0, I_M)``
 and ``C ~ chi^2_{D+2-M}``. This equals THEORY's ``R U^{1/D} G / sqrt(|G|^2 + chi^2_{D-M})`` in
-law and saves the uniform and the power.
+law and saves the uniform and the power. The same lift with ``C ~ chi^2_{D-M}`` gives the reduced
+coordinates of the direction ``x / |x|``, and a uniform point of an m-ball inside an affine
+subspace is the same construction in that subspace (:func:`sphere_lift_norm` serves all three).
+`discosim.points.reduced_points` is the vectorised NumPy version of the same law.
 """
 
 import math
@@ -12,7 +15,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def standard_gamma(rng, shape):
     """Gamma(shape, 1) by Marsaglia & Tsang (2000), exact; shape < 1 via the U^(1/a) boost."""
     boost = 1.0
@@ -36,13 +39,24 @@ def standard_gamma(rng, shape):
             return d * v * boost
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def chi_square(rng, df):
     """chi^2 with ``df`` degrees of freedom (df > 0)."""
     return 2.0 * standard_gamma(rng, 0.5 * df)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def sphere_lift_norm(rng, ss, df):
+    """``sqrt(|G|^2 + C)``, ``C ~ chi^2_df``, for a Gaussian vector G of squared norm ``ss``.
+
+    ``G / sphere_lift_norm`` are the first coordinates of a uniform point of the unit sphere of
+    ``R^{len(G) + df}``: with ``df = D + 2 - M`` the reduced point of a uniform point of the
+    unit D-ball, with ``df = D - M`` that of a uniform direction (module docstring).
+    """
+    return math.sqrt(ss + chi_square(rng, df))
+
+
+@njit(cache=True, nogil=True)
 def gaussian_vector(rng, out):
     """Fill ``out`` with iid N(0, 1); return its squared norm."""
     ss = 0.0
@@ -53,7 +67,7 @@ def gaussian_vector(rng, out):
     return ss
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def random_subset(rng, n, size, out):
     """Uniform ``size``-subset of range(n) into ``out[:size]``, sorted (Floyd's algorithm)."""
     m = 0
@@ -74,14 +88,3 @@ def random_subset(rng, n, size, out):
             out[j] = out[j - 1]
             j -= 1
         out[j] = v
-
-
-@njit(cache=True)
-def lower_matvec(L, g, scale, bias, out):
-    """``out = scale * L @ g + bias`` for lower-triangular L (the reduced weights)."""
-    M = L.shape[0]
-    for i in range(M):
-        acc = 0.0
-        for j in range(i + 1):
-            acc += L[i, j] * g[j]
-        out[i] = scale * acc + bias[i]

@@ -26,12 +26,11 @@ import math
 import numpy as np
 from numba import njit
 
-METRIC_EUCLIDEAN = 0
-METRIC_NORMAL = 1
-METRIC_SCORE = 2
+from .codes import METRIC_NORMAL, METRIC_SCORE
+from .geometry import next_combination, subset_normal_distance2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def top_sorted(s, L, buf):
     """``buf[:L]`` = the L largest entries of ``s`` in descending order (partial insertion sort)."""
     n = 0
@@ -80,90 +79,60 @@ NETWORK_MAX_M_BLOCK = 512  # a block of points (vector loops over samples): the 
 
 
 def sort_pairs_for(M, block=False):
-    """The network for M experts, or an empty array where insertion is used instead."""
+    """The network for M experts, or an empty array where insertion is used instead.
+
+    Both are read-only arrays, so every kernel is compiled for one ``pairs`` type only.
+    """
     limit = NETWORK_MAX_M_BLOCK if block else NETWORK_MAX_M
-    return sorting_network(M) if M <= limit else np.empty((0, 2), dtype=np.int64)
+    return sorting_network(M if M <= limit else 0)
 
 
-@njit(cache=True)
-def sort_descending_network(s, pairs, buf):
-    for i in range(s.shape[0]):
-        buf[i] = s[i]
-    for p in range(pairs.shape[0]):
-        a = pairs[p, 0]
-        b = pairs[p, 1]
-        x = buf[a]
-        y = buf[b]
-        # explicit selects compile to branch-free code; builtin max/min measured ~25% slower
-        c = x < y
-        buf[a] = y if c else x
-        buf[b] = x if c else y
+@njit(cache=True, nogil=True)
+def score_window_stats(ST, m, k, rmax, pairs, buf, stats):
+    """Score-window statistics of the first ``m`` columns of ``ST`` (M, n), one point a column.
 
+    ``stats[r-1, i]`` = min spread ``g_p - g_{p+r}`` of r+1 consecutive sorted scores of column i
+    whose window holds ranks k, k+1 (THEORY §4.3). The columns are sorted in place (descending;
+    with insertion only their ``k + rmax`` largest entries, which are all the windows read).
 
-@njit(cache=True)
-def score_window_stats(s, k, rmax, buf, out, pairs):
-    """out[r-1] = min spread of r+1 consecutive sorted scores whose window holds ranks k, k+1.
+    Samples sit along the fast axis, so every compare-exchange of the network and every window
+    spread is a vector loop over samples (no per-sample branches); a single point is the
+    one-column case (:func:`point_stats`).
 
-    ``pairs``: a sorting network (see :func:`sort_pairs_for`) or empty for insertion.
+    ``pairs``: a sorting network (:func:`sort_pairs_for`) or empty for partial insertion, using
+    ``buf`` (M,) as the insertion buffer.
     """
-    M = s.shape[0]
-    L = min(M, k + rmax)
+    M = ST.shape[0]
     if pairs.shape[0] > 0:
-        sort_descending_network(s, pairs, buf)
+        for p in range(pairs.shape[0]):
+            ra = ST[pairs[p, 0]]
+            rb = ST[pairs[p, 1]]
+            for i in range(m):
+                x = ra[i]
+                y = rb[i]
+                # explicit selects compile to branch-free code; builtin max/min measured ~25% slower
+                c = x < y
+                ra[i] = y if c else x
+                rb[i] = x if c else y
     else:
-        top_sorted(s, L, buf)
+        L = min(M, k + rmax)
+        for i in range(m):
+            top_sorted(ST[:, i], L, buf)
+            for j in range(L):
+                ST[j, i] = buf[j]
     for r in range(1, rmax + 1):
-        best = np.inf
+        out = stats[r - 1]
+        for i in range(m):
+            out[i] = np.inf
         for p in range(max(1, k - r + 1), min(k, M - r) + 1):
-            spread = buf[p - 1] - buf[p + r - 1]
-            best = spread if spread < best else best
-        out[r - 1] = best
+            hi = ST[p - 1]
+            lo = ST[p + r - 1]
+            for i in range(m):
+                d = hi[i] - lo[i]
+                out[i] = d if d < out[i] else out[i]
 
 
-@njit(cache=True)
-def subset_normal_distance2(s, gram, T, t, G, e, lam):
-    """``|n_T|^2`` for tie set ``T[:t]``; leaves ``G^{-1} e`` in ``lam[:t-1]``.
-
-    Solves ``G_T lam = e`` by Cholesky in place; ``G_T`` is positive definite for full-rank W.
-    """
-    q = t - 1
-    j0 = T[0]
-    for a in range(q):
-        ja = T[a + 1]
-        e[a] = s[ja] - s[j0]
-        for b in range(a + 1):
-            jb = T[b + 1]
-            G[a, b] = gram[ja, jb] - gram[ja, j0] - gram[j0, jb] + gram[j0, j0]
-    # Cholesky G = L L^T into the lower triangle of G
-    for a in range(q):
-        acc = G[a, a]
-        for c in range(a):
-            acc -= G[a, c] * G[a, c]
-        if acc <= 0.0:
-            return np.inf
-        G[a, a] = math.sqrt(acc)
-        for b in range(a + 1, q):
-            acc2 = G[b, a]
-            for c in range(a):
-                acc2 -= G[b, c] * G[a, c]
-            G[b, a] = acc2 / G[a, a]
-    for a in range(q):  # forward: L y = e
-        acc = e[a]
-        for c in range(a):
-            acc -= G[a, c] * lam[c]
-        lam[a] = acc / G[a, a]
-    d2 = 0.0
-    for a in range(q):
-        d2 += lam[a] * lam[a]
-    for a in range(q - 1, -1, -1):  # backward: L^T lam = y
-        acc = lam[a]
-        for c in range(a + 1, q):
-            acc -= G[c, a] * lam[c]
-        lam[a] = acc / G[a, a]
-    return d2
-
-
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def projection_straddles(s, gram, k, T, t, lam, in_T, tol):
     """Whether the projection of x on S_T has T tied across ranks k and k+1.
 
@@ -191,7 +160,7 @@ def projection_straddles(s, gram, k, T, t, lam, in_T, tol):
     return above + t + ties >= k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_v, ws_i, out):
     """Distances to ``Gamma^(>=r)`` (euclidean) or fibre distances to ``Gamma^(r)`` (normal).
 
@@ -255,35 +224,39 @@ def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_
                         for r in range(min(q, rmax)):
                             if d < out[r]:
                                 out[r] = d
-            # next combination of t out of nc
-            a = t - 1
-            while a >= 0 and idx[a] == nc - t + a:
-                a -= 1
-            if a < 0:
+            if not next_combination(idx, t, nc):
                 break
-            idx[a] += 1
-            for b in range(a + 1, t):
-                idx[b] = idx[b - 1] + 1
         if not any_close:
             break
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def point_workspace(M):
+    """Workspaces ``(ws_G, ws_v, ws_i)`` of :func:`point_stats` for M experts."""
+    return np.empty((M, M)), np.empty((4, M)), np.empty((4, M), dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
 def point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, out):
-    """Tube statistics of one point for the chosen metric (see the module docstring)."""
+    """Tube statistics of one point for the chosen metric (see the module docstring).
+
+    ``pairs``: :func:`sort_pairs_for` ``(M)`` (score metric only); ``out`` (rmax,) contiguous.
+    """
     if metric == METRIC_SCORE:
-        score_window_stats(s, k, rmax, ws_v[0], out, pairs)
+        M = s.shape[0]
+        col = ws_v[0].reshape((M, 1))
+        for j in range(M):
+            col[j, 0] = s[j]
+        score_window_stats(col, 1, k, rmax, pairs, ws_v[1], out.reshape((rmax, 1)))
     else:
         slice_distance_stats(s, gram, k, rmax, eps_max, wmax, metric == METRIC_NORMAL,
                              ws_G, ws_v, ws_i, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def stats_from_scores(S, gram, k, rmax, metric, eps_max, wmax, pairs, out):
     """Row-wise :func:`point_stats` for a batch of score vectors ``S`` (n, M) into ``out`` (n, rmax)."""
     n, M = S.shape
-    ws_G = np.empty((M, M))
-    ws_v = np.empty((4, M))
-    ws_i = np.empty((4, M), dtype=np.int64)
+    ws_G, ws_v, ws_i = point_workspace(M)
     for i in range(n):
         point_stats(S[i], gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, out[i])

@@ -1,0 +1,410 @@
+"""Every router of a checkpoint, read lazily and folded with its norm (THEORY §9, issue 10).
+
+``open_checkpoint`` reads only headers and ``config.json``: it finds the family (config first,
+tensor names second), the router tensors in layer order, the norm and bias tensors each needs,
+checks every shape and the routing settings, and returns a :class:`Checkpoint`. Indexing it reads
+one layer's tensors (router, router bias, selection bias, norm weight and bias: a few MB even for
+DeepSeek-V3) and returns a :class:`RouterLayer` whose ``weight`` is the gate that acts on the
+normalised input, ``W diag(γ)``.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from .config import check_shape_against_config, lookup, resolve_settings
+from .families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES, family_from_config,
+                       template_regex)
+from .folding import fold_norm
+from .safetensors_io import DTYPE_NAMES, read_tensor
+from .store import open_store
+
+__all__ = ["open_checkpoint", "Checkpoint", "RouterLayer"]
+
+
+@dataclass(frozen=True, eq=False)  # arrays: identity equality and hashing, not elementwise
+class RouterLayer:
+    """One router of a checkpoint, as the routing function sees it.
+
+    Attributes
+    ----------
+    name : str
+        Tensor name of the router weight.
+    index : int
+        Position in the checkpoint's router order (``ckpt[index]``).
+    family : str
+    weight : ndarray of float64, shape (M, D)
+        ``W diag(γ)`` when ``norm_folded``, else the stored W (read-only).
+    bias : ndarray of float64, shape (M,), or None
+        Router bias plus ``W β`` from a LayerNorm bias (read-only); added to the logits.
+    selection_bias : ndarray of float64, shape (M,), or None
+        DeepSeek-V3's ``e_score_correction_bias``: added to the scores for selection only.
+    k : int
+    routing : {'topk', 'deepseek_v3'}
+    score_func : {'softmax', 'sigmoid'}
+    n_group, topk_group : int or None
+        Group-limited selection (DeepSeek-V3); None when every group is kept.
+    norm_folded : bool
+    norm_key : str or None
+        Tensor name of the norm weight folded in.
+    dtype : str
+        Stored dtype of the router weight ('bfloat16', 'float16', 'float32', 'float64').
+    layer : int or None
+        The model's layer (block) number taken from the tensor name.
+    norm_type : {'rmsnorm', 'layernorm'} or None
+        Kind of norm in front of the router; a LayerNorm also centres its input, so the
+        normalised inputs lie in the hyperplane orthogonal to the all-ones vector.
+    """
+
+    name: str
+    index: int
+    family: str
+    weight: np.ndarray = field(repr=False)
+    bias: np.ndarray = field(repr=False)
+    selection_bias: np.ndarray = field(repr=False)
+    k: int
+    routing: str
+    score_func: str
+    n_group: int
+    topk_group: int
+    norm_folded: bool
+    norm_key: str
+    dtype: str
+    layer: int = None
+    norm_type: str = None
+
+    @property
+    def M(self):
+        return self.weight.shape[0]
+
+    @property
+    def D(self):
+        return self.weight.shape[1]
+
+    def to_dict(self):
+        """Metadata of the layer (no arrays), JSON-serialisable."""
+        return {"name": self.name, "index": self.index, "family": self.family, "M": self.M,
+                "D": self.D, "k": self.k, "routing": self.routing, "score_func": self.score_func,
+                "n_group": self.n_group, "topk_group": self.topk_group,
+                "norm_folded": self.norm_folded, "norm_key": self.norm_key, "dtype": self.dtype,
+                "layer": self.layer, "norm_type": self.norm_type,
+                "has_bias": self.bias is not None,
+                "has_selection_bias": self.selection_bias is not None}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to read for one router (tensor names; None where absent)."""
+
+    name: str
+    layer: int
+    bias: str
+    selection_bias: str
+    norm_weight: str
+    norm_bias: str
+
+
+class Checkpoint:
+    """The routers of one checkpoint, in layer order; ``ckpt[i]`` reads layer i lazily.
+
+    Attributes
+    ----------
+    path, root : str
+        As given; the directory holding the tensors and config.json.
+    family : str
+    model_name : str
+    config : dict
+    layer_names : list of str
+        Router tensor names in layer order.
+    detected_by : {'argument', 'config', 'keys', 'key_pattern'}
+        How the family was found; 'keys' means config.json did not name a known family (keys
+        cannot tell Mixtral from Arctic or OLMoE from Qwen-MoE, whose routers behave alike).
+    M, D, k, routing, score_func, n_group, topk_group, norm_type, fold_norm
+        Settings shared by every layer.
+    """
+
+    def __init__(self, path, store, family_name, family, plans, settings, M, D, fold,
+                 detected_by):
+        self.path = os.fspath(path)
+        self.root = store.root
+        self.config = store.config
+        self.family = family_name
+        self.detected_by = detected_by
+        self._family = family
+        self._store = store
+        self._plans = tuple(plans)
+        self.layer_names = [p.name for p in plans]
+        self.M, self.D = M, D
+        self.k = settings.k
+        self.routing = settings.routing
+        self.score_func = settings.score_func
+        self.n_group = settings.n_group
+        self.topk_group = settings.topk_group
+        self.fold_norm = fold
+        self.norm_type = family.norm_type if (family is not None and fold) else None
+        name = self.config.get("_name_or_path")
+        if not isinstance(name, str) or not name:
+            name = os.path.basename(store.root.rstrip(os.sep)) or self.config.get("model_type")
+        self.model_name = str(name)
+
+    def __len__(self):
+        return len(self._plans)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self):
+        return (f"Checkpoint({self.model_name!r}, family={self.family!r}, routers={len(self)}, "
+                f"M={self.M}, D={self.D}, k={self.k})")
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
+            raise InputError(f"router index must be an integer in [{-n}, {n - 1}], got {i!r}")
+        i = int(i) % n
+        return self._read(i)
+
+    def _tensor(self, name):
+        return read_tensor(self._store.infos[name])
+
+    def _read(self, i):
+        plan = self._plans[i]
+        weight = self._tensor(plan.name)
+        _finite(weight, f"router {plan.name}")
+        bias = None
+        if plan.bias is not None:
+            bias = self._tensor(plan.bias)
+            _finite(bias, f"router bias {plan.bias}")
+        selection_bias = None
+        if plan.selection_bias is not None:
+            selection_bias = self._tensor(plan.selection_bias)
+            _finite(selection_bias, f"selection bias {plan.selection_bias}")
+        if plan.norm_weight is not None:
+            gamma = self._tensor(plan.norm_weight)
+            beta = self._tensor(plan.norm_bias) if plan.norm_bias is not None else None
+            weight, extra = fold_norm(weight, gamma, beta, where=plan.name)
+            if extra is not None:
+                bias = extra if bias is None else bias + extra
+        for a in (weight, bias, selection_bias):
+            if a is not None:
+                a.setflags(write=False)
+        return RouterLayer(
+            name=plan.name, index=i, family=self.family, weight=weight, bias=bias,
+            selection_bias=selection_bias, k=self.k, routing=self.routing,
+            score_func=self.score_func, n_group=self.n_group, topk_group=self.topk_group,
+            norm_folded=plan.norm_weight is not None, norm_key=plan.norm_weight,
+            dtype=DTYPE_NAMES[self._store.infos[plan.name].dtype], layer=plan.layer,
+            norm_type=self.norm_type)
+
+
+def _finite(a, what):
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{what} has non-finite entries (NaN or inf)")
+
+
+_ROUTER_LIKE = re.compile(r"router|gate", re.IGNORECASE)
+_NOT_ROUTER = re.compile(r"gate_proj|gate_up_proj|up_gate", re.IGNORECASE)
+
+
+def _router_like(keys, limit=6):
+    """Distinct router-like tensor names with layer numbers replaced by {i}, for error messages."""
+    seen = []
+    for key in sorted(keys):
+        if _ROUTER_LIKE.search(key) and not _NOT_ROUTER.search(key):
+            generic = re.sub(r"\.\d+\.", ".{i}.", key)
+            if generic not in seen:
+                seen.append(generic)
+    if not seen:
+        return f"no router-like tensor names among {len(keys)} tensors"
+    more = f" (+{len(seen) - limit} more)" if len(seen) > limit else ""
+    return "router-like tensors seen: " + ", ".join(seen[:limit]) + more
+
+
+def _order(match, key):
+    # encoder before decoder (Switch), then the numbers in the name in order
+    stack = 1 if key.startswith("decoder") else 0
+    return (stack,) + tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key))
+
+
+def _match(regex, keys):
+    found = []
+    for key in keys:
+        m = regex.fullmatch(key)
+        if m is not None:
+            found.append((key, m))
+    return found
+
+
+def _tell_holds(family, found, keys):
+    if family.tell == "selection_bias":
+        return any(_sibling(k, family.selection_bias) in keys for k, _ in found)
+    if family.tell == "norm_bias":
+        return any(family.norm.format(**m.groupdict()) + ".bias" in keys for _, m in found)
+    return True
+
+
+def _sibling(router_key, suffix):
+    return router_key[: -len("weight")] + suffix if router_key.endswith("weight") else None
+
+
+def _choose(store, family, key_pattern, path):
+    """(family name, Family or None, [(key, match)], how) for the routers of the checkpoint."""
+    keys = store.infos
+    if key_pattern is not None:
+        if family is not None:
+            raise InputError("pass family or key_pattern, not both")
+        if not isinstance(key_pattern, str) or not key_pattern:
+            raise InputError(f"key_pattern must be a non-empty string, got {key_pattern!r}")
+        try:
+            regex = template_regex(key_pattern)
+        except re.error as exc:
+            raise InputError(f"key_pattern {key_pattern!r} is not a valid regex: {exc}") from None
+        found = _match(regex, keys)
+        if not found:
+            raise InputError(f"no tensor in {path} matches key_pattern {key_pattern!r}; "
+                             f"{_router_like(keys)}")
+        return "custom", None, found, "key_pattern"
+    if family is not None:
+        if family not in FAMILIES:
+            raise InputError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+        fam = FAMILIES[family]
+        found = _match(fam.router_regex, keys)
+        if not found:
+            raise InputError(f"no {family} router ({fam.router}) in {path}; {_router_like(keys)}")
+        return fam.name, fam, found, "argument"
+    fam = family_from_config(store.config)
+    if fam is not None:
+        found = _match(fam.router_regex, keys)
+        if not found:
+            raise InputError(f"config.json names a {fam.name} model but no tensor in {path} "
+                             f"matches {fam.router}; {_router_like(keys)}")
+        return fam.name, fam, found, "config"
+    model_type = store.config.get("model_type")
+    if model_type in UNSUPPORTED_MODEL_TYPES:
+        raise InputError(f"model_type {model_type!r} is not supported: "
+                         f"{UNSUPPORTED_MODEL_TYPES[model_type]}; name its routers with "
+                         f"key_pattern and fold_norm=False to audit W as stored")
+    for name in KEY_ONLY_ORDER:
+        fam = FAMILIES[name]
+        found = _match(fam.router_regex, keys)
+        if found and _tell_holds(fam, found, keys):
+            return fam.name, fam, found, "keys"
+    raise InputError(f"no router found in {path} (unknown layout); {_router_like(keys)}; name "
+                     f"them with key_pattern")
+
+
+def _check_float(store, name, what):
+    info = store.infos[name]
+    if info.dtype not in DTYPE_NAMES:
+        raise InputError(f"{what} {name} is stored as {info.dtype}; only "
+                         f"{', '.join(DTYPE_NAMES)} can be read exactly")
+    return info
+
+
+def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=None, n_group=None,
+                    topk_group=None):
+    """Open the routers of a checkpoint (headers and config only; layers are read on access).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model directory (``model.safetensors.index.json`` with its shards, or one
+        ``model.safetensors``; ``config.json`` beside it when present), or one ``.safetensors``
+        file.
+    family : str, optional
+        One of :data:`FAMILIES`; by default taken from config.json (``model_type``,
+        ``architectures``), else from the tensor names.
+    key_pattern : str, optional
+        The user's own router tensors: a template with ``{i}`` for the layer number (e.g.
+        ``'blocks.{i}.moe.router.weight'``) or a regex (full match). Family 'custom': top-k of
+        logits, no norm folded, a ``.bias`` beside a ``.weight`` read as the router bias; k from
+        the argument or config.json.
+    fold_norm : bool
+        Fold the weight of the norm in front of each router into W (and a LayerNorm bias into a
+        router bias). False audits the stored W as is.
+    k, n_group, topk_group : int, optional
+        Override config.json (groups: DeepSeek-V3 only).
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    InputError
+        One line for: a missing file or shard, an index naming a tensor its shard lacks, no
+        router found, a router that is not 2-D, routers of different shapes, M >= D, a norm or
+        bias of the wrong length, a missing norm (pass ``fold_norm=False``), a non-float dtype,
+        k or groups out of range, a config.json whose expert count or width disagrees.
+    """
+    if not isinstance(fold_norm, (bool, np.bool_)):
+        raise InputError(f"fold_norm must be True or False, got {fold_norm!r}")
+    store = open_store(path)
+    family_name, fam, found, how = _choose(store, family, key_pattern, os.fspath(path))
+    keys = store.infos
+    if fam is not None and fam.layer_limit_field is not None:
+        _, limit = lookup(store.config, (fam.layer_limit_field,))
+        if isinstance(limit, int):
+            found = [(key, m) for key, m in found if int(m.group("layer")) < limit]
+            if not found:
+                raise InputError(f"every {family_name} router in {path} has a layer number >= "
+                                 f"config.json {fam.layer_limit_field} = {limit}")
+    found.sort(key=lambda km: _order(km[1], km[0]))
+
+    shape = None
+    for key, _ in found:
+        info = _check_float(store, key, "router")
+        if len(info.shape) != 2:
+            raise InputError(f"router {key} must be 2-D (experts x width), got shape "
+                             f"{list(info.shape)}")
+        if shape is None:
+            shape = info.shape
+        elif info.shape != shape:
+            raise InputError(f"routers have different shapes: {found[0][0]} is {list(shape)}, "
+                             f"{key} is {list(info.shape)}")
+    M, D = shape
+    plans = []
+    for key, m in found:
+        bias = _sibling(key, "bias")
+        bias = bias if bias in keys else None
+        sel = _sibling(key, fam.selection_bias) if fam is not None and fam.selection_bias else None
+        sel = sel if sel in keys else None
+        for extra, what in ((bias, "router bias"), (sel, "selection bias")):
+            if extra is not None:
+                e = _check_float(store, extra, what)
+                if e.shape != (M,):
+                    raise InputError(f"{what} {extra} has shape {list(e.shape)}, expected [{M}] "
+                                     f"(one per expert)")
+        norm_w = norm_b = None
+        if fold_norm and fam is not None and fam.norm is not None:
+            base = fam.norm.format(**m.groupdict())
+            norm_w = base + ".weight"
+            if norm_w not in keys:
+                raise InputError(f"norm weight {norm_w} in front of router {key} is not in the "
+                                 f"checkpoint; pass fold_norm=False (--no-fold-norm) to audit W "
+                                 f"unfolded")
+            for name, what in ((norm_w, "norm weight"), (base + ".bias", "norm bias")):
+                if name in keys:
+                    e = _check_float(store, name, what)
+                    if e.shape != (D,):
+                        raise InputError(f"{what} {name} has shape {list(e.shape)}, expected "
+                                         f"[{D}] (the router's width)")
+            if base + ".bias" in keys and fam.norm_type == "layernorm":
+                norm_b = base + ".bias"
+        layer = int(m.group("layer")) if "layer" in m.groupdict() else None
+        plans.append(_Plan(name=key, layer=layer, bias=bias, selection_bias=sel,
+                           norm_weight=norm_w, norm_bias=norm_b))
+    if M < 2:
+        raise InputError(f"router {found[0][0]} has {M} expert; routing needs at least 2")
+    if M >= D:
+        raise InputError(f"router {found[0][0]} has M = {M} experts >= width D = {D}; THEORY "
+                         f"assumes M < D (every real MoE model has it)")
+    check_shape_against_config(store.config, fam, M, D, found[0][0])
+    settings = resolve_settings(store.config, fam, M, k=k, n_group=n_group, topk_group=topk_group)
+    return Checkpoint(path, store, family_name, fam, plans, settings, M, D, bool(fold_norm), how)
