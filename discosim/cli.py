@@ -70,7 +70,7 @@ def _cmd_volume(args):
                            method=args.method, n_samples=args.n_samples, seed=args.seed,
                            n_jobs=args.n_jobs, progress=False if args.json else None,
                            predict=not args.no_predict, force_jobs=args.force_jobs,
-                           prediction_samples=args.prediction_samples)
+                           prediction_samples=args.prediction_samples, device=args.device)
     doc = res.to_dict()
     doc["seed"] = args.seed if args.seed is not None else res.seed_entropy
     doc["elapsed_s"] = time.perf_counter() - t0
@@ -200,7 +200,7 @@ def _cmd_hit(args):
                   seed=args.seed, n_jobs=args.n_jobs, force_jobs=args.force_jobs)
     res = estimate_first_hit(router, x0, args.sigma, args.t_max, args.dt, args.n_paths, args.times,
                              deltas=args.deltas or (), metric=args.metric,
-                             bridge=not args.no_bridge, **common)
+                             bridge=not args.no_bridge, device=args.device, **common)
     wos = None
     if args.wos and args.deltas and args.process == "bm":
         from .hitting import hit_order_wos
@@ -395,6 +395,8 @@ def build_parser():
     v.add_argument("--seed", type=int, default=None)
     v.add_argument("--n-jobs", type=int, default=1)
     v.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
+    v.add_argument("--device", default="cpu",
+                   help="cpu | cuda (NVIDIA GPU, needs the [cuda] extra: numba-cuda)")
     v.add_argument("--no-predict", action="store_true",
                    help="skip the THEORY §5 predictions (and the slice constants behind them)")
     v.add_argument("--prediction-samples", type=int, default=100_000,
@@ -448,6 +450,8 @@ def build_parser():
     h.add_argument("--seed", type=int, default=None)
     h.add_argument("--n-jobs", type=int, default=1)
     h.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
+    h.add_argument("--device", default="cpu",
+                   help="cpu | cuda (NVIDIA GPU, needs the [cuda] extra: numba-cuda)")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=_cmd_hit)
 

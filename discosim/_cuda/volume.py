@@ -48,24 +48,14 @@ from ..devices import shim_numpy
 shim_numpy()
 from numba import cuda, float32, int32, uint64  # noqa: E402  (after the numpy shim)
 
+from .bounds import score_error_coefficient  # noqa: E402
 from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
 
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 LANE_SAMPLES = CHUNK // 32
-MAX_FUSED_M = 128
-MAX_UNROLLED_M = 96  # weights as a constant array (<= 18 KB) and fully unrolled code  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
-U32 = 2.0 ** -24
+MAX_FUSED_M = 128  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
+MAX_UNROLLED_M = 16  # fully unrolled code: numba's compile time grows fast beyond this
 BLOCK = 256
-
-
-def score_error_coefficient(M):
-    """``(2M + 16) u``: bound on the relative float32 error of one score (module docstring)."""
-    return (2 * M + 16) * U32
-
-
-def spread_error(M, wmax, bmax, znorm):
-    """ERR of the module docstring: float32 error bound on a spread of two scores."""
-    return 2.0 * score_error_coefficient(M) * (wmax * znorm + bmax)
 
 
 @functools.lru_cache(maxsize=None)
@@ -435,13 +425,18 @@ def _host_counts(G, C, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax, radius
     return out
 
 
+VARIANTS = ("auto", "unrolled", "fused", "gemm")
+
+
 def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, key, devices,
-                   unit_chunks=None, force_fused=False):
+                   unit_chunks=None, variant="auto"):
     """``counts[r-1, j] = #{samples with stat_r <= eps_sorted[j]}`` over ``n_samples`` samples.
 
     ``metric``: 0 euclidean, 1 normal, 2 score (codes of ``discosim.volume``); ``key``: the run's
     stream key (:func:`.rng.run_key`); ``devices``: GPU ids (see :func:`discosim.devices.resolve_devices`).
-    ``unit_chunks`` (chunks per work unit) and ``force_fused`` change speed only, never the counts.
+    ``unit_chunks`` (chunks per work unit) and ``variant`` change speed only, never the counts:
+    ``unrolled`` (M <= MAX_UNROLLED_M), ``fused`` (weights in shared or global memory), ``gemm``
+    (CuPy SGEMM), ``auto`` the fastest that applies. Returns ``(counts, n_handed_to_host)``.
     """
     from ..devices import cuda_module
     from .launch import run_units
@@ -459,13 +454,16 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     e1 = np.float32(2.0 * score_error_coefficient(M) * wmax)
     e0 = np.float32(2.0 * score_error_coefficient(M) * bmax)
     thr = np.float32(2.0 * wmax * float(eps_sorted[-1]) * (1.0 + 1e-6))
-    use_gemm = M > MAX_FUSED_M and not force_fused and _have_cupy()
+    if variant == "auto":
+        variant = ("unrolled" if M <= MAX_UNROLLED_M else
+                   "gemm" if M > MAX_FUSED_M and _have_cupy() else "fused")
+    use_gemm = variant == "gemm"
     shared_w = M <= MAX_FUSED_M
     rows = np.tril_indices(M)
     Wp = np.ascontiguousarray(Wr[rows], dtype=np.float32)
     b32 = np.ascontiguousarray(bias, dtype=np.float32)
     fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
-    if not use_gemm and M <= MAX_UNROLLED_M:
+    if variant == "unrolled":
         fused = None
         unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
     n_chunks = -(-n_samples // CHUNK)
