@@ -54,7 +54,7 @@ from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 LANE_SAMPLES = CHUNK // 32
 MAX_FUSED_M = 128  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
-MAX_UNROLLED_M = 16  # fully unrolled code: numba's compile time grows fast beyond this
+MAX_UNROLLED_M = 12  # fully unrolled code: numba's compile time grows fast beyond this
 BLOCK = 256
 
 
