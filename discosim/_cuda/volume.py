@@ -488,8 +488,8 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
             import cupy as cp
 
             ncol = unit_chunks * CHUNK
+            cp.cuda.Device(dev).use()  # this worker thread's device for CuPy too
             bufs["GT"] = cp.empty((M, ncol), dtype=cp.float32)
-            bufs["S"] = cp.empty((M, ncol), dtype=cp.float32)
             bufs["ss"] = cp.empty(ncol, dtype=cp.float32)
             bufs["chi"] = cp.empty(ncol, dtype=cp.float32)
             bufs["W"] = cp.asarray(Wr.astype(np.float32))
@@ -513,10 +513,10 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     import cupy as cp
 
                     cuda.synchronize()
-                    cp.matmul(bufs["W"], bufs["GT"][:, :ncols], out=bufs["S"][:, :ncols])
+                    S = cp.ascontiguousarray(cp.matmul(bufs["W"], bufs["GT"][:, :ncols]))
                     cp.cuda.Device().synchronize()
                     grid2 = min(-(-ncols // BLOCK), 16 * n_sm)
-                    select[grid2, BLOCK](ncols, bufs["S"], bufs["ss"], bufs["chi"], d_b,
+                    select[grid2, BLOCK](ncols, S, bufs["ss"], bufs["chi"], d_b,
                                          np.float32(radius), d_eps, e1, e0, thr, d_hist, d_idx,
                                          d_n)
                 else:
