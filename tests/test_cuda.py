@@ -141,9 +141,11 @@ def test_volumes_cpu_gpu_agree(metric, M, k, bias):
     r = _router(M, k, 64, seed=M, bias=bias)
     eps = [0.02, 0.1]
     orders = (1, 2)
-    g = discosim.estimate_volumes(r, 1.0, eps, orders, metric=metric, n_samples=4_000_000,
+    # euclidean/normal: the host computes the exact distances of the screened samples
+    n_gpu = 4_000_000 if metric == "score" else 400_000
+    g = discosim.estimate_volumes(r, 1.0, eps, orders, metric=metric, n_samples=n_gpu,
                                   seed=1, device="cuda", predict=False)
-    c = discosim.estimate_volumes(r, 1.0, eps, orders, metric=metric, n_samples=200_000, seed=1,
+    c = discosim.estimate_volumes(r, 1.0, eps, orders, metric=metric, n_samples=100_000, seed=1,
                                   predict=False)
     for i in range(len(eps)):
         for j in range(len(orders)):
@@ -194,6 +196,21 @@ def test_volume_kernel_variants_give_identical_counts(metric):
     ref = _counts(r, "unrolled", metric=metric, n=1_000_000)[0]
     assert np.array_equal(_counts(r, "fused", metric=metric, n=1_000_000)[0], ref)
     assert np.array_equal(_counts(r, "gemm", metric=metric, n=1_000_000)[0], ref)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("variant", ["unrolled", "fused"])
+def test_float64_recomputation_on_the_device_is_exact(monkeypatch, variant):
+    # widen the float32 band so most samples are recomputed in float64: identical counts
+    from discosim._cuda import volume
+
+    r = _router(8, 2, 64, seed=6, bias=True)
+    ref, few = _counts(r, variant, n=300_000)
+    monkeypatch.setattr(volume, "score_error_coefficient", lambda M: 1e-1)
+    wide, many = _counts(r, variant, n=300_000)
+    assert many > 100 * max(few, 1)
+    assert np.array_equal(wide, ref)
 
 
 @pytest.mark.cuda

@@ -46,7 +46,7 @@ import numpy as np
 from ..devices import shim_numpy
 
 shim_numpy()
-from numba import cuda, float32, int32, uint64  # noqa: E402  (after the numpy shim)
+from numba import config, cuda, float32, float64, int32, uint64  # noqa: E402  (after the shim)
 
 from .bounds import score_error_coefficient  # noqa: E402
 from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
@@ -54,7 +54,7 @@ from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 LANE_SAMPLES = CHUNK // 32
 MAX_FUSED_M = 128  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
-MAX_UNROLLED_M = 12  # fully unrolled code: numba's compile time grows fast beyond this
+MAX_UNROLLED_M = 64  # fully unrolled code: numba's compile time grows fast beyond this
 BLOCK = 256
 
 
@@ -262,6 +262,13 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
 
 
 _FUSED_CACHE = {}
+if config.ENABLE_CUDASIM:  # no libdevice in the simulator
+    _FMAX, _FMIN = max, min
+else:
+    from numba.cuda import libdevice
+
+    # one instruction each (no branches: numba's compile time grows with the branch count)
+    _FMAX, _FMIN = libdevice.fmaxf, libdevice.fminf
 
 
 def _fused_source(M, K, RMAX, NE, SCREEN, COSINE):
@@ -290,27 +297,26 @@ def _fused_source(M, K, RMAX, NE, SCREEN, COSINE):
         body.append(f"{t[q]} = NEG_INF")
     o = 0
     for a in range(M):
-        terms = " + ".join(f"Wc[{o + j}] * {g[j]}" for j in range(a + 1))
+        terms = " + ".join(f"WC_{o + j} * {g[j]}" for j in range(a + 1))
         o += a + 1
-        body.append(f"v = scale * ({terms}) + Bc[{a}]")
-        for q in range(L):  # insertion by compare-exchange
+        body.append(f"v = scale * ({terms}) + BC_{a}")
+        for q in range(L):  # insertion by compare-exchange, branch-free
             body.append(f"h = {t[q]}")
-            body.append(f"{t[q]} = v if v > h else h")
-            body.append("v = h if v > h else v")
+            body.append(f"{t[q]} = FMAX(v, h)")
+            body.append("v = FMIN(v, h)")
     for r in range(1, RMAX + 1):
         body.append(f"st{r} = INF")
         for p in range(max(1, K - r + 1), min(K, M - r) + 1):
-            body.append(f"d = {t[p - 1]} - {t[p + r - 1]}")
-            body.append(f"st{r} = d if d < st{r} else st{r}")
+            body.append(f"st{r} = FMIN(st{r}, {t[p - 1]} - {t[p + r - 1]})")
     body.append("err = e1 * zn + e0")
     if SCREEN == 0:
-        near = " or ".join(f"abs(st{r} - ep{e}) <= err" for r in range(1, RMAX + 1)
-                           for e in range(NE))
+        near = " | ".join(f"(abs(st{r} - ep{e}) <= err)" for r in range(1, RMAX + 1)
+                          for e in range(NE))
         body.append(f"hand = {near}")
-        body.append("inc = 0 if hand else 1")
+        body.append("inc = int32(1) - int32(hand)")
         for r in range(1, RMAX + 1):
             for e in range(NE):
-                body.append(f"c{r}_{e} += inc if st{r} <= ep{e} else 0")
+                body.append(f"c{r}_{e} += inc * int32(st{r} <= ep{e})")
     else:
         body.append("hand = st1 <= thr + err")
     body.append("if hand:")
@@ -323,8 +329,6 @@ def _fused_source(M, K, RMAX, NE, SCREEN, COSINE):
     src = [
         "def fused(key0, key1, chunk0, n_chunks, n_total, radius, gd, gc, gb, eps, e1, e0, thr,",
         "          hist, cand, cand_n):",
-        "    Wc = cuda.const.array_like(WP)",
-        "    Bc = cuda.const.array_like(BP)",
     ]
     src += [f"    ep{e} = eps[{e}]" for e in range(NE)]
     src += [f"    {c} = int32(0)" for c in counters]
@@ -374,12 +378,16 @@ def fused_kernel(Wp, bias32, M, K, RMAX, NE, SCREEN, COSINE):
     # the per-kernel constants get unique names
     tag = f"_{len(_FUSED_CACHE)}_{abs(hash(key)) % 10 ** 8}"
     ns = globals()
-    ns.update({"flush" + tag: flush, "WP" + tag: Wp, "BP" + tag: bias32,
+    ns.update({"FMAX": _FMAX, "FMIN": _FMIN, "flush" + tag: flush,
                "NEG_INF": np.float32(-np.inf), "INF": np.float32(np.inf),
                "TWO": np.float32(2.0), "ONE": np.float32(1.0)})
+    # weights and bias as float32 globals, which numba freezes into the code as constants
+    # (no array indexing: far fewer IR nodes than a constant array, so far faster compiles)
+    ns.update({f"WC{tag}_{i}": np.float32(x) for i, x in enumerate(Wp)})
+    ns.update({f"BC{tag}_{i}": np.float32(x) for i, x in enumerate(bias32)})
     src = (_fused_source(M, K, RMAX, NE, SCREEN, COSINE)
-           .replace("def fused(", f"def fused{tag}(").replace("(WP)", f"(WP{tag})")
-           .replace("(BP)", f"(BP{tag})").replace("flush(cnt", f"flush{tag}(cnt"))
+           .replace("def fused(", f"def fused{tag}(").replace("WC_", f"WC{tag}_")
+           .replace("BC_", f"BC{tag}_").replace("flush(cnt", f"flush{tag}(cnt"))
     exec(compile(src, f"<fused M={M}>", "exec"), ns)
     kern = cuda.jit(fastmath=True)(ns["fused" + tag])
     if len(_FUSED_CACHE) > 16:
@@ -394,6 +402,56 @@ def multiprocessor_count(cuda):
         return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
     except AttributeError:
         return 4
+
+
+@functools.lru_cache(maxsize=None)
+def refine_kernel(M, K, RMAX, NE, COSINE):
+    """float64 recomputation, on the GPU, of the samples float32 did not resolve (score metric).
+
+    Row q of ``cand`` holds the float32 normals G and chi-square C of one sample; the scores are
+    recomputed in float64 from those very values and the sample is counted like any other (the
+    CPU twin of the statistic: ``discosim._kernels.pointstats.score_window_stats``).
+    """
+    L = min(M, K + RMAX)
+
+    @cuda.jit
+    def refine(n_rows, cand, Wr, bias, radius, eps, hist):
+        q = cuda.grid(1)
+        if q >= n_rows:
+            return
+        top = cuda.local.array(L, float64)
+        ss = 0.0
+        for j in range(M):
+            x = float64(cand[q, j])
+            ss += x * x
+        if COSINE:
+            scale = 1.0 / math.sqrt(ss + float64(cand[q, M]))
+        else:
+            scale = radius / math.sqrt(ss + float64(cand[q, M]))
+        for t in range(L):
+            top[t] = -math.inf
+        for a in range(M):
+            acc = 0.0
+            for j in range(a + 1):
+                acc += Wr[a, j] * (scale * float64(cand[q, j]))
+            v = acc + bias[a]
+            for t in range(L):
+                h = top[t]
+                if v > h:
+                    top[t] = v
+                    v = h
+        for r in range(1, RMAX + 1):
+            best = math.inf
+            p_lo = K - r + 1 if K - r + 1 > 1 else 1
+            p_hi = K if K < M - r else M - r
+            for p in range(p_lo, p_hi + 1):
+                d = top[p - 1] - top[p + r - 1]
+                best = d if d < best else best
+            for e in range(NE):
+                if best <= eps[e]:
+                    cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+
+    return refine
 
 
 def _have_cupy():
@@ -463,6 +521,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     Wp = np.ascontiguousarray(Wr[rows], dtype=np.float32)
     b32 = np.ascontiguousarray(bias, dtype=np.float32)
     fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
+    refine = refine_kernel(M, k, rmax, NE, bool(cosine)) if screen == 0 and not use_gemm else None
     if variant == "unrolled":
         fused = None
         unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
@@ -479,6 +538,9 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
         n_sm = multiprocessor_count(cuda)
         d_W = cuda.to_device(Wp)
         d_b = cuda.to_device(bias.astype(np.float32))
+        d_W64 = cuda.to_device(np.ascontiguousarray(Wr, dtype=np.float64))
+        d_b64 = cuda.to_device(np.ascontiguousarray(bias, dtype=np.float64))
+        d_eps64 = cuda.to_device(np.ascontiguousarray(eps_sorted, dtype=np.float64))
         d_eps = cuda.to_device(eps32)
         d_hist = cuda.to_device(np.zeros(max(rmax * NE, 1), dtype=np.uint64))
         d_n = cuda.to_device(np.zeros(1, dtype=np.int32))
@@ -536,8 +598,12 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                 if n_c <= cap[0]:
                     break
                 cap[0] = max(2 * cap[0], n_c)  # too many handed back: redo with room (same numbers)
+            if n_c and refine is not None:  # float64 on the GPU: nothing goes to the host
+                refine[-(-n_c // 128), 128](n_c, d_cand, d_W64, d_b64, float(radius), d_eps64,
+                                            d_hist)
+                n_c = -n_c  # reported as resolved on the device
             hist = d_hist.copy_to_host()[:rmax * NE].astype(np.int64).reshape(rmax, NE)
-            if n_c:
+            if n_c > 0:
                 if use_gemm:
                     idx = d_idx.copy_to_host()[:n_c]
                     import cupy as cp
@@ -549,7 +615,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     G, C = cand[:, :M], cand[:, M]
                 extra = _host_counts(G, C, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
                                      radius, cosine)
-            return hist + extra, n_c
+            return hist + extra, abs(n_c)
 
         return work
 
