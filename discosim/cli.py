@@ -160,7 +160,7 @@ def _cmd_smooth(args):
 def _check_smooth_args(args, router, eta):
     """Everything `smooth` uses after the overhead run, checked before it starts."""
     from .errors import check_choice, check_int, check_positive, check_positive_array
-    from .smoothing import EXPERT_KINDS, MAX_POINTS
+    from .smoothing import EXPERTS, MAX_POINTS
 
     check_positive("eta", eta)
     check_positive_array("deltas", args.deltas)
@@ -168,7 +168,7 @@ def _check_smooth_args(args, router, eta):
     check_positive("b_s", args.b_s)
     check_int("n_points", args.n_points, 2, MAX_POINTS)
     check_int("out_dim", args.out_dim, 1)
-    check_choice("experts", args.experts, EXPERT_KINDS)
+    check_choice("experts", args.experts, EXPERTS)
     if args.target_overhead is not None:
         check_positive("target overhead", args.target_overhead)
         if args.target_overhead >= router.n_experts - router.k:
@@ -288,7 +288,7 @@ def _parse_value(key, text):
 
 
 def _cmd_figures(args):
-    from .plots import plot_validation
+    from .report import redraw_figures
     from .studies import study_figure
 
     written = []
@@ -296,85 +296,28 @@ def _cmd_figures(args):
     for dirpath, _, files in sorted(os.walk(root)):  # nothing to walk if root is absent
         if "results.json" in files and "results.csv" in files:
             written += study_figure(dirpath)
-    val = os.path.join(args.validation, "validate.json")
-    if os.path.isfile(val):
-        with open(val) as fh:
-            written += plot_validation(json.load(fh), args.validation)
+    written += redraw_figures(args.validation)
     if not written:
-        raise InputError(f"no saved results under {root} or {val}")
+        raise InputError(f"no saved results under {root} or {os.path.join(args.validation, 'validate.json')}")
     for p in written:
         if p.endswith(".png"):
             print(p)
     return 0
 
 
-def write_report(payload, figs, out_dir):
-    """figures/REPORT.md: the verdict table, the rules, and every figure, readable offline."""
-    from .claims import CLAIMS
-
-    lines = ["# discosim validation report", "",
-             f"{sum(c['passed'] for c in payload['claims'])}/{len(payload['claims'])} claims hold "
-             f"(seed {payload['seed']}, {'quick' if payload['quick'] else 'full'} run, "
-             f"{payload['elapsed_s']:.1f} s). Each row compares a formula of THEORY.md with a Monte "
-             "Carlo estimate; the rule column says what PASS means. Numbers: `validate.json`.", "",
-             "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | verdict |",
-             "|---|---|---|---|---|---|---|"]
-    for c in payload["claims"]:
-        half = 0.5 * (c["ci_high"] - c["ci_low"])
-        rule = c["rule"].replace("|", "\\|")  # a bare | would split the markdown cell
-        lines.append(f"| {c['claim']} | {c['section']} | {c['quantity']} | {c['predicted']:.5g} | "
-                     f"{c['measured']:.5g} ± {half:.2g} | {rule} | "
-                     f"{'PASS' if c['passed'] else '**FAIL**'} |")
-    lines += ["", "## Claims", ""]
-    lines += [f"- **{c.name}** ({c.section}): {c.summary}" for c in CLAIMS]
-    lines += ["", "## Figures", ""]
-    for p in figs:
-        if p.endswith(".png"):
-            name = os.path.basename(p)
-            lines += [f"### {name[:-4].replace('_', ' ')}", "", f"![{name}]({name})", ""]
-    path = os.path.join(out_dir, "REPORT.md")
-    with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
-    return path
-
-
 def _cmd_validate(args):
-    from .claims import figures_data, run_claims
-    from .estimates import dumps
-    from .plots import plot_validation
+    from .claims import Context
+    from .report import run_validation
 
-    t0 = time.perf_counter()
-    rows = run_claims(quick=args.quick, seed=args.seed, n_jobs=args.n_jobs)
-    elapsed = time.perf_counter() - t0
-    payload = {"seed": args.seed, "quick": args.quick, "elapsed_s": elapsed,
-               "all_passed": all(r.passed for r in rows),
-               "claims": [r.to_dict() for r in rows], "figures_data": figures_data()}
-    os.makedirs(args.out, exist_ok=True)
-    json_path = os.path.join(args.out, "validate.json")
-    # save the numbers first: a failure while plotting must not lose them
-    with open(json_path + ".tmp", "w") as fh:
-        fh.write(dumps(payload, indent=1))
-    os.replace(json_path + ".tmp", json_path)
-    with open(json_path) as fh:
-        figs = plot_validation(json.load(fh), args.out)
-    report = write_report(payload, figs, args.out)
-    if args.json:
-        print(dumps(payload))
-    else:
-        w = (22, 40, 12, 24, 7)
-        head = (f"{'claim':<{w[0]}} {'quantity':<{w[1]}} {'predicted':>{w[2]}} "
-                f"{'measured ± 95% CI':>{w[3]}} {'verdict':>{w[4]}}")
-        print(head)
-        print("-" * len(head))
-        for r in rows:
-            half = 0.5 * (r.ci_high - r.ci_low)
-            meas = f"{r.measured:.5g} ± {half:.2g}"
-            print(f"{r.claim:<{w[0]}} {r.quantity:<{w[1]}} {r.predicted:>{w[2]}.5g} "
-                  f"{meas:>{w[3]}} {'PASS' if r.passed else 'FAIL':>{w[4]}}")
-        print(f"\n{sum(r.passed for r in rows)}/{len(rows)} claims hold; {elapsed:.1f} s. "
-              f"Report: {report}; numbers: {json_path}; figures: {len(figs) // 2} (PNG + SVG) in {args.out}/")
-    return 0 if payload["all_passed"] else 1
+    from .devices import check_device, cuda_module
+
+    if check_device(args.device) == "cuda":
+        cuda_module()  # one line and exit 2 before any claim runs when no GPU is usable
+    # on the GPU the claims get 100x the samples (issue 11): the resolution that buys
+    gpu = 100.0 if args.device == "cuda" else 1.0
+    ctx = Context(scale=(0.25 if args.quick else 1.0) * gpu, seed=args.seed, n_jobs=args.n_jobs,
+                  quick=args.quick, device=args.device)
+    return run_validation(args.claims, ctx, args.out, as_json=args.json)
 
 
 def build_parser():
@@ -477,12 +420,18 @@ def build_parser():
     fg.add_argument("--validation", default="figures", help="directory holding validate.json")
     fg.set_defaults(func=_cmd_figures)
 
+    from . import cli_audit
+    cli_audit.add_parser(sub)
+
     val = sub.add_parser("validate", help="check every claim of THEORY.md; exit 0 iff all hold")
     val.add_argument("--quick", action="store_true", help="fewer samples")
     val.add_argument("--seed", type=int, default=20260623)
     val.add_argument("--n-jobs", type=int, default=2)
     val.add_argument("--out", default="figures", help="directory for figures and validate.json")
     val.add_argument("--json", action="store_true")
+    val.add_argument("--claims", help="comma-separated claim names (default: all)")
+    val.add_argument("--device", default="cpu",
+                     help="cpu | cuda: GPU estimators with 100x the samples (the [cuda] extra)")
     val.set_defaults(func=_cmd_validate)
     return parser
 

@@ -148,8 +148,7 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=Non
     seed : None, int, SeedSequence or numpy Generator
         Seed of Genz's randomised lattice and of the Monte Carlo route.
     """
-    M, k = router.n_experts, router.k
-    r = check_int("order", order, 1, M - 1)
+    r = check_int("order", order, 1, router.n_experts - 1)
     method = check_choice("constants method", method, ("auto", "orthonormal", "genz", "mc"))
     n_samples = check_int("n_samples", n_samples, 2)
     ss = as_seed_sequence(seed)

@@ -10,8 +10,9 @@ import json
 import math
 from dataclasses import dataclass, asdict
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 __all__ = ["Estimate", "proportion_estimate", "mean_estimate", "mean_and_stderr", "to_jsonable",
            "dumps", "MIN_RELIABLE_HITS"]
@@ -34,8 +35,8 @@ class Estimate:
         Number of samples behind it.
     n_hits : int
         Number of samples that contributed a nonzero term.
-    kind : {"proportion", "mean"}
-        Proportions get Wilson intervals, means normal intervals.
+    interval : {"wilson", "normal"}
+        The confidence interval: Wilson's for proportions, the normal one for means.
     seed_entropy : int or None
         Entropy of the SeedSequence that drew the samples.
     """
@@ -44,7 +45,7 @@ class Estimate:
     stderr: float
     n_samples: int
     n_hits: int
-    kind: str = "mean"
+    interval: str = "normal"
     seed_entropy: object = None
 
     @property
@@ -58,8 +59,8 @@ class Estimate:
 
     def confidence_interval(self, level=0.95):
         """Two-sided interval at ``level``: Wilson for proportions, normal for means."""
-        z = float(stats.norm.ppf(0.5 + level / 2))
-        if self.kind == "proportion":
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        if self.interval == "wilson":
             n, p = self.n_samples, self.value
             denom = 1 + z * z / n
             centre = (p + z * z / (2 * n)) / denom
@@ -77,7 +78,7 @@ class Estimate:
 def proportion_estimate(hits, n, seed_entropy=None):
     """Estimate of ``hits / n`` from an indicator count (binomial stderr)."""
     p = hits / n
-    return Estimate(p, math.sqrt(p * (1 - p) / n), int(n), int(hits), "proportion", seed_entropy)
+    return Estimate(p, math.sqrt(p * (1 - p) / n), int(n), int(hits), "wilson", seed_entropy)
 
 
 def mean_and_stderr(total, total_sq, n):
@@ -94,7 +95,7 @@ def mean_and_stderr(total, total_sq, n):
 
 
 def mean_estimate(value, stderr, n, hits, seed_entropy=None):
-    return Estimate(float(value), float(stderr), int(n), int(hits), "mean", seed_entropy)
+    return Estimate(float(value), float(stderr), int(n), int(hits), "normal", seed_entropy)
 
 
 def to_jsonable(obj):

@@ -16,11 +16,11 @@ import numpy as np
 from ._kernels.codes import METRIC_CODE, METRICS
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
-from .estimates import Estimate, mean_and_stderr, proportion_estimate
 from .devices import check_device, resolve_devices
+from .estimates import mean_and_stderr, proportion_estimate
 from .fitting import loglog_fit
 from .parallel import add, check_backend, check_n_jobs, derive_seed, run_chunks
-from .points import INPUTS, check_start, reduced_points
+from .points import check_start, reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
 from .theory import diffusion as td

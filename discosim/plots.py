@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-__all__ = ["plot_validation"]
+__all__ = ["plot_validation", "plot_series", "plot_study"]
 
 
 def _plt():
@@ -54,94 +54,48 @@ def _finish(plt, fig, ax, out_dir, name, xlabel, ylabel, title=None, logx=True, 
     return paths
 
 
-def plot_validation(payload, out_dir):
-    """Write the figures of a ``discosim validate`` JSON payload into ``out_dir``.
+def plot_series(name, spec, out_dir):
+    """Draw one figure spec (see :func:`discosim.claims.core.figure`) as PNG + SVG in ``out_dir``.
 
-    Returns the list of written paths.
+    Layers: ``points`` (95% error bars), ``curve`` (coloured like the points of its ``group``),
+    ``band`` (shaded region) and ``vline``. Returns the written paths.
     """
     plt = _plt()
     os.makedirs(out_dir, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    colours = {}
+    for layer in spec["layers"]:
+        kind, group = layer["kind"], layer.get("group")
+        kw = {"color": colours[group]} if group is not None and group in colours else {}
+        if kind == "points":
+            c = _errorbars(ax, layer["x"], layer["y"], layer["se"], layer["label"], **kw)
+        elif kind == "curve":
+            c = ax.plot(layer["x"], layer["y"], layer.get("style", "-"), alpha=0.7,
+                        label=layer["label"], **kw)[0].get_color()
+        elif kind == "band":
+            c = None
+            ax.fill_between(layer["x"], layer["lo"], layer["hi"], alpha=0.25, label=layer["label"])
+        elif kind == "vline":
+            c = None
+            ax.axvline(layer["x"], color="grey", ls=":", label=layer["label"])
+        else:
+            raise ValueError(f"unknown layer kind {kind!r} in figure {name}")
+        if group is not None and c is not None:
+            colours.setdefault(group, c)
+    return _finish(plt, fig, ax, out_dir, name, spec["xlabel"], spec["ylabel"], spec.get("title"),
+                   spec.get("logx", True), spec.get("logy", True))
+
+
+def plot_validation(payload, out_dir):
+    """Write every figure of a ``discosim validate`` payload (its ``series``) into ``out_dir``.
+
+    The payload's ``series`` maps claim name to ``{figure name: figure spec}``; nothing is
+    recomputed. Returns the list of written paths.
+    """
     written = []
-    figs = payload.get("figures_data", {})
-    vol = figs.get("volume_vs_eps")
-    if vol:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        eps = np.array(vol["eps"])
-        for r, d in sorted(vol["orders"].items()):
-            c = _errorbars(ax, eps, d["fraction"], d["stderr"], f"order {r}: measured (95% CI)")
-            ax.plot(eps, d["predicted_leading"], "-", color=c, alpha=0.7,
-                    label=f"order {r}: leading order $A_r\\omega_r\\omega_{{D-r}}(\\epsilon/R)^r/\\omega_D$")
-        written += _finish(plt, fig, ax, out_dir, "volume_fraction_vs_eps",
-                           r"$\epsilon/R$ (tube radius over ball radius)",
-                           r"fraction of $B_D(0,R)$ in the order-$r$ tube", vol["title"])
-    rat = figs.get("ratios")
-    if rat:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        eps = np.array(rat["eps"])
-        for key, d in sorted(rat["ratios"].items()):
-            c = _errorbars(ax, eps, d["ratio"], d["ratio_se"], f"$U_{key}/U_1$ measured (95% CI)")
-            ax.plot(eps, d["predicted"], "-", color=c, alpha=0.7,
-                    label=f"$U_{key}/U_1$ ratio theorem, slope {int(key) - 1}")
-        written += _finish(plt, fig, ax, out_dir, "volume_ratios_vs_eps", r"$\epsilon/R$",
-                           r"volume ratio $U_n/U_1$", rat["title"])
-    sm = figs.get("smoothing", {})
-    cont = sm.get("continuity")
-    if cont:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        series = [("top-k across $\\Gamma^{(1)}$", cont["deltas"], cont["topk"], 0),
-                  ("smooth across $\\Gamma^{(1)}$", cont["deltas"], cont["smooth"], 1)]
-        for key, lab in (("band_edge_1", "smooth at band edge, $a_s=1$"),
-                         ("band_edge_0.5", "smooth at band edge, $a_s=0.5$")):
-            if key in sm:
-                series.append((lab, sm[key]["deltas"], sm[key], 1 if key.endswith("_1") else 0.5))
-        for lab, d, s_, slope in series:
-            d = np.array(d)
-            med = np.array(s_["median"])
-            line = ax.plot(d, med, "o", label=f"{lab}: fitted exponent {s_['exponent']:.3f}")[0]
-            ax.plot(d, med[0] * (d / d[0]) ** slope, "--", color=line.get_color(), alpha=0.6)
-        written += _finish(plt, fig, ax, out_dir, "smoothing_jumps_vs_delta",
-                           r"$\delta$ (distance from the surface, input units)",
-                           r"median jump $|f(y+\delta v) - f(y-\delta v)|$",
-                           f"SMoE jumps, eta={cont['eta']} (dashed: predicted slopes 0, 1, 1, 0.5)")
-    ov = sm.get("overhead")
-    if ov:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        e = np.array(ov["etas"])
-        _errorbars(ax, e, ov["mean"], ov["stderr"], "measured $E N_\\eta$ (95% CI)")
-        ax.plot(e, ov["predicted"], "-", label="leading order $c_1 \\eta$")
-        ax.axvline(ov["eta_star"], color="grey", ls=":", label=f"calibrated eta for {ov['target']} extra experts")
-        written += _finish(plt, fig, ax, out_dir, "smoothing_overhead_vs_eta",
-                           r"band width $\eta$ (score units)", "mean number of extra active experts")
-    hit = figs.get("hitting", {})
-    b = hit.get("bounds")
-    if b:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        t = np.array(b["times"])
-        ax.fill_between(t, b["lower"], b["upper"], alpha=0.25, label="THEORY §6 bounds")
-        _errorbars(ax, t, b["cdf"], b["stderr"], r"measured $P(\tau \leq t)$ (95% CI)")
-        written += _finish(plt, fig, ax, out_dir, "first_hit_cdf_bounds",
-                           r"$t / d_{\min}^2$ ($\sigma = 1$; $d_{\min}$ nearest facet distance)",
-                           r"$P(\tau \leq t)$", logy=False)
-    qh = hit.get("hit_order")
-    if qh and qh["q"]:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        d = np.array(qh["deltas"])
-        q = np.array(qh["q"])
-        _errorbars(ax, d, q, qh["stderr"], r"measured $q(\delta)$ (95% CI)")
-        ref = q[-1] * (d / d[-1]) ** qh["predicted"]
-        ax.plot(d, ref, "--", label=f"slope $\\pi/\\theta^*$ = {qh['predicted']:.3g}")
-        written += _finish(plt, fig, ax, out_dir, "hit_order_q_vs_delta", r"$\delta / d_{\min}$",
-                           r"$P(X_\tau$ within $\delta$ of $\Gamma^{(\geq 2)})$")
-    occ = hit.get("occupation")
-    if occ:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        e = np.array(occ["eps"])
-        for i, r in enumerate(occ["orders"]):
-            c = _errorbars(ax, e, occ["mean"][i], occ["stderr"][i],
-                           f"order {r}: measured $E L_{r}^\\epsilon(t_{{max}})$")
-            ax.plot(e, occ["bound"][i], "--", color=c, alpha=0.7, label=f"order {r}: THEORY §6 bound")
-        written += _finish(plt, fig, ax, out_dir, "occupation_vs_eps", r"tube radius $\epsilon$",
-                           f"mean occupation time up to t = {occ['times'][-1]:g}")
+    for claim_series in payload.get("series", {}).values():
+        for name, spec in sorted(claim_series.items()):
+            written += plot_series(name, spec, out_dir)
     return written
 
 

@@ -5,6 +5,8 @@
 ``R G / sqrt(|G|^2 + chi^2_{D+2-M})`` with ``G ~ N(0, I_M)`` (the numba kernels use the same law),
 and the full point is ``R G / sqrt(|G|^2 + chi^2_2)`` with ``G ~ N(0, I_D)``.
 ``inputs="gaussian"``: ``x ~ N(0, R^2/D I_D)`` (|x| is about R), i.e. ``z = (R/sqrt(D)) G``.
+``inputs="sphere"`` (NumPy estimators only): uniform on ``S^{D-1}(R)`` (THEORY §9),
+``z = R G / sqrt(|G|^2 + chi^2_{D-M})``.
 
 Also the one start-point helper of the path estimators: a fixed start ``x0`` (checked, reduced)
 or a random start per path drawn from ``inputs``.
@@ -27,6 +29,9 @@ def reduced_points(rng, n, n_experts, dim, radius, inputs="ball"):
     g = rng.standard_normal((n, n_experts))
     if inputs == "ball":
         c = rng.chisquare(dim + 2 - n_experts, size=n)
+        return radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
+    if inputs == "sphere":
+        c = rng.chisquare(dim - n_experts, size=n) if dim > n_experts else np.zeros(n)
         return radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
     return g * (radius / math.sqrt(dim))
 

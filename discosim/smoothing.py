@@ -27,7 +27,7 @@ from .theory import smoothing as ts
 __all__ = ["SMoE", "estimate_overhead", "OverheadResult", "measure_continuity", "ContinuityResult",
            "calibrate_eta", "Calibration", "mean_pointwise_slope", "PointwiseSlope"]
 
-EXPERT_KINDS = ("linear", "mlp")
+EXPERTS = ("linear", "mlp")
 # continuity points are held in memory as (n_points, D) arrays and placed one by one
 MAX_POINTS = 100_000
 
@@ -50,7 +50,7 @@ class SMoE:
         if not isinstance(router, Router):
             raise InputError("router must be a discosim.Router")
         self.router = router
-        self.experts = check_choice("experts", experts, EXPERT_KINDS)
+        self.experts = check_choice("experts", experts, EXPERTS)
         self.out_dim = check_int("out_dim", out_dim, 1)
         hidden = check_int("hidden", hidden, 1)
         ss = as_seed_sequence(seed)
@@ -194,9 +194,9 @@ class ContinuityResult:
     seed_entropy: int
 
     def summary(self, name):
-        J = self.jumps[name]
-        return {"median": np.median(J, axis=0).tolist(), "mean": J.mean(axis=0).tolist(),
-                "mean_stderr": (J.std(axis=0, ddof=1) / math.sqrt(J.shape[0])).tolist(),
+        jump = self.jumps[name]
+        return {"median": np.median(jump, axis=0).tolist(), "mean": jump.mean(axis=0).tolist(),
+                "mean_stderr": (jump.std(axis=0, ddof=1) / math.sqrt(jump.shape[0])).tolist(),
                 "exponent": self.exponents[name].slope,
                 "exponent_stderr": self.exponents[name].slope_stderr}
 
@@ -233,21 +233,21 @@ def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, r
         Y, V, _ = discontinuity_points(model.router, np.random.default_rng(derive_seed(ss, 0)),
                                        n_points, radius)
         for name in ("topk", "smooth"):
-            J = np.empty((n_points, deltas.size))
+            jump = np.empty((n_points, deltas.size))
             for c, d in enumerate(deltas):
-                J[:, c] = np.linalg.norm(model(Y + d * V, name, eta, a_s, b_s)
+                jump[:, c] = np.linalg.norm(model(Y + d * V, name, eta, a_s, b_s)
                                          - model(Y - d * V, name, eta, a_s, b_s), axis=1)
-            jumps[name] = J
-            exps[name] = mean_pointwise_slope(deltas, J)
+            jumps[name] = jump
+            exps[name] = mean_pointwise_slope(deltas, jump)
     if "band_edge" in where:
         Y, V = band_edge_points(model.router, np.random.default_rng(derive_seed(ss, 1)),
                                 n_points, radius, eta)
-        J = np.empty((n_points, deltas.size))
+        jump = np.empty((n_points, deltas.size))
         for c, d in enumerate(deltas):
-            J[:, c] = np.linalg.norm(model(Y + d * V, "smooth", eta, a_s, b_s)
+            jump[:, c] = np.linalg.norm(model(Y + d * V, "smooth", eta, a_s, b_s)
                                      - model(Y - d * V, "smooth", eta, a_s, b_s), axis=1)
-        jumps["band_edge"] = J
-        exps["band_edge"] = mean_pointwise_slope(deltas, J)
+        jumps["band_edge"] = jump
+        exps["band_edge"] = mean_pointwise_slope(deltas, jump)
     return ContinuityResult(tuple(deltas.tolist()), eta, a_s, b_s, jumps, exps, ss.entropy)
 
 

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from .errors import InputError, check_bool, check_choice, check_int
+from .points import start_point
 from .router import Router
 
 __all__ = ["STUDIES", "run_study", "expand_grid", "load_grid", "make_router", "study_figure"]
@@ -93,8 +94,9 @@ def expand_grid(defaults, overrides):
 # Grid parameters by type; every study's parameters appear here (test_studies checks it).
 _POSITIVE = ("eps", "eta", "radius", "sigma", "t_max", "dt", "dt_over_d2", "t_over_d2")
 _INTEGER = {"M": 2, "D": 2, "k": 1, "n_routers": 1, "n_samples": 2, "n_paths": 2, "order": 1,
-            "seed_x0": 0}
+            "seed_x0": 0, "constants_samples": 0}
 _REAL = ("rho",)
+_TEXT = ("path", "inputs")  # the audit study: a checkpoint, an input model or hidden-states file
 _BOOL = ("bridge",)
 
 
@@ -129,6 +131,8 @@ def check_point(params):
             out[key] = float(v)
         elif key in _BOOL:
             out[key] = check_bool(key, v)
+        elif key in _TEXT:
+            out[key] = str(v)
         elif key in choices:
             out[key] = check_choice(key, v, choices[key])
         else:
@@ -338,7 +342,7 @@ def first_hit(params, seed_seq):
     from .theory import diffusion as td
 
     router = Router.gaussian(2, 6, 1, seed=0)
-    x0 = np.random.default_rng(params["seed_x0"]).standard_normal(6) * 0.3
+    x0 = start_point(router, params["seed_x0"], scale=0.3)
     d = td.facet_distances(router, x0).min()
     sig = params["sigma"]
     scale = d * d / (sig * sig)  # times in units of d^2 / sigma^2
@@ -365,7 +369,7 @@ def hit_order(params, seed_seq):
 
     rows = []
     for ri, router in enumerate(routers_of(params, seed_seq)):
-        x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
+        x0 = start_point(router, params["seed_x0"])
         d = td.facet_distances(router, x0).min()
         deltas = d * np.array([0.01, 0.03, 0.1, 0.3])
         res = estimate_first_hit(router, x0, 1.0, 20 * d * d, 0.01 * d * d, params["n_paths"], [d * d],
@@ -387,7 +391,7 @@ def occupation(params, seed_seq):
 
     rows = []
     for ri, router in enumerate(routers_of(params, seed_seq)):
-        x0 = np.random.default_rng(params["seed_x0"]).standard_normal(router.dim) * 0.5
+        x0 = start_point(router, params["seed_x0"])
         res = estimate_occupation(router, x0, params["sigma"], params["t_max"], params["dt"], params["n_paths"],
                                   [params["eps"]], seed=seed_seq.spawn(1)[0], n_checkpoints=1)
         for i, r in enumerate(res.orders):
@@ -415,12 +419,25 @@ def smoothing(params, seed_seq):
     return rows + _ensemble_rows(rows, [], ["mean_extra", "c1"])
 
 
+@study("audit",
+       grid={"path": "", "inputs": "sphere", "n_samples": 20000, "eps": 0.01, "constants_samples": 0},
+       figure={"x": "layer_index", "y": "value", "err": "stderr", "pred": "predicted",
+               "group": ["model", "quantity", "parameter"], "xlabel": "router layer",
+               "ylabel": "flip rate (bf16, fp16) / P(margin <= eps)", "logx": False})
+def audit(params, seed_seq):
+    """Checkpoint audits (THEORY §9): per-layer flip rates and margin fraction; --set path=A,B."""
+    from .audit import study_rows
+
+    return study_rows(params, seed_seq)
+
+
 # --------------------------------------------------------------------------- running
-def _run_point(name, params, base_seed):
+def _run_point(name, params, base_seed, identity):
+    """One grid point; ``identity`` (from the parent, so every worker records the same) is
+    ``(identity dict, its hash)``."""
     t0 = time.perf_counter()
     rows = STUDIES[name]["func"](params, point_seed(base_seed, params))
-    ident, digest = point_identity(name, params, base_seed)
-    return {"identity": ident, "identity_hash": digest, "params": params, "rows": rows,
+    return {"identity": identity[0], "identity_hash": identity[1], "params": params, "rows": rows,
             "seconds": time.perf_counter() - t0}
 
 
@@ -462,8 +479,9 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
         if os.path.exists(d) and not os.path.isdir(d):
             raise InputError(f"--out {out_dir}: {d} exists and is not a directory")
     todo = []
+    identity = {}
     for p in points:
-        ident, digest = point_identity(name, p, seed)
+        ident, digest = identity[point_key(p)] = point_identity(name, p, seed)
         doc, why = _read_point(os.path.join(pdir, point_key(p) + ".json"), ident, digest)
         if doc is None:
             if why is not None and resume:
@@ -491,14 +509,14 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
                                              dashboard_address=None, processes=True))
         if todo and n_jobs == 1 and backend != "dask":
             for p in todo:  # in this process: Ctrl-C stops between points, saved ones stay
-                res = _run_point(name, p, seed)
+                res = _run_point(name, p, seed, identity[point_key(p)])
                 write_atomic(os.path.join(pdir, point_key(p) + ".json"), dumps(res))
                 if bar is not None:
                     bar.update(1)
         elif todo:
             import joblib
 
-            tasks = (joblib.delayed(_run_point)(name, p, seed) for p in todo)
+            tasks = (joblib.delayed(_run_point)(name, p, seed, identity[point_key(p)]) for p in todo)
             with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
                 par = joblib.Parallel(return_as="generator_unordered")
                 for res in par(tasks):

@@ -18,10 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from ._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
-from .constants import slice_constants
 from .devices import check_device, resolve_devices
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
@@ -30,7 +28,6 @@ from .parallel import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from .points import reduced_points
 from .router import Router
 from .seeding import as_seed_sequence
-from .theory import volumes as tv
 
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
            "METHODS", "default_orders", "check_orders"]
@@ -105,9 +102,9 @@ class VolumeResult:
     def estimate(self, eps_index, order):
         """The :class:`Estimate` of the order-``order`` fraction at ``eps[eps_index]``."""
         j = self._col(order)
-        kind = "proportion" if self.method == "uniform" else "mean"
+        interval = "wilson" if self.method == "uniform" else "normal"
         return Estimate(float(self.fraction[eps_index, j]), float(self.stderr[eps_index, j]),
-                        self.n_samples, int(self.n_hits[eps_index, j]), kind, self.seed_entropy)
+                        self.n_samples, int(self.n_hits[eps_index, j]), interval, self.seed_entropy)
 
     def order_result(self, eps_index, order):
         """Estimate and predictions of one order at ``eps[eps_index]`` as an :class:`OrderResult`."""
@@ -115,7 +112,7 @@ class VolumeResult:
         ov = None
         if math.isfinite(self.overlap[eps_index, j]):
             ov = Estimate(float(self.overlap[eps_index, j]), float(self.overlap_stderr[eps_index, j]),
-                          self.n_samples, int(self.n_hits[eps_index, j]), "mean", self.seed_entropy)
+                          self.n_samples, int(self.n_hits[eps_index, j]), "normal", self.seed_entropy)
         return OrderResult(int(order), self.estimate(eps_index, order),
                            _opt(self.predicted_slice_sum[eps_index, j]),
                            _opt(self.predicted_leading[eps_index, j]),
@@ -153,6 +150,8 @@ def _uniform_task(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine, 
 
 
 def _tube_task(rng, n, Wr, gram, k, r, radius, dim, metric, eps, wmax, n_slices):
+    from scipy import special
+
     from ._kernels.pointstats import sort_pairs_for
     from ._kernels.tube import tube_chunk, tube_draw_slices
 
@@ -222,7 +221,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         Their seed is derived from ``seed``.
     device : {"cpu", "cuda"}
         ``cuda``: the uniform sampler runs on the GPU (:mod:`discosim._cuda.volume`; same law,
-        its own random streams); ``devices`` picks the GPUs (None: all visible).
+        its own random streams); ``devices`` picks the GPUs (None: all visible). The ``tube``
+        method has no GPU kernel: it runs on the CPU whatever the device.
 
     Returns
     -------
@@ -251,9 +251,9 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
             raise InputError("method 'tube' does not support cosine scores; use method 'uniform'")
     device = check_device(device)
     if device == "cuda":
-        if method == "tube":
-            raise InputError("method 'tube' runs on device 'cpu' only; use method 'uniform' on cuda")
         devices = resolve_devices(devices)
+        if method == "tube":  # the importance sampler has no GPU kernel yet: it runs here
+            device = "cpu"
     ss = as_seed_sequence(seed)
     t0 = time.perf_counter()
     Wr, gram, k = router.reduced_weights, router.gram, router.k
@@ -299,10 +299,14 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                 if metric != "score":
                     ov[i, j], ov_se[i, j] = mean_and_stderr(tot[3], tot[4], n_samples)
 
+    from .theory import volumes as tv
+
     slice_sum, leading = np.full(shape, np.nan), np.full(shape, np.nan)
     rel = np.zeros(n_ord)
     if predict and not cosine_scores:
         if constants is None:
+            from .constants import slice_constants  # scipy.stats and Genz: only when predicting
+
             constants = {r: slice_constants(router, r, n_samples=prediction_samples,
                                             seed=derive_seed(ss, 8), n_jobs=n_jobs,
                                             backend=backend, force_jobs=force_jobs)
@@ -324,7 +328,7 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
 
 
 def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *, seed=None,
-                          batch=1 << 16):
+                          batch=1 << 16, inputs="ball"):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 
     ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}``: a point is in it iff its projection on
@@ -339,6 +343,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
+    inputs = check_choice("inputs", inputs, ("ball", "gaussian", "sphere"))  # sphere: THEORY §9
     M, D, k = router.n_experts, router.dim, router.k
     J = sorted({check_int("slice expert", j, 0, M - 1) for j in np.atleast_1d(slice_experts)})
     if len(J) < 2:
@@ -353,7 +358,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     done = 0
     while done < n_samples:
         m = min(batch, n_samples - done)
-        z = reduced_points(rng, m, M, D, radius)
+        z = reduced_points(rng, m, M, D, radius, inputs)
         s = z @ Wr.T + b
         gaps = s[:, J[1:]] - s[:, [J[0]]]
         lam = np.linalg.solve(GJ, gaps.T).T

@@ -6,9 +6,10 @@ distances are found by projecting in R^D or by a generic constrained optimiser. 
 the twins start.
 
 The chunk twins replay the kernel's random stream: numba's ``Generator`` methods give the same
-numbers as NumPy's for the same calls in the same order, so a twin that makes those calls (the
-samplers below are plain-Python transcriptions of :mod:`discosim._kernels.sampling`, whose laws
-are tested separately) sees the same points as the kernel and must give the same statistics.
+numbers as NumPy's for the same calls in the same order, so a twin that makes those calls sees
+the same points as the kernel and must give the same statistics. Floyd's subset draw is
+transcribed below; the chi^2 draw (a rejection sampler) is taken from the kernel as data, its law
+being tested against scipy's on its own.
 """
 
 import itertools
@@ -28,29 +29,11 @@ def uniform_ball_points(rng, n, dim, radius):
     return g * radius * rng.random(n)[:, None] ** (1.0 / dim)
 
 
-def standard_gamma(rng, shape):
-    """Marsaglia & Tsang (2000) Gamma(shape, 1): the kernel's draws, operation for operation."""
-    boost = 1.0
-    a = shape
-    if a < 1.0:
-        boost = rng.random() ** (1.0 / a)
-        a += 1.0
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    while True:
-        x = rng.standard_normal()
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        u = rng.random()
-        x2 = x * x
-        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
-            return d * v * boost
-
-
 def chi_square(rng, df):
-    return 2.0 * standard_gamma(rng, 0.5 * df)
+    """The kernel's chi^2 draw, used as data: its law is tested against scipy's chi^2 on its own
+    (test_chi_square_law); a Python transcription would only copy the algorithm."""
+    from discosim._kernels.sampling import chi_square as kernel_chi_square
+    return kernel_chi_square(rng, float(df))
 
 
 def random_subset(rng, n, size):
@@ -392,3 +375,62 @@ def walk_on_spheres_chunk(router, rng, Z0, tol, max_steps):
         zexit[p] = router.to_reduced(x)
         steps_out[p] = steps
     return zexit, steps_out
+
+
+def _cross_prob(ga, gb, var):
+    """P(some facet gap crosses 0 between end gaps ga, gb): 1 on a sign change, else one minus
+    the product of the Brownian-bridge survival probabilities."""
+    if np.any(ga <= 0.0) or np.any(gb <= 0.0):
+        return 1.0
+    return 1.0 - float(np.prod(1.0 - np.exp(-2.0 * ga * gb / var)))
+
+
+def first_exit_chunk(router, rng, Z0, sigma, dt, n_steps, theta, depth, use_bridge):
+    """Twin of ``paths.first_exit_chunk`` in full D: (exit times, reduced exit points)."""
+    M, k = router.n_experts, router.k
+    W, b = router.tie_weights, router.bias
+    decay, noise = ou_coefficients(theta, sigma, dt)
+    tau_out, zhit = np.full(len(Z0), np.inf), np.full((len(Z0), M), np.nan)
+    for p, z0 in enumerate(Z0):
+        x0 = embed(router, z0)
+        order = np.argsort(-(W @ x0 + b))
+        pairs = [(i, j) for i in order[:k] for j in order[k:]]
+        dn2 = np.array([np.sum((W[i] - W[j]) ** 2) for i, j in pairs])
+
+        def gaps(x):
+            s = W @ x + b
+            return np.array([s[i] - s[j] for i, j in pairs])
+
+        x, ga = x0, gaps(x0)
+        for step in range(n_steps):
+            x1 = x0 + decay * (x - x0) + noise * embed(router, rng.standard_normal(M))
+            gb = gaps(x1)
+            crossed = bool(np.any(gb <= 0.0))
+            if not crossed and use_bridge:
+                crossed = rng.random() < _cross_prob(ga, gb, sigma ** 2 * dn2 * dt)
+            if crossed:
+                t0, h = step * dt, dt
+                for _ in range(depth):
+                    hh = 0.5 * h
+                    var = sigma ** 2 * dn2 * hh
+                    while True:  # midpoint of the bridge, conditioned on a crossing
+                        xm = 0.5 * (x + x1) + sigma * math.sqrt(0.25 * h) * embed(
+                            router, rng.standard_normal(M))
+                        gm = gaps(xm)
+                        if use_bridge:
+                            pl, pr = _cross_prob(ga, gm, var), _cross_prob(gm, gb, var)
+                        else:
+                            pl, pr = float(np.any(gm <= 0.0)), float(np.any(gb <= 0.0))
+                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
+                        if rng.random() < q_cross:
+                            break
+                    if rng.random() * q_cross < pl:  # the first crossing is in the left half
+                        x1, gb = xm, gm
+                    else:
+                        x, ga, t0 = xm, gm, t0 + hh
+                    h = hh
+                tau_out[p] = t0 + 0.5 * h
+                zhit[p] = router.to_reduced(0.5 * (x + x1))
+                break
+            x, ga = x1, gb
+    return tau_out, zhit

@@ -26,23 +26,6 @@ STUDY = ["study", "volume_ratios", "--set", "eps=0.1", "--set", "n_samples=200",
 
 
 @pytest.fixture
-def no_work(monkeypatch):
-    """Any chunk of Monte Carlo work fails the test: errors must come before the computation."""
-    import discosim.constants
-    import discosim.hitting
-    import discosim.smoothing
-    import discosim.studies
-    import discosim.volume
-
-    def refuse(*a, **k):
-        raise AssertionError("computation started before the input was checked")
-
-    for mod in (discosim.volume, discosim.hitting, discosim.smoothing, discosim.constants):
-        monkeypatch.setattr(mod, "run_chunks", refuse)
-    monkeypatch.setattr(discosim.studies, "_run_point", refuse)
-
-
-@pytest.fixture
 def files(tmp_path):
     rng = np.random.default_rng(0)
     W = rng.standard_normal((4, 8))
@@ -94,9 +77,9 @@ BAD = [
     (["volume", "--M", "4", "--D", "8", "--k", "4", "--eps", "0.1"], "k"),
     (["volume", "--M", "4", "--D", "8", "--eps", "0.1"], "--k"),
     # unbounded resources
-    (VOLUME + ["--n-jobs", "1000"], "n_jobs"),
     (VOLUME + ["--n-jobs", "0"], "n_jobs"),
-    (HIT[:-2] + ["--n-paths", "100", "--n-jobs", "1000"], "n_jobs"),
+    (VOLUME + ["--n-jobs", "-2"], "n_jobs"),
+    (["validate", "--quick", "--n-jobs", "0"], "n_jobs"),
     (["hit", *ROUTER, "--sigma", "1", "--t-max", "1", "--dt", "1e-300", "--times", "1"], "t_max/dt"),
     (["hit", *ROUTER, "--sigma", "1", "--t-max", "1", "--dt", "1e-9", "--times", "1"], "t_max/dt"),
     (SMOOTH + ["--n-points", "10000000"], "n_points"),
@@ -145,7 +128,6 @@ BAD = [
     (STUDY + ["--seed", "-1"], "seed"),
     (STUDY + ["--out", "{file}"], "not a directory"),
     (STUDY + ["--backend", "spark"], "backend"),
-    (STUDY + ["--n-jobs", "1000"], "n_jobs"),
     (["study", "volume_ratios", "--grid", "{grid_dict}"], "eps"),
     (["study", "volume_ratios", "--grid", "{grid_nested}"], "eps"),
     (["study", "volume_ratios", "--grid", "{grid_empty}"], "no values"),
@@ -157,7 +139,6 @@ BAD = [
     (["study", "no_such_study"], "study"),
     # validate and figures: checked before computing
     (["validate", "--quick", "--out", "{file}"], "not a directory"),
-    (["validate", "--quick", "--n-jobs", "1000"], "n_jobs"),
     (["validate", "--quick", "--seed", "-1"], "seed"),
     (["figures", "--results", "/no/such/dir", "--validation", "/no/such/dir"], "no saved results"),
 ]
@@ -172,11 +153,21 @@ def test_bad_input_is_one_line_and_exit_2(argv, word, files, no_work, capsys):
     assert word in err, err
 
 
+@pytest.fixture(scope="module")
+def saved_study(tmp_path_factory):
+    """One small finished study, copied by each test that damages it."""
+    out = tmp_path_factory.mktemp("study") / "vr"
+    assert main(STUDY + ["--out", str(out), "--seed", "1"]) == 0
+    return out
+
+
 @pytest.mark.parametrize("what", ["results.json", "results.csv", "points", "validate.json"])
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
-def test_corrupted_saved_files_are_one_line(tmp_path, capsys, what, damage):
+def test_corrupted_saved_files_are_one_line(tmp_path, capsys, what, damage, saved_study):
+    import shutil
+
     out = tmp_path / "res" / "vr"
-    assert main(STUDY + ["--out", str(out), "--seed", "1"]) == 0
+    shutil.copytree(saved_study, out)
     capsys.readouterr()
     if what == "validate.json":
         (tmp_path / "val").mkdir()
@@ -304,3 +295,11 @@ def test_chunks_stream_a_1e13_run(n_jobs):
         parallel.run_chunks(chunk, (), 10 ** 13, 1 << 16, np.random.SeedSequence(0), n_jobs=n_jobs,
                             reduce=parallel.add, progress=False)
     assert time.perf_counter() - t0 < 5 and 8 <= len(calls) <= 8 + 4 * 2 * n_jobs * 16
+
+
+def test_workers_are_capped_at_the_cores_unless_forced(monkeypatch):
+    cores = os.cpu_count()
+    assert parallel.check_n_jobs(1000) == cores and parallel.check_n_jobs(-1) == cores
+    assert parallel.check_n_jobs(1000, force=True) == 1000
+    monkeypatch.setenv(parallel.FORCE_JOBS_ENV, "1")
+    assert parallel.check_n_jobs(1000) == 1000

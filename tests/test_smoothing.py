@@ -155,6 +155,7 @@ def test_bad_smoothing_input(kw, word):
         smooth_gate(np.zeros((1, 4)), 2, **args)
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_cli_smooth_json_and_errors():
     base = [sys.executable, "-m", "discosim", "smooth", "--M", "6", "--D", "16", "--k", "2"]
     p = subprocess.run(base + ["--etas", "0.01", "0.02", "--deltas", "1e-5", "1e-4", "--n-samples",

@@ -112,6 +112,7 @@ def test_alpha_sum_over_order1_slices_is_a_probability_mass():
     assert sum(vals) >= 1
 
 
+@pytest.mark.slow  # M = 256 Monte Carlo constants: ~20 s on 2 cores
 def test_constants_at_real_size_use_monte_carlo():
     router = Router.gaussian(256, 2048, 8, seed=0)
     c = slice_constants(router, 1, n_samples=20_000, seed=0)
@@ -170,3 +171,91 @@ def test_inverse_tube_fraction_round_trip():
         for frac in (1e-9, 1e-3, 0.4):
             eps = tv.inverse_tube_fraction(frac, 2.0, D, r)
             assert tv.tube_fraction(eps, 2.0, D, r) == pytest.approx(frac, rel=1e-9)
+
+
+# ------------------------------------------------------------------ sphere inputs, bias, real sizes
+@pytest.mark.parametrize("D,eps", [(4, 0.3), (9, 0.1), (30, 0.2)])
+def test_sphere_slab_fraction_by_quadrature(D, eps):
+    """r = 1 on the sphere: u_1 has density prop. to (1 - t^2)^((D-3)/2) on [-1, 1] (THEORY §9)."""
+    dens = lambda t: (1 - t * t) ** ((D - 3) / 2)
+    num, _ = integrate.quad(dens, -eps, eps, epsabs=1e-13)
+    den, _ = integrate.quad(dens, -1, 1, epsabs=1e-13)
+    assert tv.sphere_tube_fraction(eps, 1.0, D, 1) == pytest.approx(num / den, rel=1e-9)
+
+
+def test_sphere_tube_fraction_by_full_dimensional_sampling():
+    rng = np.random.default_rng(11)
+    D, r, eps, n = 7, 2, 0.4, 400_000
+    g = rng.standard_normal((n, D))
+    u = g / np.linalg.norm(g, axis=1)[:, None]
+    hit = np.sum(u[:, :r] ** 2, axis=1) <= eps * eps
+    p, se = hit.mean(), hit.std(ddof=1) / math.sqrt(n)
+    assert abs(p - tv.sphere_tube_fraction(eps, 1.0, D, r)) <= 4 * se
+    # and the ball's parameter d/2 + 1 is a different number here
+    assert abs(p - tv.tube_fraction(eps, 1.0, D, r)) > 4 * se
+
+
+def test_exact_relative_correction_tends_to_the_first_order_formula():
+    D, r = 4096, 2
+    d = D - r
+    rem, first = [], []
+    for x in (0.4, 0.1, 0.025):  # d eps^2 / R^2
+        eps = math.sqrt(x / d)
+        f = tv.relative_correction(eps, 1.0, D, r)
+        exact = tv.exact_relative_correction(eps, 1.0, D, r)
+        assert exact == pytest.approx(tv.tube_fraction(eps, 1.0, D, r)
+                                      / tv.leading_tube_fraction(eps, 1.0, D, r) - 1, rel=1e-9)
+        rem.append(abs(exact - f))
+        first.append(abs(f))
+    # higher order: the remainder shrinks faster than the first-order term (which falls 4x per step)
+    for i in range(2):
+        assert rem[i + 1] / rem[i] < first[i + 1] / first[i]
+        assert rem[i] < first[i]
+
+
+def test_fibre_integral_without_bias_is_alpha_times_beta():
+    router = Router.orthonormal(4, 8, 2, seed=3)
+    for J in ((0, 1), (0, 1, 2)):
+        r = len(J) - 1
+        v, se = tv.slice_fibre_fraction(router.reduced_weights, None, 2, J, 0.1, 1.0, 8, 200_000, rng=1)
+        exact = orthonormal_alpha(4, 2, r) * tv.tube_fraction(0.1, 1.0, 8, r)
+        assert abs(v - exact) <= 4 * se
+        a, ase = tv.finite_radius_alpha(router.reduced_weights, None, 2, J, 1.0, 8, 200_000, rng=2)
+        assert abs(a - orthonormal_alpha(4, 2, r)) <= 4 * ase + 1e-12
+
+
+def test_fibre_integral_with_bias_by_full_dimensional_hit_or_miss():
+    """Affine S_J in R^D, points uniform in the full D-ball: an independent route."""
+    rng = np.random.default_rng(5)
+    M, D, k, eps, n = 3, 5, 1, 0.15, 400_000
+    W = rng.standard_normal((M, D)) / math.sqrt(D)
+    b = 0.2 * rng.standard_normal(M)
+    router = Router(W, k, bias=b)
+    J = (0, 1)
+    g = rng.standard_normal((n, D))
+    x = g / np.linalg.norm(g, axis=1)[:, None] * rng.random(n)[:, None] ** (1 / D)
+    a = W[1] - W[0]
+    c = b[1] - b[0]
+    t = (x @ a + c) / (a @ a)  # signed normal distance / |a|: y = x - t a lies on S_J
+    y = x - t[:, None] * a
+    s = y @ W.T + b
+    above = (s[:, 2] > s[:, 0]).astype(int)
+    inside = (np.abs(t) * np.linalg.norm(a) <= eps) & (above >= k - 1) & (above <= k - 1)
+    p, se = inside.mean(), inside.std(ddof=1) / math.sqrt(n)
+    v, vse = tv.slice_fibre_fraction(router.reduced_weights, router.bias, k, J, eps, 1.0, D,
+                                     400_000, rng=6)
+    assert abs(p - v) <= 4 * math.hypot(se, vse)
+    # the unbiased alpha is not the answer at this bias and radius
+    a0 = alpha_orthants(Router(W, k).reduced_weights, k, J)
+    assert abs(p - a0 * tv.tube_fraction(eps, 1.0, D, 1)) > 4 * math.hypot(se, vse)
+
+
+def test_finite_radius_alpha_tends_to_alpha_as_R_grows():
+    rng = np.random.default_rng(8)
+    router = Router(np.linalg.qr(rng.standard_normal((8, 4)))[0].T, 2, bias=0.2 * rng.standard_normal(4))
+    J = (0, 1)
+    alpha = orthonormal_alpha(4, 2, 1)
+    near, se_near = tv.finite_radius_alpha(router.reduced_weights, router.bias, 2, J, 1.0, 8, 200_000, rng=1)
+    far, se_far = tv.finite_radius_alpha(router.reduced_weights, router.bias, 2, J, 1e4, 8, 200_000, rng=1)
+    assert abs(far - alpha) <= 4 * se_far + 1e-3  # O(|b|/R) = 2e-5 left at R = 1e4
+    assert abs(near - alpha) > 4 * se_near

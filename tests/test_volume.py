@@ -34,6 +34,7 @@ def test_uniform_estimator_matches_full_d_naive_estimator():
             assert abs(a.value - p) <= Z * se
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 @pytest.mark.parametrize("metric", ["euclidean", "normal"])
 def test_tube_and_uniform_agree(metric):
     router = Router.orthonormal(5, 9, 2, seed=2)
@@ -45,6 +46,7 @@ def test_tube_and_uniform_agree(metric):
         assert abs(a.value - b.value) <= Z * math.hypot(a.stderr, b.stderr)
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_score_tube_sampler_agrees_with_uniform():
     router = Router.gaussian(6, 11, 3, seed=8)
     u = estimate_volumes(router, 1.0, [0.1], orders=(1, 2, 3), metric="score", n_samples=400_000, seed=1)
@@ -164,6 +166,7 @@ def test_cli_volume_json_schema():
     (["--M", "5", "--D", "9", "--k", "2", "--eps", "0.1", "--metric", "l3"], "metric"),
     (["--router", "/nonexistent/w.npy", "--k", "2", "--eps", "0.1"], "not found"),
 ])
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_cli_bad_input_exits_2_without_traceback(args, word):
     p = _cli("volume", *args)
     assert p.returncode == 2
@@ -171,6 +174,7 @@ def test_cli_bad_input_exits_2_without_traceback(args, word):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_cli_reads_safetensors_weights(tmp_path):
     from safetensors.numpy import save_file
     W = np.random.default_rng(0).standard_normal((6, 16)).astype(np.float32)
@@ -190,6 +194,7 @@ def test_cli_reads_safetensors_weights(tmp_path):
     (np.random.default_rng(0).standard_normal((6, 5)), "M < D"),
     (np.random.default_rng(0).standard_normal((2, 3, 4)), "2-dimensional"),
 ])
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_cli_bad_weight_files_exit_2(tmp_path, W, word):
     path = tmp_path / "w.npy"
     np.save(path, W)
@@ -197,6 +202,7 @@ def test_cli_bad_weight_files_exit_2(tmp_path, W, word):
     assert p.returncode == 2 and word in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_cli_file_shape_mismatch_with_given_M(tmp_path):
     path = tmp_path / "w.npy"
     np.save(path, np.random.default_rng(0).standard_normal((4, 9)))
@@ -204,6 +210,7 @@ def test_cli_file_shape_mismatch_with_given_M(tmp_path):
     assert p.returncode == 2 and "does not match" in p.stderr
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_overlap_estimate_matches_slice_sum_minus_union():
     """The tube sampler's direct overlap estimate equals S - U with U from the uniform sampler."""
     router = Router.gaussian(5, 10, 2, seed=6)
@@ -217,6 +224,7 @@ def test_overlap_estimate_matches_slice_sum_minus_union():
     assert abs(o.overlap.value - direct) <= 4 * math.hypot(o.overlap.stderr, u.estimate(0, 1).stderr)
 
 
+@pytest.mark.slow  # subprocesses or many samples; runs with -m slow
 def test_largest_real_size_is_finite_and_consistent():
     """D = 8192, M = 256: fractions, predictions and log-volumes stay finite (no raw ball volumes)."""
     from discosim.constants import slice_constants

@@ -41,14 +41,13 @@ def alpha_mc_chunk(rng, Wr, k, r, n, fixed_J, halo, out):
     """
     M = Wr.shape[0]
     Q = np.empty((r, M))
-    g = np.empty(M)
-    y = np.empty(M)
-    t = np.empty(M)
+    vec = np.empty((3, M))
+    g, y, t = vec[0], vec[1], vec[2]
     zero = np.zeros(M)
-    J = np.empty(r + 1, dtype=np.int64)
-    pick = np.empty(r + 1, dtype=np.int64)
-    in_J = np.zeros(M, dtype=np.bool_)
-    in_win = np.zeros(M, dtype=np.bool_)
+    subset = np.empty((2, r + 1), dtype=np.int64)
+    J, pick = subset[0], subset[1]
+    flags = np.zeros((2, M), dtype=np.bool_)
+    in_J, in_win = flags[0], flags[1]
     fixed = fixed_J.shape[0] == r + 1
     n_all = _comb(M, r + 1)
     lo = max(0, k - r - 1 - halo)  # the proposal's window of ranks

@@ -104,13 +104,10 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
     npair = k * (M - k)
     K, R, dnorm2, sc = cell_workspace(M, k)
     decay, noise = ou_step_coefficients(theta, sigma, dt)
-    z = np.empty(M)
-    z1 = np.empty(M)
-    zm = np.empty(M)
-    ga = np.empty(npair)
-    gb = np.empty(npair)
-    gm = np.empty(npair)
-    var = np.empty(npair)
+    points = np.empty((3, M))  # rows, not unpacking: unpacked rows would be typed non-contiguous
+    z, z1, zm = points[0], points[1], points[2]
+    gaps = np.empty((4, npair))
+    ga, gb, gm, var = gaps[0], gaps[1], gaps[2], gaps[3]
     for p in range(n):
         _start_in_cell(Z0[p], Wr, bias, gram, k, z, sc, K, R, dnorm2)
         _gaps(Wr, bias, z, K, R, ga)

@@ -103,17 +103,19 @@ def score_window_stats(ST, m, k, rmax, pairs, buf, stats):
     ``buf`` (M,) as the insertion buffer.
     """
     M = ST.shape[0]
+    # 2-D indexing, not row views: creating a view costs reference counting, which would
+    # dominate the one-column case
     if pairs.shape[0] > 0:
         for p in range(pairs.shape[0]):
-            ra = ST[pairs[p, 0]]
-            rb = ST[pairs[p, 1]]
+            a = pairs[p, 0]
+            b = pairs[p, 1]
             for i in range(m):
-                x = ra[i]
-                y = rb[i]
+                x = ST[a, i]
+                y = ST[b, i]
                 # explicit selects compile to branch-free code; builtin max/min measured ~25% slower
                 c = x < y
-                ra[i] = y if c else x
-                rb[i] = x if c else y
+                ST[a, i] = y if c else x
+                ST[b, i] = x if c else y
     else:
         L = min(M, k + rmax)
         for i in range(m):
@@ -121,15 +123,12 @@ def score_window_stats(ST, m, k, rmax, pairs, buf, stats):
             for j in range(L):
                 ST[j, i] = buf[j]
     for r in range(1, rmax + 1):
-        out = stats[r - 1]
         for i in range(m):
-            out[i] = np.inf
+            stats[r - 1, i] = np.inf
         for p in range(max(1, k - r + 1), min(k, M - r) + 1):
-            hi = ST[p - 1]
-            lo = ST[p + r - 1]
             for i in range(m):
-                d = hi[i] - lo[i]
-                out[i] = d if d < out[i] else out[i]
+                d = ST[p - 1, i] - ST[p + r - 1, i]
+                stats[r - 1, i] = d if d < stats[r - 1, i] else stats[r - 1, i]
 
 
 @njit(cache=True, nogil=True)
@@ -232,22 +231,28 @@ def slice_distance_stats(s, gram, k, rmax, eps_max, wmax, exact_order, ws_G, ws_
 
 @njit(cache=True, nogil=True)
 def point_workspace(M):
-    """Workspaces ``(ws_G, ws_v, ws_i)`` of :func:`point_stats` for M experts."""
-    return np.empty((M, M)), np.empty((4, M)), np.empty((4, M), dtype=np.int64)
+    """Workspaces ``(ws_G, ws_v, ws_i)`` of :func:`point_stats` for M experts.
+
+    ``ws_v`` has ``max(4, M)`` rows so that its first column holds a score column's statistics.
+    """
+    return np.empty((M, M)), np.empty((max(4, M), M)), np.empty((4, M), dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)
 def point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, out):
     """Tube statistics of one point for the chosen metric (see the module docstring).
 
-    ``pairs``: :func:`sort_pairs_for` ``(M)`` (score metric only); ``out`` (rmax,) contiguous.
+    ``pairs``: :func:`sort_pairs_for` ``(M)`` (score metric only); workspaces from
+    :func:`point_workspace`.
     """
     if metric == METRIC_SCORE:
-        M = s.shape[0]
-        col = ws_v[0].reshape((M, 1))
-        for j in range(M):
-            col[j, 0] = s[j]
-        score_window_stats(col, 1, k, rmax, pairs, ws_v[1], out.reshape((rmax, 1)))
+        # the one-column case of the block kernel, in workspace columns: no array views to create
+        for j in range(s.shape[0]):
+            ws_G[j, 0] = s[j]
+        # ws_v[0] is the insertion buffer, dead before the statistics fill ws_v's first column
+        score_window_stats(ws_G, 1, k, rmax, pairs, ws_v[0], ws_v)
+        for r in range(rmax):
+            out[r] = ws_v[r, 0]
     else:
         slice_distance_stats(s, gram, k, rmax, eps_max, wmax, metric == METRIC_NORMAL,
                              ws_G, ws_v, ws_i, out)

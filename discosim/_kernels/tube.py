@@ -1,10 +1,11 @@
 """The importance (tube) sampler of the tube volumes (THEORY §8). numba only, no validation.
 
-Karp-Luby-Madras over the slices: draw J uniformly, x uniform in the fibre tube of ``S_J`` inside
-the ball (normal part of squared radius fraction beta ~ truncated Beta(r/2, d/2+1), tangential
-part uniform in the remaining ball), and score ``C(M, r+1) lambda(tube_J) 1{x in tube} / N(x)``
-with ``N(x)`` the number of slices whose tube holds x. The estimate is unbiased for the union and
-its relative error stays bounded as eps -> 0.
+Karp-Luby-Madras over the slices: draw J uniformly, x uniform in the part of the ball within
+the fibre radius rho_J of ``S_J`` (normal part of squared radius fraction beta ~ Beta(r/2, d/2+1)
+truncated at rho_J^2/R^2, tangential part uniform in the remaining ball), and score
+``C(M, r+1) P_J 1{x in tube_r} / N(x)``, with ``P_J`` the fraction of the ball within rho_J of
+``S_J`` and ``N(x)`` the number of slices whose such region holds x. The mean is the fraction of
+the ball in the order-r tube, with relative error bounded as eps -> 0.
 
 Phases: :func:`tube_draw_slices` (slices, fibre radii, uniforms), then the caller draws beta
 with SciPy, then :func:`tube_chunk` builds and scores the points. Each phase consumes the chunk's
@@ -135,17 +136,14 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
     M = Wr.shape[0]
     Q = np.empty((r, M))
     dirn = np.empty(r)
-    g = np.empty(M)
-    x = np.empty(M)
-    s = np.empty(M)
+    vec = np.empty((5, M))
+    g, x, s, e, lam = vec[0], vec[1], vec[2], vec[3], vec[4]
     zero = np.zeros(M)
     stat = np.empty(r)
     ws_G, ws_v, ws_i = point_workspace(M)
-    T = np.empty(r + 1, dtype=np.int64)
-    idx = np.empty(r + 1, dtype=np.int64)
+    subset = np.empty((2, r + 1), dtype=np.int64)
+    T, idx = subset[0], subset[1]
     order_idx = np.empty(M, dtype=np.int64)
-    e = np.empty(M)
-    lam = np.empty(M)
     df = float(dim + 2 - M)
     score_metric = metric == METRIC_SCORE
     in_T = np.zeros(M, dtype=np.int64)

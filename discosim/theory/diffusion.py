@@ -16,7 +16,14 @@
   ``omega_r eps^r (2 pi sigma^2)^{-r/2} Gamma(r/2-1) (d_J^2/(2 sigma^2))^{1-r/2}`` (d_J >= eps),
   ``Gamma(r/2-1) omega_r (r eps^2 - (r-2) d_J^2) / (4 pi^{r/2} sigma^2)`` (d_J <= eps).
 - Hit-near-ridge exponent: ``q(delta) ~ delta^(pi/theta*)`` with theta* the largest interior
-  dihedral angle over ridges of the cell (facet pairs sharing an expert).
+  dihedral angle over ridges of the cell (facet pairs sharing an expert); in a planar wedge the
+  exit law is exact (conformal map to the half-plane, :func:`wedge_hit_profile`).
+- Orthant cell (top-1, mutually orthogonal facet normals): ``P(tau > t) = prod_j erf(d_j/(sigma sqrt(2t)))``.
+- One hyperplane at distance d: ``E L(t) = int_0^t P(|d + sigma B_s| <= eps) ds`` (OU reverting to
+  x0: variance ``sigma^2 (1 - e^{-2 theta s})/(2 theta)``); from the apex of a router without bias
+  the normal fibre tubes give ``A_r int_0^t F_{chi^2_r}(eps^2/(sigma^2 s)) ds``: sqrt-t constant
+  ``A_1 2 eps sqrt(2/pi)/sigma`` (r = 1), ``A_2 eps^2 ln10/(2 sigma^2)`` per decade (r = 2), and the
+  infinite-horizon value of the subspace tubes (r >= 3).
 """
 
 import math
@@ -25,7 +32,11 @@ import numpy as np
 from scipy import special, stats
 
 __all__ = ["occupation_growth", "occupation_bound", "occupation_infinite_horizon", "slice_distances", "facet_distances", "hitting_bounds", "levy_cdf", "wedge_survival", "wedge_geometry",
-           "ridge_angles", "hit_order_exponent"]
+           "ridge_angles", "hit_order_exponent", "orthant_survival", "orthant_router_weights",
+           "slab_probability", "slab_occupation", "apex_probability", "apex_occupation",
+           "sqrt_growth_constant", "log_rate_per_decade", "subspace_occupation_infinite",
+           "wedge_hit_profile", "ridge_start", "wedge_router_weights", "subspace_probability",
+           "subspace_occupation"]
 
 
 def _cell(router, x0):
@@ -176,3 +187,252 @@ def occupation_growth(order, eps, sigma):
     if order == 2:
         return "log10", eps * eps * math.log(10) / (2 * sigma * sigma)
     return "bounded", None
+
+
+# ----------------------------------------------------------------------------------------------
+# Sharper closed forms for the validation claims (THEORY §6)
+# ----------------------------------------------------------------------------------------------
+
+def orthant_survival(distances, sigma, times):
+    """``P(tau > t) = prod_j erf(d_j / (sigma sqrt(2 t)))`` for an orthant cell.
+
+    A top-1 router whose competing facet normals ``w_1 - w_j`` are mutually orthogonal has an
+    orthant (times the orthogonal complement) for a cell; the components of the path along the
+    unit normals are independent one-dimensional Brownian motions, so the exit time is the
+    minimum of independent Levy times, each with ``P(tau_j > t) = erf(d_j/(sigma sqrt(2t)))``.
+
+    Parameters
+    ----------
+    distances : array_like
+        Distances ``d_j > 0`` from x0 to the facets.
+    sigma : float
+    times : array_like
+
+    Returns
+    -------
+    ndarray, shape of ``times``
+    """
+    d = np.asarray(distances, dtype=float).ravel()
+    t = np.atleast_1d(np.asarray(times, dtype=float))
+    return np.prod(special.erf(d[None, :] / (sigma * np.sqrt(2.0 * t)[:, None])), axis=1)
+
+
+def orthant_router_weights(n_experts, dim, lead=1.0):
+    """Gate matrix of a top-1 router whose facet normals ``w_1 - w_j`` are orthonormal.
+
+    ``w_1 = lead e_0`` and ``w_j = lead e_0 - e_{j-1}`` (j = 2..M): ``w_1 - w_j = e_{j-1}``.
+    Full row rank for ``lead != 0``.
+    """
+    W = np.zeros((n_experts, dim))
+    W[:, 0] = lead
+    for j in range(1, n_experts):
+        W[j, j] = -1.0
+    return W
+
+
+def _normal_variance(sigma, s, theta):
+    """Variance of the displacement after time s: ``sigma^2 s`` (BM) or the OU value."""
+    s = np.asarray(s, dtype=float)
+    if theta is None or theta == 0:
+        return sigma * sigma * s
+    return sigma * sigma * -np.expm1(-2.0 * theta * s) / (2.0 * theta)
+
+
+def slab_probability(distance, eps, sigma, s, theta=None):
+    """``P(|d + N(0, v(s))| <= eps)``, ``v(s) = sigma^2 s`` (BM) or ``sigma^2 (1-e^{-2 theta s})/(2 theta)`` (OU to x0)."""
+    s = np.asarray(s, dtype=float)
+    v = _normal_variance(sigma, s, theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(v)
+        p = stats.norm.cdf((eps - distance) / sd) - stats.norm.cdf((-eps - distance) / sd)
+    inside = 1.0 if abs(distance) <= eps else 0.0
+    return np.where(v > 0, p, inside)
+
+
+def slab_occupation(distance, eps, sigma, t, theta=None, dt=None):
+    """Exact ``E L(t) = int_0^t P(|d + sigma B_s| <= eps) ds`` for one hyperplane at distance d.
+
+    With ``theta`` the Ornstein-Uhlenbeck process reverting to x0 (variance
+    ``sigma^2 (1 - e^{-2 theta s}) / (2 theta)``). With ``dt`` the left Riemann sum
+    ``dt sum_{i < t/dt} P(.. at s = i dt)`` that a path simulated on the grid estimates without
+    bias (the time-continuous integral is its dt -> 0 limit).
+    """
+    from scipy import integrate
+
+    if dt is not None:
+        n = int(round(t / dt))
+        s = np.arange(n) * dt
+        return float(dt * np.sum(slab_probability(distance, eps, sigma, s, theta)))
+    # the integrand changes on the scale s ~ (|d| + eps)^2 / sigma^2: split there
+    knee = min(t, ((abs(distance) + eps) / sigma) ** 2)
+    f = lambda s: float(slab_probability(distance, eps, sigma, s, theta))
+    a, _ = integrate.quad(f, 0.0, knee, limit=200, epsabs=0, epsrel=1e-10)
+    b = 0.0
+    if t > knee:
+        b, _ = integrate.quad(f, knee, t, limit=400, epsabs=0, epsrel=1e-10)
+    return a + b
+
+
+def apex_probability(order, eps, sigma, s):
+    """``P(|N(0, sigma^2 s I_r)| <= eps) = F_{chi^2_r}(eps^2 / (sigma^2 s))`` (1 at s = 0)."""
+    s = np.asarray(s, dtype=float)
+    with np.errstate(divide="ignore"):
+        x = np.where(s > 0, eps * eps / (sigma * sigma * np.where(s > 0, s, 1.0)), np.inf)
+    return np.where(s > 0, stats.chi2.cdf(x, order), 1.0)
+
+
+def apex_occupation(alpha_sum, order, eps, sigma, t, dt=None, t0=0.0):
+    """``E L_r^eps`` over ``[t0, t]`` of the normal fibre tubes, from the apex (x0 = 0, b = 0).
+
+    From x0 = 0 the Gaussian law of ``X_s`` factorises along ``S_J`` and ``N_J``; the cone
+    ``Gamma_J`` has Gaussian measure ``alpha_J`` in ``S_J``, so the normal fibre tube of one
+    slice holds ``X_s`` with probability ``alpha_J F_{chi^2_r}(eps^2/(sigma^2 s))`` exactly and
+    ``sum_J E L_J = A_r int_{t0}^t F_{chi^2_r}(eps^2/(sigma^2 s)) ds`` with ``A_r = sum_J alpha_J``.
+    The union differs from the sum by the overlaps of different slices' tubes, which lie
+    within ``eps`` of ``Gamma^(>=r+1)``. With ``dt``: the left Riemann sum on the grid.
+    For r = 1 this is ``A_1 * slab_occupation(0, eps, sigma, t)`` and grows like
+    ``A_1 2 eps sqrt(2 t / pi) / sigma``; for r = 2 by ``A_2 eps^2 ln 10 / (2 sigma^2)`` per
+    decade; for r >= 3 it converges to ``A_r`` times :func:`subspace_occupation_infinite` at d = 0.
+    """
+    from scipy import integrate
+
+    if dt is not None:
+        i0 = int(round(t0 / dt))
+        n = int(round(t / dt))
+        s = np.arange(i0, n) * dt
+        return float(alpha_sum * dt * np.sum(apex_probability(order, eps, sigma, s)))
+    knee = max(t0, min(t, (eps / sigma) ** 2))
+    f = lambda s: float(apex_probability(order, eps, sigma, s))
+    a = integrate.quad(f, t0, knee, limit=200, epsabs=0, epsrel=1e-10)[0] if knee > t0 else 0.0
+    b = 0.0
+    if t > knee:
+        # log-time substitution: the integrand decays like s^(-r/2)
+        g = lambda v: f(math.exp(v)) * math.exp(v)
+        b = integrate.quad(g, math.log(knee), math.log(t), limit=400, epsabs=0, epsrel=1e-10)[0]
+    return alpha_sum * (a + b)
+
+
+def sqrt_growth_constant(alpha_sum, eps, sigma):
+    """``c`` in ``E L_1^eps(t) ~ c sqrt(t)``: ``A_1 * 2 eps sqrt(2/pi) / sigma`` (THEORY §6)."""
+    return alpha_sum * 2.0 * eps * math.sqrt(2.0 / math.pi) / sigma
+
+
+def log_rate_per_decade(alpha_sum, eps, sigma):
+    """Sharp growth of ``E L_2^eps(t)`` per decade of t: ``A_2 eps^2 ln 10 / (2 sigma^2)``."""
+    return alpha_sum * eps * eps * math.log(10.0) / (2.0 * sigma * sigma)
+
+
+def subspace_occupation_infinite(distance, eps, sigma, order):
+    """Exact ``E L(infinity)`` of the eps-tube of one codimension-r subspace (r >= 3) at distance d.
+
+    ``omega_r eps^r (2 pi sigma^2)^{-r/2} Gamma(r/2-1) (d^2/(2 sigma^2))^{1-r/2}`` for d >= eps,
+    ``Gamma(r/2-1) omega_r (r eps^2 - (r-2) d^2) / (4 pi^{r/2} sigma^2)`` for d <= eps.
+    """
+    r = order
+    if r < 3:
+        return math.inf
+    omega_r = math.pi ** (r / 2) / math.gamma(r / 2 + 1)
+    g = math.gamma(r / 2 - 1)
+    d = float(distance)
+    if d >= eps:
+        return omega_r * eps ** r * (2 * math.pi * sigma ** 2) ** (-r / 2) * g * (d * d / (2 * sigma ** 2)) ** (1 - r / 2)
+    return g * omega_r * (r * eps * eps - (r - 2) * d * d) / (4 * math.pi ** (r / 2) * sigma ** 2)
+
+
+def wedge_hit_profile(r0, phi0, theta, deltas):
+    """Exact ``q(delta) = P(|X_tau| <= delta)`` for planar BM in a wedge of opening theta.
+
+    The conformal map ``w = z^(pi/theta)`` sends the wedge to the upper half-plane and the exit
+    point at distance rho from the apex to ``+-rho^(pi/theta)``; harmonic measure from
+    ``w0 = r0^nu e^{i nu phi0}`` (``nu = pi/theta``) is Cauchy, so
+    ``q(delta) = (1/pi)[atan((delta^nu - u0)/v0) + atan((delta^nu + u0)/v0)]``.
+    As delta -> 0, ``q ~ (2/pi) v0 delta^nu / |w0|^2``: exponent ``pi/theta``. Exit position law
+    over an infinite horizon (tau < infinity a.s.).
+    """
+    nu = math.pi / theta
+    w0 = r0 ** nu * complex(math.cos(nu * phi0), math.sin(nu * phi0))
+    u0, v0 = w0.real, w0.imag
+    x = np.asarray(deltas, dtype=float) ** nu
+    return (np.arctan((x - u0) / v0) + np.arctan((x + u0) / v0)) / math.pi
+
+
+def ridge_start(router, i, j, j2, rho, spread=10.0):
+    """A start point at distance ``rho`` from the ridge of facets (i, j) and (i, j2), on its bisector.
+
+    A point y of the ridge is placed where the tied experts i, j, j2 score 0, the other top-k
+    experts ``+c*spread*rho*max|w|`` and the rest ``-c*spread*rho*max|w|`` (c = 1, 2, ...: distinct,
+    so no far ridge sits near the far facets), so every other facet is far;
+    then ``x0 = y + rho u`` with u the unit bisector of the two inward normals. Returns x0 (D,).
+    With the other facets far, the distance to the two facets is ``rho sin(theta/2)``.
+    """
+    W = router.tie_weights
+    M = router.n_experts
+    # an order-k ranking with i at rank k, j and j2 just below
+    top = [m for m in range(M) if m not in (i, j, j2)]
+    n_above = router.k - 1
+    target = np.empty(M)
+    L = spread * rho * router.max_row_norm
+    for c, m in enumerate(top):
+        # distinct far scores: two far experts tied with each other would put a far ridge
+        # {s_i = s_m = s_m'} right where the far facets are met
+        target[m] = L * (c + 1) if c < n_above else -L * (c - n_above + 1)
+    target[[i, j, j2]] = 0.0
+    z = np.linalg.solve(router.reduced_weights, target - router.bias)
+    y = router.basis @ z
+    n1 = (W[i] - W[j]) / np.linalg.norm(W[i] - W[j])
+    n2 = (W[i] - W[j2]) / np.linalg.norm(W[i] - W[j2])
+    u = n1 + n2
+    u /= np.linalg.norm(u)
+    return y + rho * u
+
+
+def wedge_router_weights(theta, dim):
+    """Gate rows of a top-1 router with M = 3 whose cell of expert 0 is a wedge of opening theta.
+
+    Inward facet normals ``n_a = w_0 - w_1`` and ``n_b = w_0 - w_2`` are unit vectors at angle
+    ``pi - theta``; ``w_0 = e_2`` keeps the rows independent.
+    """
+    W = np.zeros((3, dim))
+    W[0, 2] = 1.0
+    ang = math.pi - theta
+    na = np.zeros(dim)
+    na[0] = 1.0
+    nb = np.zeros(dim)
+    nb[0], nb[1] = math.cos(ang), math.sin(ang)
+    W[1] = W[0] - na
+    W[2] = W[0] - nb
+    return W
+
+
+def subspace_probability(distance, eps, sigma, order, s):
+    """``P(|d e_1 + sigma B_s^(r)| <= eps) = F_{chi'^2_r}(eps^2/(sigma^2 s); d^2/(sigma^2 s))``."""
+    s = np.atleast_1d(np.asarray(s, dtype=float))
+    out = np.full(s.shape, 1.0 if distance <= eps else 0.0)
+    pos = s > 0
+    v = sigma * sigma * s[pos]
+    if distance == 0:
+        out[pos] = stats.chi2.cdf(eps * eps / v, order)
+    else:
+        out[pos] = stats.ncx2.cdf(eps * eps / v, order, distance * distance / v)
+    return out
+
+
+def subspace_occupation(distance, eps, sigma, order, t, dt=None, t0=0.0):
+    """Exact ``E L(t)`` over ``[t0, t]`` of the eps-tube of one codimension-r subspace at distance d.
+
+    ``int_{t0}^t F_{chi'^2_r}(eps^2/(sigma^2 s); d^2/(sigma^2 s)) ds``; with ``dt`` the left
+    Riemann sum on the grid that a simulated path estimates without bias. As t -> infinity it
+    tends to :func:`subspace_occupation_infinite` (r >= 3), the tail beyond t being
+    ``omega_r eps^r (2 pi sigma^2)^{-r/2} t^{1-r/2} / (r/2 - 1)`` to leading order.
+    """
+    from scipy import integrate
+
+    if dt is not None:
+        s = np.arange(int(round(t0 / dt)), int(round(t / dt))) * dt
+        return float(dt * np.sum(subspace_probability(distance, eps, sigma, order, s)))
+    f = lambda v: float(subspace_probability(distance, eps, sigma, order, math.exp(v))[0]) * math.exp(v)
+    lo = math.log(t0) if t0 > 0 else math.log(t * 1e-14)
+    head = t * 1e-14 if (t0 == 0 and distance <= eps) else 0.0
+    peak = math.log(min(max((distance ** 2 + eps ** 2) / sigma ** 2, math.exp(lo)), t))
+    pts = [peak] if lo < peak < math.log(t) else None
+    return head + integrate.quad(f, lo, math.log(t), points=pts, limit=400, epsabs=0, epsrel=1e-10)[0]

@@ -4,7 +4,11 @@
   ``e^{S(u)} = u^a / (u^a + (1-u)^b)`` on (0, 1), 0 for u <= 0, 1 for u >= 1
   (``S(u) = -softplus(b log(1-u) - a log u)``, defaults a_s = 1, b_s = 50).
 - Hoelder exponent of the smoothed map: ``min(a_s, b_s, 1)``; across the band edge the jump
-  scales like ``delta^min(a_s, 1)``; across Gamma^(1) like ``delta`` (Lipschitz).
+  scales like ``delta^min(a_s, 1)`` (``e^S ~ u^a`` at u -> 0); across Gamma^(1) like
+  ``delta^min(b_s, 1)`` (``1 - e^S ~ (1-u)^b`` at u -> 1: Lipschitz for b_s >= 1).
+- Slope: ``(e^S)'(u) = u^{a-1} (1-u)^{b-1} (a (1-u) + b u) / (u^a + (1-u)^b)^2``; its sup (about
+  17.8 at u = 0.054 for the defaults) times ``|w_l - w_g| / eta`` is the Lipschitz constant of the
+  gate factor of expert l in x (g the expert at rank k): it comes from inside the band.
 - Overhead (derived): extra active experts ``N_eta = #{i : g_k - eta < s_i < g_k}``;
   for x uniform in ``B_D(0,R)``, b = 0,
   ``E N_eta = (2 eta / R)(omega_{D-1}/omega_D) sum_{i<j} alpha_ij / |w_i - w_j| + O(eta^2)``.
@@ -20,8 +24,9 @@ from scipy import optimize
 
 from .volumes import log_unit_ball_volume
 
-__all__ = ["log_band_factor", "band_factor", "holder_exponent", "band_edge_exponent",
-           "overhead_pair_sum", "overhead_coefficient", "max_band_factor_slope"]
+__all__ = ["log_band_factor", "band_factor", "band_factor_derivative", "holder_exponent",
+           "band_edge_exponent", "overhead_pair_sum", "overhead_coefficient",
+           "max_band_factor_slope", "lipschitz_constant"]
 
 
 def log_band_factor(u, a_s=1.0, b_s=50.0):
@@ -54,16 +59,48 @@ def band_edge_exponent(a_s=1.0):
     return min(a_s, 1.0)
 
 
-def max_band_factor_slope(a_s=1.0, b_s=50.0):
-    """``sup_u d e^{S(u)}/du`` and where it is attained (THEORY: about 17.8 at u = 0.054)."""
-    def neg_slope(u):
-        h = 1e-7
-        return -(band_factor(u + h, a_s, b_s) - band_factor(u - h, a_s, b_s)) / (2 * h)
+def band_factor_derivative(u, a_s=1.0, b_s=50.0):
+    """``(e^S)'(u) = u^{a-1}(1-u)^{b-1}(a(1-u) + b u) / (u^a + (1-u)^b)^2`` on (0, 1), 0 outside.
 
-    grid = np.linspace(1e-4, 1 - 1e-4, 20001)
-    i = int(np.argmin([neg_slope(u) for u in grid]))
-    res = optimize.minimize_scalar(neg_slope, bracket=(grid[max(i - 1, 0)], grid[i], grid[min(i + 1, len(grid) - 1)]))
-    return float(-res.fun), float(res.x)
+    Evaluated in logs (``e^{S}`` is ``1/(1 + e^{b log(1-u) - a log u})``) so it never overflows.
+    """
+    u = np.asarray(u, dtype=float)
+    out = np.zeros_like(u)
+    inside = (u > 0.0) & (u < 1.0)
+    ui = u[inside]
+    la, lb = a_s * np.log(ui), b_s * np.log1p(-ui)
+    # f' = f (1 - f) (a/u + b/(1-u)) with f = e^S
+    f = np.exp(la - np.logaddexp(la, lb))
+    g = np.exp(lb - np.logaddexp(la, lb))
+    out[inside] = f * g * (a_s / ui + b_s / (1.0 - ui))
+    return out
+
+
+def max_band_factor_slope(a_s=1.0, b_s=50.0):
+    """``sup_u (e^S)'(u)`` and where it is attained (THEORY §7: about 17.8 at u = 0.054).
+
+    Dense grid on (0, 1) (log-spaced near both ends, where the slope can blow up for
+    ``a_s < 1`` or ``b_s < 1``), refined by bounded scalar minimisation.
+    """
+    grid = np.unique(np.concatenate([np.geomspace(1e-9, 0.5, 4000), 1 - np.geomspace(1e-9, 0.5, 4000)]))
+    vals = band_factor_derivative(grid, a_s, b_s)
+    i = int(np.argmax(vals))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    res = optimize.minimize_scalar(lambda u: -float(band_factor_derivative(np.array([u]), a_s, b_s)[0]),
+                                   bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
+    if -res.fun >= vals[i]:
+        return float(-res.fun), float(res.x)
+    return float(vals[i]), float(grid[i])
+
+
+def lipschitz_constant(w_l, w_g, eta, a_s=1.0, b_s=50.0):
+    """Lipschitz constant in x of the gate factor ``e^{S(u_l(x))}``: ``sup (e^S)' |w_l - w_g| / eta``.
+
+    ``u_l = (s_l - g_k + eta)/eta`` moves with x at rate ``|w_l - w_g|/eta`` (g the expert at
+    rank k); for the defaults ``sup (e^S)' = 17.8`` (computed here, not hard-coded).
+    """
+    slope, _ = max_band_factor_slope(a_s, b_s)
+    return slope * float(np.linalg.norm(np.asarray(w_l, float) - np.asarray(w_g, float))) / eta
 
 
 def overhead_pair_sum(tie_weights_gram, alphas):

@@ -15,6 +15,12 @@ Formulas
 - Ratio theorem (paper Thm A.18, constants derived):
   ``U_n / U_m -> (omega_n omega_{D-n} A_n) / (omega_m omega_{D-m} A_m) (eps/R)^(n-m)``.
 - Score metric: per slice ``(r+1) eps^r det(G_J)^(-1/2) alpha_J omega_{D-r} R^(D-r)``.
+- Inputs uniform on the sphere ``S^{D-1}(R)`` (THEORY §9), b = 0: per slice exactly
+  ``alpha_J I_{eps^2/R^2}(r/2, d/2)`` (the ball has ``d/2 + 1``).
+- With a bias (THEORY §2, §5): ``S_J`` is affine, ``Gamma_J`` is no cone, and the per-slice constant
+  at finite R is ``alpha_J(R) = lambda_d(Gamma_J cap B_R) / (omega_d R^d)``; the fibre tube's
+  fraction of the ball is the integral in :func:`slice_fibre_fraction` (leading order
+  ``alpha_J(R) omega_r omega_d (eps/R)^r / omega_D``).
 """
 
 import numpy as np
@@ -25,7 +31,8 @@ __all__ = [
     "log_tube_volume", "leading_tube_fraction", "log_leading_tube_fraction",
     "leading_score_fraction", "slice_sum_fraction", "predicted_union_fraction",
     "ratio_constant", "predicted_ratio", "relative_correction", "score_polytope_volume",
-    "inverse_tube_fraction",
+    "inverse_tube_fraction", "sphere_tube_fraction", "exact_relative_correction",
+    "slice_fibre_fraction", "finite_radius_alpha",
 ]
 
 
@@ -138,3 +145,106 @@ def relative_correction(eps, radius, dim, order):
     """First relative correction of the exact tube to its leading order, ``-r d eps^2/(2(r+2)R^2)``."""
     d = dim - order
     return -order * d * (np.asarray(eps, dtype=float) / radius) ** 2 / (2.0 * (order + 2))
+
+
+def sphere_tube_fraction(eps, radius, dim, order):
+    """Fraction of the sphere ``S^{D-1}(R)`` within eps of a codimension-r subspace (THEORY §9).
+
+    ``|P_N u|^2 / R^2 ~ Beta(r/2, (D-r)/2)`` for u uniform on the sphere, so the fraction is
+    ``I_{eps^2/R^2}(r/2, d/2)`` (the ball's is ``I(r/2, d/2 + 1)``).
+    """
+    x = _ratio(eps, radius) ** 2
+    return special.betainc(0.5 * order, 0.5 * (dim - order), x)
+
+
+def exact_relative_correction(eps, radius, dim, order):
+    """``V_r / leading - 1`` exactly, from the closed form (first term: :func:`relative_correction`)."""
+    return np.expm1(log_tube_fraction(eps, radius, dim, order)
+                    - log_leading_tube_fraction(eps, radius, dim, order))
+
+
+def _slice_geometry(reduced_weights, bias, J):
+    """Orthonormal bases of N_J (r, M) and of its complement L (M - r, M), and the foot point p.
+
+    ``S_J = {z : (w_j - w_j0).z + b_j - b_j0 = 0}`` in reduced coordinates; ``p`` is its point of
+    least norm (it lies in N_J).
+    """
+    Wr = np.asarray(reduced_weights, dtype=float)
+    b = np.zeros(Wr.shape[0]) if bias is None else np.asarray(bias, dtype=float)
+    J = [int(j) for j in J]
+    V = Wr[J[1:]] - Wr[J[0]]
+    c = -(b[J[1:]] - b[J[0]])
+    p = V.T @ np.linalg.solve(V @ V.T, c)
+    q, _ = np.linalg.qr(V.T, mode="complete")
+    r = len(J) - 1
+    return q[:, :r].T, q[:, r:].T, p
+
+
+def _fibre_weights(reduced_weights, bias, k, J, eps, radius, dim, n, rng):
+    """Per-sample integrand of :func:`slice_fibre_fraction` (see there) and its log prefactor."""
+    Wr = np.asarray(reduced_weights, dtype=float)
+    M = Wr.shape[0]
+    b = np.zeros(M) if bias is None else np.asarray(bias, dtype=float)
+    J = [int(j) for j in J]
+    r = len(J) - 1
+    N, L, p = _slice_geometry(Wr, b, J)
+    m = M - r
+
+    def ball(n_, d_):
+        g = rng.standard_normal((n_, d_))
+        g /= np.linalg.norm(g, axis=1)[:, None]
+        return g * rng.random(n_)[:, None] ** (1.0 / d_)
+
+    s = ball(n, m) * radius  # uniform in the (M - r)-ball of L
+    nn = ball(n, r) * eps  # uniform in the r-ball of N_J
+    y = p + s @ L
+    sy = y @ Wr.T + b
+    others = [i for i in range(M) if i not in J]
+    v = sy[:, J[0]]
+    above = np.sum(sy[:, others] > v[:, None], axis=1)
+    inside = (above >= k - r) & (above <= k - 1)
+    pn = p + nn @ N
+    t = 1.0 - (np.sum(pn * pn, axis=1) + np.sum(s * s, axis=1)) / radius ** 2
+    w = np.where(inside & (t > 0), np.maximum(t, 0.0) ** (0.5 * (dim - M)), 0.0)
+    log_pref = (log_unit_ball_volume(r) + log_unit_ball_volume(m) + log_unit_ball_volume(dim - M)
+                - log_unit_ball_volume(dim) + r * np.log(eps / radius))
+    return w, float(log_pref)
+
+
+def slice_fibre_fraction(reduced_weights, bias, k, J, eps, radius, dim, n_samples=400_000, rng=None):
+    """Fraction of ``B_D(0,R)`` in the normal fibre tube of slice J, any bias (THEORY §5).
+
+    Writing a point as ``p + s + n + u`` (``p`` the foot of the affine ``S_J``, ``s`` in its direction
+    space L within the row space, ``n in N_J`` with ``|n| <= eps``, ``u`` in the (D-M)-dim
+    complement of the row space),
+
+    ``lambda_D = int_{|n|<=eps} int_L 1{p+s in Gamma_J} omega_{D-M} (R^2 - |p+n|^2 - |s|^2)_+^{(D-M)/2} ds dn``,
+
+    integrated by Monte Carlo with n uniform in the r-ball of radius eps and s uniform in the
+    (M-r)-ball of radius R (a smooth integrand: an independent route from hit-or-miss sampling
+    of the ball). With b = 0 it equals ``alpha_J I_{eps^2/R^2}(r/2, d/2+1)``.
+
+    Returns
+    -------
+    (value, stderr) : tuple of float
+    """
+    rng = np.random.default_rng(rng)
+    w, log_pref = _fibre_weights(reduced_weights, bias, k, J, eps, radius, dim, n_samples, rng)
+    scale = np.exp(log_pref)
+    return float(scale * w.mean()), float(scale * w.std(ddof=1) / np.sqrt(w.size))
+
+
+def finite_radius_alpha(reduced_weights, bias, k, J, radius, dim, n_samples=400_000, rng=None):
+    """``alpha_J(R) = lambda_d(Gamma_J cap B_R) / (omega_d R^d)`` with affine ``S_J`` (THEORY §2).
+
+    The eps -> 0 limit of :func:`slice_fibre_fraction` divided by the full-subspace leading order;
+    equals ``alpha_J`` for b = 0 and tends to it as R -> infinity. Returns ``(value, stderr)``.
+    """
+    rng = np.random.default_rng(rng)
+    r = len(J) - 1
+    tiny = 1e-9 * radius  # the n-integral shrinks to the point p: weights at |p+n| = |p|
+    w, log_pref = _fibre_weights(reduced_weights, bias, k, J, tiny, radius, dim, n_samples, rng)
+    # divide by the leading full-subspace fraction omega_r omega_d (eps/R)^r / omega_D
+    log_lead = float(log_leading_tube_fraction(tiny, radius, dim, r))
+    scale = np.exp(log_pref - log_lead)
+    return float(scale * w.mean()), float(scale * w.std(ddof=1) / np.sqrt(w.size))
