@@ -16,6 +16,7 @@ import numpy as np
 from ._kernels.codes import METRIC_CODE, METRICS
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
+from .devices import check_device, resolve_devices
 from .estimates import mean_and_stderr, proportion_estimate
 from .fitting import loglog_fit
 from .parallel import add, check_backend, check_n_jobs, derive_seed, run_chunks
@@ -105,9 +106,20 @@ def _hit_distances(router, zhit, tau, metric, delta_max):
     return dist
 
 
+def _check_device(device, devices):
+    """None for the CPU, else the validated GPU ids (before any work)."""
+    if check_device(device) == "cpu":
+        return None
+    return resolve_devices(devices)
+
+
 def _hit_task(rng, n, router, pp, depth, bridge, times, deltas, metric):
     """Counts of one chunk: [tau <= t per time, hits, dist <= delta per delta]."""
-    tau, zhit = _exit_chunk(rng, n, router, pp, depth, bridge)
+    return _hit_counts(*_exit_chunk(rng, n, router, pp, depth, bridge), router, times, deltas,
+                       metric)
+
+
+def _hit_counts(tau, zhit, router, times, deltas, metric):
     out = np.zeros(times.size + 1 + deltas.size, dtype=np.int64)
     out[:times.size] = np.sum(tau[None, :] <= times[:, None], axis=1)
     hit = np.isfinite(tau)
@@ -143,7 +155,7 @@ class FirstExitResult:
 
 def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_jobs=1,
                         backend="threads", bridge=True, depth=20, inputs="ball", radius=1.0,
-                        process="bm", theta=1.0, force_jobs=False):
+                        process="bm", theta=1.0, force_jobs=False, device="cpu", devices=None):
     """Exit times and reduced exit points of ``n_paths`` paths (all kept in memory).
 
     Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
@@ -165,9 +177,18 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
     bridge = check_bool("bridge", bridge)
     n_jobs = check_n_jobs(n_jobs, force_jobs)
     backend = check_backend(backend)
+    devices = _check_device(device, devices)
     ss = as_seed_sequence(seed)
-    parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
-                       derive_seed(ss, 5), n_jobs, backend, progress=False, force_jobs=force_jobs)
+    if devices is not None:  # device="cuda": its own streams (discosim._cuda.paths)
+        from ._cuda.paths import first_exit_units
+        from ._cuda.rng import run_key
+
+        parts = first_exit_units(router, pp, depth, bridge, n_paths, run_key(derive_seed(ss, 5)),
+                                 derive_seed(ss, 5, 1), devices, lambda tau, zhit: (tau, zhit))
+    else:
+        parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
+                           derive_seed(ss, 5), n_jobs, backend, progress=False,
+                           force_jobs=force_jobs)
     tau = np.concatenate([p[0] for p in parts])
     zhit = np.concatenate([p[1] for p in parts])
     return FirstExitResult(tau, zhit, pp.t_max, pp.n_steps, ss.entropy)
@@ -228,7 +249,7 @@ def fit_hit_order(deltas, q):
 def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(),
                        metric="euclidean", seed=None, n_jobs=1, backend="threads", bridge=True,
                        depth=20, inputs="ball", radius=1.0, process="bm", theta=1.0,
-                       progress=None, force_jobs=False):
+                       progress=None, force_jobs=False, device="cpu", devices=None):
     """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6).
 
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
@@ -250,11 +271,21 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(
     bridge = check_bool("bridge", bridge)
     n_jobs = check_n_jobs(n_jobs, force_jobs)
     backend = check_backend(backend)
+    devices = _check_device(device, devices)
     ss = as_seed_sequence(seed)
     t0 = time.perf_counter()
-    counts = run_chunks(_hit_task, (router, pp, depth, bridge, times, deltas, metric), n_paths,
-                        PATH_CHUNK, derive_seed(ss, 5), n_jobs, backend, progress, "paths",
-                        reduce=add, unit="path", force_jobs=force_jobs)
+    if devices is not None:  # device="cuda": its own streams (discosim._cuda.paths)
+        from ._cuda.paths import first_exit_units
+        from ._cuda.rng import run_key
+
+        counts = np.sum(first_exit_units(
+            router, pp, depth, bridge, n_paths, run_key(derive_seed(ss, 5)), derive_seed(ss, 5, 1),
+            devices, lambda tau, zhit: _hit_counts(tau, zhit, router, times, deltas, metric)),
+            axis=0)
+    else:
+        counts = run_chunks(_hit_task, (router, pp, depth, bridge, times, deltas, metric),
+                            n_paths, PATH_CHUNK, derive_seed(ss, 5), n_jobs, backend, progress,
+                            "paths", reduce=add, unit="path", force_jobs=force_jobs)
     cdf = tuple(proportion_estimate(int(c), n_paths, ss.entropy) for c in counts[:times.size])
     fixed = pp.x0 is not None and process == "bm"
     lo = hi = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
+from .devices import check_device, resolve_devices
 from .errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from .estimates import Estimate, mean_and_stderr, proportion_estimate
@@ -187,7 +188,8 @@ def check_orders(orders, n_experts):
 
 def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", method="uniform",
                      n_samples=1_000_000, seed=None, n_jobs=1, backend="threads", progress=None,
-                     constants=None, predict=True, prediction_samples=100_000, force_jobs=False):
+                     constants=None, predict=True, prediction_samples=100_000, force_jobs=False,
+                     device="cpu", devices=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
     Parameters
@@ -217,6 +219,10 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         Monte Carlo size of the slice constants when they are computed here (routers too large
         for the closed form or Genz; M = 256 takes a few seconds per order at the default).
         Their seed is derived from ``seed``.
+    device : {"cpu", "cuda"}
+        ``cuda``: the uniform sampler runs on the GPU (:mod:`discosim._cuda.volume`; same law,
+        its own random streams); ``devices`` picks the GPUs (None: all visible). The ``tube``
+        method has no GPU kernel: it runs on the CPU whatever the device.
 
     Returns
     -------
@@ -243,6 +249,11 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
             raise InputError("method 'tube' needs an unbiased router (b = 0); use method 'uniform'")
         if cosine_scores:
             raise InputError("method 'tube' does not support cosine scores; use method 'uniform'")
+    device = check_device(device)
+    if device == "cuda":
+        devices = resolve_devices(devices)
+        if method == "tube":  # the importance sampler has no GPU kernel yet: it runs here
+            device = "cpu"
     ss = as_seed_sequence(seed)
     t0 = time.perf_counter()
     Wr, gram, k = router.reduced_weights, router.gram, router.k
@@ -258,10 +269,18 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     if method == "uniform":
         order_of_eps = np.argsort(eps_arr, kind="stable")
         eps_sorted = np.ascontiguousarray(eps_arr[order_of_eps])
-        hist = run_chunks(_uniform_task, (Wr, router.bias, gram, k, max(orders), radius, D, code,
-                                          cosine_scores, eps_sorted, wmax),
-                          n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), desc="volume", **run)
-        counts = np.cumsum(hist, axis=1)
+        if device == "cuda":
+            from ._cuda.rng import run_key
+            from ._cuda.volume import uniform_counts
+
+            counts, _ = uniform_counts(router, radius, eps_sorted, max(orders), code,
+                                       cosine_scores, n_samples, run_key(derive_seed(ss, 0)),
+                                       devices)
+        else:
+            hist = run_chunks(_uniform_task, (Wr, router.bias, gram, k, max(orders), radius, D,
+                                              code, cosine_scores, eps_sorted, wmax),
+                              n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), desc="volume", **run)
+            counts = np.cumsum(hist, axis=1)
         for pos, i in enumerate(order_of_eps):
             for j, r in enumerate(orders):
                 c = int(counts[r - 1, pos])

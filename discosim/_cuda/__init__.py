@@ -1,0 +1,1 @@
+"""CUDA kernels of discosim (numba-cuda), one family per module; imported only for device="cuda"."""

@@ -1,0 +1,236 @@
+"""First exit of Brownian / Ornstein-Uhlenbeck paths on the GPU (THEORY §3, §6; CPU twin:
+``discosim._kernels.paths.first_exit_chunk``, the same algorithm step for step).
+
+One thread per path; path p draws from its own stream p (:mod:`.rng`), so a path's exit time
+and point depend on the seed and p only (any launch shape, any number of GPUs). The state,
+scores and facet gaps are float64 (a path accumulates up to 1e7 steps, and the bridge test
+multiplies small gaps); only the normal increments are drawn in float32 (exact float32 values,
+widened). Exact Gaussian steps, the Brownian-bridge crossing test per step and ``depth`` levels
+of conditioned bridge refinement of the crossing, as in the CPU kernel.
+
+The bridge factor ``1 - exp(-x)`` is exactly 1.0 in float64 for x > 40 (``e^-40 < 2^-53 / 2``),
+so the exponential is skipped there without changing any bit.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+from ..devices import shim_numpy
+
+shim_numpy()
+from numba import cuda, float64, int32, uint64  # noqa: E402  (after the numpy shim)
+
+from .rng import next64, normal_pair, stream_state  # noqa: E402
+
+UNIT_PATHS = 1 << 16  # paths per work unit (a unit never changes the numbers)
+BLOCK = 128
+_INV53 = 2.0 ** -53
+_SH11 = uint64(11)
+
+
+@cuda.jit(device=True, inline=True)
+def uniform64(s0, s1):
+    s0, s1, r = next64(s0, s1)
+    return s0, s1, float64(r >> _SH11) * _INV53
+
+
+@functools.lru_cache(maxsize=None)
+def exit_kernel(M, K):
+    """Compile the first-exit kernel for M experts, top-K."""
+    NP = K * (M - K)
+    MP = M + (M % 2)
+    RM = M - K
+
+    @cuda.jit(device=True, inline=True)
+    def scores(Wr, bias, z, s):
+        for a in range(M):
+            acc = bias[a]
+            for m in range(a + 1):
+                acc += Wr[a, m] * z[m]
+            s[a] = acc
+
+    @cuda.jit(device=True, inline=True)
+    def gaps(Wr, bias, z, Kset, Rset, s, out):
+        scores(Wr, bias, z, s)
+        for a in range(K):
+            for c in range(RM):
+                out[a * RM + c] = s[Kset[a]] - s[Rset[c]]
+
+    @cuda.jit(device=True, inline=True)
+    def cross_prob(ga, gb, var):
+        stay = 1.0
+        for q in range(NP):
+            if gb[q] <= 0.0 or ga[q] <= 0.0:
+                return 1.0
+            x = 2.0 * ga[q] * gb[q] / var[q]
+            if x <= 40.0:
+                stay *= 1.0 - math.exp(-x)
+        return 1.0 - stay
+
+    @cuda.jit(device=True, inline=True)
+    def any_nonpos(g):
+        for q in range(NP):
+            if g[q] <= 0.0:
+                return True
+        return False
+
+    @cuda.jit(device=True, inline=True)
+    def noise_vec(s0, s1, buf):
+        for j in range(0, MP, 2):
+            s0, s1, n1, n2 = normal_pair(s0, s1)
+            buf[j] = float64(n1)
+            buf[j + 1] = float64(n2)
+        return s0, s1
+
+    @cuda.jit
+    def kernel(key0, key1, p0, n, Z0, Wr, bias, gram, sigma, dt, n_steps, decay, noise, depth,
+               use_bridge, tau_out, zhit_out):
+        p = cuda.grid(1)
+        if p >= n:
+            return
+        s0, s1 = stream_state(key0, key1, uint64(p0 + p))
+        z = cuda.local.array(M, float64)
+        z1 = cuda.local.array(M, float64)
+        zm = cuda.local.array(M, float64)
+        s = cuda.local.array(M, float64)
+        xi = cuda.local.array(MP, float64)
+        ga = cuda.local.array(NP, float64)
+        gb = cuda.local.array(NP, float64)
+        gm = cuda.local.array(NP, float64)
+        var = cuda.local.array(NP, float64)
+        dn2 = cuda.local.array(NP, float64)
+        Kset = cuda.local.array(K, int32)
+        Rset = cuda.local.array(RM, int32)
+        taken = cuda.local.array(M, int32)
+        for m in range(M):
+            z[m] = Z0[p, m]
+            taken[m] = 0
+        scores(Wr, bias, z, s)
+        for a in range(K):  # top-K by selection, ties to the lower index (as a stable argsort)
+            best = -1
+            for m in range(M):
+                if taken[m] == 0 and (best < 0 or s[m] > s[best]):
+                    best = m
+            Kset[a] = best
+            taken[best] = 1
+        c = 0
+        for a in range(M):
+            if taken[a] == 0:
+                Rset[c] = a
+                c += 1
+        for a in range(K):
+            for c in range(RM):
+                i = Kset[a]
+                j = Rset[c]
+                dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+        gaps(Wr, bias, z, Kset, Rset, s, ga)
+        tau = math.inf
+        for step in range(n_steps):
+            s0, s1 = noise_vec(s0, s1, xi)
+            for m in range(M):
+                z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
+            gaps(Wr, bias, z1, Kset, Rset, s, gb)
+            crossed = any_nonpos(gb)
+            if not crossed and use_bridge:
+                for q in range(NP):
+                    var[q] = sigma * sigma * dn2[q] * dt
+                s0, s1, u = uniform64(s0, s1)
+                crossed = u < cross_prob(ga, gb, var)
+            if crossed:
+                t0 = step * dt
+                h = dt
+                for _lev in range(depth):
+                    hh = 0.5 * h
+                    s_mid = sigma * math.sqrt(0.25 * h)
+                    for q in range(NP):
+                        var[q] = sigma * sigma * dn2[q] * hh
+                    while True:
+                        s0, s1 = noise_vec(s0, s1, xi)
+                        for m in range(M):
+                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
+                        gaps(Wr, bias, zm, Kset, Rset, s, gm)
+                        if use_bridge:
+                            pl = cross_prob(ga, gm, var)
+                            pr = cross_prob(gm, gb, var)
+                        else:
+                            pl = 1.0 if any_nonpos(gm) else 0.0
+                            pr = 1.0 if any_nonpos(gb) else 0.0
+                        if any_nonpos(gm):
+                            pl = 1.0
+                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
+                        s0, s1, u = uniform64(s0, s1)
+                        if u < q_cross:
+                            break
+                    s0, s1, u = uniform64(s0, s1)
+                    if u * q_cross < pl:
+                        for m in range(M):
+                            z1[m] = zm[m]
+                        for q in range(NP):
+                            gb[q] = gm[q]
+                    else:
+                        for m in range(M):
+                            z[m] = zm[m]
+                        for q in range(NP):
+                            ga[q] = gm[q]
+                        t0 += hh
+                    h = hh
+                tau = t0 + 0.5 * h
+                for m in range(M):
+                    zhit_out[p, m] = 0.5 * (z[m] + z1[m])
+                break
+            for m in range(M):
+                z[m] = z1[m]
+            for q in range(NP):
+                ga[q] = gb[q]
+        tau_out[p] = tau
+
+    return kernel
+
+
+def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, devices, per_unit):
+    """Run every path on the GPUs; ``per_unit(tau, zhit)`` maps each unit's paths to its result.
+
+    ``pp``: the validated path settings of :mod:`discosim.hitting`; random starts of unit u are
+    drawn on the host from ``derive_seed(start_seed, u)`` (fixed unit size: same starts for any
+    device list). Returns the per-unit results in unit order.
+    """
+    from ..parallel import derive_seed
+    from ..points import reduced_points
+    from .launch import run_units
+
+    M, k = router.n_experts, router.k
+    kern = exit_kernel(M, k)
+    from .._kernels.paths import ou_step_coefficients
+
+    decay, noise = ou_step_coefficients(pp.theta, pp.sigma, pp.dt)
+    n_units = -(-n_paths // UNIT_PATHS)
+    key0, key1 = key
+
+    def make_worker(dev):
+        d_W = cuda.to_device(np.ascontiguousarray(router.reduced_weights, dtype=np.float64))
+        d_b = cuda.to_device(np.ascontiguousarray(router.bias, dtype=np.float64))
+        d_g = cuda.to_device(np.ascontiguousarray(router.gram, dtype=np.float64))
+
+        def work(u):
+            p0 = u * UNIT_PATHS
+            n = min(UNIT_PATHS, n_paths - p0)
+            if pp.z0 is None:
+                rng = np.random.Generator(np.random.PCG64(derive_seed(start_seed, u)))
+                Z0 = reduced_points(rng, n, M, router.dim, pp.radius, pp.inputs)
+            else:
+                Z0 = np.broadcast_to(pp.z0, (n, M))
+            d_Z0 = cuda.to_device(np.ascontiguousarray(Z0, dtype=np.float64))
+            d_tau = cuda.device_array(n, dtype=np.float64)
+            d_zhit = cuda.to_device(np.full((n, M), np.nan))
+            kern[-(-n // BLOCK), BLOCK](key0, key1, p0, n, d_Z0, d_W, d_b, d_g, pp.sigma, pp.dt,
+                                        pp.n_steps, decay, noise, depth, bool(bridge), d_tau,
+                                        d_zhit)
+            tau = d_tau.copy_to_host()
+            tau[tau > pp.t_max] = np.inf
+            return per_unit(tau, d_zhit.copy_to_host())
+
+        return work
+
+    return run_units(n_units, devices, make_worker)

@@ -1,0 +1,201 @@
+"""GPU benchmark of issue 11: samples/s of the volume sampler, path steps/s of first exit.
+
+Fast path (discosim's CUDA kernels) and baselines side by side, ratios printed:
+
+- uniform volume sampler, (M, k) in {(8, 2), (64, 8), (256, 8)}, D = 4096, score and euclidean
+  metrics (the tube method runs on the CPU only: recorded as such);
+- the same-run PyTorch baseline a researcher would write (torch.randn, chi-square, matmul,
+  topk) for the score metric, where torch is installed;
+- first-exit path steps/s at M = 8, k = 2, D = 4096 against the 2-core CPU kernel. The CPU
+  number is measured on the 2-core reference machine with ``--cpu-only --json > cpu.json`` and
+  handed to the GPU run with ``--cpu-reference cpu.json`` (measured in-run otherwise).
+
+Usage::
+
+    python studies/benchmark_gpu.py --cpu-only --json > cpu.json      # on the 2-core machine
+    python studies/benchmark_gpu.py --json --cpu-reference cpu.json   # on the GPU machine
+
+Timings exclude compilation (each kernel is run once on a small input first) and include the
+host's float64 recomputation of the samples float32 does not resolve.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from discosim.router import Router
+
+D = 4096
+SHAPES = [(8, 2), (64, 8), (256, 8)]
+TARGETS = {"score_uniform_samples_per_s": {"8,2": 4e10, "64,8": 1.5e9, "256,8": 2.5e8},
+           "torch_ratio_8_2": 50.0, "path_steps_ratio": 100.0}
+# at D = 4096 the reduced points have |z| ~ R sqrt(M/D), so score gaps are ~1e-3 and these eps
+# hold 0.1-10% of the ball
+EPS = np.array([1e-4, 1e-3])  # score metric
+EPS_EUCLID = np.array([1e-6, 1e-5])  # euclidean: the host sees O(eps) of the samples
+ORDERS = 3
+
+
+def _router(M, k, seed=0):
+    return Router(np.random.default_rng(seed).standard_normal((M, D)) / math.sqrt(D), k)
+
+
+def _timed(fn, min_s=1.0, max_reps=20):
+    """Median wall time of fn() over repeats summing to about ``min_s``."""
+    times = []
+    t_all = time.perf_counter()
+    while len(times) < max_reps:
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+        if time.perf_counter() - t_all > min_s and len(times) >= 2:
+            break
+    return float(np.median(times)), out
+
+
+def gpu_volume(M, k, metric, n):
+    from discosim._cuda.rng import run_key
+    from discosim._cuda.volume import uniform_counts
+
+    r = _router(M, k)
+    eps = EPS if metric == "score" else EPS_EUCLID
+    code = {"score": 2, "euclidean": 0}[metric]
+    key = run_key(np.random.SeedSequence(1))
+    uniform_counts(r, 1.0, eps, ORDERS, code, False, 1 << 16, key, [0])  # compile
+    sec, (counts, handed) = _timed(lambda: uniform_counts(r, 1.0, eps, ORDERS, code, False, n,
+                                                          key, [0]))
+    return {"M": M, "k": k, "metric": metric, "method": "uniform", "n_samples": n,
+            "seconds": sec, "samples_per_s": n / sec, "handed_to_host": int(handed),
+            "fraction_order1": [float(c) / n for c in counts[0]]}
+
+
+def torch_volume(M, k, n_batch, reps):
+    import torch
+
+    dev = "cuda"
+    r = _router(M, k)
+    W = torch.tensor(r.reduced_weights, dtype=torch.float32, device=dev)
+    chi2 = torch.distributions.Chi2(torch.tensor(float(D + 2 - M), device=dev))
+    eps = float(EPS[0])
+
+    def run():
+        hits = 0
+        for _ in range(reps):
+            g = torch.randn(n_batch, M, device=dev)
+            c = chi2.sample((n_batch,))
+            z = g / torch.sqrt((g * g).sum(1) + c)[:, None]
+            top = (z @ W.T).topk(k + 1, dim=1).values
+            hits += int(((top[:, k - 1] - top[:, k]) <= eps).sum())  # syncs
+        return hits
+
+    run()
+    sec, _ = _timed(run)
+    n = n_batch * reps
+    return {"M": M, "k": k, "n_samples": n, "seconds": sec, "samples_per_s": n / sec}
+
+
+PATH = dict(M=8, k=2, sigma=0.01, t_max=2.0, dt=1e-3)
+
+
+def _path_setup():
+    r = _router(PATH["M"], PATH["k"], seed=3)
+    x0 = np.random.default_rng(3).standard_normal(D) / math.sqrt(D)
+    return r, x0
+
+
+def _steps(res, n_steps, dt):
+    tau = res.tau
+    done = np.where(np.isfinite(tau), np.minimum(np.floor(tau / dt) + 1, n_steps), n_steps)
+    return float(done.sum())
+
+
+def path_steps(device, n_paths, n_jobs=1):
+    from discosim.hitting import simulate_first_exit
+
+    r, x0 = _path_setup()
+    kw = dict(device=device) if device == "cuda" else dict(n_jobs=n_jobs)
+    simulate_first_exit(r, x0, PATH["sigma"], 10 * PATH["dt"], PATH["dt"], 64, seed=0, **kw)
+    sec, res = _timed(lambda: simulate_first_exit(r, x0, PATH["sigma"], PATH["t_max"], PATH["dt"],
+                                                  n_paths, seed=1, **kw), min_s=2.0)
+    steps = _steps(res, res.n_steps, PATH["dt"])
+    return {**PATH, "D": D, "device": device, "n_jobs": n_jobs, "n_paths": n_paths,
+            "seconds": sec, "steps": steps, "steps_per_s": steps / sec,
+            "fraction_exited": float(np.isfinite(res.tau).mean())}
+
+
+def cpu_reference():
+    return {"machine": f"{os.cpu_count()} cores", "paths": path_steps("cpu", 512, n_jobs=2)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("--cpu-only", action="store_true", help="only the 2-core CPU reference")
+    ap.add_argument("--cpu-reference", help="JSON of a --cpu-only run on the reference machine")
+    ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    args = ap.parse_args(argv)
+    doc = {"D": D, "targets": TARGETS}
+    if args.cpu_only:
+        doc["cpu_reference"] = cpu_reference()
+    else:
+        from discosim.devices import cuda_module
+
+        cuda = cuda_module()
+        doc["device"] = cuda.get_current_device().name
+        doc["device"] = doc["device"].decode() if isinstance(doc["device"], bytes) else doc["device"]
+        scale = 1 / 64 if args.quick else 1
+        n_of = {8: 1 << 36, 64: 1 << 31, 256: 1 << 29}
+        doc["volume"] = []
+        for M, k in SHAPES:
+            for metric in ("score", "euclidean"):
+                n = int(n_of[M] * scale) // (1 if metric == "score" else 256)
+                doc["volume"].append(gpu_volume(M, k, metric, n))
+                print(doc["volume"][-1], file=sys.stderr, flush=True)
+            doc["volume"].append({"M": M, "k": k, "method": "tube",
+                                  "status": "runs on the CPU only (not ported)"})
+        try:
+            import torch  # noqa: F401
+
+            doc["torch"] = [torch_volume(M, k, 1 << 22 if M < 256 else 1 << 20, 8)
+                            for M, k in SHAPES]
+        except ImportError:
+            doc["torch"] = None
+        doc["paths_gpu"] = path_steps("cuda", int((1 << 20) * scale))
+        if args.cpu_reference:
+            with open(args.cpu_reference) as fh:
+                doc["cpu_reference"] = json.load(fh)["cpu_reference"]
+        else:
+            doc["cpu_reference"] = cpu_reference()
+        sc = {f"{v['M']},{v['k']}": v["samples_per_s"] for v in doc["volume"]
+              if v.get("metric") == "score"}
+        ratio_t = (sc["8,2"] / doc["torch"][0]["samples_per_s"]) if doc["torch"] else None
+        ratio_p = doc["paths_gpu"]["steps_per_s"] / doc["cpu_reference"]["paths"]["steps_per_s"]
+        doc["ratios"] = {"torch_8_2": ratio_t, "path_steps_vs_cpu": ratio_p}
+        doc["meets"] = {**{f"score_uniform_{key}": sc[key] >= t
+                           for key, t in TARGETS["score_uniform_samples_per_s"].items()},
+                        "torch_ratio_8_2": ratio_t is not None and ratio_t >= TARGETS["torch_ratio_8_2"],
+                        "path_steps_ratio": ratio_p >= TARGETS["path_steps_ratio"]}
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        for v in doc.get("volume", []):
+            if "samples_per_s" in v:
+                print(f"M={v['M']:3d} k={v['k']} {v['metric']:9s} {v['samples_per_s']:.3g} samples/s")
+        for t in doc.get("torch") or []:
+            print(f"torch M={t['M']:3d} k={t['k']} {t['samples_per_s']:.3g} samples/s")
+        for key in ("paths_gpu",):
+            if key in doc:
+                print(f"{key}: {doc[key]['steps_per_s']:.3g} steps/s")
+        print(f"cpu reference: {doc['cpu_reference']['paths']['steps_per_s']:.3g} steps/s")
+        if "ratios" in doc:
+            print("ratios:", doc["ratios"], "meets:", doc["meets"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
