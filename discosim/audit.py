@@ -321,6 +321,18 @@ def _check_points(layer, table):
                          f"got {pts.shape}")
     if pts.shape[0] < 2:
         raise InputError(f"hidden states for layer {layer.name} need at least 2 rows")
+    # checked here, before any arithmetic, so a bad file is one line and never a cast warning
+    if pts.dtype.kind not in "fiu":
+        raise InputError(f"hidden states for layer {layer.name} must be real numbers, "
+                         f"got dtype {pts.dtype}")
+    bad = ~np.all(np.isfinite(pts), axis=1)
+    if bad.any():
+        raise InputError(f"hidden states for layer {layer.name} have non-finite entries "
+                         f"(first in row {int(np.argmax(bad))})")
+    biggest = float(np.max(np.abs(pts))) if pts.size else 0.0
+    if biggest > 1e150:
+        raise InputError(f"hidden states for layer {layer.name} hold values up to {biggest:.3g}: "
+                         f"too large to normalise (rescale them)")
     return pts
 
 

@@ -480,6 +480,10 @@ def main(argv=None):
     except json.JSONDecodeError as exc:  # a corrupted results/validate JSON file
         sys.stderr.write(f"discosim: error: corrupted JSON file ({exc})\n")
         return 2
+    except MemoryError as exc:  # sizes that validation cannot foresee (e.g. a huge weight file)
+        sys.stderr.write(f"discosim: error: out of memory ({str(exc).splitlines()[0] if str(exc) else 'MemoryError'}); "
+                         "reduce the sizes\n")
+        return 2
 
 
 if __name__ == "__main__":

@@ -81,7 +81,10 @@ def check_choice(name, value, choices):
 
 def check_finite_array(name, arr, ndim):
     """Return ``arr`` as a C-contiguous float64 array of ``ndim`` dims with finite entries."""
-    a = np.asarray(arr)
+    try:
+        a = np.asarray(arr)
+    except (TypeError, ValueError):  # ragged nested lists
+        raise InputError(f"{name} must be a rectangular {ndim}-dimensional array") from None
     if a.ndim != ndim:
         raise InputError(f"{name} must be {ndim}-dimensional, got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):

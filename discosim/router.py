@@ -212,4 +212,12 @@ def _check_shape(n_experts, dim):
     D = check_int("D", dim, 1)
     if M >= D:
         raise InputError(f"need M < D (THEORY §1), got M={M}, D={D}")
+    if M * D > MAX_RANDOM_ENTRIES:
+        # a random gate matrix is drawn in full before it is reduced: refuse before allocating
+        raise InputError(f"a random router of M={M} x D={D} needs {8 * M * D / 2**30:.3g} GiB; "
+                         f"at most {MAX_RANDOM_ENTRIES:.3g} entries (M*D) are drawn")
     return M, D
+
+
+# 2**31 float64 entries = 16 GiB: beyond any real router (DeepSeek-V3: 256 x 7168 = 1.8e6)
+MAX_RANDOM_ENTRIES = 2 ** 31

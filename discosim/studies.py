@@ -193,9 +193,36 @@ def code_version():
     return _CODE_VERSION
 
 
+def _file_fingerprint(value):
+    """Size and modification time of the files a path parameter names (a checkpoint directory,
+    a hidden-states file): a checkpoint rewritten in place is another input, although its path
+    is the same. Cheap on a 100 GB model: nothing is read."""
+    if not isinstance(value, str) or not value or not os.path.exists(value):
+        return None
+    if os.path.isdir(value):
+        names = sorted(f for f in os.listdir(value)
+                       if f.endswith((".json", ".safetensors", ".npy", ".npz")))
+        files = [os.path.join(value, f) for f in names]
+    else:
+        files = [value]
+    return [[os.path.basename(f), os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in files]
+
+
+def _rows_digest(rows):
+    """Digest of a point's rows in their saved (JSON) form: an edited or damaged point is stale."""
+    from .estimates import to_jsonable
+
+    text = json.dumps(to_jsonable(rows), sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def point_identity(name, params, seed):
-    """What makes a saved point reusable: study, base seed, every parameter, code version."""
+    """What makes a saved point reusable: study, base seed, every parameter, the files that
+    path parameters name (size and mtime), code version."""
     ident = {"study": name, "seed": seed, "params": params, "code": code_version()}
+    files = {k: fp for k, v in params.items() if (fp := _file_fingerprint(v)) is not None}
+    if files:
+        ident["files"] = files
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
     return ident, digest
 
@@ -213,9 +240,11 @@ def _read_point(path, ident, digest):
         return None, f"{path} is unreadable ({type(exc).__name__})"
     if doc.get("identity_hash") != digest:
         old = doc.get("identity") or {}
-        what = [k for k in ("study", "seed", "params", "code")
+        what = [k for k in ("study", "seed", "params", "files", "code")
                 if old.get(k) != ident.get(k)] or ["identity"]
         return None, f"{path} was made with another {', '.join(what)}"
+    if doc.get("rows_digest") != _rows_digest(doc["rows"]):
+        return None, f"{path} has rows that do not match their digest (edited or damaged)"
     return doc, None
 
 
@@ -438,7 +467,7 @@ def _run_point(name, params, base_seed, identity):
     t0 = time.perf_counter()
     rows = STUDIES[name]["func"](params, point_seed(base_seed, params))
     return {"identity": identity[0], "identity_hash": identity[1], "params": params, "rows": rows,
-            "seconds": time.perf_counter() - t0}
+            "rows_digest": _rows_digest(rows), "seconds": time.perf_counter() - t0}
 
 
 def _versions():

@@ -42,7 +42,9 @@ def load_weights(path, key=None):
     -------
     ndarray of float64
     """
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise InputError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
     if not os.path.isfile(path):
         raise InputError(f"weights file not found: {path}")
     ext = os.path.splitext(path)[1].lower()

@@ -1,0 +1,101 @@
+"""Faults an outside new-user battery found after the hardening (issue 8's classes): each class of
+bad input is one line and exit 2, and a saved point is never reused for changed inputs."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import discosim as ds
+from checkpoint_factory import make_checkpoint
+from discosim.audit import audit_checkpoint
+from discosim.cli import main
+from discosim.errors import InputError
+from discosim.studies import point_identity, run_study
+
+
+def _cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("rf") / "mix", "mixtral", n_layers=1,
+                           n_experts=8, dim=32, k=2, dtype="float32", shards=1)
+
+
+def _bad_states():
+    good = np.random.default_rng(0).standard_normal((50, 32))
+    return {"strings": np.array([["a"] * 32] * 5), "complex": good + 1j,
+            "nan": np.where(np.arange(32) == 3, np.nan, good), "inf": np.where(np.arange(32) == 3, np.inf, good),
+            "huge": np.full((5, 32), 1e300), "objects": np.array([[None] * 32] * 5, dtype=object)}
+
+
+@pytest.mark.parametrize("kind", sorted(_bad_states()))
+def test_bad_hidden_states_are_one_line(kind, ckpt, tmp_path, capsys):
+    arr = _bad_states()[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no cast or overflow warning may reach the user
+        if arr.dtype != object:
+            with pytest.raises(InputError):
+                audit_checkpoint(ckpt, inputs=arr, n_samples=1000, constants_samples=0)
+            path = str(tmp_path / f"{kind}.npy")
+            np.save(path, arr)
+            code, err = _cli(capsys, "audit", str(ckpt), "--inputs", path, "--quiet",
+                             "--constants-samples", "0")
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+        else:  # pickled object arrays are refused when loaded (no unpickling)
+            with pytest.raises(InputError):
+                audit_checkpoint(ckpt, inputs=arr, n_samples=1000, constants_samples=0)
+
+
+@pytest.mark.parametrize("argv", [
+    ["volume", "--router", "gaussian", "--M", "6", "--D", "1000000000000", "--k", "2", "--eps", "0.01",
+     "--no-predict"],
+    ["volume", "--router", "orthonormal", "--M", "1000000", "--D", "1000001", "--k", "2", "--eps",
+     "0.01", "--no-predict"],
+])
+def test_impossible_router_sizes_are_one_line(argv, capsys):
+    code, err = _cli(capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "M*D" in err
+
+
+@pytest.mark.parametrize("make", [lambda: ds.Router.gaussian(6, 10 ** 12, 2),
+                                  lambda: ds.Router.from_file(None, 2),
+                                  lambda: ds.Router.from_file(123, 2),
+                                  lambda: ds.Router([[1.0, 2.0, 3.0], [1.0, 2.0]], 1)])
+def test_router_misuse_is_an_input_error(make):
+    with pytest.raises(InputError):
+        make()
+
+
+def test_edited_study_point_is_recomputed_or_refused(tmp_path):
+    out = str(tmp_path / "s")
+    grid = {"eps": [0.1], "n_samples": [200]}
+    run_study("volume_ratios", out, grid, seed=1, progress=False)
+    before = open(os.path.join(out, "results.csv")).read()
+    pdir = os.path.join(out, "points")
+    name = os.listdir(pdir)[0]
+    with open(os.path.join(pdir, name)) as fh:
+        doc = json.load(fh)
+    doc["rows"][0]["fraction"] = 12345.0  # identity untouched: only the content lies
+    with open(os.path.join(pdir, name), "w") as fh:
+        json.dump(doc, fh)
+    with pytest.raises(InputError, match="digest"):
+        run_study("volume_ratios", out, grid, seed=1, progress=False, resume=True)
+    run_study("volume_ratios", out, grid, seed=1, progress=False)
+    assert open(os.path.join(out, "results.csv")).read() == before
+
+
+def test_rewritten_checkpoint_is_another_point(tmp_path):
+    path = make_checkpoint(tmp_path / "m", "mixtral", n_layers=1, n_experts=8, dim=32, k=2, seed=0)
+    params = {"path": str(path), "inputs": "sphere"}
+    a = point_identity("audit", params, 0)[1]
+    make_checkpoint(tmp_path / "m", "mixtral", n_layers=1, n_experts=8, dim=48, k=2, seed=1)
+    assert point_identity("audit", params, 0)[1] != a
