@@ -293,12 +293,20 @@ def _cmd_figures(args):
 
     written = []
     root = args.results
-    for dirpath, _, files in sorted(os.walk(root)):  # nothing to walk if root is absent
-        if "results.json" in files and "results.csv" in files:
-            written += study_figure(dirpath)
-    written += redraw_figures(args.validation)
+    if root is not None:
+        if not os.path.isdir(root):
+            raise InputError(f"--results: no directory {root}")
+        for dirpath, _, files in sorted(os.walk(root)):
+            if "results.json" in files and "results.csv" in files:
+                written += study_figure(dirpath)
+    # --results alone redraws the studies only; the validation figures when asked or by default
+    if args.validation is not None or root is None:
+        written += redraw_figures(args.validation or "figures")
     if not written:
-        raise InputError(f"no saved results under {root} or {os.path.join(args.validation, 'validate.json')}")
+        where = [root] if root is not None else []
+        if args.validation is not None or root is None:
+            where.append(os.path.join(args.validation or "figures", "validate.json"))
+        raise InputError(f"no saved results in {' or '.join(where)}")
     for p in written:
         if p.endswith(".png"):
             print(p)
@@ -416,8 +424,10 @@ def build_parser():
     st.set_defaults(func=_cmd_study)
 
     fg = sub.add_parser("figures", help="redraw every figure from saved results (no recomputation)")
-    fg.add_argument("--results", default="results", help="directory holding study results")
-    fg.add_argument("--validation", default="figures", help="directory holding validate.json")
+    fg.add_argument("--results", default=None,
+                    help="directory holding study results (default: only the validation figures)")
+    fg.add_argument("--validation", default=None,
+                    help="directory holding validate.json (default: figures, unless --results)")
     fg.set_defaults(func=_cmd_figures)
 
     from . import cli_audit

@@ -161,7 +161,8 @@ def redraw_figures(out_dir):
         if not isinstance(series, dict):
             raise TypeError
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path} is not a discosim validate.json ({type(exc).__name__})") from None
+        raise InputError(f"{path} is not a validate.json of this discosim version "
+                         f"({type(exc).__name__}): rerun discosim validate") from None
     figs = plot_validation(payload, out_dir)
     write_report(payload, figs, out_dir)
     return figs

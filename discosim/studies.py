@@ -606,6 +606,14 @@ def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend):
     return csv_path
 
 
+def _is_number(text):
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def study_figure(out_dir):
     """Draw a study's figure from its saved results.csv/results.json (no recomputation)."""
     from .plots import plot_study
@@ -618,12 +626,18 @@ def study_figure(out_dir):
         with open(csv_path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         name, figure = side["study"], side["figure"]
+        if name not in STUDIES:  # the name becomes a file name: only a known study may
+            raise ValueError(f"results.json names an unknown study {name!r}")
+        figure = STUDIES[name]["figure"]  # the study's own figure spec, not the file's copy
         cols = [figure[c] for c in ("x", "y") if c in figure]
         if not isinstance(figure, dict) or len(cols) < 2 or not rows:
             raise ValueError("no figure columns or no rows")
         for i, r in enumerate(rows):  # a truncated file leaves rows without their values
             if r.get(cols[0]) in (None, "") or r.get(cols[1]) is None or None in r:
                 raise ValueError(f"row {i + 1} of results.csv is incomplete")
+            if r[cols[1]] not in ("",) and not _is_number(r[cols[1]]):
+                raise ValueError(f"row {i + 1} of results.csv has a non-numeric {cols[1]} "
+                                 f"{r[cols[1]]!r}")
         return plot_study(name, figure, rows, out_dir)
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read the study results in {out_dir} ({type(exc).__name__}: "

@@ -140,7 +140,7 @@ BAD = [
     # validate and figures: checked before computing
     (["validate", "--quick", "--out", "{file}"], "not a directory"),
     (["validate", "--quick", "--seed", "-1"], "seed"),
-    (["figures", "--results", "/no/such/dir", "--validation", "/no/such/dir"], "no saved results"),
+    (["figures", "--results", "/no/such/dir", "--validation", "/no/such/dir"], "--results: no directory"),
 ]
 
 

@@ -99,3 +99,27 @@ def test_rewritten_checkpoint_is_another_point(tmp_path):
     a = point_identity("audit", params, 0)[1]
     make_checkpoint(tmp_path / "m", "mixtral", n_layers=1, n_experts=8, dim=48, k=2, seed=1)
     assert point_identity("audit", params, 0)[1] != a
+
+
+def test_figures_use_only_known_study_names(tmp_path, capsys):
+    out = tmp_path / "r" / "volume_ratios"
+    run_study("volume_ratios", str(out), {"eps": [0.1], "n_samples": [200]}, seed=1, progress=False)
+    side = json.loads((out / "results.json").read_text())
+    side["study"] = "../../escape"
+    (out / "results.json").write_text(json.dumps(side))
+    code, err = _cli(capsys, "figures", "--results", str(tmp_path / "r"))
+    assert code == 2 and "unknown study" in err and len(err.strip().splitlines()) == 1
+    assert not any(p.startswith("escape") for p in os.listdir(tmp_path))
+
+
+def test_figures_with_results_alone_ignore_the_default_validation_dir(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r" / "volume_ratios"
+    run_study("volume_ratios", str(out), {"eps": [0.1], "n_samples": [200]}, seed=1, progress=False)
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("figures")
+    with open("figures/validate.json", "w") as fh:
+        fh.write('{"an": "older format"}')
+    code, err = _cli(capsys, "figures", "--results", "r")
+    assert code == 0, err
+    code, err = _cli(capsys, "figures")
+    assert code == 2 and "rerun discosim validate" in err and len(err.strip().splitlines()) == 1
