@@ -185,10 +185,17 @@ def _cmd_hit(args):
     router = _router_from_args(args)
     x0 = None
     if args.x0 is not None:
+        if not os.path.isfile(args.x0):
+            raise InputError(f"--x0: start-point file not found: {args.x0}")
         x0 = load_weights(args.x0).ravel()
         if x0.size != router.dim:
             raise InputError(f"x0 has length {x0.size}, the router needs D={router.dim}")
     # the occupation and walk-on-spheres settings are checked before the first path is simulated
+    # options that would otherwise be ignored silently
+    if args.wos and args.process != "bm":
+        raise InputError("--wos needs --process bm (walk on spheres samples Brownian exit points)")
+    if args.orders is not None and not args.eps:
+        raise InputError("--orders needs --eps (they are the orders of the occupation tubes)")
     if args.eps:
         from .errors import check_positive_array
         from .volume import check_orders

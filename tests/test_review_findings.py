@@ -123,3 +123,17 @@ def test_figures_with_results_alone_ignore_the_default_validation_dir(tmp_path, 
     assert code == 0, err
     code, err = _cli(capsys, "figures")
     assert code == 2 and "rerun discosim validate" in err and len(err.strip().splitlines()) == 1
+
+
+HIT = ["hit", "--router", "orthonormal", "--M", "4", "--D", "8", "--k", "2", "--n-paths", "100",
+       "--sigma", "1", "--t-max", "1", "--dt", "0.01", "--times", "0.5"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--deltas", "0.01", "--process", "ou", "--wos"], "--wos needs --process bm"),
+    (["--orders", "4"], "--orders needs --eps"),
+    (["--x0", "/no/such/x0.npy"], "start-point file not found"),
+])
+def test_hit_options_that_cannot_apply_are_refused(extra, needle, capsys):
+    code, err = _cli(capsys, *HIT, *extra)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
