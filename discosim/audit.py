@@ -71,6 +71,10 @@ DEFAULT_EPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DEFAULT_N_SAMPLES = 100_000
 
 
+# margins of every input are kept for the quantiles (8 bytes each): 1e8 inputs = 0.8 GB a layer
+MAX_SAMPLES_PER_LAYER = 10 ** 8
+
+
 def default_n_samples(n_experts):
     """Inputs per layer when ``n_samples`` is None: ``100000 * clip(64 // M, 1, 4)``."""
     return DEFAULT_N_SAMPLES * min(4, max(1, 64 // int(n_experts)))
@@ -173,6 +177,14 @@ class LayerAudit:
     flips: tuple             # FlipAudit per format
     note: str = ""
 
+    @property
+    def model_layer(self):
+        """The model's layer number, read from the router tensor's name (None if it has none)."""
+        import re
+
+        m = re.search(r"(?:layers|blocks|block)\.(\d+)\.", self.name)
+        return int(m.group(1)) if m else None
+
     def flip(self, fmt):
         for f in self.flips:
             if f.format == fmt:
@@ -183,7 +195,8 @@ class LayerAudit:
         pred = (None if self.margin_fraction_predicted is None
                 else {"1": list(map(float, self.margin_fraction_predicted))})
         return {
-            "name": self.name, "index": self.index, "family": self.family, "routing": self.routing,
+            "name": self.name, "index": self.index, "layer": self.model_layer,
+            "family": self.family, "routing": self.routing,
             "M": self.M, "k": self.k, "D": self.D, "n_group": self.n_group,
             "topk_group": self.topk_group, "bias": self.has_bias,
             "selection_bias": self.has_selection_bias, "norm_folded": self.norm_folded,
@@ -266,11 +279,16 @@ def _check_eps(eps):
 
 
 def _check_formats(formats):
+    if formats is None or not isinstance(formats, (str, list, tuple)):
+        raise InputError(f"formats must be a list of float formats such as ('bf16', 'fp16'), "
+                         f"got {formats!r}")
     if isinstance(formats, str):
         formats = [f for f in formats.split(",") if f]
     formats = tuple(formats)
     if not formats:
         raise InputError("formats must name at least one float format")
+    if len(set(formats)) != len(formats):
+        raise InputError(f"formats are named twice: {list(formats)}")
     for f in formats:
         if f not in FORMATS:
             raise InputError(f"unknown float format {f!r}; choose from {', '.join(FORMATS)}")
@@ -618,14 +636,15 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
 # --------------------------------------------------------------------------- public entry points
 def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EPS,
                  n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                 progress=None, constants_samples=20_000):
+                 progress=None, constants_samples=20_000, notes=()):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters."""
     eps = _check_eps(eps)
     formats = _check_formats(formats)
     if n_samples is not None:
-        n_samples = check_int("n_samples", n_samples, 100)
+        # each layer keeps its inputs' margins (for the quantiles): memory grows with n_samples
+        n_samples = check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
     n_jobs = check_n_jobs(n_jobs)
     constants_samples = check_int("constants_samples", constants_samples, 0)
     ss = as_seed_sequence(seed)
@@ -658,7 +677,7 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     finally:
         if bar is not None:
             bar.close()
-    notes = []
+    notes = list(notes)
     if any(not l.closed_forms_apply for l in out):
         notes.append(CURVED_NOTE)
     return AuditResult(model=str(model), family=str(family), inputs=label, layers=tuple(out),
@@ -720,10 +739,16 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     eps = _check_eps(eps)
     formats = _check_formats(formats)
     if n_samples is not None:
-        check_int("n_samples", n_samples, 100)
+        check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
     check_n_jobs(n_jobs)
     as_seed_sequence(seed) if not isinstance(seed, np.random.SeedSequence) else None
     _load_inputs(inputs)
+    if path_or_checkpoint is None or isinstance(path_or_checkpoint, (int, float, bytes)):
+        raise InputError(f"path_or_checkpoint must be a model directory, a .safetensors file or an "
+                         f"opened checkpoint, got {type(path_or_checkpoint).__name__}")
+    if layers is not None and (isinstance(layers, (str, bytes))
+                               or not hasattr(layers, "__iter__")):
+        raise InputError(f"layers must be a list of layer positions, got {layers!r}")
     if isinstance(path_or_checkpoint, (str, os.PathLike)):
         from .checkpoints import open_checkpoint
 
@@ -739,7 +764,17 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         idx = [check_int("layers", i, 0, n - 1) for i in layers]
         if not idx:
             raise InputError("layers must name at least one layer")
-    return audit_layers(_LazyLayers(ckpt, idx), model=getattr(ckpt, "model_name", "") or "",
+        if len(set(idx)) != len(idx):
+            raise InputError(f"layers are named twice: {idx}")
+    notes = []
+    numbers = [x for x in getattr(ckpt, "layer_numbers", []) if x is not None]
+    if numbers:
+        gaps = sorted(set(range(min(numbers), max(numbers) + 1)) - set(numbers))
+        if gaps:  # dense layers, or router tensors missing from the files: never silent
+            notes.append(f"{len(numbers)} routers found at model layers {min(numbers)}..{max(numbers)}; "
+                         f"layers {gaps} have none (dense layers, or missing router tensors)")
+    return audit_layers(_LazyLayers(ckpt, idx), notes=notes,
+                        model=getattr(ckpt, "model_name", "") or "",
                         family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
                         n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
                         progress=progress, constants_samples=constants_samples)

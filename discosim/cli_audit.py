@@ -107,7 +107,7 @@ def _table(doc, elapsed):
         a1s = f"{a1[0]:.4g}±{a1[1]:.2g}" if a1 else "-"
         frac = L["margin_fraction"]["1"][mid]
         fse = L["margin_fraction_stderr"]["1"][mid]
-        line = (f"{L['index']:>5} {L['M']:>4} {L['k']:>2} {L['D']:>5} "
+        line = (f"{L['layer'] if L.get('layer') is not None else L['index']:>5} {L['M']:>4} {L['k']:>2} {L['D']:>5} "
                 f"{L['row_norms']['min']:>7.3g}..{L['row_norms']['max']:<6.3g} "
                 f"{L['min_pair_distance']:>10.3g} {a1s:>16} "
                 f"{_fmt(L['margin_quantiles'].get('0.01')):>9} {f'{frac:.3g}±{fse:.2g}':>16}")

@@ -137,3 +137,37 @@ HIT = ["hit", "--router", "orthonormal", "--M", "4", "--D", "8", "--k", "2", "--
 def test_hit_options_that_cannot_apply_are_refused(extra, needle, capsys):
     code, err = _cli(capsys, *HIT, *extra)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kw", [dict(formats=None), dict(formats=["bf16", "bf16"]), dict(layers=0),
+                                dict(layers=[0, 0]), dict(n_samples=10 ** 18)])
+def test_audit_arguments_are_input_errors(kw, ckpt):
+    with pytest.raises(InputError):
+        audit_checkpoint(ckpt, constants_samples=0, **kw)
+
+
+@pytest.mark.parametrize("path", [None, 123])
+def test_audit_path_types_are_input_errors(path):
+    with pytest.raises(InputError):
+        audit_checkpoint(path)
+
+
+def test_a_router_missing_from_a_layer_is_never_silent(tmp_path):
+    from discosim.checkpoints.safetensors_io import read_header  # noqa: F401 (the reader in use)
+
+    path = make_checkpoint(tmp_path / "gap", "mixtral", n_layers=3, n_experts=8, dim=32, k=2,
+                           dtype="float32", shards=1)
+    # rewrite the single file without layer 1's router (the other tensors unchanged)
+    import struct
+
+    f = os.path.join(path, "model.safetensors")
+    raw = open(f, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header.pop("model.layers.1.block_sparse_moe.gate.weight")
+    text = json.dumps(header).encode()
+    with open(f, "wb") as fh:
+        fh.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    res = audit_checkpoint(path, n_samples=1000, constants_samples=0, seed=0)
+    assert [l.model_layer for l in res.layers] == [0, 2]
+    assert any("layers [1] have none" in note for note in res.notes)

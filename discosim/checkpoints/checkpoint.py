@@ -137,6 +137,7 @@ class Checkpoint:
         self._store = store
         self._plans = tuple(plans)
         self.layer_names = [p.name for p in plans]
+        self.layer_numbers = [p.layer for p in plans]  # the model's layer of each router
         self.M, self.D = M, D
         self.k = settings.k
         self.routing = settings.routing
