@@ -22,7 +22,6 @@ from .fileio import write_atomic
 __all__ = ["run_validation", "build_payload", "format_table", "write_report", "write_json",
            "redraw_figures", "readme_blocks", "update_readme", "format_resolution"]
 
-THEORY_URL = "THEORY.md"  # relative link inside the repository; see readme_blocks
 
 
 def format_resolution(row):
