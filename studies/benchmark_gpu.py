@@ -58,7 +58,7 @@ def _timed(fn, min_s=1.0, max_reps=20):
     return float(np.median(times)), out
 
 
-def gpu_volume(M, k, metric, n):
+def gpu_volume(M, k, metric, n, devices=(0,)):
     from discosim._cuda.rng import run_key
     from discosim._cuda.volume import uniform_counts
 
@@ -66,12 +66,15 @@ def gpu_volume(M, k, metric, n):
     eps = EPS if metric == "score" else EPS_EUCLID
     code = {"score": 2, "euclidean": 0}[metric]
     key = run_key(np.random.SeedSequence(1))
-    uniform_counts(r, 1.0, eps, ORDERS, code, False, 1 << 16, key, [0])  # compile
+    t = time.perf_counter()
+    uniform_counts(r, 1.0, eps, ORDERS, code, False, 1 << 16, key, list(devices))  # compile
+    compile_s = time.perf_counter() - t
     sec, (counts, handed) = _timed(lambda: uniform_counts(r, 1.0, eps, ORDERS, code, False, n,
-                                                          key, [0]))
+                                                          key, list(devices)))
     return {"M": M, "k": k, "metric": metric, "method": "uniform", "n_samples": n,
-            "seconds": sec, "samples_per_s": n / sec, "handed_to_host": int(handed),
-            "fraction_order1": [float(c) / n for c in counts[0]]}
+            "n_devices": len(devices), "seconds": sec, "samples_per_s": n / sec,
+            "first_call_s": compile_s, "handed_back_for_float64": int(handed),
+            "counts": counts.tolist(), "fraction_order1": [float(c) / n for c in counts[0]]}
 
 
 def torch_volume(M, k, n_batch, reps):
@@ -114,18 +117,54 @@ def _steps(res, n_steps, dt):
     return float(done.sum())
 
 
-def path_steps(device, n_paths, n_jobs=1):
+def path_steps(device, n_paths, n_jobs=1, devices=None):
     from discosim.hitting import simulate_first_exit
 
     r, x0 = _path_setup()
-    kw = dict(device=device) if device == "cuda" else dict(n_jobs=n_jobs)
+    kw = dict(device=device, devices=devices) if device == "cuda" else dict(n_jobs=n_jobs)
     simulate_first_exit(r, x0, PATH["sigma"], 10 * PATH["dt"], PATH["dt"], 64, seed=0, **kw)
     sec, res = _timed(lambda: simulate_first_exit(r, x0, PATH["sigma"], PATH["t_max"], PATH["dt"],
                                                   n_paths, seed=1, **kw), min_s=2.0)
     steps = _steps(res, res.n_steps, PATH["dt"])
+    tau = res.tau[np.isfinite(res.tau)]
     return {**PATH, "D": D, "device": device, "n_jobs": n_jobs, "n_paths": n_paths,
+            "n_devices": len(devices) if devices else None,
             "seconds": sec, "steps": steps, "steps_per_s": steps / sec,
-            "fraction_exited": float(np.isfinite(res.tau).mean())}
+            "fraction_exited": float(np.isfinite(res.tau).mean()),
+            "tau_digest": [int(tau.size), float(np.sum(tau))]}
+
+
+def scaling(n_max):
+    """Samples/s and path steps/s on 1, 2, 4, ... devices; the numbers must not change."""
+    rows = []
+    counts = [1]
+    while counts[-1] * 2 <= n_max:
+        counts.append(counts[-1] * 2)
+    if counts[-1] != n_max:
+        counts.append(n_max)
+    n_of = {8: 1 << 37, 256: 1 << 29}
+    for M, k in ((8, 2), (256, 8)):
+        for nd in counts:
+            rows.append(gpu_volume(M, k, "score", n_of[M], devices=tuple(range(nd))))
+            print(rows[-1], file=sys.stderr, flush=True)
+    for nd in counts:
+        rows.append(path_steps("cuda", 1 << 21, devices=list(range(nd))))
+        print(rows[-1], file=sys.stderr, flush=True)
+
+    out = {"device_counts": counts, "rows": rows, "identical": {}, "efficiency": {}}
+    for name in ("8,2", "256,8", "paths"):
+        grp = [v for v in rows if (name == "paths") == ("dt" in v)
+               and (name == "paths" or f"{v['M']},{v['k']}" == name)]
+        field = "tau_digest" if name == "paths" else "counts"
+        rate = "steps_per_s" if name == "paths" else "samples_per_s"
+        out["identical"][name] = all(v[field] == grp[0][field] for v in grp)
+        out["efficiency"][name] = {str(counts[i]):
+                                   grp[i][rate] / (counts[i] * grp[0][rate])
+                                   for i in range(len(grp))}
+    out["meets"] = {"identical": all(out["identical"].values()),
+                    "efficiency_0.9": all(e >= 0.9 for g in out["efficiency"].values()
+                                          for e in g.values())}
+    return out
 
 
 def cpu_reference():
@@ -138,10 +177,19 @@ def main(argv=None):
     ap.add_argument("--cpu-only", action="store_true", help="only the 2-core CPU reference")
     ap.add_argument("--cpu-reference", help="JSON of a --cpu-only run on the reference machine")
     ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    ap.add_argument("--scaling", action="store_true",
+                    help="multi-GPU run: 1, 2, 4, ... visible devices, same numbers, efficiency")
     args = ap.parse_args(argv)
     doc = {"D": D, "targets": TARGETS}
     if args.cpu_only:
         doc["cpu_reference"] = cpu_reference()
+    elif args.scaling:
+        from discosim.devices import cuda_module
+
+        cuda = cuda_module()
+        names = [g.name.decode() if isinstance(g.name, bytes) else g.name for g in cuda.gpus]
+        doc["devices"] = names
+        doc["scaling"] = scaling(len(names))
     else:
         from discosim.devices import cuda_module
 
@@ -153,7 +201,8 @@ def main(argv=None):
         doc["volume"] = []
         for M, k in SHAPES:
             for metric in ("score", "euclidean"):
-                n = int(n_of[M] * scale) // (1 if metric == "score" else 256)
+                # euclidean: the host computes exact distances of the screened samples
+                n = int(n_of[M] * scale) if metric == "score" else int((1 << 24) * scale)
                 doc["volume"].append(gpu_volume(M, k, metric, n))
                 print(doc["volume"][-1], file=sys.stderr, flush=True)
             doc["volume"].append({"M": M, "k": k, "method": "tube",
@@ -182,6 +231,8 @@ def main(argv=None):
                         "path_steps_ratio": ratio_p >= TARGETS["path_steps_ratio"]}
     if args.json:
         print(json.dumps(doc, indent=1))
+    elif "scaling" in doc:
+        print(json.dumps({k: doc["scaling"][k] for k in ("identical", "efficiency", "meets")}))
     else:
         for v in doc.get("volume", []):
             if "samples_per_s" in v:

@@ -54,7 +54,7 @@ from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 LANE_SAMPLES = CHUNK // 32
 MAX_FUSED_M = 128  # packed lower-triangular W_r in 48 KB of shared memory up to M ~ 155
-MAX_UNROLLED_M = 64  # fully unrolled code: numba's compile time grows fast beyond this
+MAX_UNROLLED_M = 32  # fully unrolled code: numba's compile time grows fast (M = 64: 3 min)
 BLOCK = 256
 
 
@@ -521,7 +521,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     Wp = np.ascontiguousarray(Wr[rows], dtype=np.float32)
     b32 = np.ascontiguousarray(bias, dtype=np.float32)
     fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
-    refine = refine_kernel(M, k, rmax, NE, bool(cosine)) if screen == 0 and not use_gemm else None
+    refine = refine_kernel(M, k, rmax, NE, bool(cosine)) if screen == 0 else None
     if variant == "unrolled":
         fused = None
         unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
@@ -599,6 +599,15 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     break
                 cap[0] = max(2 * cap[0], n_c)  # too many handed back: redo with room (same numbers)
             if n_c and refine is not None:  # float64 on the GPU: nothing goes to the host
+                if use_gemm:  # gather the handed-back columns into rows (G, C) on the device
+                    import cupy as cp
+
+                    idx = cp.asarray(d_idx)[:n_c]
+                    rows = cp.empty((n_c, M + 1), dtype=cp.float32)
+                    rows[:, :M] = bufs["GT"][:, idx].T
+                    rows[:, M] = bufs["chi"][idx]
+                    cp.cuda.Device().synchronize()
+                    d_cand = rows
                 refine[-(-n_c // 128), 128](n_c, d_cand, d_W64, d_b64, float(radius), d_eps64,
                                             d_hist)
                 n_c = -n_c  # reported as resolved on the device
