@@ -139,7 +139,9 @@ def test_float32_score_error_within_stated_bound(M, D):
 @pytest.mark.parametrize("M,k,bias", [(8, 2, False), (6, 3, True), (24, 4, False)])
 def test_volumes_cpu_gpu_agree(metric, M, k, bias):
     r = _router(M, k, 64, seed=M, bias=bias)
-    eps = [0.02, 0.1]
+    # at M = 24 the euclidean distance enumerates every tie set within eps of the k-th score:
+    # eps = 0.1 makes that nearly all 2^24 subsets per point (the tube then fills the ball)
+    eps = [0.02, 0.1] if M <= 8 else [0.005, 0.02]
     orders = (1, 2)
     # euclidean/normal: the host computes the exact distances of the screened samples
     n_gpu = 4_000_000 if metric == "score" else 400_000
