@@ -349,7 +349,7 @@ def occupation(ctx):
     nrm = (W[0] - W[1]) / np.linalg.norm(W[0] - W[1])
     d, eps, t_max, dt = 0.1, 0.2, 64.0, 0.04
     x0 = d * nrm
-    n = ctx.samples(20_000, 1_000)
+    n = ctx.samples(50_000, 1_000)
     for g, (proc, theta) in enumerate((("bm", None), ("ou", 1.0))):
         kw = {"process": "ou", "theta": theta} if theta else {}
         res = estimate_occupation(router, x0, sigma, t_max, dt, n, [eps], orders=(1,), n_checkpoints=5,
@@ -375,11 +375,18 @@ def occupation(ctx):
     # path sees each slice as its cone, a fraction alpha_J of its subspace (THEORY §6)
     M, k, D = 5, 2, 9
     router = Router.orthonormal(M, D, k, seed=seed)
-    eps, t1, t_max, dt = 0.2, 4.0, 40.0, 0.004
-    n = ctx.samples(1_600, 100)
+    # order 1 at eps small against sigma sqrt(t1) keeps its overlap band (~ eps / (sigma sqrt s))
+    # near 1% (a thin tube's occupation has the relative spread of a thick one: L ~ eps^r x local
+    # time); order 2 at a wider eps, where its Gaussian-law overlap measurement is sharp (its
+    # probability ~ eps^2). The predictions are exact on the time grid, so dt only sets the cost.
+    eps_of = {1: 0.05, 2: 0.2}
+    e_of = {1: 0, 2: 1}  # index in the sorted eps list
+    eps = [eps_of[1], eps_of[2]]
+    t1, t_max, dt = 4.0, 40.0, 0.01
+    n = ctx.samples(80_000, 100)
     # Markov at t1: X_{t1} ~ N(0, sigma^2 t1 I_D) from the apex, so the growth over [t1, t_max] is
     # the occupation over [0, t_max - t1] from Gaussian starts (its own per-path standard error)
-    res = estimate_occupation(router, None, sigma, t_max - t1, dt, n, [eps], orders=(1, 2),
+    res = estimate_occupation(router, None, sigma, t_max - t1, dt, n, eps, orders=(1, 2),
                               metric="normal", n_checkpoints=1, seed=seed + 40, inputs="gaussian",
                               radius=sigma * math.sqrt(t1 * D), n_jobs=ctx.n_jobs)
     A = {r: math.comb(M, r + 1) * orthonormal_alpha(M, k, r) for r in (1, 2)}
@@ -387,23 +394,24 @@ def occupation(ctx):
     # f_r(s) ~ eps/(sigma sqrt s) of the slice sum at time s. Measured from the Gaussian law of X_s
     # alone (one-step occupations from N(0, sigma^2 s I_D) starts: no paths), at three times
     s_grid = np.geomspace(t1, t_max, 3)
-    n_m = ctx.samples(400_000, 20_000)
+    n_m = ctx.samples(6_000_000, 20_000)
     frac, frac_se = np.empty((2, 3)), np.empty((2, 3))
     for c, s_ in enumerate(s_grid):
-        one = estimate_occupation(router, None, sigma, 1.0, 1.0, n_m, [eps], orders=(1, 2),
+        one = estimate_occupation(router, None, sigma, 1.0, 1.0, n_m, eps, orders=(1, 2),
                                   metric="normal", n_checkpoints=1, seed=seed + 60 + c,
                                   inputs="gaussian", radius=sigma * math.sqrt(s_ * D), n_jobs=ctx.n_jobs)
         for r in (1, 2):
-            slice_sum = A[r] * float(td.apex_probability(r, eps, sigma, s_))
-            frac[r - 1, c] = 1.0 - one.mean[-1, r - 1, 0] / slice_sum
-            frac_se[r - 1, c] = one.stderr[-1, r - 1, 0] / slice_sum
+            slice_sum = A[r] * float(td.apex_probability(r, eps_of[r], sigma, s_))
+            frac[r - 1, c] = 1.0 - one.mean[-1, r - 1, e_of[r]] / slice_sum
+            frac_se[r - 1, c] = one.stderr[-1, r - 1, e_of[r]] / slice_sum
     grid = np.arange(int(round(t1 / dt)), int(round(t_max / dt))) * dt
     # piecewise-linear interpolation of f_r in log s: the overlap is linear in the three values
     wts = np.array([np.interp(np.log(grid), np.log(s_grid), np.eye(3)[c]) for c in range(3)])
     for r in (1, 2):
-        inc, inc_se = float(res.mean[-1, r - 1, 0]), float(res.stderr[-1, r - 1, 0])
-        pred = td.apex_occupation(A[r], r, eps, sigma, t_max, dt=dt, t0=t1)
-        dens = dt * A[r] * td.apex_probability(r, eps, sigma, grid)
+        ep = eps_of[r]
+        inc, inc_se = float(res.mean[-1, r - 1, e_of[r]]), float(res.stderr[-1, r - 1, e_of[r]])
+        pred = td.apex_occupation(A[r], r, ep, sigma, t_max, dt=dt, t0=t1)
+        dens = dt * A[r] * td.apex_probability(r, ep, sigma, grid)
         coef = wts @ dens  # d(overlap)/d f_r(s_c)
         ov = float(coef @ frac[r - 1])
         ov_se = float(math.sqrt(np.sum((coef * frac_se[r - 1]) ** 2)))
@@ -411,11 +419,11 @@ def occupation(ctx):
         reason = (f"overlaps of different slices' tubes near Gamma^({r + 1}), measured from the "
                   f"Gaussian law of X_s: {ov / pred:.1%} +- {ov_se / pred:.1%} of the slice sum")
         if r == 1:
-            label = (f"apex r=1: E L_1 growth over t in [{t1:g}, {t_max:g}] = A_1 x slab integral "
-                     f"(sqrt-t constant A_1 2 eps sqrt(2/pi)/sigma = {td.sqrt_growth_constant(A[1], eps, sigma):.4g})")
+            label = (f"apex r=1, eps={ep:g}: E L_1 growth over t in [{t1:g}, {t_max:g}] = A_1 x slab integral "
+                     f"(sqrt-t constant A_1 2 eps sqrt(2/pi)/sigma = {td.sqrt_growth_constant(A[1], ep, sigma):.4g})")
         else:
-            label = (f"apex r=2: E L_2 growth over t in [{t1:g}, {t_max:g}] = A_2 x exact integral "
-                     f"(sharp log-rate {td.log_rate_per_decade(A[2], eps, sigma):.4g} per decade)")
+            label = (f"apex r=2, eps={ep:g}: E L_2 growth over t in [{t1:g}, {t_max:g}] = A_2 x exact integral "
+                     f"(sharp log-rate {td.log_rate_per_decade(A[2], ep, sigma):.4g} per decade)")
         rows.append(judge_mean(label, pred, inc, inc_se, band=band, band_reason=reason, A=A[r],
                                overlap_times=s_grid.tolist(), overlap_fraction=frac[r - 1].tolist(),
                                overlap_fraction_se=frac_se[r - 1].tolist()))
@@ -430,7 +438,7 @@ def occupation(ctx):
     zt = np.linalg.solve(router.reduced_weights, np.array([0.0, 1.0, -1.0, 0.5]))
     x0 = router.basis @ zt
     x0 *= d3 / td.slice_distances(router, x0, 3)[0]
-    n = ctx.samples(10_000, 400)
+    n = ctx.samples(30_000, 400)
     res = estimate_occupation(router, x0, sigma, t3, dt3, n, [eps3], orders=(3,), metric="normal",
                               n_checkpoints=4, seed=seed + 50, n_jobs=ctx.n_jobs)
     tt = np.array(res.times)
@@ -442,11 +450,12 @@ def occupation(ctx):
     rows.append(judge_mean(f"r=3 subspace tube (M=4), d={d3:g}, eps={eps3:g}: E L_3(inf) from E L_3(t={t3:g}) "
                            f"+ exact tail and grid correction", inf3, m3 + (inf3 - pred3), s3,
                            measured_grid=m3, exact_grid=pred3, tail=inf3 - cont3, grid_correction=cont3 - pred3))
+    # bounded in t: the measured curve follows the exact one, which levels off at its finite limit
     i1 = int(np.argmin(np.abs(tt - t3 / 10)))
-    inc3 = float(res.mean[-1, 0, 0] - res.mean[i1, 0, 0])
-    rows.append(at_most("occupation", S6, f"r=3 bounded: growth over t in [{tt[i1]:g}, {t3:g}] <= exact",
-                        td.subspace_occupation(d3, eps3, sigma, 3, t3, dt=dt3, t0=tt[i1]), inc3,
-                        float(res.stderr[-1, 0, 0] + res.stderr[i1, 0, 0])))
+    early = td.subspace_occupation(d3, eps3, sigma, 3, tt[i1], dt=dt3)
+    rows.append(judge_mean(f"r=3 bounded: E L_3(t={tt[i1]:g}) against the exact integral "
+                           f"({early / inf3:.1%} of the limit {inf3:.4g}; {pred3 / inf3:.1%} at t={t3:g})",
+                           early, float(res.mean[i1, 0, 0]), float(res.stderr[i1, 0, 0])))
     layers.append(points(tt, res.mean[:, 0, 0], res.stderr[:, 0, 0], "order-3 subspace (M=4)", group="s3"))
     layers.append(curve(tt, [td.subspace_occupation(d3, eps3, sigma, 3, t, dt=dt3) for t in tt],
                         "exact subspace integral", group="s3", style="--"))
