@@ -67,6 +67,16 @@ def test_hit_order_agreement_rule_catches_a_ten_percent_shift():
     assert not cd.judge_q_agreement("q", w, n_w, rng.binomial(n_s, 0.9 * q), 0, n_s).passed
 
 
+def test_hit_order_agreement_rule_catches_three_percent_at_the_full_run_size():
+    # the claim's delta = 0.3 rho row: q ~ 0.13, 1e6 walks on spheres, 4e5 time-stepped paths
+    n_w, n_s, q = 1_000_000, 400_000, 0.128
+    rng = np.random.default_rng(6)
+    w = rng.binomial(n_w, q)
+    row = cd.judge_q_agreement("q", w, n_w, rng.binomial(n_s, q), 40, n_s)
+    assert row.passed and row.resolution <= 0.03
+    assert not cd.judge_q_agreement("q", w, n_w, rng.binomial(n_s, 0.97 * q), 40, n_s).passed
+
+
 # ----------------------------------------------------------------------------- first_hit_exact
 def test_levy_law_with_sigma_five_percent_off_fails():
     from discosim.hitting import estimate_first_hit

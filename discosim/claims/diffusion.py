@@ -191,11 +191,12 @@ def hit_order(ctx):
     # facets (spread 3) keep the paths short
     router = setups[0][1]
     x0 = td.ridge_start(router, 0, 1, 2, rho, spread=3.0)
-    cmp_deltas = np.array([0.1, 1.0]) * rho
-    n_steps = ctx.samples(40_000, 2_000)
+    # delta = 0.3 rho and rho: q ~ 0.13 and 0.6, which 4e5 time-stepped paths resolve to 3%
+    cmp_deltas = np.array([0.3, 1.0]) * rho
+    n_steps = ctx.samples(400_000, 2_000)
     counts, cens = _step_counts(router, x0, cmp_deltas, n_steps, 0.04 * rho ** 2, 400 * rho ** 2,
                                 seed + 20, ctx.n_jobs)
-    n_w = ctx.samples(100_000, 5_000)
+    n_w = ctx.samples(1_000_000, 5_000)
     qw = hit_order_wos(router, x0, cmp_deltas, n_w, seed=seed + 21, n_jobs=ctx.n_jobs).q
     for dl, c, w in zip(cmp_deltas, counts, qw):
         rows.append(judge_q_agreement(
