@@ -223,6 +223,22 @@ def test_overhead_scaled_by_nine_tenths_fails():
     assert not cs.judge_overhead(etas, 0.9 * meas, 0.9 * se, pred, rel)[0].passed
 
 
+def test_overhead_remainder_exponent_off_by_a_tenth_fails():
+    # the claim's full-run shape: c1 eta + c2 eta^p on its eta grid, noise at the standard errors
+    # of 3.2e7 samples (E N_eta is a mean of counts: se ~ sqrt(E N_eta / n))
+    etas = np.array([0.002, 0.003, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056])
+    rng = np.random.default_rng(RNG_SEED)
+    pred = 18.5 * etas
+    for p, ok in ((2.0, True), (1.9, False), (2.1, False)):
+        # c2 and c3 of the claim's router (c3/c2 ~ -1.7)
+        true = pred + 66.0 * etas ** p * (1 - 1.7 * etas)
+        se = np.sqrt(true / 32_000_000)
+        meas = true + se * rng.standard_normal(etas.size)
+        row = cs.judge_overhead(etas, meas, se, pred)[1]
+        assert row.passed is ok, (p, row.measured, row.stderr)
+        assert row.resolution <= 0.1
+
+
 def test_nested_slope_stderr_is_the_spread_over_replicates():
     """The exponent's SE accounts for nested counts: it matches the sd of the slope over draws."""
     theta, n = 2 * math.pi / 3, 100_000
