@@ -52,7 +52,6 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
 
 from .errors import InputError, check_int
 from .estimates import mean_and_stderr
@@ -530,6 +529,8 @@ def _geometry(W, gram=None):
 def _margin_leading(B1, eps, radius, D, distribution):
     """Order-1 score tube, leading order (THEORY §5 score metric, §9 sphere): per eps."""
     shift = 1.0 if distribution == "ball" else 0.0
+    from scipy.special import gammaln  # here: `discosim volume` registers audit's CLI
+
     logc = gammaln(D / 2 + shift) - gammaln(1.5) - gammaln((D - 1) / 2 + shift)
     return (B1 / 2) * (eps / radius) * math.exp(logc)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
+from . import cache
 from .errors import InputError, check_choice, check_int
 from .estimates import mean_and_stderr
 from .parallel import add, derive_seed, run_chunks
@@ -156,9 +157,23 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=Non
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = _slice_constants(router, r, method, n_samples, ss, n_jobs, backend,
-                                       force_jobs)
+        # fresh entropy (seed=None) is never seen again: no disk cache for it
+        disk = seed is not None
+        saved = cache.load("slice_constants", _json_key(key)) if disk else None
+        try:
+            _CACHE[key] = SliceConstants(**saved) if saved is not None else None
+        except TypeError:  # a file of another layout
+            _CACHE[key] = None
+        if _CACHE[key] is None:
+            _CACHE[key] = _slice_constants(router, r, method, n_samples, ss, n_jobs, backend,
+                                           force_jobs)
+            if disk:
+                cache.store("slice_constants", _json_key(key), _CACHE[key].to_dict())
     return _CACHE[key]
+
+
+def _json_key(key):
+    return [str(x) if not isinstance(x, (int, str, tuple)) else x for x in key]
 
 
 def _slice_constants(router, r, method, n_samples, ss, n_jobs, backend, force_jobs):

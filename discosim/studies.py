@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from .cache import code_version  # noqa: F401  (part of this module's API)
 from .errors import InputError, check_bool, check_choice, check_int
 from .points import start_point
 from .router import Router
@@ -170,27 +171,6 @@ def point_seed(base_seed, params):
     return np.random.SeedSequence(base_seed, spawn_key=words)
 
 
-_CODE_VERSION = None
-
-
-def code_version():
-    """discosim's version and a hash of its source files: points made by other code are stale."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        from . import __version__
-
-        root = os.path.dirname(os.path.abspath(__file__))
-        h = hashlib.sha256()
-        for dirpath, dirnames, files in sorted(os.walk(root)):
-            dirnames.sort()
-            for f in sorted(files):
-                if f.endswith(".py"):
-                    path = os.path.join(dirpath, f)
-                    h.update(os.path.relpath(path, root).encode())
-                    with open(path, "rb") as fh:
-                        h.update(fh.read())
-        _CODE_VERSION = f"{__version__}+{h.hexdigest()[:12]}"
-    return _CODE_VERSION
 
 
 def _file_fingerprint(value):

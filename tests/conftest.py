@@ -2,10 +2,13 @@
 
 import os
 import sys
+import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests import reference.py beside them
+# an empty constants cache per test session: tests never read or write the user's cache
+os.environ["DISCOSIM_CACHE_DIR"] = tempfile.mkdtemp(prefix="discosim-test-cache-")
 
 
 @pytest.fixture

@@ -219,7 +219,9 @@ def test_points_of_another_seed_study_or_code_are_not_reused(tmp_path, monkeypat
     capsys.readouterr()
     code, err = run_main(STUDY + ["--out", str(fresh7), "--seed", "0", "--resume"], capsys)
     assert code == 2 and "another seed" in err and err.count("\n") == 1
-    monkeypatch.setattr(st, "_CODE_VERSION", "0.0.0+other")
+    import discosim.cache
+
+    monkeypatch.setattr(discosim.cache, "_CODE_VERSION", "0.0.0+other")
     code, err = run_main(STUDY + ["--out", str(fresh7), "--seed", "7", "--resume"], capsys)
     assert code == 2 and "another code" in err
     # without --resume the stale points are recomputed: same numbers, new identity on file
