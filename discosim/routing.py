@@ -36,7 +36,6 @@ Rounding
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from .errors import InputError, check_choice, check_int
 
@@ -108,13 +107,15 @@ def round_to_format(values, fmt):
 
 def sigmoid(x):
     """Logistic function (scipy.special.expit: no overflow for either sign)."""
+    from scipy.special import expit  # imported on use: the CLI imports this module
+
     return expit(np.asarray(x, dtype=np.float64))
 
 
 def sigmoid_slope(x):
     """``sigma'(x) = sigma(x) sigma(-x)`` (both factors to full relative precision)."""
     x = np.asarray(x, dtype=np.float64)
-    return expit(x) * expit(-x)
+    return sigmoid(x) * sigmoid(-x)
 
 
 # --------------------------------------------------------------------------- linear top-k

@@ -17,25 +17,60 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 ROUTER = ["--M", "8", "--D", "64", "--k", "2"]
 
 
-def cli_run(n, n_jobs, predict):
+def cli_run(n, n_jobs, predict, env=None):
     cmd = [sys.executable, "-m", "discosim", "volume", *ROUTER, "--eps", "0.01", "--n-samples",
            str(int(n)), "--seed", "1", "--n-jobs", str(n_jobs), "--json"]
     if not predict:
         cmd.append("--no-predict")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                       env=None if env is None else {**os.environ, **env})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     doc = json.loads(p.stdout)
     fractions = [o["fraction"] for item in doc["results"] for o in item["orders"].values()]
     return wall, fractions, cpu
+
+
+NUMBA_FLOOR = """
+import numpy as np, numba
+@numba.njit(cache=True)
+def f(x):
+    return x[0] + 1
+f(np.zeros(3))
+"""
+
+
+def numba_floor(repeat):
+    """A fresh process that imports numba and calls one cached function: the floor under any
+    numba-backed command (numba's first dispatch loads its typing registries)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "floor.py")
+        with open(path, "w") as fh:
+            fh.write(NUMBA_FLOOR)
+        subprocess.run([sys.executable, path], check=True)  # compile and cache
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, path], check=True)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def constants_cache(n, repeat):
+    """End to end with predictions: an empty slice-constant cache, then a warm one."""
+    with tempfile.TemporaryDirectory() as d:
+        cold = cli_run(n, 2, True, env={"DISCOSIM_CACHE_DIR": d})[0]
+        warm = min(cli_run(n, 2, True, env={"DISCOSIM_CACHE_DIR": d})[0] for _ in range(repeat))
+    return cold, warm
 
 
 def in_process(n, n_jobs, backend, repeat):
@@ -60,8 +95,15 @@ def main():
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     out = {"cores": os.cpu_count(), "load_average_1min": load, "end_to_end": [], "in_process": []}
+    floor = numba_floor(args.repeat)
+    cold, warm = constants_cache(1e6, args.repeat)
+    out["numba_floor_s"] = floor
+    out["constants_cache_1e6"] = {"cold_s": cold, "warm_s": warm}
     if not args.json:
         print(f"cores: {os.cpu_count()}, load average (1 min): {load:.2f}")
+        print(f"floor: a fresh process calling one cached numba function: {floor:.3f} s")
+        print(f"1e6 samples with predictions, n_jobs=2: {cold:.3f} s with an empty constants "
+              f"cache, {warm:.3f} s with a warm one (target 1 s: {warm / 1.0:.2f}x)")
         print("\nend to end (fresh process, best of repeats), seconds")
         print(f"{'samples':>10} {'predict':>8} {'n_jobs=1':>9} {'n_jobs=2':>9} {'2 / 1':>6} "
               f"{'cpu 1':>7} {'cpu 2':>7} {'identical':>10}")
