@@ -1,8 +1,12 @@
 """First exit of Brownian / Ornstein-Uhlenbeck paths on the GPU (THEORY §3, §6; CPU twin:
 ``discosim._kernels.paths.first_exit_chunk``, the same algorithm step for step).
 
-One thread per path; path p draws from its own stream p (:mod:`.rng`), so a path's exit time
-and point depend on the seed and p only (any launch shape, any number of GPUs). The state,
+Two kernels. The step kernel runs one thread per path; path p draws from its own stream p
+(:mod:`.rng`) and stops at the step where it crosses, handing that step to the refinement kernel,
+which bisects it ``depth`` times with one warp per crossing (its 32 lanes draw from streams
+``2^62 + 32 p + lane``). A path's exit time and point depend on the seed and p only (any launch
+shape, any number of GPUs). Refining inside the step kernel made every warp wait for its slowest
+rejection loop: 1.5 s against 0.016 s without refinement for 65,536 paths on an H200. The state,
 scores and facet gaps are float64 (a path accumulates up to 1e7 steps, and the bridge test
 multiplies small gaps); only the normal increments are drawn in float32 (exact float32 values,
 widened). Exact Gaussian steps, the Brownian-bridge crossing test per step and ``depth`` levels
@@ -28,6 +32,7 @@ UNIT_PATHS = 1 << 16  # paths per work unit (a unit never changes the numbers)
 BLOCK = 128
 _INV53 = 2.0 ** -53
 _SH11 = uint64(11)
+_REFINE_STREAMS = uint64(1 << 62)  # refinement lanes draw from streams 2^62 + 32 p + lane
 
 
 @cuda.jit(device=True, inline=True)
@@ -85,20 +90,18 @@ def exit_kernel(M, K):
         return s0, s1
 
     @cuda.jit
-    def kernel(key0, key1, p0, n, Z0, Wr, bias, gram, sigma, dt, n_steps, decay, noise, depth,
-               use_bridge, tau_out, zhit_out):
+    def kernel(key0, key1, p0, n, Z0, Wr, bias, gram, sigma, dt, n_steps, decay, noise,
+               use_bridge, tau_out, n_cross, plist, T0, ZA, ZB, KR):
         p = cuda.grid(1)
         if p >= n:
             return
         s0, s1 = stream_state(key0, key1, uint64(p0 + p))
         z = cuda.local.array(M, float64)
         z1 = cuda.local.array(M, float64)
-        zm = cuda.local.array(M, float64)
         s = cuda.local.array(M, float64)
         xi = cuda.local.array(MP, float64)
         ga = cuda.local.array(NP, float64)
         gb = cuda.local.array(NP, float64)
-        gm = cuda.local.array(NP, float64)
         var = cuda.local.array(NP, float64)
         dn2 = cuda.local.array(NP, float64)
         Kset = cuda.local.array(K, int32)
@@ -139,46 +142,17 @@ def exit_kernel(M, K):
                 s0, s1, u = uniform64(s0, s1)
                 crossed = u < cross_prob(ga, gb, var)
             if crossed:
-                t0 = step * dt
-                h = dt
-                for _lev in range(depth):
-                    hh = 0.5 * h
-                    s_mid = sigma * math.sqrt(0.25 * h)
-                    for q in range(NP):
-                        var[q] = sigma * sigma * dn2[q] * hh
-                    while True:
-                        s0, s1 = noise_vec(s0, s1, xi)
-                        for m in range(M):
-                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
-                        gaps(Wr, bias, zm, Kset, Rset, s, gm)
-                        if use_bridge:
-                            pl = cross_prob(ga, gm, var)
-                            pr = cross_prob(gm, gb, var)
-                        else:
-                            pl = 1.0 if any_nonpos(gm) else 0.0
-                            pr = 1.0 if any_nonpos(gb) else 0.0
-                        if any_nonpos(gm):
-                            pl = 1.0
-                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
-                        s0, s1, u = uniform64(s0, s1)
-                        if u < q_cross:
-                            break
-                    s0, s1, u = uniform64(s0, s1)
-                    if u * q_cross < pl:
-                        for m in range(M):
-                            z1[m] = zm[m]
-                        for q in range(NP):
-                            gb[q] = gm[q]
-                    else:
-                        for m in range(M):
-                            z[m] = zm[m]
-                        for q in range(NP):
-                            ga[q] = gm[q]
-                        t0 += hh
-                    h = hh
-                tau = t0 + 0.5 * h
+                # handed to the refinement kernel, a warp per crossing (see refine_kernel)
+                slot = cuda.atomic.add(n_cross, 0, 1)
+                plist[slot] = p
+                T0[p] = step * dt
                 for m in range(M):
-                    zhit_out[p, m] = 0.5 * (z[m] + z1[m])
+                    ZA[p, m] = z[m]
+                    ZB[p, m] = z1[m]
+                for a in range(K):
+                    KR[p, a] = Kset[a]
+                for c in range(RM):
+                    KR[p, K + c] = Rset[c]
                 break
             for m in range(M):
                 z[m] = z1[m]
@@ -186,7 +160,122 @@ def exit_kernel(M, K):
                 ga[q] = gb[q]
         tau_out[p] = tau
 
-    return kernel
+    @cuda.jit
+    def refine(key0, key1, p0, n_cross, plist, T0, ZA, ZB, KR, Wr, bias, gram, sigma, dt, depth,
+               use_bridge, tau_out, zhit_out):
+        """Conditioned bisection of each crossing step, one warp per crossing.
+
+        Each level draws the midpoint from the Brownian bridge and accepts it with the
+        probability that the path crosses in either half (rejection sampling, as the CPU
+        kernel). The 32 lanes of a one-warp block propose at once, each from its own stream, and
+        the lowest accepting lane wins: the same law as proposing one after the other, without a
+        warp waiting on its slowest path (the number of tries is heavy-tailed). Shared memory
+        and block barriers rather than warp intrinsics, so the CUDA simulator runs it too.
+        """
+        lane = cuda.threadIdx.x  # blocks of one warp: syncthreads is the warp's barrier
+        warp = cuda.blockIdx.x
+        n_warps = cuda.gridDim.x
+        vote = cuda.shared.array(32, int32)
+        zm_sh = cuda.shared.array(M, float64)
+        gm_sh = cuda.shared.array(NP, float64)
+        sc_sh = cuda.shared.array(3, float64)
+        z = cuda.local.array(M, float64)
+        z1 = cuda.local.array(M, float64)
+        zm = cuda.local.array(M, float64)
+        s = cuda.local.array(M, float64)
+        xi = cuda.local.array(MP, float64)
+        ga = cuda.local.array(NP, float64)
+        gb = cuda.local.array(NP, float64)
+        gm = cuda.local.array(NP, float64)
+        var = cuda.local.array(NP, float64)
+        dn2 = cuda.local.array(NP, float64)
+        Kset = cuda.local.array(K, int32)
+        Rset = cuda.local.array(RM, int32)
+        for w in range(warp, n_cross, n_warps):
+            p = plist[w]
+            for a in range(K):
+                Kset[a] = KR[p, a]
+            for c in range(RM):
+                Rset[c] = KR[p, K + c]
+            for a in range(K):
+                for c in range(RM):
+                    i = Kset[a]
+                    j = Rset[c]
+                    dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+            for m in range(M):
+                z[m] = ZA[p, m]
+                z1[m] = ZB[p, m]
+            gaps(Wr, bias, z, Kset, Rset, s, ga)
+            gaps(Wr, bias, z1, Kset, Rset, s, gb)
+            s0, s1 = stream_state(key0, key1, _REFINE_STREAMS + uint64((p0 + p) * 32 + lane))
+            t0 = T0[p]
+            h = dt
+            for _lev in range(depth):
+                hh = 0.5 * h
+                s_mid = sigma * math.sqrt(0.25 * h)
+                for q in range(NP):
+                    var[q] = sigma * sigma * dn2[q] * hh
+                while True:
+                    s0, s1 = noise_vec(s0, s1, xi)
+                    for m in range(M):
+                        zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
+                    gaps(Wr, bias, zm, Kset, Rset, s, gm)
+                    if use_bridge:
+                        pl = cross_prob(ga, gm, var)
+                        pr = cross_prob(gm, gb, var)
+                    else:
+                        pl = 1.0 if any_nonpos(gm) else 0.0
+                        pr = 1.0 if any_nonpos(gb) else 0.0
+                    if any_nonpos(gm):
+                        pl = 1.0
+                    q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
+                    s0, s1, u = uniform64(s0, s1)
+                    vote[lane] = 1 if u < q_cross else 0
+                    cuda.syncthreads()  # the block is one warp
+                    src = -1
+                    for ll in range(32):
+                        if vote[ll] != 0:
+                            src = ll
+                            break
+                    cuda.syncthreads()
+                    if src >= 0:
+                        break
+                if lane == src:
+                    for m in range(M):
+                        zm_sh[m] = zm[m]
+                    for q in range(NP):
+                        gm_sh[q] = gm[q]
+                    s0, s1, u = uniform64(s0, s1)
+                    sc_sh[0] = pl
+                    sc_sh[1] = q_cross
+                    sc_sh[2] = u
+                cuda.syncthreads()
+                for m in range(M):
+                    zm[m] = zm_sh[m]
+                for q in range(NP):
+                    gm[q] = gm_sh[q]
+                pl = sc_sh[0]
+                q_cross = sc_sh[1]
+                u = sc_sh[2]
+                cuda.syncthreads()
+                if u * q_cross < pl:
+                    for m in range(M):
+                        z1[m] = zm[m]
+                    for q in range(NP):
+                        gb[q] = gm[q]
+                else:
+                    for m in range(M):
+                        z[m] = zm[m]
+                    for q in range(NP):
+                        ga[q] = gm[q]
+                    t0 += hh
+                h = hh
+            if lane == 0:
+                tau_out[p] = t0 + 0.5 * h
+                for m in range(M):
+                    zhit_out[p, m] = 0.5 * (z[m] + z1[m])
+
+    return kernel, refine
 
 
 def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, devices, per_unit):
@@ -201,7 +290,7 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
     from .launch import run_units
 
     M, k = router.n_experts, router.k
-    kern = exit_kernel(M, k)
+    kern, refine = exit_kernel(M, k)
     from .._kernels.paths import ou_step_coefficients
 
     decay, noise = ou_step_coefficients(pp.theta, pp.sigma, pp.dt)
@@ -224,9 +313,20 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
             d_Z0 = cuda.to_device(np.ascontiguousarray(Z0, dtype=np.float64))
             d_tau = cuda.device_array(n, dtype=np.float64)
             d_zhit = cuda.to_device(np.full((n, M), np.nan))
+            d_nc = cuda.to_device(np.zeros(1, dtype=np.int32))
+            d_plist = cuda.device_array(n, dtype=np.int32)
+            d_T0 = cuda.device_array(n, dtype=np.float64)
+            d_ZA = cuda.device_array((n, M), dtype=np.float64)
+            d_ZB = cuda.device_array((n, M), dtype=np.float64)
+            d_KR = cuda.device_array((n, M), dtype=np.int32)
             kern[-(-n // BLOCK), BLOCK](key0, key1, p0, n, d_Z0, d_W, d_b, d_g, pp.sigma, pp.dt,
-                                        pp.n_steps, decay, noise, depth, bool(bridge), d_tau,
-                                        d_zhit)
+                                        pp.n_steps, decay, noise, bool(bridge), d_tau, d_nc,
+                                        d_plist, d_T0, d_ZA, d_ZB, d_KR)
+            n_cross = int(d_nc.copy_to_host()[0])
+            if n_cross:
+                refine[min(n_cross, 1 << 16), 32](key0, key1, p0, n_cross, d_plist, d_T0, d_ZA, d_ZB, d_KR,
+                                      d_W, d_b, d_g, pp.sigma, pp.dt, depth, bool(bridge), d_tau,
+                                      d_zhit)
             tau = d_tau.copy_to_host()
             tau[tau > pp.t_max] = np.inf
             return per_unit(tau, d_zhit.copy_to_host())
