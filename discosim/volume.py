@@ -186,6 +186,30 @@ def check_orders(orders, n_experts):
     return tuple(sorted({check_int("order", o, 1, n_experts - 1) for o in orders.ravel().tolist()}))
 
 
+MAX_TIE_CANDIDATES = 20
+PROBE_POINTS = 2000
+
+
+def check_tie_enumeration(router, radius, eps_max, seed_seq):
+    """Refuse, before any work, a euclidean run whose exact distances would not finish.
+
+    ``dist(x, Gamma^(>=r))`` is a minimum over every tie set among the experts scoring within
+    ``2 max|w| eps`` of the k-th score (THEORY §5), about ``2^c`` sets for ``c`` such experts. When
+    eps is large against the spread of the scores (the tube then fills most of the ball), ``c``
+    approaches M. A probe of ``PROBE_POINTS`` inputs (seeded from the run) finds the largest ``c``.
+    """
+    rng = np.random.Generator(np.random.PCG64(derive_seed(seed_seq, 99)))
+    Z = reduced_points(rng, PROBE_POINTS, router.n_experts, router.dim, radius, "ball")
+    S = Z @ router.reduced_weights.T + router.bias
+    gk = np.sort(S, axis=1)[:, router.n_experts - router.k]
+    c = int(np.max(np.sum(np.abs(S - gk[:, None]) <= 2.0 * router.max_row_norm * eps_max, axis=1)))
+    if c > MAX_TIE_CANDIDATES:
+        raise InputError(f"metric 'euclidean' at eps={eps_max:g}: up to {c} experts score within "
+                         f"2 max|w| eps of the k-th, and the exact distance visits every tie set "
+                         f"among them (about 2^{c} per input); use a smaller eps, or metric "
+                         f"'normal' or 'score'")
+
+
 def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", method="uniform",
                      n_samples=1_000_000, seed=None, n_jobs=1, backend="threads", progress=None,
                      constants=None, predict=True, prediction_samples=100_000, force_jobs=False,
@@ -255,6 +279,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         if method == "tube":  # the importance sampler has no GPU kernel yet: it runs here
             device = "cpu"
     ss = as_seed_sequence(seed)
+    if method == "uniform" and metric == "euclidean" and not cosine_scores:
+        check_tie_enumeration(router, radius, float(np.max(eps_arr)), ss)
     t0 = time.perf_counter()
     Wr, gram, k = router.reduced_weights, router.gram, router.k
     M, D = router.n_experts, router.dim

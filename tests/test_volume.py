@@ -240,3 +240,22 @@ def test_largest_real_size_is_finite_and_consistent():
     assert res.estimate(1, 1).value > res.estimate(0, 1).value
     assert math.isfinite(tv.log_tube_volume(eps, 1.0, 8192, 3))
     assert tv.tube_fraction(eps, 1.0, 8192, 1) > 0
+
+
+def test_euclidean_run_that_would_not_finish_is_refused_before_work(no_work):
+    # M = 24 in D = 64 at eps = 0.1: every expert scores within 2 max|w| eps of the k-th for
+    # some inputs, and the exact distance would visit ~2^24 tie sets per input
+    from discosim.errors import InputError
+
+    r = Router(np.random.default_rng(24).standard_normal((24, 64)) / 8.0, 4)
+    with pytest.raises(InputError, match="2\\^2[0-9]") as exc:
+        estimate_volumes(r, 1.0, [0.02, 0.1], (1,), n_samples=1000, seed=1, predict=False)
+    assert "\n" not in str(exc.value) and "metric 'normal'" in str(exc.value)
+
+
+def test_euclidean_probe_lets_feasible_runs_through():
+    r = Router(np.random.default_rng(24).standard_normal((24, 64)) / 8.0, 4)
+    res = estimate_volumes(r, 1.0, [0.02], (1,), n_samples=1000, seed=1, predict=False)
+    assert 0 < res.estimate(0, 1).value < 1
+    # the normal metric stops at order r + 1 tie sets: no probe, no refusal
+    estimate_volumes(r, 1.0, [0.1], (1,), metric="normal", n_samples=1000, seed=1, predict=False)
