@@ -17,7 +17,13 @@ class InputError(ValueError):
 
 
 def check_positive(name, value):
-    """Return ``float(value)``; raise unless it is finite and > 0."""
+    """Return ``float(value)``; raise unless it is a finite real number > 0.
+
+    Strings and booleans are refused as :func:`check_int` refuses them: ``radius="1"`` is a
+    caller's mistake, not a number.
+    """
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise InputError(f"{name} must be a number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):

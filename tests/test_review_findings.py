@@ -171,3 +171,12 @@ def test_a_router_missing_from_a_layer_is_never_silent(tmp_path):
     res = audit_checkpoint(path, n_samples=1000, constants_samples=0, seed=0)
     assert [l.model_layer for l in res.layers] == [0, 2]
     assert any("layers [1] have none" in note for note in res.notes)
+
+
+@pytest.mark.parametrize("value", ["1", b"1", True, np.bool_(True)])
+def test_positive_reals_refuse_strings_and_booleans_like_integers(value, no_work):
+    # F14: radius="1" used to be taken as 1.0 while n_samples="1000" was refused
+    r = ds.Router(np.random.default_rng(0).standard_normal((4, 8)), 2)
+    with pytest.raises(InputError, match="radius must be a number") as exc:
+        ds.estimate_volumes(r, value, 0.1, n_samples=1000)
+    assert "\n" not in str(exc.value)
