@@ -14,9 +14,15 @@ Usage::
 
     python studies/benchmark_gpu.py --cpu-only --json > cpu.json      # on the 2-core machine
     python studies/benchmark_gpu.py --json --cpu-reference cpu.json   # on the GPU machine
+    python studies/benchmark_gpu.py --json --sections paths --paths 262144   # one section
+    python studies/benchmark_gpu.py --scaling --json   # 1, 2, 4, ... visible GPUs (issue 12)
 
-Timings exclude compilation (each kernel is run once on a small input first) and include the
-host's float64 recomputation of the samples float32 does not resolve.
+``--scaling`` checks that the counts (volume) and exit times (paths) are identical for every
+device count and reports the efficiency ``rate(n) / (n rate(1))``.
+
+Timings exclude compilation (each kernel is run once on a small input first; its time is
+reported as ``first_call_s``) and include the float64 recomputation of the samples float32 does
+not resolve (on the device for the score metric, on the host for the euclidean screening).
 """
 
 import argparse
