@@ -19,12 +19,13 @@ fast-math sqrt/division included)::
 scores is off by at most ``ERR = 2 (2M + 16) u (max|w| |z| + max|b|)``. At M = 8, |w| = |z| = 1
 that is 3.8e-6; at M = 256 it is 1.6e-4 -- against eps >= 1e-3 in every claim. Where float32
 does not resolve a sample -- ``|stat_r - eps| <= ERR`` for some r and eps (score metric) -- the
-sample is not counted on the GPU but handed (its float32 G and C) to the host, which recomputes
-it in float64 with the CPU kernels. So the counts are exactly those of a float64 evaluation of
-the same draws, whatever the summation order (fused loop or cuBLAS SGEMM).
+sample is not counted by the float32 pass; its float32 G and C go to :func:`refine_kernel`, which
+recomputes it in float64 on the device (at (256, 8), D = 4096, about 8% of the samples). So the
+counts are exactly those of a float64 evaluation of the same draws, whatever the summation order
+(fused loop or cuBLAS SGEMM).
 
 Euclidean and normal metrics: the tube test needs the subset projections of
-``discosim._kernels.tubes`` (float64, small linear solves). A point within distance eps of the
+``discosim._kernels.pointstats`` (float64, small linear solves). A point within distance eps of the
 order-r set has r+1 scores (ranks k and k+1 among them) within ``2 max|w| eps`` (THEORY §4.1), so
 ``stat_1 <= 2 max|w| eps_max`` is necessary: the GPU screens every sample with it and the host
 computes the exact distances of the survivors (a fraction O(eps_max) of the samples).
