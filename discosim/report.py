@@ -38,7 +38,7 @@ def build_payload(outputs, ctx, elapsed_s, timings=None):
 
     rows = [r for out in outputs.values() for r in out.rows]
     return {"seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale, "n_jobs": ctx.n_jobs,
-            "device": ctx.device, "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
+            "device": ctx.device, "device_scale": ctx.device_scale, "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
             "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(rows),
             "family_false_alarm": family_false_alarm(rows),
             "all_passed": all(r.passed for r in rows),

@@ -68,6 +68,10 @@ def test_context_samples_and_kwargs():
     assert Context(scale=1e-6).samples(40_000) == 1000
     assert Context(n_jobs=2).estimator_kwargs() == {"n_jobs": 2}
     assert Context(device="cuda").estimator_kwargs() == {"n_jobs": 1, "device": "cuda"}
+    # only calls that run on the device take the device's extra samples
+    gpu = Context(scale=0.25, device="cuda", device_scale=100.0)
+    assert gpu.samples(40_000) == 10_000 and gpu.device_samples(40_000) == 1_000_000
+    assert Context(scale=0.25, device_scale=100.0).device_samples(40_000) == 10_000
 
 
 def test_unknown_claim_name_is_input_error():

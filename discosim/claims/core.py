@@ -158,10 +158,18 @@ class Context:
     n_jobs: int = 1
     device: str = "cpu"
     quick: bool = False
+    device_scale: float = 1.0
 
     def samples(self, n, floor=1000):
         """``n * scale`` samples, at least ``floor``."""
         return max(int(floor), int(round(n * self.scale)))
+
+    def device_samples(self, n, floor=1000):
+        """Samples for an estimator call that runs on ``device``: ``device_scale`` times
+        :meth:`samples` off the CPU. Only calls that do run there take it (the uniform volume
+        sampler): a CPU-bound claim given 100x the samples would run for hours."""
+        gain = self.device_scale if self.device != "cpu" else 1.0
+        return max(int(floor), int(round(n * self.scale * gain)))
 
     def estimator_kwargs(self):
         """Keyword arguments for the estimators: ``n_jobs``, and ``device`` off the CPU."""

@@ -439,7 +439,7 @@ def judge_scaling(quantity, measured, measured_se, predicted, predicted_se):
        "equals that of B_1 at ε/R (uniform sampler, independent seeds)")
 def scaling_law(ctx):
     router = _ratio_router(ctx.seed)
-    n = ctx.samples(1_500_000)
+    n = ctx.device_samples(1_500_000)
     R, e1 = 2.5, 0.05
     consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2)}
     kw = dict(orders=(1, 2), metric="euclidean", method="uniform", n_samples=n, constants=consts,
@@ -506,7 +506,7 @@ def score_tube_constant(ctx):
                                          o.estimate.stderr, o.predicted_leading))
     cos = Router.gaussian(6, 12, 2, seed=ctx.seed, kind="cosine")
     res = estimate_volumes(cos, 1.0, COSINE_EPS, orders=(1,), metric="score", method="uniform",
-                           n_samples=ctx.samples(3_000_000), seed=_ss(ctx.seed, 3),
+                           n_samples=ctx.device_samples(3_000_000), seed=_ss(ctx.seed, 3),
                            constants={1: slice_constants(cos, 1, seed=ctx.seed)}, **ctx.estimator_kwargs())
     U = np.array([res.order_result(i, 1).estimate.value for i in range(len(COSINE_EPS))])
     Use = np.array([res.order_result(i, 1).estimate.stderr for i in range(len(COSINE_EPS))])
@@ -555,7 +555,7 @@ def importance_sampler(ctx):
     consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2, 3)}
     kw = ctx.estimator_kwargs()
     uni = estimate_volumes(router, 1.0, [SAMPLER_EPS[1], SAMPLER_EPS[2]], orders=(1, 2),
-                           metric="normal", method="uniform", n_samples=ctx.samples(600_000),
+                           metric="normal", method="uniform", n_samples=ctx.device_samples(600_000),
                            seed=_ss(ctx.seed, 11), constants=consts, **kw)
     rows = []
     for i, r in enumerate((1, 2)):
