@@ -79,6 +79,17 @@ def _starts(rng, n, router, pp):
     return np.ascontiguousarray(np.broadcast_to(pp.z0, (n, pp.z0.size)))
 
 
+def _probe_tie_enumeration(router, pp, eps_max, ss, what):
+    """The euclidean enumeration check of :func:`discosim.volume.check_tie_enumeration` at inputs
+    where the paths go: the starts spread by the Brownian motion's law at t_max."""
+    from .volume import PROBE_POINTS, check_tie_candidates
+
+    rng = np.random.Generator(np.random.PCG64(derive_seed(ss, 99)))
+    Z = _starts(rng, PROBE_POINTS, router, pp)
+    Z = Z + pp.sigma * math.sqrt(pp.t_max) * rng.standard_normal(Z.shape)
+    check_tie_candidates(router, Z, eps_max, what)
+
+
 def _exit_chunk(rng, n, router, pp, depth, bridge):
     from ._kernels.paths import first_exit_chunk
 
@@ -273,6 +284,8 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(
     backend = check_backend(backend)
     devices = _check_device(device, devices)
     ss = as_seed_sequence(seed)
+    if metric == "euclidean" and deltas.size:
+        _probe_tie_enumeration(router, pp, float(deltas.max()), ss, "delta")
     t0 = time.perf_counter()
     if devices is not None:  # device="cuda": its own streams (discosim._cuda.paths)
         from ._cuda.paths import first_exit_units
@@ -389,6 +402,8 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     grid = np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints)
     cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
     ss = as_seed_sequence(seed)
+    if metric == "euclidean":
+        _probe_tie_enumeration(router, pp, float(eps[-1]), ss, "eps")
     tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), METRIC_CODE[metric], eps,
                                               sort_pairs_for(router.n_experts), cps),
                            n_paths, 64, derive_seed(ss, 6), n_jobs, backend, progress,

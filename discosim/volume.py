@@ -200,13 +200,19 @@ def check_tie_enumeration(router, radius, eps_max, seed_seq):
     """
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed_seq, 99)))
     Z = reduced_points(rng, PROBE_POINTS, router.n_experts, router.dim, radius, "ball")
+    check_tie_candidates(router, Z, eps_max)
+
+
+def check_tie_candidates(router, Z, eps_max, what="eps"):
+    """Raise InputError when some reduced point of ``Z`` has more than ``MAX_TIE_CANDIDATES``
+    experts within ``2 max|w| eps_max`` of its k-th score (see :func:`check_tie_enumeration`)."""
     S = Z @ router.reduced_weights.T + router.bias
     gk = np.sort(S, axis=1)[:, router.n_experts - router.k]
     c = int(np.max(np.sum(np.abs(S - gk[:, None]) <= 2.0 * router.max_row_norm * eps_max, axis=1)))
     if c > MAX_TIE_CANDIDATES:
-        raise InputError(f"metric 'euclidean' at eps={eps_max:g}: up to {c} experts score within "
-                         f"2 max|w| eps of the k-th, and the exact distance visits every tie set "
-                         f"among them (about 2^{c} per input); use a smaller eps, or metric "
+        raise InputError(f"metric 'euclidean' at {what}={eps_max:g}: up to {c} experts score within "
+                         f"2 max|w| {what} of the k-th, and the exact distance visits every tie set "
+                         f"among them (about 2^{c} per input); use a smaller {what}, or metric "
                          f"'normal' or 'score'")
 
 

@@ -232,3 +232,27 @@ def test_walk_on_spheres_agrees_with_time_stepping():
     assert wos.mean_steps > 1
     for a, b in zip(ts.q, wos.q):
         assert abs(a.value - b.value) <= 4 * math.hypot(a.stderr, b.stderr)
+
+
+def test_euclidean_path_statistics_that_would_not_finish_are_refused_before_work(no_work):
+    # M = 24 in D = 64: at eps (or delta) = 0.1 the exact euclidean distance would visit ~2^24
+    # tie sets per point; the probe at the paths' Brownian spread refuses before any path runs
+    from discosim.hitting import estimate_first_hit, estimate_occupation
+
+    r = Router(np.random.default_rng(24).standard_normal((24, 64)) / 8.0, 4)
+    x0 = 0.1 * np.random.default_rng(25).standard_normal(64)
+    with pytest.raises(InputError, match="eps=0.1") as exc:
+        estimate_occupation(r, x0, 0.1, 1.0, 0.1, 100, [0.1], orders=(1,))
+    assert "\n" not in str(exc.value)
+    with pytest.raises(InputError, match="delta=0.1"):
+        estimate_first_hit(r, x0, 0.1, 1.0, 0.1, 100, [0.5], deltas=[0.01, 0.1])
+
+
+def test_euclidean_probe_lets_feasible_path_runs_through():
+    from discosim.hitting import estimate_occupation
+
+    r = Router(np.random.default_rng(24).standard_normal((24, 64)) / 8.0, 4)
+    x0 = 0.1 * np.random.default_rng(25).standard_normal(64)
+    estimate_occupation(r, x0, 0.1, 0.2, 0.1, 10, [0.005], orders=(1,))
+    # the normal metric never enumerates beyond order r + 1: no probe
+    estimate_occupation(r, x0, 0.1, 0.2, 0.1, 10, [0.1], orders=(1,), metric="normal")
