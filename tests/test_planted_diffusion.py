@@ -175,6 +175,31 @@ def test_occupation_scaled_by_nine_tenths_fails():
     assert not cd.judge_mean("r3inf", inf3, 1.03 * inf3, 0.005 * inf3).passed
 
 
+def test_overlap_fraction_matches_counting_plain_gaussian_points():
+    """The in-tube sampler against its obvious twin: count the tubes of plain N(0, I) points."""
+    from discosim.claims.volumes import normal_fibre_membership
+
+    router = Router.orthonormal(5, 9, 2, seed=RNG_SEED)
+    u, n = 0.2, 1_000_000
+    f, se = cd.overlap_fraction(router, 2, u, 100_000, np.random.default_rng(RNG_SEED))
+    X = np.random.default_rng(RNG_SEED + 1).standard_normal((n, router.reduced_weights.shape[1]))
+    m = normal_fibre_membership(router.reduced_weights, 2, 2, X, u).sum(axis=1)
+    v = np.maximum(m - 1, 0) / max(m.mean(), 1e-300)
+    f_twin, se_twin = float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
+    assert abs(f - f_twin) <= 4 * math.hypot(se, se_twin)
+    assert se_twin > se  # the twin, with 10x the points, has the larger error
+
+
+def test_overlap_exponent_off_by_a_tenth_fails():
+    router = Router.orthonormal(5, 9, 2, seed=RNG_SEED)
+    rng = np.random.default_rng(RNG_SEED)
+    us = np.geomspace(0.01, 0.2, 6)
+    fr = np.array([cd.overlap_fraction(router, 2, u, 400_000, rng) for u in us])
+    assert cd.judge_overlap_exponent("s", us, fr[:, 0], fr[:, 1]).passed
+    for tilt in (-0.1, 0.1):
+        assert not cd.judge_overlap_exponent("s", us, fr[:, 0] * us ** tilt, fr[:, 1] * us ** tilt).passed
+
+
 # ----------------------------------------------------------------------------- smoothing
 @pytest.fixture(scope="module")
 def smoe():

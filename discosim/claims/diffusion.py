@@ -12,8 +12,10 @@ Every row is two-sided against an exact value or a sharp constant wherever THEOR
   not: the deviation against dt is a series of the report.
 - ``first_hit_bounds``: times where the two bounds are within 10% of each other.
 - ``occupation``: one hyperplane exactly (BM and OU) and its sqrt-t constant; from the apex of an
-  orthonormal router the union tubes against ``A_r`` times the exact per-slice integrals: r = 1
-  (sqrt t), r = 2 (the log-rate per decade), r = 3 (bounded, the infinite-horizon value).
+  orthonormal router the union tubes against ``A_r`` times the exact per-slice integrals minus the
+  overlaps, sampled inside the tubes: r = 1 (sqrt t), r = 2 (the log-rate per decade), and the
+  overlaps' exponent 1 in ``u = eps/(sigma sqrt t)`` (the leading order is the limit); r = 3
+  (bounded, the infinite-horizon value).
 
 The rules live in ``judge_*`` functions that the planted-error tests call on wrong inputs.
 """
@@ -113,6 +115,72 @@ def judge_mean(quantity, predicted, mean, stderr, band=0.0, band_reason=None, re
     """Two-sided: a mean occupation time (or a constant made from one) against its exact value."""
     return close_to("occupation", S6, quantity, predicted, mean, stderr, relative=relative, band=band,
                     band_reason=band_reason, **data)
+
+
+def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
+    """Exponent s of the overlap fraction ``f(u) = c u^s (1 + kappa u)``, fitted with its next-order term.
+
+    THEORY §5: the union of order-r slice tubes is the slice sum ``+ O(eps^{r+1})``, so the overlaps
+    are a fraction ``O(u)`` of it (u the tube radius over the Gaussian's scale): s = 1. Weighted
+    least squares in ``log f`` (sd se/f); the standard error of s carries kappa's uncertainty.
+    """
+    us, frac, se = (np.asarray(a, dtype=float) for a in (us, frac, se))
+    w = frac / se
+    X = np.vstack([np.ones_like(us), np.log(us), us]).T * w[:, None]
+    beta = np.linalg.lstsq(X, np.log(frac) * w, rcond=None)[0]
+    slope_se = float(math.sqrt(np.linalg.inv(X.T @ X)[1, 1]))
+    return close_to("occupation", S6, quantity, predicted, float(beta[1]), slope_se, relative=False,
+                    u=us.tolist(), overlap_fraction=frac.tolist(), overlap_fraction_se=se.tolist(),
+                    kappa=float(beta[2]), **data)
+
+
+def overlap_fraction(router, order, u, n, rng):
+    """Fraction of the slice sum that the order-r slice tubes share, under the standard Gaussian.
+
+    For b = 0 the tubes are cones' neighbourhoods, so at radius eps under ``N(0, sigma^2 s I)`` the
+    fraction depends on ``u = eps/(sigma sqrt s)`` alone. With m(x) the number of slice tubes
+    holding x, the overlap ``E (m - 1)_+ = sum_J E[1{x in T_J} (1 - 1/m)]``, so x is drawn from
+    one tube's own law: J uniform (the router's slices must be equivalent under a symmetry, as
+    for the orthonormal router), the normal part ``N(0, I_r)`` conditioned on ``|n| <= u`` (exactly,
+    by the inverse chi-square law), the tangential part ``N(0, I)`` on ``S_J`` conditioned, by
+    rejection, on the tie straddling ranks k, k+1. Returns ``(f, se)``; the Monte Carlo error is
+    ``sqrt(f/n)``, not the ``sqrt(1/(n P(tube)))`` of counting plain Gaussian points.
+    """
+    import itertools
+
+    from scipy.special import gammainc, gammaincinv
+
+    from .volumes import normal_fibre_membership
+
+    Wr, k, r = router.reduced_weights, router.k, order
+    M, dim = Wr.shape
+    slices = list(itertools.combinations(range(M), r + 1))
+    draws = []
+    counts = np.bincount(rng.integers(0, len(slices), n), minlength=len(slices))
+    for J, c in zip(slices, counts):
+        if c == 0:
+            continue
+        V = Wr[list(J[1:])] - Wr[J[0]]
+        Q = np.linalg.qr(V.T)[0]  # orthonormal basis of the normal space N_J
+        others = [i for i in range(M) if i not in J]
+        got = []
+        while sum(len(g) for g in got) < c:
+            z = rng.standard_normal((2 * c, dim))
+            t = z - (z @ Q) @ Q.T
+            s = t @ Wr.T
+            above = np.sum(s[:, others] > s[:, [J[0]]], axis=1)
+            got.append(t[(above >= k - r) & (above <= k - 1)])
+        t = np.concatenate(got)[:c]
+        rad2 = 2.0 * gammaincinv(r / 2, rng.random(c) * gammainc(r / 2, u * u / 2))
+        g = rng.standard_normal((c, r))
+        g *= (np.sqrt(rad2) / np.linalg.norm(g, axis=1))[:, None]
+        draws.append(t + g @ Q.T)
+    X = np.concatenate(draws)
+    m = normal_fibre_membership(Wr, k, r, X, u, slices).sum(axis=1)
+    if np.any(m < 1):
+        raise AssertionError("a point drawn in a slice tube lies in no tube")
+    v = 1.0 - 1.0 / m
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
 
 
 # ------------------------------------------------------------------------------- set-ups
@@ -392,22 +460,20 @@ def occupation(ctx):
                               radius=sigma * math.sqrt(t1 * D), n_jobs=ctx.n_jobs)
     A = {r: math.comb(M, r + 1) * orthonormal_alpha(M, k, r) for r in (1, 2)}
     # the next-order term: tubes of different slices overlap (near Gamma^(r+1)), a fraction
-    # f_r(s) ~ eps/(sigma sqrt s) of the slice sum at time s. Measured from the Gaussian law of X_s
-    # alone (one-step occupations from N(0, sigma^2 s I_D) starts: no paths), at three times
-    s_grid = np.geomspace(t1, t_max, 3)
-    n_m = ctx.samples(6_000_000, 20_000)
-    frac, frac_se = np.empty((2, 3)), np.empty((2, 3))
-    for c, s_ in enumerate(s_grid):
-        one = estimate_occupation(router, None, sigma, 1.0, 1.0, n_m, eps, orders=(1, 2),
-                                  metric="normal", n_checkpoints=1, seed=seed + 60 + c,
-                                  inputs="gaussian", radius=sigma * math.sqrt(s_ * D), n_jobs=ctx.n_jobs)
-        for r in (1, 2):
-            slice_sum = A[r] * float(td.apex_probability(r, eps_of[r], sigma, s_))
-            frac[r - 1, c] = 1.0 - one.mean[-1, r - 1, e_of[r]] / slice_sum
-            frac_se[r - 1, c] = one.stderr[-1, r - 1, e_of[r]] / slice_sum
+    # f_r(u), u = eps/(sigma sqrt s), of the slice sum at time s (X_s ~ N(0, sigma^2 s I_D), b = 0).
+    # Measured by sampling inside the tubes (:func:`overlap_fraction`), no paths, at six times
+    s_grid = np.geomspace(t1, t_max, 6)
+    n_o = ctx.samples(400_000, 20_000)
+    rng = np.random.default_rng([seed, 61])
+    frac, frac_se = np.empty((2, s_grid.size)), np.empty((2, s_grid.size))
+    for r in (1, 2):
+        for c, s_ in enumerate(s_grid):
+            frac[r - 1, c], frac_se[r - 1, c] = overlap_fraction(router, r, eps_of[r] / (sigma * math.sqrt(s_)),
+                                                                 n_o, rng)
     grid = np.arange(int(round(t1 / dt)), int(round(t_max / dt))) * dt
-    # piecewise-linear interpolation of f_r in log s: the overlap is linear in the three values
-    wts = np.array([np.interp(np.log(grid), np.log(s_grid), np.eye(3)[c]) for c in range(3)])
+    # piecewise-linear interpolation of f_r in log s (~ exp(-log(s)/2): 0.7% of the overlap between
+    # the six times): the overlap is linear in the six values
+    wts = np.array([np.interp(np.log(grid), np.log(s_grid), np.eye(s_grid.size)[c]) for c in range(s_grid.size)])
     for r in (1, 2):
         ep = eps_of[r]
         inc, inc_se = float(res.mean[-1, r - 1, e_of[r]]), float(res.stderr[-1, r - 1, e_of[r]])
@@ -416,21 +482,31 @@ def occupation(ctx):
         coef = wts @ dens  # d(overlap)/d f_r(s_c)
         ov = float(coef @ frac[r - 1])
         ov_se = float(math.sqrt(np.sum((coef * frac_se[r - 1]) ** 2)))
-        band = abs(ov) + 4.0 * ov_se
-        reason = (f"overlaps of different slices' tubes near Gamma^({r + 1}), measured from the "
-                  f"Gaussian law of X_s: {ov / pred:.1%} +- {ov_se / pred:.1%} of the slice sum")
+        data = dict(A=A[r], overlap_times=s_grid.tolist(), overlap_fraction=frac[r - 1].tolist(),
+                    overlap_fraction_se=frac_se[r - 1].tolist(), overlap=ov / pred)
         if r == 1:
-            label = (f"apex r=1, eps={ep:g}: E L_1 growth over t in [{t1:g}, {t_max:g}] = A_1 x slab integral "
-                     f"(sqrt-t constant A_1 2 eps sqrt(2/pi)/sigma = {td.sqrt_growth_constant(A[1], ep, sigma):.4g})")
-        else:
+            # order 1 at eps = 0.05: the overlap is small enough to be a band
+            rows.append(judge_mean(
+                f"apex r=1, eps={ep:g}: E L_1 growth over t in [{t1:g}, {t_max:g}] = A_1 x slab integral "
+                f"(sqrt-t constant A_1 2 eps sqrt(2/pi)/sigma = {td.sqrt_growth_constant(A[1], ep, sigma):.4g})",
+                pred, inc, inc_se, band=abs(ov) + 4.0 * ov_se,
+                band_reason=f"overlaps of different slices' tubes near Gamma^(2), sampled inside the "
+                            f"tubes: {ov / pred:.2%} +- {100 * ov_se / pred:.1g}% of the slice sum", **data))
+        # the growth against the slice sum minus the measured overlaps: two-sided, no band
+        label = f"apex r={r}, eps={ep:g}: the same growth against slice sum minus measured overlaps"
+        if r == 2:
             label = (f"apex r=2, eps={ep:g}: E L_2 growth over t in [{t1:g}, {t_max:g}] = A_2 x exact integral "
-                     f"(sharp log-rate {td.log_rate_per_decade(A[2], ep, sigma):.4g} per decade)")
-        rows.append(judge_mean(label, pred, inc, inc_se, band=band, band_reason=reason, A=A[r],
-                               overlap_times=s_grid.tolist(), overlap_fraction=frac[r - 1].tolist(),
-                               overlap_fraction_se=frac_se[r - 1].tolist()))
-        # the same growth with the measured overlap taken off: two-sided, no band
-        rows.append(judge_mean(f"apex r={r}: the same growth against slice sum minus measured overlaps",
-                               pred - ov, inc, math.hypot(inc_se, ov_se)))
+                     f"minus measured overlaps ({ov / pred:.1%}; sharp log-rate "
+                     f"{td.log_rate_per_decade(A[2], ep, sigma):.4g} per decade as they vanish)")
+        rows.append(judge_mean(label, pred - ov, inc, math.hypot(inc_se, ov_se), **data))
+    # the leading order is the limit: the overlaps are O(u) of the slice sum (THEORY §5, union over
+    # slices), measured over 1.3 decades of u; with s = 1 the growth tends to A_r x the integral
+    us = np.geomspace(0.01, 0.2, 6)
+    for r in (1, 2):
+        fr = np.array([overlap_fraction(router, r, u, n_o, rng) for u in us])
+        rows.append(judge_overlap_exponent(
+            f"apex r={r}: overlaps of the order-{r} slice tubes vanish as u^s, u = eps/(sigma sqrt t): "
+            f"exponent s of f(u) = c u^s (1 + kappa u), u in [{us[0]:g}, {us[-1]:g}]", us, fr[:, 0], fr[:, 1]))
     # r = 3: with M = 4 the order-3 set is the whole subspace {s_0 = .. = s_3} (alpha = 1), so its
     # tube's occupation is exact at every t and tends to the infinite-horizon value
     router = Router.orthonormal(4, 8, 2, seed=seed)
