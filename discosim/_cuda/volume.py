@@ -405,6 +405,9 @@ def multiprocessor_count(cuda):
         return 4
 
 
+REFINE_BLOCKS = 1 << 14  # resident one-warp blocks of the refinement (grid-stride over rows)
+
+
 @functools.lru_cache(maxsize=None)
 def refine_kernel(M, K, RMAX, NE, COSINE):
     """float64 recomputation, on the GPU, of the samples float32 did not resolve (score metric).
@@ -412,45 +415,74 @@ def refine_kernel(M, K, RMAX, NE, COSINE):
     Row q of ``cand`` holds the float32 normals G and chi-square C of one sample; the scores are
     recomputed in float64 from those very values and the sample is counted like any other (the
     CPU twin of the statistic: ``discosim._kernels.pointstats.score_window_stats``).
+
+    One warp per row (launch with 32 threads per block): the lanes read the row coalesced, put the
+    scaled point in shared memory and compute the scores ``a = lane, lane + 32, ...`` from the
+    transposed weights ``Wt[j, a]`` (consecutive lanes, consecutive addresses); lane 0 selects the
+    top k + rmax. A thread per row re-read its row, uncoalesced, for each of the M(M+1)/2 products
+    (21 TB/s of L2 traffic at (256, 8)). Every sum runs in a fixed order whatever the launch, so
+    the counts never depend on it.
     """
     L = min(M, K + RMAX)
+    NS = (M + 31) // 32
 
     @cuda.jit
-    def refine(n_rows, cand, Wr, bias, radius, eps, hist):
-        q = cuda.grid(1)
-        if q >= n_rows:
-            return
+    def refine(n_rows, cand, Wt, bias, radius, eps, hist):
+        lane = cuda.threadIdx.x
+        zs = cuda.shared.array(M, float64)
+        sc = cuda.shared.array(M, float64)
+        part = cuda.shared.array(32, float64)
         top = cuda.local.array(L, float64)
-        ss = 0.0
-        for j in range(M):
-            x = float64(cand[q, j])
-            ss += x * x
-        if COSINE:
-            scale = 1.0 / math.sqrt(ss + float64(cand[q, M]))
-        else:
-            scale = radius / math.sqrt(ss + float64(cand[q, M]))
-        for t in range(L):
-            top[t] = -math.inf
-        for a in range(M):
-            acc = 0.0
-            for j in range(a + 1):
-                acc += Wr[a, j] * (scale * float64(cand[q, j]))
-            v = acc + bias[a]
-            for t in range(L):
-                h = top[t]
-                if v > h:
-                    top[t] = v
-                    v = h
-        for r in range(1, RMAX + 1):
-            best = math.inf
-            p_lo = K - r + 1 if K - r + 1 > 1 else 1
-            p_hi = K if K < M - r else M - r
-            for p in range(p_lo, p_hi + 1):
-                d = top[p - 1] - top[p + r - 1]
-                best = d if d < best else best
-            for e in range(NE):
-                if best <= eps[e]:
-                    cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+        for q in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
+            ss = 0.0
+            for i in range(NS):
+                j = lane + 32 * i
+                if j < M:
+                    x = float64(cand[q, j])
+                    ss += x * x
+            part[lane] = ss
+            cuda.syncthreads()
+            ss = 0.0
+            for t in range(32):  # every lane sums the partials in the same order: one scale
+                ss += part[t]
+            if COSINE:
+                scale = 1.0 / math.sqrt(ss + float64(cand[q, M]))
+            else:
+                scale = radius / math.sqrt(ss + float64(cand[q, M]))
+            for i in range(NS):
+                j = lane + 32 * i
+                if j < M:
+                    zs[j] = scale * float64(cand[q, j])
+            cuda.syncthreads()
+            for i in range(NS):
+                a = lane + 32 * i
+                if a < M:
+                    acc = 0.0
+                    for j in range(a + 1):
+                        acc += Wt[j, a] * zs[j]
+                    sc[a] = acc + bias[a]
+            cuda.syncthreads()
+            if lane == 0:
+                for t in range(L):
+                    top[t] = -math.inf
+                for a in range(M):
+                    v = sc[a]
+                    for t in range(L):
+                        h = top[t]
+                        if v > h:
+                            top[t] = v
+                            v = h
+                for r in range(1, RMAX + 1):
+                    best = math.inf
+                    p_lo = K - r + 1 if K - r + 1 > 1 else 1
+                    p_hi = K if K < M - r else M - r
+                    for p in range(p_lo, p_hi + 1):
+                        d = top[p - 1] - top[p + r - 1]
+                        best = d if d < best else best
+                    for e in range(NE):
+                        if best <= eps[e]:
+                            cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+            cuda.syncthreads()  # the shared rows are reused by the next q
 
     return refine
 
@@ -539,7 +571,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
         n_sm = multiprocessor_count(cuda)
         d_W = cuda.to_device(Wp)
         d_b = cuda.to_device(bias.astype(np.float32))
-        d_W64 = cuda.to_device(np.ascontiguousarray(Wr, dtype=np.float64))
+        d_W64 = cuda.to_device(np.ascontiguousarray(Wr.T, dtype=np.float64))  # Wt for the refinement
         d_b64 = cuda.to_device(np.ascontiguousarray(bias, dtype=np.float64))
         d_eps64 = cuda.to_device(np.ascontiguousarray(eps_sorted, dtype=np.float64))
         d_eps = cuda.to_device(eps32)
@@ -609,7 +641,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     rows[:, M] = bufs["chi"][idx]
                     cp.cuda.Device().synchronize()
                     d_cand = rows
-                refine[-(-n_c // 128), 128](n_c, d_cand, d_W64, d_b64, float(radius), d_eps64,
+                refine[min(n_c, REFINE_BLOCKS), 32](n_c, d_cand, d_W64, d_b64, float(radius), d_eps64,
                                             d_hist)
                 n_c = -n_c  # reported as resolved on the device
             hist = d_hist.copy_to_host()[:rmax * NE].astype(np.int64).reshape(rmax, NE)
