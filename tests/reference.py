@@ -18,6 +18,8 @@ import math
 import numpy as np
 from scipy import optimize
 
+from discosim._kernels import bridge
+
 METRICS = ("euclidean", "normal", "score")
 
 
@@ -385,6 +387,61 @@ def _cross_prob(ga, gb, var):
     return 1.0 - float(np.prod(1.0 - np.exp(-2.0 * ga * gb / var)))
 
 
+def _tn_above(rng, mu, tau):
+    a = -mu / tau
+    if a < bridge.TN_SWITCH:
+        while True:
+            x = rng.standard_normal()
+            if x > a:
+                return mu + tau * x
+    lam = bridge.tn_rate(a)
+    while True:
+        x = a - math.log(1.0 - rng.random()) / lam
+        if rng.random() <= math.exp(-0.5 * (x - lam) ** 2):
+            return mu + tau * x
+
+
+def _conditioned_gap(rng, ga, gb, v):
+    tau, ybar = math.sqrt(0.5 * v), 0.5 * (ga + gb)
+    if gb <= 0.0:
+        return ybar + tau * rng.standard_normal()
+    w0, wa, wb = bridge.piece_weights(ga, gb, v)
+    while True:
+        u = rng.random() * (w0 + wa + wb)
+        if u < w0:
+            return -_tn_above(rng, -ybar, tau)
+        y = _tn_above(rng, 0.5 * (gb - ga) if u < w0 + wa else 0.5 * (ga - gb), tau)
+        if rng.random() < bridge.envelope_keep(y, ga, gb, v):
+            return y
+
+
+def _conditioned_midpoint(rng, router, pairs, gaps, x, x1, ga, gb, var, s_mid):
+    """The bridge midpoint given a crossing, in R^D (the algorithm of ``discosim._kernels.bridge``)."""
+    W, M = router.tie_weights, router.n_experts
+    cw = [bridge.facet_weight(a, b, v) for a, b, v in zip(ga, gb, var)]
+    C = 0.0
+    for c in cw:
+        C += c
+    while True:
+        u = rng.random() * C
+        q, acc = 0, cw[0]
+        while acc <= u and q < len(cw) - 1:
+            q += 1
+            acc += cw[q]
+        y = _conditioned_gap(rng, ga[q], gb[q], var[q])
+        i, j = pairs[q]
+        e = W[i] - W[j]  # the facet normal in R^D
+        noise = embed(router, rng.standard_normal(M))
+        noise = noise + ((y - 0.5 * (ga[q] + gb[q])) / s_mid - e @ noise) / (e @ e) * e
+        xm = 0.5 * (x + x1) + s_mid * noise
+        gm = gaps(xm)
+        qs = sum(bridge.gap_crossing(a, b, c, v) for a, b, c, v in zip(gm, ga, gb, var))
+        pl = _cross_prob(ga, gm, var)
+        q_cross = 1.0 - (1.0 - pl) * (1.0 - _cross_prob(gm, gb, var))
+        if rng.random() * qs < q_cross:
+            return xm, gm, pl, q_cross
+
+
 def first_exit_chunk(router, rng, Z0, sigma, dt, n_steps, theta, depth, use_bridge):
     """Twin of ``paths.first_exit_chunk`` in full D: (exit times, reduced exit points)."""
     M, k = router.n_experts, router.k
@@ -413,17 +470,14 @@ def first_exit_chunk(router, rng, Z0, sigma, dt, n_steps, theta, depth, use_brid
                 for _ in range(depth):
                     hh = 0.5 * h
                     var = sigma ** 2 * dn2 * hh
-                    while True:  # midpoint of the bridge, conditioned on a crossing
-                        xm = 0.5 * (x + x1) + sigma * math.sqrt(0.25 * h) * embed(
-                            router, rng.standard_normal(M))
+                    s_mid = sigma * math.sqrt(0.25 * h)
+                    if use_bridge:
+                        xm, gm, pl, q_cross = _conditioned_midpoint(rng, router, pairs, gaps, x, x1, ga,
+                                                                    gb, var, s_mid)
+                    else:  # flagged by a sign change at the end: every midpoint crosses
+                        xm = 0.5 * (x + x1) + s_mid * embed(router, rng.standard_normal(M))
                         gm = gaps(xm)
-                        if use_bridge:
-                            pl, pr = _cross_prob(ga, gm, var), _cross_prob(gm, gb, var)
-                        else:
-                            pl, pr = float(np.any(gm <= 0.0)), float(np.any(gb <= 0.0))
-                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
-                        if rng.random() < q_cross:
-                            break
+                        pl, q_cross = float(np.any(gm <= 0.0)), 1.0
                     if rng.random() * q_cross < pl:  # the first crossing is in the left half
                         x1, gb = xm, gm
                     else:

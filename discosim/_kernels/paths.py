@@ -6,9 +6,10 @@ length h the path is exact Gaussian; a crossing between the ends is detected by 
 or, failing that, by the Brownian-bridge crossing probability of each half-space,
 ``exp(-2 a b / (sigma^2 |w_i - w_j|^2 h))`` (a, b the gaps at the ends; half-spaces treated as
 independent within a step). The crossing is then located by exact bridge refinement: the
-midpoint of the conditioned bridge is drawn by rejection (accept with the probability that the
-path crosses given the midpoint), and the half holding the first crossing is chosen with its
-conditional probability, ``depth`` times.
+midpoint of the bridge conditioned on a crossing is drawn (:mod:`.bridge`: a facet by its
+crossing probability, that facet's gap from its conditioned law, accepted with probability at
+least 1/#facets), and the half holding the first crossing is chosen with its conditional
+probability, ``depth`` times.
 """
 
 import math
@@ -16,9 +17,100 @@ import math
 import numpy as np
 from numba import njit
 
+from . import bridge as _bridge
 from .geometry import lower_matvec
 from .pointstats import point_stats, point_workspace
 from .sampling import gaussian_vector
+
+
+_jit = njit(cache=True, nogil=True)
+facet_weight = _jit(_bridge.facet_weight)
+piece_weights = _jit(_bridge.piece_weights)
+envelope_keep = _jit(_bridge.envelope_keep)
+gap_crossing = _jit(_bridge.gap_crossing)
+tn_rate = _jit(_bridge.tn_rate)
+TN_SWITCH = _bridge.TN_SWITCH
+
+
+@njit(cache=True, nogil=True)
+def tn_above(rng, mu, tau):
+    """``y ~ N(mu, tau^2)`` conditioned on ``y > 0``: rejection from the normal, or Robert's
+    exponential proposal in the tail (:mod:`.bridge`)."""
+    a = -mu / tau
+    if a < TN_SWITCH:
+        while True:
+            x = rng.standard_normal()
+            if x > a:
+                return mu + tau * x
+    lam = tn_rate(a)
+    while True:
+        x = a - math.log(1.0 - rng.random()) / lam
+        if rng.random() <= math.exp(-0.5 * (x - lam) * (x - lam)):
+            return mu + tau * x
+
+
+@njit(cache=True, nogil=True)
+def conditioned_gap(rng, ga, gb, v):
+    """The midpoint's gap of one facet given that this facet crosses in the step (:mod:`.bridge`)."""
+    tau = math.sqrt(0.5 * v)
+    ybar = 0.5 * (ga + gb)
+    if gb <= 0.0:  # the end is across: it crosses whatever the midpoint
+        return ybar + tau * rng.standard_normal()
+    w0, wa, wb = piece_weights(ga, gb, v)
+    while True:
+        u = rng.random() * (w0 + wa + wb)
+        if u < w0:
+            return -tn_above(rng, -ybar, tau)
+        mu = 0.5 * (gb - ga) if u < w0 + wa else 0.5 * (ga - gb)
+        y = tn_above(rng, mu, tau)
+        if rng.random() < envelope_keep(y, ga, gb, v):
+            return y
+
+
+@njit(cache=True, nogil=True)
+def conditioned_midpoint(rng, Wr, bias, K, R, z, z1, ga, gb, var, s_mid, cw, d, zm, gm):
+    """Midpoint ``zm`` (gaps ``gm``) of the bridge from z to z1 given a crossing (:mod:`.bridge`).
+
+    ``var``: the gaps' half-step variances; ``cw``, ``d``: workspaces (facets, M). Returns
+    ``(pl, q_cross)``: P(crossing in the left half | zm) and P(crossing | zm).
+    """
+    M = z.shape[0]
+    npair = ga.shape[0]
+    nR = R.shape[0]
+    C = 0.0
+    for q in range(npair):
+        cw[q] = facet_weight(ga[q], gb[q], var[q])
+        C += cw[q]
+    while True:
+        u = rng.random() * C
+        q = 0
+        acc = cw[0]
+        while acc <= u and q < npair - 1:
+            q += 1
+            acc += cw[q]
+        y = conditioned_gap(rng, ga[q], gb[q], var[q])
+        i = K[q // nR]
+        j = R[q % nR]
+        for m in range(M):
+            zm[m] = rng.standard_normal()
+        dd = 0.0
+        dxi = 0.0
+        for m in range(M):
+            d[m] = (Wr[i, m] if m <= i else 0.0) - (Wr[j, m] if m <= j else 0.0)
+            dd += d[m] * d[m]
+            dxi += d[m] * zm[m]
+        # set the noise's component along the facet normal d so that the gap is y
+        f = ((y - 0.5 * (ga[q] + gb[q])) / s_mid - dxi) / dd
+        for m in range(M):
+            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * (zm[m] + f * d[m])
+        _gaps(Wr, bias, zm, K, R, gm)
+        qs = 0.0
+        for q2 in range(npair):
+            qs += gap_crossing(gm[q2], ga[q2], gb[q2], var[q2])
+        pl = _cross_prob(ga, gm, var)
+        q_cross = 1.0 - (1.0 - pl) * (1.0 - _cross_prob(gm, gb, var))
+        if rng.random() * qs < q_cross:
+            return pl, q_cross
 
 
 @njit(cache=True, nogil=True)
@@ -104,8 +196,9 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
     npair = k * (M - k)
     K, R, dnorm2, sc = cell_workspace(M, k)
     decay, noise = ou_step_coefficients(theta, sigma, dt)
-    points = np.empty((3, M))  # rows, not unpacking: unpacked rows would be typed non-contiguous
-    z, z1, zm = points[0], points[1], points[2]
+    points = np.empty((4, M))  # rows, not unpacking: unpacked rows would be typed non-contiguous
+    z, z1, zm, dvec = points[0], points[1], points[2], points[3]
+    cw = np.empty(npair)
     gaps = np.empty((4, npair))
     ga, gb, gm, var = gaps[0], gaps[1], gaps[2], gaps[3]
     for p in range(n):
@@ -137,17 +230,15 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
                     s_mid = sigma * math.sqrt(0.25 * h)
                     for q in range(npair):
                         var[q] = sigma * sigma * dnorm2[q] * hh
-                    while True:
+                    if use_bridge:
+                        pl, q_cross = conditioned_midpoint(rng, Wr, bias, K, R, z, z1, ga, gb, var,
+                                                           s_mid, cw, dvec, zm, gm)
+                    else:  # flagged by a sign change at the end only: every midpoint crosses
                         for m in range(M):
                             zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * rng.standard_normal()
                         _gaps(Wr, bias, zm, K, R, gm)
-                        pl = _cross_prob(ga, gm, var) if use_bridge else (1.0 if _any_nonpos(gm) else 0.0)
-                        pr = _cross_prob(gm, gb, var) if use_bridge else (1.0 if _any_nonpos(gb) else 0.0)
-                        if _any_nonpos(gm):
-                            pl = 1.0
-                        q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
-                        if rng.random() < q_cross:
-                            break
+                        pl = 1.0 if _any_nonpos(gm) else 0.0
+                        q_cross = 1.0
                     if rng.random() * q_cross < pl:
                         for m in range(M):
                             z1[m] = zm[m]
