@@ -253,6 +253,9 @@ def test_first_exit_same_numbers_for_any_device_list(monkeypatch):
     a = simulate_first_exit(r, x0, 0.3, 0.3, 0.01, 3000, seed=5, device="cuda")
     monkeypatch.setattr(paths, "UNIT_PATHS", 1000)
     b = simulate_first_exit(r, x0, 0.3, 0.3, 0.01, 3000, seed=5, device="cuda", devices=[0, 0])
-    assert np.array_equal(a.tau, b.tau)
-    assert np.array_equal(a.exit_points, b.exit_points, equal_nan=True)
+    monkeypatch.setattr(paths, "THREADS_PER_SM", 1)  # a few threads, each running many paths
+    c = simulate_first_exit(r, x0, 0.3, 0.3, 0.01, 3000, seed=5, device="cuda")
+    for d in (b, c):
+        assert np.array_equal(a.tau, d.tau)
+        assert np.array_equal(a.exit_points, d.exit_points, equal_nan=True)
     assert np.isfinite(a.tau).sum() > 100

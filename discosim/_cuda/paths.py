@@ -26,9 +26,11 @@ from ..devices import shim_numpy
 shim_numpy()
 from numba import cuda, float64, int32, uint64  # noqa: E402  (after the numpy shim)
 
+from .._kernels import bridge as _bridge  # noqa: E402
 from .rng import next64, normal_pair, stream_state  # noqa: E402
 
-UNIT_PATHS = 1 << 16  # paths per work unit (a unit never changes the numbers)
+UNIT_PATHS = 1 << 18  # paths per work unit (a unit never changes the numbers)
+THREADS_PER_SM = 1024  # persistent step threads: each takes the next path when its own exits
 BLOCK = 128
 _INV53 = 2.0 ** -53
 _SH11 = uint64(11)
@@ -39,6 +41,57 @@ _REFINE_STREAMS = uint64(1 << 62)  # refinement lanes draw from streams 2^62 + 3
 def uniform64(s0, s1):
     s0, s1, r = next64(s0, s1)
     return s0, s1, float64(r >> _SH11) * _INV53
+
+
+_dev = cuda.jit(device=True, inline=True)
+facet_weight = _dev(_bridge.facet_weight)
+piece_weights = _dev(_bridge.piece_weights)
+envelope_keep = _dev(_bridge.envelope_keep)
+gap_crossing = _dev(_bridge.gap_crossing)
+tn_rate = _dev(_bridge.tn_rate)
+TN_SWITCH = _bridge.TN_SWITCH
+
+
+@cuda.jit(device=True)
+def tn_above(s0, s1, mu, tau):
+    """``N(mu, tau^2)`` given > 0 (the CPU kernel's :func:`discosim._kernels.paths.tn_above`)."""
+    a = -mu / tau
+    if a < TN_SWITCH:
+        while True:
+            s0, s1, n1, n2 = normal_pair(s0, s1)
+            if n1 > a:
+                return s0, s1, mu + tau * float64(n1)
+            if n2 > a:
+                return s0, s1, mu + tau * float64(n2)
+    lam = tn_rate(a)
+    while True:
+        s0, s1, u1 = uniform64(s0, s1)
+        s0, s1, u2 = uniform64(s0, s1)
+        x = a - math.log(1.0 - u1) / lam
+        if u2 <= math.exp(-0.5 * (x - lam) * (x - lam)):
+            return s0, s1, mu + tau * x
+
+
+@cuda.jit(device=True)
+def conditioned_gap(s0, s1, ga, gb, v):
+    """One facet's midpoint gap given its crossing (:mod:`discosim._kernels.bridge`)."""
+    tau = math.sqrt(0.5 * v)
+    ybar = 0.5 * (ga + gb)
+    if gb <= 0.0:
+        s0, s1, n1, n2 = normal_pair(s0, s1)
+        return s0, s1, ybar + tau * float64(n1)
+    w0, wa, wb = piece_weights(ga, gb, v)
+    while True:
+        s0, s1, u = uniform64(s0, s1)
+        u *= w0 + wa + wb
+        if u < w0:
+            s0, s1, y = tn_above(s0, s1, -ybar, tau)
+            return s0, s1, -y
+        mu = 0.5 * (gb - ga) if u < w0 + wa else 0.5 * (ga - gb)
+        s0, s1, y = tn_above(s0, s1, mu, tau)
+        s0, s1, u = uniform64(s0, s1)
+        if u < envelope_keep(y, ga, gb, v):
+            return s0, s1, y
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,24 +142,8 @@ def exit_kernel(M, K):
             buf[j + 1] = float64(n2)
         return s0, s1
 
-    @cuda.jit
-    def kernel(key0, key1, p0, n, Z0, Wr, bias, gram, sigma, dt, n_steps, decay, noise,
-               use_bridge, tau_out, n_cross, plist, T0, ZA, ZB, KR):
-        p = cuda.grid(1)
-        if p >= n:
-            return
-        s0, s1 = stream_state(key0, key1, uint64(p0 + p))
-        z = cuda.local.array(M, float64)
-        z1 = cuda.local.array(M, float64)
-        s = cuda.local.array(M, float64)
-        xi = cuda.local.array(MP, float64)
-        ga = cuda.local.array(NP, float64)
-        gb = cuda.local.array(NP, float64)
-        var = cuda.local.array(NP, float64)
-        dn2 = cuda.local.array(NP, float64)
-        Kset = cuda.local.array(K, int32)
-        Rset = cuda.local.array(RM, int32)
-        taken = cuda.local.array(M, int32)
+    @cuda.jit(device=True, inline=True)
+    def start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga):
         for m in range(M):
             z[m] = Z0[p, m]
             taken[m] = 0
@@ -129,8 +166,32 @@ def exit_kernel(M, K):
                 j = Rset[c]
                 dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
         gaps(Wr, bias, z, Kset, Rset, s, ga)
-        tau = math.inf
-        for step in range(n_steps):
+
+    @cuda.jit
+    def kernel(key0, key1, p0, n, Z0, Wr, bias, gram, sigma, dt, n_steps, decay, noise,
+               use_bridge, tau_out, n_cross, plist, T0, ZA, ZB, KR, next_path):
+        """Persistent threads: a thread whose path exits (or reaches n_steps) takes the next one
+        from ``next_path``, inside the one step loop, so a warp never idles on its longest path
+        (exit times are heavy-tailed: 1/3 of a warp's lane-steps were idle with a path per
+        thread). Path p draws from stream p whichever thread runs it."""
+        z = cuda.local.array(M, float64)
+        z1 = cuda.local.array(M, float64)
+        s = cuda.local.array(M, float64)
+        xi = cuda.local.array(MP, float64)
+        ga = cuda.local.array(NP, float64)
+        gb = cuda.local.array(NP, float64)
+        var = cuda.local.array(NP, float64)
+        dn2 = cuda.local.array(NP, float64)
+        Kset = cuda.local.array(K, int32)
+        Rset = cuda.local.array(RM, int32)
+        taken = cuda.local.array(M, int32)
+        p = cuda.atomic.add(next_path, 0, 1)
+        if p >= n:
+            return
+        s0, s1 = stream_state(key0, key1, uint64(p0 + p))
+        start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga)
+        step = 0
+        while True:
             s0, s1 = noise_vec(s0, s1, xi)
             for m in range(M):
                 z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
@@ -141,24 +202,31 @@ def exit_kernel(M, K):
                     var[q] = sigma * sigma * dn2[q] * dt
                 s0, s1, u = uniform64(s0, s1)
                 crossed = u < cross_prob(ga, gb, var)
-            if crossed:
-                # handed to the refinement kernel, a warp per crossing (see refine_kernel)
-                slot = cuda.atomic.add(n_cross, 0, 1)
-                plist[slot] = p
-                T0[p] = step * dt
-                for m in range(M):
-                    ZA[p, m] = z[m]
-                    ZB[p, m] = z1[m]
-                for a in range(K):
-                    KR[p, a] = Kset[a]
-                for c in range(RM):
-                    KR[p, K + c] = Rset[c]
-                break
+            if crossed or step + 1 == n_steps:
+                tau_out[p] = math.inf
+                if crossed:  # handed to the refinement kernel, a warp per crossing
+                    slot = cuda.atomic.add(n_cross, 0, 1)
+                    plist[slot] = p
+                    T0[p] = step * dt
+                    for m in range(M):
+                        ZA[p, m] = z[m]
+                        ZB[p, m] = z1[m]
+                    for a in range(K):
+                        KR[p, a] = Kset[a]
+                    for c in range(RM):
+                        KR[p, K + c] = Rset[c]
+                p = cuda.atomic.add(next_path, 0, 1)
+                if p >= n:
+                    return
+                s0, s1 = stream_state(key0, key1, uint64(p0 + p))
+                start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga)
+                step = 0
+                continue
             for m in range(M):
                 z[m] = z1[m]
             for q in range(NP):
                 ga[q] = gb[q]
-        tau_out[p] = tau
+            step += 1
 
     @cuda.jit
     def refine(key0, key1, p0, n_cross, plist, T0, ZA, ZB, KR, Wr, bias, gram, sigma, dt, depth,
@@ -189,8 +257,11 @@ def exit_kernel(M, K):
         gm = cuda.local.array(NP, float64)
         var = cuda.local.array(NP, float64)
         dn2 = cuda.local.array(NP, float64)
+        cw = cuda.local.array(NP, float64)
+        dv = cuda.local.array(M, float64)
         Kset = cuda.local.array(K, int32)
         Rset = cuda.local.array(RM, int32)
+        C = 1.0
         for w in range(warp, n_cross, n_warps):
             p = plist[w]
             for a in range(K):
@@ -215,22 +286,49 @@ def exit_kernel(M, K):
                 s_mid = sigma * math.sqrt(0.25 * h)
                 for q in range(NP):
                     var[q] = sigma * sigma * dn2[q] * hh
+                if use_bridge:
+                    C = 0.0
+                    for q in range(NP):
+                        cw[q] = facet_weight(ga[q], gb[q], var[q])
+                        C += cw[q]
                 while True:
-                    s0, s1 = noise_vec(s0, s1, xi)
-                    for m in range(M):
-                        zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
-                    gaps(Wr, bias, zm, Kset, Rset, s, gm)
-                    if use_bridge:
+                    if use_bridge:  # a facet by its crossing probability, its gap given that
+                        s0, s1, u = uniform64(s0, s1)
+                        u *= C
+                        qf = 0
+                        acc = cw[0]
+                        while acc <= u and qf < NP - 1:
+                            qf += 1
+                            acc += cw[qf]
+                        s0, s1, y = conditioned_gap(s0, s1, ga[qf], gb[qf], var[qf])
+                        i = Kset[qf // RM]
+                        j = Rset[qf % RM]
+                        s0, s1 = noise_vec(s0, s1, xi)
+                        dd = 0.0
+                        dxi = 0.0
+                        for m in range(M):
+                            dv[m] = (Wr[i, m] if m <= i else 0.0) - (Wr[j, m] if m <= j else 0.0)
+                            dd += dv[m] * dv[m]
+                            dxi += dv[m] * xi[m]
+                        f = ((y - 0.5 * (ga[qf] + gb[qf])) / s_mid - dxi) / dd
+                        for m in range(M):
+                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * (xi[m] + f * dv[m])
+                        gaps(Wr, bias, zm, Kset, Rset, s, gm)
+                        qs = 0.0
+                        for q in range(NP):
+                            qs += gap_crossing(gm[q], ga[q], gb[q], var[q])
                         pl = cross_prob(ga, gm, var)
-                        pr = cross_prob(gm, gb, var)
-                    else:
+                        q_cross = 1.0 - (1.0 - pl) * (1.0 - cross_prob(gm, gb, var))
+                    else:  # flagged by a sign change at the end: every midpoint crosses
+                        s0, s1 = noise_vec(s0, s1, xi)
+                        for m in range(M):
+                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
+                        gaps(Wr, bias, zm, Kset, Rset, s, gm)
                         pl = 1.0 if any_nonpos(gm) else 0.0
-                        pr = 1.0 if any_nonpos(gb) else 0.0
-                    if any_nonpos(gm):
-                        pl = 1.0
-                    q_cross = 1.0 - (1.0 - pl) * (1.0 - pr)
+                        q_cross = 1.0
+                        qs = 1.0
                     s0, s1, u = uniform64(s0, s1)
-                    vote[lane] = 1 if u < q_cross else 0
+                    vote[lane] = 1 if u * qs < q_cross else 0  # accept with P(cross | zm) / sum_q Q_q
                     cuda.syncthreads()  # the block is one warp
                     src = -1
                     for ll in range(32):
@@ -298,6 +396,9 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
     key0, key1 = key
 
     def make_worker(dev):
+        from .volume import multiprocessor_count
+
+        n_sm = multiprocessor_count(cuda)
         d_W = cuda.to_device(np.ascontiguousarray(router.reduced_weights, dtype=np.float64))
         d_b = cuda.to_device(np.ascontiguousarray(router.bias, dtype=np.float64))
         d_g = cuda.to_device(np.ascontiguousarray(router.gram, dtype=np.float64))
@@ -319,9 +420,11 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
             d_ZA = cuda.device_array((n, M), dtype=np.float64)
             d_ZB = cuda.device_array((n, M), dtype=np.float64)
             d_KR = cuda.device_array((n, M), dtype=np.int32)
-            kern[-(-n // BLOCK), BLOCK](key0, key1, p0, n, d_Z0, d_W, d_b, d_g, pp.sigma, pp.dt,
-                                        pp.n_steps, decay, noise, bool(bridge), d_tau, d_nc,
-                                        d_plist, d_T0, d_ZA, d_ZB, d_KR)
+            d_next = cuda.to_device(np.zeros(1, dtype=np.int32))
+            threads = min(n, THREADS_PER_SM * n_sm)
+            kern[-(-threads // BLOCK), BLOCK](key0, key1, p0, n, d_Z0, d_W, d_b, d_g, pp.sigma,
+                                              pp.dt, pp.n_steps, decay, noise, bool(bridge), d_tau,
+                                              d_nc, d_plist, d_T0, d_ZA, d_ZB, d_KR, d_next)
             n_cross = int(d_nc.copy_to_host()[0])
             if n_cross:
                 refine[min(n_cross, 1 << 16), 32](key0, key1, p0, n_cross, d_plist, d_T0, d_ZA, d_ZB, d_KR,

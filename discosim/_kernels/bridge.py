@@ -37,7 +37,8 @@ def facet_weight(ga, gb, v):
     """``c_q``: P(the facet's gap crosses 0 in the whole step | end gaps ga > 0, gb)."""
     if gb <= 0.0:
         return 1.0
-    return math.exp(-min(ga * gb / v, _EXP_MAX))
+    x = ga * gb / v
+    return math.exp(-(x if x < _EXP_MAX else _EXP_MAX))
 
 
 def piece_weights(ga, gb, v):
@@ -46,7 +47,8 @@ def piece_weights(ga, gb, v):
     # each on its own, and a plain-Python callee would be an untyped global)
     c = _SQRT1_2 / math.sqrt(0.5 * v)
     w0 = 0.5 * math.erfc(0.5 * (ga + gb) * c)
-    e = math.exp(-min(ga * gb / v, _EXP_MAX))
+    x = ga * gb / v
+    e = math.exp(-(x if x < _EXP_MAX else _EXP_MAX))
     wa = 0.5 * e * math.erfc(0.5 * (ga - gb) * c)
     wb = 0.5 * e * math.erfc(0.5 * (gb - ga) * c)
     return w0, wa, wb
@@ -54,8 +56,10 @@ def piece_weights(ga, gb, v):
 
 def envelope_keep(y, ga, gb, v):
     """``Q(y) / (A + B)`` for y > 0: the probability of keeping a draw of the A or B piece."""
-    a = min(2.0 * ga * y / v, _EXP_MAX)
-    b = min(2.0 * gb * y / v, _EXP_MAX)
+    a = 2.0 * ga * y / v
+    b = 2.0 * gb * y / v
+    a = a if a < _EXP_MAX else _EXP_MAX  # no min(): some numba-cuda releases mistype it
+    b = b if b < _EXP_MAX else _EXP_MAX
     return 1.0 - 1.0 / (math.exp(a) + math.exp(b))
 
 
@@ -63,8 +67,10 @@ def gap_crossing(y, ga, gb, v):
     """``Q(y)``: P(the facet's gap crosses 0 in either half | midpoint gap y)."""
     if y <= 0.0 or gb <= 0.0:
         return 1.0
-    A = math.exp(-min(2.0 * ga * y / v, _EXP_MAX))
-    B = math.exp(-min(2.0 * gb * y / v, _EXP_MAX))
+    a = 2.0 * ga * y / v
+    b = 2.0 * gb * y / v
+    A = math.exp(-(a if a < _EXP_MAX else _EXP_MAX))
+    B = math.exp(-(b if b < _EXP_MAX else _EXP_MAX))
     return A + B - A * B
 
 
