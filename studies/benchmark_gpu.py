@@ -128,7 +128,9 @@ def path_steps(device, n_paths, n_jobs=1, devices=None):
 
     r, x0 = _path_setup()
     kw = dict(device=device, devices=devices) if device == "cuda" else dict(n_jobs=n_jobs)
-    simulate_first_exit(r, x0, PATH["sigma"], 10 * PATH["dt"], PATH["dt"], 64, seed=0, **kw)
+    # warm-up with exits, so that the refinement kernel is compiled too (12 s on an H100) before
+    # the timed runs
+    simulate_first_exit(r, x0, PATH["sigma"], PATH["t_max"], PATH["dt"], 256, seed=0, **kw)
     sec, res = _timed(lambda: simulate_first_exit(r, x0, PATH["sigma"], PATH["t_max"], PATH["dt"],
                                                   n_paths, seed=1, **kw), min_s=2.0)
     steps = _steps(res, res.n_steps, PATH["dt"])

@@ -3,10 +3,9 @@
 
 Two kernels. The step kernel runs one thread per path; path p draws from its own stream p
 (:mod:`.rng`) and stops at the step where it crosses, handing that step to the refinement kernel,
-which bisects it ``depth`` times with one warp per crossing (its 32 lanes draw from streams
-``2^62 + 32 p + lane``). A path's exit time and point depend on the seed and p only (any launch
+which bisects it ``depth`` times with one thread per crossing (stream ``2^62 + p``). A path's exit time and point depend on the seed and p only (any launch
 shape, any number of GPUs). Refining inside the step kernel made every warp wait for its slowest
-rejection loop: 1.5 s against 0.016 s without refinement for 65,536 paths on an H200. The state,
+crossing; the step threads are persistent (each takes the next path when its own ends). The state,
 scores and facet gaps are float64 (a path accumulates up to 1e7 steps, and the bridge test
 multiplies small gaps); only the normal increments are drawn in float32 (exact float32 values,
 widened). Exact Gaussian steps, the Brownian-bridge crossing test per step and ``depth`` levels
@@ -34,7 +33,7 @@ THREADS_PER_SM = 1024  # persistent step threads: each takes the next path when 
 BLOCK = 128
 _INV53 = 2.0 ** -53
 _SH11 = uint64(11)
-_REFINE_STREAMS = uint64(1 << 62)  # refinement lanes draw from streams 2^62 + 32 p + lane
+_REFINE_STREAMS = uint64(1 << 62)  # the refinement of path p draws from stream 2^62 + p
 
 
 @cuda.jit(device=True, inline=True)
@@ -204,7 +203,7 @@ def exit_kernel(M, K):
                 crossed = u < cross_prob(ga, gb, var)
             if crossed or step + 1 == n_steps:
                 tau_out[p] = math.inf
-                if crossed:  # handed to the refinement kernel, a warp per crossing
+                if crossed:  # handed to the refinement kernel, a thread per crossing
                     slot = cuda.atomic.add(n_cross, 0, 1)
                     plist[slot] = p
                     T0[p] = step * dt
@@ -231,22 +230,15 @@ def exit_kernel(M, K):
     @cuda.jit
     def refine(key0, key1, p0, n_cross, plist, T0, ZA, ZB, KR, Wr, bias, gram, sigma, dt, depth,
                use_bridge, tau_out, zhit_out):
-        """Conditioned bisection of each crossing step, one warp per crossing.
+        """Conditioned bisection of each crossing step, a thread per crossing (stream ``2^62 + p``).
 
-        Each level draws the midpoint from the Brownian bridge and accepts it with the
-        probability that the path crosses in either half (rejection sampling, as the CPU
-        kernel). The 32 lanes of a one-warp block propose at once, each from its own stream, and
-        the lowest accepting lane wins: the same law as proposing one after the other, without a
-        warp waiting on its slowest path (the number of tries is heavy-tailed). Shared memory
-        and block barriers rather than warp intrinsics, so the CUDA simulator runs it too.
+        Each level draws the midpoint of the bridge conditioned on a crossing (the CPU kernel's
+        sampler, :mod:`discosim._kernels.bridge`: accepted with probability >= 1/#facets, so no
+        heavy tail of tries) and picks the half holding the first crossing.
         """
-        lane = cuda.threadIdx.x  # blocks of one warp: syncthreads is the warp's barrier
-        warp = cuda.blockIdx.x
-        n_warps = cuda.gridDim.x
-        vote = cuda.shared.array(32, int32)
-        zm_sh = cuda.shared.array(M, float64)
-        gm_sh = cuda.shared.array(NP, float64)
-        sc_sh = cuda.shared.array(3, float64)
+        w = cuda.grid(1)
+        if w >= n_cross:
+            return
         z = cuda.local.array(M, float64)
         z1 = cuda.local.array(M, float64)
         zm = cuda.local.array(M, float64)
@@ -261,117 +253,90 @@ def exit_kernel(M, K):
         dv = cuda.local.array(M, float64)
         Kset = cuda.local.array(K, int32)
         Rset = cuda.local.array(RM, int32)
-        C = 1.0
-        for w in range(warp, n_cross, n_warps):
-            p = plist[w]
-            for a in range(K):
-                Kset[a] = KR[p, a]
+        p = plist[w]
+        for a in range(K):
+            Kset[a] = KR[p, a]
+        for c in range(RM):
+            Rset[c] = KR[p, K + c]
+        for a in range(K):
             for c in range(RM):
-                Rset[c] = KR[p, K + c]
-            for a in range(K):
-                for c in range(RM):
-                    i = Kset[a]
-                    j = Rset[c]
-                    dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
-            for m in range(M):
-                z[m] = ZA[p, m]
-                z1[m] = ZB[p, m]
-            gaps(Wr, bias, z, Kset, Rset, s, ga)
-            gaps(Wr, bias, z1, Kset, Rset, s, gb)
-            s0, s1 = stream_state(key0, key1, _REFINE_STREAMS + uint64((p0 + p) * 32 + lane))
-            t0 = T0[p]
-            h = dt
-            for _lev in range(depth):
-                hh = 0.5 * h
-                s_mid = sigma * math.sqrt(0.25 * h)
+                i = Kset[a]
+                j = Rset[c]
+                dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+        for m in range(M):
+            z[m] = ZA[p, m]
+            z1[m] = ZB[p, m]
+        gaps(Wr, bias, z, Kset, Rset, s, ga)
+        gaps(Wr, bias, z1, Kset, Rset, s, gb)
+        s0, s1 = stream_state(key0, key1, _REFINE_STREAMS + uint64(p0 + p))
+        t0 = T0[p]
+        h = dt
+        C = 1.0
+        for _lev in range(depth):
+            hh = 0.5 * h
+            s_mid = sigma * math.sqrt(0.25 * h)
+            for q in range(NP):
+                var[q] = sigma * sigma * dn2[q] * hh
+            if use_bridge:
+                C = 0.0
                 for q in range(NP):
-                    var[q] = sigma * sigma * dn2[q] * hh
-                if use_bridge:
-                    C = 0.0
-                    for q in range(NP):
-                        cw[q] = facet_weight(ga[q], gb[q], var[q])
-                        C += cw[q]
-                while True:
-                    if use_bridge:  # a facet by its crossing probability, its gap given that
-                        s0, s1, u = uniform64(s0, s1)
-                        u *= C
-                        qf = 0
-                        acc = cw[0]
-                        while acc <= u and qf < NP - 1:
-                            qf += 1
-                            acc += cw[qf]
-                        s0, s1, y = conditioned_gap(s0, s1, ga[qf], gb[qf], var[qf])
-                        i = Kset[qf // RM]
-                        j = Rset[qf % RM]
-                        s0, s1 = noise_vec(s0, s1, xi)
-                        dd = 0.0
-                        dxi = 0.0
-                        for m in range(M):
-                            dv[m] = (Wr[i, m] if m <= i else 0.0) - (Wr[j, m] if m <= j else 0.0)
-                            dd += dv[m] * dv[m]
-                            dxi += dv[m] * xi[m]
-                        f = ((y - 0.5 * (ga[qf] + gb[qf])) / s_mid - dxi) / dd
-                        for m in range(M):
-                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * (xi[m] + f * dv[m])
-                        gaps(Wr, bias, zm, Kset, Rset, s, gm)
-                        qs = 0.0
-                        for q in range(NP):
-                            qs += gap_crossing(gm[q], ga[q], gb[q], var[q])
-                        pl = cross_prob(ga, gm, var)
-                        q_cross = 1.0 - (1.0 - pl) * (1.0 - cross_prob(gm, gb, var))
-                    else:  # flagged by a sign change at the end: every midpoint crosses
-                        s0, s1 = noise_vec(s0, s1, xi)
-                        for m in range(M):
-                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
-                        gaps(Wr, bias, zm, Kset, Rset, s, gm)
-                        pl = 1.0 if any_nonpos(gm) else 0.0
-                        q_cross = 1.0
-                        qs = 1.0
+                    cw[q] = facet_weight(ga[q], gb[q], var[q])
+                    C += cw[q]
+            while True:
+                if use_bridge:  # a facet by its crossing probability, its gap given that
                     s0, s1, u = uniform64(s0, s1)
-                    vote[lane] = 1 if u * qs < q_cross else 0  # accept with P(cross | zm) / sum_q Q_q
-                    cuda.syncthreads()  # the block is one warp
-                    src = -1
-                    for ll in range(32):
-                        if vote[ll] != 0:
-                            src = ll
-                            break
-                    cuda.syncthreads()
-                    if src >= 0:
-                        break
-                if lane == src:
+                    u *= C
+                    qf = 0
+                    acc = cw[0]
+                    while acc <= u and qf < NP - 1:
+                        qf += 1
+                        acc += cw[qf]
+                    s0, s1, y = conditioned_gap(s0, s1, ga[qf], gb[qf], var[qf])
+                    i = Kset[qf // RM]
+                    j = Rset[qf % RM]
+                    s0, s1 = noise_vec(s0, s1, xi)
+                    dd = 0.0
+                    dxi = 0.0
                     for m in range(M):
-                        zm_sh[m] = zm[m]
+                        dv[m] = (Wr[i, m] if m <= i else 0.0) - (Wr[j, m] if m <= j else 0.0)
+                        dd += dv[m] * dv[m]
+                        dxi += dv[m] * xi[m]
+                    f = ((y - 0.5 * (ga[qf] + gb[qf])) / s_mid - dxi) / dd
+                    for m in range(M):
+                        zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * (xi[m] + f * dv[m])
+                    gaps(Wr, bias, zm, Kset, Rset, s, gm)
+                    qs = 0.0
                     for q in range(NP):
-                        gm_sh[q] = gm[q]
-                    s0, s1, u = uniform64(s0, s1)
-                    sc_sh[0] = pl
-                    sc_sh[1] = q_cross
-                    sc_sh[2] = u
-                cuda.syncthreads()
+                        qs += gap_crossing(gm[q], ga[q], gb[q], var[q])
+                    pl = cross_prob(ga, gm, var)
+                    q_cross = 1.0 - (1.0 - pl) * (1.0 - cross_prob(gm, gb, var))
+                else:  # flagged by a sign change at the end: every midpoint crosses
+                    s0, s1 = noise_vec(s0, s1, xi)
+                    for m in range(M):
+                        zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
+                    gaps(Wr, bias, zm, Kset, Rset, s, gm)
+                    pl = 1.0 if any_nonpos(gm) else 0.0
+                    q_cross = 1.0
+                    qs = 1.0
+                s0, s1, u = uniform64(s0, s1)
+                if u * qs < q_cross:  # accept with P(cross | zm) / sum_q Q_q
+                    break
+            s0, s1, u = uniform64(s0, s1)
+            if u * q_cross < pl:
                 for m in range(M):
-                    zm[m] = zm_sh[m]
+                    z1[m] = zm[m]
                 for q in range(NP):
-                    gm[q] = gm_sh[q]
-                pl = sc_sh[0]
-                q_cross = sc_sh[1]
-                u = sc_sh[2]
-                cuda.syncthreads()
-                if u * q_cross < pl:
-                    for m in range(M):
-                        z1[m] = zm[m]
-                    for q in range(NP):
-                        gb[q] = gm[q]
-                else:
-                    for m in range(M):
-                        z[m] = zm[m]
-                    for q in range(NP):
-                        ga[q] = gm[q]
-                    t0 += hh
-                h = hh
-            if lane == 0:
-                tau_out[p] = t0 + 0.5 * h
+                    gb[q] = gm[q]
+            else:
                 for m in range(M):
-                    zhit_out[p, m] = 0.5 * (z[m] + z1[m])
+                    z[m] = zm[m]
+                for q in range(NP):
+                    ga[q] = gm[q]
+                t0 += hh
+            h = hh
+        tau_out[p] = t0 + 0.5 * h
+        for m in range(M):
+            zhit_out[p, m] = 0.5 * (z[m] + z1[m])
 
     return kernel, refine
 
@@ -427,7 +392,7 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
                                               d_nc, d_plist, d_T0, d_ZA, d_ZB, d_KR, d_next)
             n_cross = int(d_nc.copy_to_host()[0])
             if n_cross:
-                refine[min(n_cross, 1 << 16), 32](key0, key1, p0, n_cross, d_plist, d_T0, d_ZA, d_ZB, d_KR,
+                refine[-(-n_cross // BLOCK), BLOCK](key0, key1, p0, n_cross, d_plist, d_T0, d_ZA, d_ZB, d_KR,
                                       d_W, d_b, d_g, pp.sigma, pp.dt, depth, bool(bridge), d_tau,
                                       d_zhit)
             tau = d_tau.copy_to_host()
