@@ -96,7 +96,9 @@ def _exit_chunk(rng, n, router, pp, depth, bridge):
     Z0 = _starts(rng, n, router, pp)
     tau = np.empty(n)
     zhit = np.full((n, router.n_experts), np.nan)
-    first_exit_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k,
+    # the refinement's own stream: PCG64 jumped by 2^127 steps, independent of the chunk's
+    refine = np.random.Generator(rng.bit_generator.jumped())
+    first_exit_chunk(rng, refine, Z0, router.reduced_weights, router.bias, router.gram, router.k,
                      pp.sigma, pp.dt, pp.n_steps, pp.theta, depth, bridge, tau, zhit)
     tau[tau > pp.t_max] = np.inf
     return tau, zhit

@@ -442,7 +442,7 @@ def _conditioned_midpoint(rng, router, pairs, gaps, x, x1, ga, gb, var, s_mid):
             return xm, gm, pl, q_cross
 
 
-def first_exit_chunk(router, rng, Z0, sigma, dt, n_steps, theta, depth, use_bridge):
+def first_exit_chunk(router, rng, rng_refine, Z0, sigma, dt, n_steps, theta, depth, use_bridge):
     """Twin of ``paths.first_exit_chunk`` in full D: (exit times, reduced exit points)."""
     M, k = router.n_experts, router.k
     W, b = router.tie_weights, router.bias
@@ -472,13 +472,13 @@ def first_exit_chunk(router, rng, Z0, sigma, dt, n_steps, theta, depth, use_brid
                     var = sigma ** 2 * dn2 * hh
                     s_mid = sigma * math.sqrt(0.25 * h)
                     if use_bridge:
-                        xm, gm, pl, q_cross = _conditioned_midpoint(rng, router, pairs, gaps, x, x1, ga,
+                        xm, gm, pl, q_cross = _conditioned_midpoint(rng_refine, router, pairs, gaps, x, x1, ga,
                                                                     gb, var, s_mid)
                     else:  # flagged by a sign change at the end: every midpoint crosses
-                        xm = 0.5 * (x + x1) + s_mid * embed(router, rng.standard_normal(M))
+                        xm = 0.5 * (x + x1) + s_mid * embed(router, rng_refine.standard_normal(M))
                         gm = gaps(xm)
                         pl, q_cross = float(np.any(gm <= 0.0)), 1.0
-                    if rng.random() * q_cross < pl:  # the first crossing is in the left half
+                    if rng_refine.random() * q_cross < pl:  # the first crossing is in the left half
                         x1, gb = xm, gm
                     else:
                         x, ga, t0 = xm, gm, t0 + hh

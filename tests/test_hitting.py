@@ -256,3 +256,18 @@ def test_euclidean_probe_lets_feasible_path_runs_through():
     estimate_occupation(r, x0, 0.1, 0.2, 0.1, 10, [0.005], orders=(1,))
     # the normal metric never enumerates beyond order r + 1: no probe
     estimate_occupation(r, x0, 0.1, 0.2, 0.1, 10, [0.1], orders=(1,), metric="normal")
+
+
+def test_exit_step_does_not_depend_on_the_refinement():
+    """The refinement draws from its own stream: every path exits in the same step at any depth."""
+    from discosim.hitting import simulate_first_exit
+
+    r = Router.gaussian(4, 8, 2, seed=21)
+    x0 = 0.3 * np.random.default_rng(21).standard_normal(8)
+    dt = 0.01
+    a = simulate_first_exit(r, x0, 0.5, 0.5, dt, 400, seed=4, depth=0)
+    b = simulate_first_exit(r, x0, 0.5, 0.5, dt, 400, seed=4, depth=12)
+    assert np.isfinite(a.tau).sum() > 50
+    assert np.array_equal(np.isfinite(a.tau), np.isfinite(b.tau))
+    fin = np.isfinite(a.tau)
+    assert np.array_equal(np.floor(a.tau[fin] / dt), np.floor(b.tau[fin] / dt))

@@ -523,9 +523,9 @@ def test_first_exit_chunk_replays_in_full_d(theta, bridge):
     n, n_steps, depth, sigma, dt = 8, 200, 8, 1.0, 1e-3
     Z0 = np.ascontiguousarray(0.1 * np.random.default_rng(17).standard_normal((n, 5)))
     tau, zhit = np.empty(n), np.full((n, 5), np.nan)
-    kp.first_exit_chunk(np.random.default_rng(18), Z0, router.reduced_weights, router.bias,
+    kp.first_exit_chunk(np.random.default_rng(18), np.random.default_rng(19), Z0, router.reduced_weights, router.bias,
                         router.gram, 2, sigma, dt, n_steps, theta, depth, bridge, tau, zhit)
-    tau2, zhit2 = ref.first_exit_chunk(router, np.random.default_rng(18), Z0, sigma, dt,
+    tau2, zhit2 = ref.first_exit_chunk(router, np.random.default_rng(18), np.random.default_rng(19), Z0, sigma, dt,
                                        n_steps, theta, depth, bridge)
     assert np.isfinite(tau).sum() >= 2  # some paths exit within the horizon
     np.testing.assert_array_equal(tau, tau2)  # the same halvings of the same step

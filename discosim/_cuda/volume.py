@@ -487,6 +487,45 @@ def refine_kernel(M, K, RMAX, NE, COSINE):
     return refine
 
 
+@functools.lru_cache(maxsize=None)
+def select64_kernel(M, K, RMAX, NE):
+    """Counts of float64 scores ``S[a, col]`` (the GEMM path's refinement: cuBLAS DGEMM makes S).
+
+    A thread per column, reading consecutive columns (coalesced); the selection and the window
+    statistic of :func:`refine_kernel`. Re-reading W for every handed-back row, as the per-row
+    kernel does, was bound by L2 bandwidth at M = 256 (11 TB in a 5e8-sample run).
+    """
+    L = min(M, K + RMAX)
+
+    @cuda.jit
+    def select64(n_cols, S, eps, hist):
+        col = cuda.grid(1)
+        if col >= n_cols:
+            return
+        top = cuda.local.array(L, float64)
+        for t in range(L):
+            top[t] = -math.inf
+        for a in range(M):
+            v = S[a, col]
+            for t in range(L):
+                h = top[t]
+                if v > h:
+                    top[t] = v
+                    v = h
+        for r in range(1, RMAX + 1):
+            best = math.inf
+            p_lo = K - r + 1 if K - r + 1 > 1 else 1
+            p_hi = K if K < M - r else M - r
+            for p in range(p_lo, p_hi + 1):
+                d = top[p - 1] - top[p + r - 1]
+                best = d if d < best else best
+            for e in range(NE):
+                if best <= eps[e]:
+                    cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+
+    return select64
+
+
 def _have_cupy():
     try:
         import cupy  # noqa: F401
@@ -555,6 +594,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     b32 = np.ascontiguousarray(bias, dtype=np.float32)
     fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
     refine = refine_kernel(M, k, rmax, NE, bool(cosine)) if screen == 0 else None
+    select64 = select64_kernel(M, k, rmax, NE) if screen == 0 and use_gemm else None
     if variant == "unrolled":
         fused = None
         unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
@@ -588,6 +628,8 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
             bufs["ss"] = cp.empty(ncol, dtype=cp.float32)
             bufs["chi"] = cp.empty(ncol, dtype=cp.float32)
             bufs["W"] = cp.asarray(Wr.astype(np.float32))
+            bufs["W64"] = cp.asarray(np.ascontiguousarray(Wr, dtype=np.float64))
+            bufs["b64"] = cp.asarray(np.ascontiguousarray(bias, dtype=np.float64))
 
         def work(u):
             c0 = u * unit_chunks
@@ -632,17 +674,19 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     break
                 cap[0] = max(2 * cap[0], n_c)  # too many handed back: redo with room (same numbers)
             if n_c and refine is not None:  # float64 on the GPU: nothing goes to the host
-                if use_gemm:  # gather the handed-back columns into rows (G, C) on the device
+                if use_gemm:  # float64 scores of the handed-back columns by one cuBLAS DGEMM
                     import cupy as cp
 
                     idx = cp.asarray(d_idx)[:n_c]
-                    rows = cp.empty((n_c, M + 1), dtype=cp.float32)
-                    rows[:, :M] = bufs["GT"][:, idx].T
-                    rows[:, M] = bufs["chi"][idx]
+                    G = bufs["GT"][:, idx].astype(cp.float64)
+                    ss = cp.sum(G * G, axis=0)
+                    scl = (1.0 if cosine else float(radius)) / cp.sqrt(ss + bufs["chi"][idx].astype(cp.float64))
+                    S64 = cp.matmul(bufs["W64"], G * scl[None, :]) + bufs["b64"][:, None]
                     cp.cuda.Device().synchronize()
-                    d_cand = rows
-                refine[min(n_c, REFINE_BLOCKS), 32](n_c, d_cand, d_W64, d_b64, float(radius), d_eps64,
-                                            d_hist)
+                    select64[-(-n_c // BLOCK), BLOCK](n_c, S64, d_eps64, d_hist)
+                else:
+                    refine[min(n_c, REFINE_BLOCKS), 32](n_c, d_cand, d_W64, d_b64, float(radius),
+                                                        d_eps64, d_hist)
                 n_c = -n_c  # reported as resolved on the device
             hist = d_hist.copy_to_host()[:rmax * NE].astype(np.int64).reshape(rmax, NE)
             if n_c > 0:

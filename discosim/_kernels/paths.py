@@ -183,9 +183,13 @@ def _start_in_cell(z0, Wr, bias, gram, k, z, s, K, R, dnorm2):
 
 
 @njit(cache=True, nogil=True)
-def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, depth, use_bridge,
-                     tau_out, zhit_out):
+def first_exit_chunk(rng, rng_refine, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, depth,
+                     use_bridge, tau_out, zhit_out):
     """Exit times of paths started at ``Z0[p]`` (reduced, shape (n, M)) from their start cells.
+
+    ``rng`` draws the steps, ``rng_refine`` the refinement of the crossing steps: the step in
+    which each path exits, hence ``P(tau <= t)`` at grid times, does not depend on ``depth`` or
+    on the refinement's sampler (as on the GPU, whose refinement has its own streams).
 
     ``tau_out[p]`` = exit time (inf if none before n_steps*dt); ``zhit_out[p]`` = reduced point
     at the exit (middle of the final refinement interval, within sigma sqrt(dt 2^-depth) of the
@@ -231,15 +235,15 @@ def first_exit_chunk(rng, Z0, Wr, bias, gram, k, sigma, dt, n_steps, theta, dept
                     for q in range(npair):
                         var[q] = sigma * sigma * dnorm2[q] * hh
                     if use_bridge:
-                        pl, q_cross = conditioned_midpoint(rng, Wr, bias, K, R, z, z1, ga, gb, var,
+                        pl, q_cross = conditioned_midpoint(rng_refine, Wr, bias, K, R, z, z1, ga, gb, var,
                                                            s_mid, cw, dvec, zm, gm)
                     else:  # flagged by a sign change at the end only: every midpoint crosses
                         for m in range(M):
-                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * rng.standard_normal()
+                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * rng_refine.standard_normal()
                         _gaps(Wr, bias, zm, K, R, gm)
                         pl = 1.0 if _any_nonpos(gm) else 0.0
                         q_cross = 1.0
-                    if rng.random() * q_cross < pl:
+                    if rng_refine.random() * q_cross < pl:
                         for m in range(M):
                             z1[m] = zm[m]
                         for q in range(npair):
