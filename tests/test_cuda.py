@@ -262,3 +262,29 @@ def test_first_exit_same_numbers_for_any_device_list(monkeypatch):
         assert np.array_equal(a.tau, d.tau)
         assert np.array_equal(a.exit_points, d.exit_points, equal_nan=True)
     assert np.isfinite(a.tau).sum() > 100
+
+
+def test_float64_selection_kernel_in_the_cuda_simulator():
+    """The GEMM path's float64 counting kernel against NumPy, in numba's CUDA simulator (runs
+    anywhere, in a subprocess so this process never imports numba.cuda)."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from discosim._cuda import volume as V
+        M, K, R, NE = 12, 3, 3, 2
+        S = np.random.default_rng(0).standard_normal((M, 300)) * 0.1
+        eps = np.array([0.01, 0.05])
+        hist = np.zeros(R * NE, dtype=np.uint64)
+        V.select64_kernel(M, K, R, NE)[3, 128](300, S, eps, hist)
+        top = -np.sort(-S, axis=0)
+        ref = np.zeros((R, NE), int)
+        for r in range(1, R + 1):
+            ps = range(max(K - r + 1, 1), min(K, M - r) + 1)
+            st = np.min([top[p - 1] - top[p + r - 1] for p in ps], axis=0)
+            ref[r - 1] = [(st <= e).sum() for e in eps]
+        assert ref.sum() > 0 and np.array_equal(hist.reshape(R, NE), ref), (hist, ref)
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": ROOT, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=300)
+    assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]

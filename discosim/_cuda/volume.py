@@ -409,6 +409,36 @@ REFINE_BLOCKS = 1 << 14  # resident one-warp blocks of the refinement (grid-stri
 
 
 @functools.lru_cache(maxsize=None)
+def _float64_counting(M, K, RMAX, NE):
+    """Device functions of the float64 recomputations: insertion into the top ``L`` and the
+    counts ``#{stat_r <= eps}`` of the window statistic (THEORY §4.3)."""
+    L = min(M, K + RMAX)
+
+    @cuda.jit(device=True, inline=True)
+    def insert(top, v):
+        for t in range(L):
+            h = top[t]
+            if v > h:
+                top[t] = v
+                v = h
+
+    @cuda.jit(device=True, inline=True)
+    def count(top, eps, hist):
+        for r in range(1, RMAX + 1):
+            best = math.inf
+            p_lo = K - r + 1 if K - r + 1 > 1 else 1
+            p_hi = K if K < M - r else M - r
+            for p in range(p_lo, p_hi + 1):
+                d = top[p - 1] - top[p + r - 1]
+                best = d if d < best else best
+            for e in range(NE):
+                if best <= eps[e]:
+                    cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+
+    return insert, count
+
+
+@functools.lru_cache(maxsize=None)
 def refine_kernel(M, K, RMAX, NE, COSINE):
     """float64 recomputation, on the GPU, of the samples float32 did not resolve (score metric).
 
@@ -425,6 +455,7 @@ def refine_kernel(M, K, RMAX, NE, COSINE):
     """
     L = min(M, K + RMAX)
     NS = (M + 31) // 32
+    insert, count = _float64_counting(M, K, RMAX, NE)
 
     @cuda.jit
     def refine(n_rows, cand, Wt, bias, radius, eps, hist):
@@ -466,22 +497,8 @@ def refine_kernel(M, K, RMAX, NE, COSINE):
                 for t in range(L):
                     top[t] = -math.inf
                 for a in range(M):
-                    v = sc[a]
-                    for t in range(L):
-                        h = top[t]
-                        if v > h:
-                            top[t] = v
-                            v = h
-                for r in range(1, RMAX + 1):
-                    best = math.inf
-                    p_lo = K - r + 1 if K - r + 1 > 1 else 1
-                    p_hi = K if K < M - r else M - r
-                    for p in range(p_lo, p_hi + 1):
-                        d = top[p - 1] - top[p + r - 1]
-                        best = d if d < best else best
-                    for e in range(NE):
-                        if best <= eps[e]:
-                            cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+                    insert(top, sc[a])
+                count(top, eps, hist)
             cuda.syncthreads()  # the shared rows are reused by the next q
 
     return refine
@@ -496,6 +513,7 @@ def select64_kernel(M, K, RMAX, NE):
     kernel does, was bound by L2 bandwidth at M = 256 (11 TB in a 5e8-sample run).
     """
     L = min(M, K + RMAX)
+    insert, count = _float64_counting(M, K, RMAX, NE)
 
     @cuda.jit
     def select64(n_cols, S, eps, hist):
@@ -506,22 +524,8 @@ def select64_kernel(M, K, RMAX, NE):
         for t in range(L):
             top[t] = -math.inf
         for a in range(M):
-            v = S[a, col]
-            for t in range(L):
-                h = top[t]
-                if v > h:
-                    top[t] = v
-                    v = h
-        for r in range(1, RMAX + 1):
-            best = math.inf
-            p_lo = K - r + 1 if K - r + 1 > 1 else 1
-            p_hi = K if K < M - r else M - r
-            for p in range(p_lo, p_hi + 1):
-                d = top[p - 1] - top[p + r - 1]
-                best = d if d < best else best
-            for e in range(NE):
-                if best <= eps[e]:
-                    cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
+            insert(top, S[a, col])
+        count(top, eps, hist)
 
     return select64
 
