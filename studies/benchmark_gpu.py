@@ -156,7 +156,7 @@ def scaling(n_max):
             rows.append(gpu_volume(M, k, "score", n_of[M], devices=tuple(range(nd))))
             print(rows[-1], file=sys.stderr, flush=True)
     for nd in counts:
-        rows.append(path_steps("cuda", 1 << 21, devices=list(range(nd))))
+        rows.append(path_steps("cuda", 1 << 23, devices=list(range(nd))))
         print(rows[-1], file=sys.stderr, flush=True)
 
     out = {"device_counts": counts, "rows": rows, "identical": {}, "efficiency": {}}
