@@ -103,7 +103,8 @@ def _cmd_smooth(args):
     eta = args.eta if args.eta is not None else max(etas)
     _check_smooth_args(args, router, eta)
     over = estimate_overhead(router, args.radius, etas, n_samples=args.n_samples, seed=args.seed,
-                             n_jobs=args.n_jobs, inputs=args.inputs, force_jobs=args.force_jobs)
+                             n_jobs=args.n_jobs, inputs=args.inputs, force_jobs=args.force_jobs,
+                             device=args.device)
     model = SMoE(router, args.experts, args.out_dim, seed=args.router_seed)
     cont = measure_continuity(model, args.deltas, eta, a_s=args.a_s, b_s=args.b_s,
                               n_points=args.n_points, radius=args.radius, seed=args.seed)
@@ -376,6 +377,8 @@ def build_parser():
     sm.add_argument("--target-overhead", type=float)
     sm.add_argument("--inputs", default="ball",
                     help="overhead inputs: ball (uniform in B_D(0,R)) | gaussian (N(0, R^2/D I))")
+    sm.add_argument("--device", default="cpu",
+                    help="cpu | cuda: the overhead samples on an NVIDIA GPU (the [cuda] extra)")
     sm.add_argument("--n-samples", type=_count, default=400_000)
     sm.add_argument("--n-points", type=int, default=200, help="points per continuity measurement")
     sm.add_argument("--seed", type=int, default=None)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .constants import SliceConstants, slice_constants
+from .devices import check_device, resolve_devices
 from .errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from .estimates import mean_and_stderr, mean_estimate
 from .gates import kth_largest, smooth_gate, topk_gate
@@ -307,11 +308,13 @@ def _check_router(router):
 
 def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_jobs=1,
                       backend="threads", inputs="ball", constants=None, progress=None,
-                      force_jobs=False):
+                      force_jobs=False, device="cpu", devices=None):
     """Mean number of extra active experts ``E N_eta`` (THEORY §7) for several eta.
 
     ``inputs``: ``ball`` (uniform in B_D(0, R)) or ``gaussian`` (N(0, R^2/D I_D)). The slice
     constant behind ``c_1`` is seeded from ``seed`` unless ``constants`` (order 1) is given.
+    ``device="cuda"``: the samples are drawn and counted on the GPU (:mod:`discosim._cuda.overhead`;
+    same law, its own random streams); ``devices`` picks the GPUs. ``c_1`` is computed on the CPU.
 
     Returns
     -------
@@ -324,10 +327,18 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_j
     n_samples = check_int("n_samples", n_samples, 2)
     n_jobs = check_n_jobs(n_jobs, force_jobs)
     backend = check_backend(backend)
+    device = check_device(device)
     ss = as_seed_sequence(seed)
-    tot = run_chunks(_overhead_task, (router, radius, inputs, etas), n_samples, 1 << 15,
-                     derive_seed(ss, 3), n_jobs, backend, progress, "overhead", reduce=add,
-                     force_jobs=force_jobs)
+    if device == "cuda":
+        from ._cuda.overhead import overhead_sums
+        from ._cuda.rng import run_key
+
+        tot = overhead_sums(router, radius, etas, inputs, n_samples, run_key(derive_seed(ss, 3)),
+                            resolve_devices(devices))
+    else:
+        tot = run_chunks(_overhead_task, (router, radius, inputs, etas), n_samples, 1 << 15,
+                         derive_seed(ss, 3), n_jobs, backend, progress, "overhead", reduce=add,
+                         force_jobs=force_jobs)
     ests = []
     for e in range(etas.size):
         m, se = mean_and_stderr(tot[e, 0], tot[e, 1], n_samples)

@@ -288,3 +288,23 @@ def test_float64_selection_kernel_in_the_cuda_simulator():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=300)
     assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("inputs", ["ball", "gaussian"])
+def test_overhead_cpu_gpu_agree_and_any_launch_gives_the_same_numbers(monkeypatch, inputs):
+    from discosim._cuda import overhead
+    from discosim.smoothing import estimate_overhead
+
+    r = _router(8, 2, 64, seed=11, bias=True)
+    etas = [0.02, 0.1]
+    g = estimate_overhead(r, 1.0, etas, n_samples=4_000_000, seed=3, inputs=inputs, device="cuda")
+    c = estimate_overhead(r, 1.0, etas, n_samples=400_000, seed=4, inputs=inputs)
+    for a, b in zip(g.estimates, c.estimates):
+        assert _agree(a, b), (a, b)
+    monkeypatch.setattr(overhead, "UNIT_CHUNKS", 7)
+    h = estimate_overhead(r, 1.0, etas, n_samples=4_000_000, seed=3, inputs=inputs, device="cuda",
+                          devices=[0, 0])
+    assert [e.value for e in h.estimates] == [e.value for e in g.estimates]
+    assert [e.stderr for e in h.estimates] == [e.stderr for e in g.estimates]
