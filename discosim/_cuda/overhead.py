@@ -36,14 +36,15 @@ def overhead_kernel(M, K, NE, INPUTS, CHI):
     """Compile the kernel for M experts, top-K, NE widths, an input law (``INPUT_CODES``);
     ``CHI``: whether the law has a chi-square part (not for the Gaussian, nor the sphere at D = M)."""
     MP = M + (M % 2)
+    NE2 = 2 * NE  # a local array's shape must be a compile-time constant, not an expression
 
     @cuda.jit
     def kern(key0, key1, chunk0, n_chunks, n_total, Wr, bias, scale0, gd, gc, gb, etas, out):
         g = cuda.local.array(MP, float64)
         s = cuda.local.array(M, float64)
         top = cuda.local.array(K, float64)
-        acc = cuda.local.array(2 * NE, int64)
-        for e in range(2 * NE):
+        acc = cuda.local.array(NE2, int64)
+        for e in range(NE2):
             acc[e] = 0
         gtid = cuda.grid(1)
         warp = gtid // 32
@@ -90,7 +91,7 @@ def overhead_kernel(M, K, NE, INPUTS, CHI):
                             cnt += 1
                     acc[2 * e] += cnt
                     acc[2 * e + 1] += cnt * cnt
-        for e in range(2 * NE):
+        for e in range(NE2):
             if acc[e] != 0:
                 cuda.atomic.add(out, e, uint64(acc[e]))
 
