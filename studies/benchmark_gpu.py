@@ -176,7 +176,29 @@ def scaling(n_max):
 
 
 def cpu_reference():
-    return {"machine": f"{os.cpu_count()} cores", "paths": path_steps("cpu", 512, n_jobs=2)}
+    from discosim.cache import code_version
+
+    return {"machine": f"{os.cpu_count()} cores", "code_version": code_version(),
+            "paths": path_steps("cpu", 512, n_jobs=2)}
+
+
+def load_cpu_reference(path):
+    """A ``--cpu-only`` result, refused for other path settings and flagged for other code: a
+    reference measured with an older kernel (7.7e5 steps/s against 4.6e6 now) once made the
+    GPU ratio 6x too flattering."""
+    from discosim.cache import code_version
+
+    with open(path) as fh:
+        ref = json.load(fh)["cpu_reference"]
+    other = {k: (ref["paths"].get(k), v) for k, v in {**PATH, "D": D}.items()
+             if ref["paths"].get(k) != v}
+    if other:
+        sys.exit(f"benchmark_gpu: {path} was measured with other path settings {other}")
+    ref["stale"] = ref.get("code_version") != code_version()
+    if ref["stale"]:
+        print(f"benchmark_gpu: warning: {path} was measured with code {ref.get('code_version')}, "
+              f"this is {code_version()}: re-measure it with --cpu-only", file=sys.stderr)
+    return ref
 
 
 def main(argv=None):
@@ -231,8 +253,7 @@ def main(argv=None):
                     doc["torch"].append(torch_volume(M, k, 1 << 22 if M < 256 else 1 << 20, 8))
                     print(json.dumps(doc["torch"][-1]), file=sys.stderr, flush=True)
         if args.cpu_reference:
-            with open(args.cpu_reference) as fh:
-                doc["cpu_reference"] = json.load(fh)["cpu_reference"]
+            doc["cpu_reference"] = load_cpu_reference(args.cpu_reference)
         elif "paths" in sections:
             doc["cpu_reference"] = cpu_reference()
         if "paths" in sections:

@@ -70,12 +70,14 @@ def overhead_kernel(M, K, NE, INPUTS, CHI):
                         s0, s1, gam = gamma_mt(s0, s1, gd, gc, gb)
                         chi = 2.0 * float64(gam)
                     scale = scale0 / math.sqrt(ss + chi)
+                for j in range(M):  # the reduced point, once, not per score
+                    g[j] *= scale
                 for t in range(K):
                     top[t] = -math.inf
                 for a in range(M):
                     v = bias[a]
                     for m in range(a + 1):
-                        v += Wr[a, m] * (scale * g[m])
+                        v += Wr[a, m] * g[m]
                     s[a] = v
                     for t in range(K):
                         h = top[t]

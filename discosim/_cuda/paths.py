@@ -184,13 +184,20 @@ def exit_kernel(M, K):
         Kset = cuda.local.array(K, int32)
         Rset = cuda.local.array(RM, int32)
         taken = cuda.local.array(M, int32)
-        p = cuda.atomic.add(next_path, 0, 1)
-        if p >= n:
-            return
-        s0, s1 = stream_state(key0, key1, uint64(p0 + p))
-        start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga)
+        s0 = uint64(0)
+        s1 = uint64(0)
+        p = 0
         step = 0
+        fresh = True
         while True:
+            if fresh:  # the one place a thread takes a path
+                p = cuda.atomic.add(next_path, 0, 1)
+                if p >= n:
+                    return
+                s0, s1 = stream_state(key0, key1, uint64(p0 + p))
+                start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga)
+                step = 0
+                fresh = False
             s0, s1 = noise_vec(s0, s1, xi)
             for m in range(M):
                 z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
@@ -214,12 +221,7 @@ def exit_kernel(M, K):
                         KR[p, a] = Kset[a]
                     for c in range(RM):
                         KR[p, K + c] = Rset[c]
-                p = cuda.atomic.add(next_path, 0, 1)
-                if p >= n:
-                    return
-                s0, s1 = stream_state(key0, key1, uint64(p0 + p))
-                start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga)
-                step = 0
+                fresh = True
                 continue
             for m in range(M):
                 z[m] = z1[m]
