@@ -536,7 +536,7 @@ def _margin_leading(B1, eps, radius, D, distribution):
 
 
 def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n_jobs,
-                 constants_samples):
+                 constants_samples, devices=None):
     W = np.asarray(layer.weight, dtype=np.float64)
     M, D = W.shape
     if not np.all(np.isfinite(W)):
@@ -579,7 +579,13 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
             chunks.append(_logit_stats(rng, logits, routing, eps, formats))
     else:
         n_draw = default_n_samples(M) if n_samples is None else n_samples
-        chunks = run_chunks(_sample_task, (reduced.reduced_weights, bias, routing, radius, dim,
+        if devices is not None:  # device="cuda": its own streams (discosim._cuda.audit)
+            from ._cuda.audit import audit_chunks
+
+            chunks = audit_chunks(reduced.reduced_weights, bias, routing, radius, dim, mode, eps,
+                                  formats, n_draw, derive_seed(lseed, 1 << 21), devices)
+        else:
+            chunks = run_chunks(_sample_task, (reduced.reduced_weights, bias, routing, radius, dim,
                                            mode, eps, formats), n_draw, CHUNK, lseed,
                             n_jobs=n_jobs, progress=False)
     if routing.linear and constants_samples:
@@ -637,7 +643,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
 # --------------------------------------------------------------------------- public entry points
 def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EPS,
                  n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                 progress=None, constants_samples=20_000, notes=()):
+                 progress=None, constants_samples=20_000, notes=(), device="cpu", devices=None):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters."""
@@ -650,6 +656,9 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     constants_samples = check_int("constants_samples", constants_samples, 0)
     ss = as_seed_sequence(seed)
     mode, table, label = _load_inputs(inputs)
+    from .devices import check_device, resolve_devices
+
+    devices = None if check_device(device) == "cpu" else resolve_devices(devices)
     if not hasattr(layers, "__getitem__"):
         layers = list(layers)
     if len(layers) == 0:
@@ -672,7 +681,7 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     try:
         for i in range(len(layers)):
             out.append(_audit_layer(layers[i], i, mode, table, eps, formats, n_samples, ss, n_jobs,
-                                    constants_samples))
+                                    constants_samples, devices))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -702,7 +711,8 @@ class _LazyLayers:
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                      n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                     layers=None, progress=None, constants_samples=20_000, **open_kw):
+                     layers=None, progress=None, constants_samples=20_000, device="cpu",
+                     devices=None, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
     Parameters
@@ -730,6 +740,12 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         Progress bar over layers (None: when stderr is a terminal).
     constants_samples : int
         Monte Carlo size of the slice constants (0 skips them).
+    device : {"cpu", "cuda"}
+        ``cuda``: random inputs (sphere, ball), their exact float64 logits and margins are
+        computed on the GPUs ``devices`` (:mod:`discosim._cuda.audit`; its own random streams,
+        the same law); hidden-state inputs and the slice constants stay on the CPU.
+    devices : None, int or list of int
+        GPUs for ``device="cuda"`` (None: every visible one).
     **open_kw
         Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).
 
@@ -742,6 +758,9 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     if n_samples is not None:
         check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
     check_n_jobs(n_jobs)
+    from .devices import check_device
+
+    check_device(device)
     as_seed_sequence(seed) if not isinstance(seed, np.random.SeedSequence) else None
     _load_inputs(inputs)
     if path_or_checkpoint is None or isinstance(path_or_checkpoint, (int, float, bytes)):
@@ -778,7 +797,8 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                         model=getattr(ckpt, "model_name", "") or "",
                         family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
                         n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
-                        progress=progress, constants_samples=constants_samples)
+                        progress=progress, constants_samples=constants_samples, device=device,
+                        devices=devices)
 
 
 def study_rows(params, seed_seq):

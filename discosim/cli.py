@@ -220,7 +220,8 @@ def _cmd_hit(args):
     occ = None
     if args.eps:
         occ = estimate_occupation(router, x0, args.sigma, args.t_max, args.dt, args.n_paths,
-                                  args.eps, orders=args.orders, metric=args.metric, **common)
+                                  args.eps, orders=args.orders, metric=args.metric,
+                                  device=args.device, **common)
     doc = {"router": router.summary(), "sigma": args.sigma, "t_max": args.t_max, "dt": args.dt,
            "n_paths": args.n_paths, "seed": args.seed if args.seed is not None else res.cdf[0].seed_entropy,
            "elapsed_s": time.perf_counter() - t0, "bridge": not args.no_bridge}

@@ -64,6 +64,9 @@ def add_parser(subparsers):
     p.add_argument("--layers", help="router positions to audit, comma separated (default all)")
     p.add_argument("--formats", default="bf16,fp16", help="float formats: bf16,fp16,fp32")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", default="cpu",
+                   help="cpu | cuda: random inputs, exact logits and margins on an NVIDIA GPU "
+                        "(the [cuda] extra)")
     p.set_defaults(func=run)
     return p
 
@@ -143,7 +146,8 @@ def run(args):
     res = audit_checkpoint(args.path, inputs=args.inputs, eps=eps, n_samples=args.n_samples,
                            seed=args.seed, n_jobs=args.n_jobs, formats=formats, layers=layers,
                            progress=False if (args.json or args.quiet) else None,
-                           constants_samples=args.constants_samples, **open_kw)
+                           constants_samples=args.constants_samples, device=args.device,
+                           **open_kw)
     elapsed = time.perf_counter() - t0
     doc = res.to_dict()
     doc["elapsed_s"] = elapsed

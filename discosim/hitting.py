@@ -376,7 +376,7 @@ class OccupationResult:
 def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=None,
                         metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
                         n_jobs=1, backend="threads", inputs="ball", radius=1.0, progress=None,
-                        force_jobs=False):
+                        force_jobs=False, device="cpu", devices=None):
     """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
 
     The whole horizon counts (not stopped at the first hit). Returns means with standard errors
@@ -384,6 +384,9 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     euclidean or normal metric, the THEORY §6 bound at t_max (infinite-horizon exact form for
     r >= 3 is available from :func:`discosim.theory.diffusion.occupation_infinite_horizon`).
     ``orders`` defaults to ``1 .. min(3, M - 1)``.
+
+    ``device="cuda"``: the paths run on the GPUs ``devices`` (:mod:`discosim._cuda.occupation`:
+    the same tube statistics compiled for the device, its own random streams; same law).
 
     Returns
     -------
@@ -400,16 +403,26 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     n_checkpoints = check_int("n_checkpoints", n_checkpoints, 1, 10_000)
     n_jobs = check_n_jobs(n_jobs, force_jobs)
     backend = check_backend(backend)
+    devices = _check_device(device, devices)
     n_steps = pp.n_steps
     grid = np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints)
     cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
     ss = as_seed_sequence(seed)
     if metric == "euclidean":
         _probe_tie_enumeration(router, pp, float(eps[-1]), ss, "eps")
-    tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), METRIC_CODE[metric], eps,
-                                              sort_pairs_for(router.n_experts), cps),
-                           n_paths, 64, derive_seed(ss, 6), n_jobs, backend, progress,
-                           "occupation", reduce=add, unit="path", force_jobs=force_jobs)
+    if devices is not None:
+        from ._cuda.occupation import occupation_sums
+        from ._cuda.rng import run_key
+
+        counts, counts2 = occupation_sums(router, pp, max(orders), METRIC_CODE[metric], eps, cps,
+                                          n_paths, run_key(derive_seed(ss, 6, 1)),
+                                          derive_seed(ss, 6, 2), devices)
+        tot, tot2 = pp.dt * counts, pp.dt * pp.dt * counts2
+    else:
+        tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), METRIC_CODE[metric],
+                                                  eps, sort_pairs_for(router.n_experts), cps),
+                               n_paths, 64, derive_seed(ss, 6), n_jobs, backend, progress,
+                               "occupation", reduce=add, unit="path", force_jobs=force_jobs)
     mean, se = mean_and_stderr(tot, tot2, n_paths)
     idx = [r - 1 for r in orders]
     bound = np.full((len(orders), eps.size), np.nan)

@@ -308,3 +308,84 @@ def test_overhead_cpu_gpu_agree_and_any_launch_gives_the_same_numbers(monkeypatc
                           devices=[0, 0])
     assert [e.value for e in h.estimates] == [e.value for e in g.estimates]
     assert [e.stderr for e in h.estimates] == [e.stderr for e in g.estimates]
+
+
+def _agree_arrays(m1, s1, m2, s2):
+    """Elementwise agreement within 4 combined standard errors (cells with no spread: equal)."""
+    se = np.hypot(s1, s2)
+    return np.all(np.abs(m1 - m2) <= 4.0 * se + 1e-12)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("metric", ["score", "normal", "euclidean"])
+def test_occupation_cpu_gpu_agree_and_any_launch_gives_the_same_numbers(monkeypatch, metric):
+    from discosim._cuda import occupation
+    from discosim.hitting import estimate_occupation
+
+    r = _router(6, 2, 20, seed=12)
+    kw = dict(orders=(1, 2), metric=metric, n_checkpoints=3, inputs="ball", radius=0.5)
+    g = estimate_occupation(r, None, 0.5, 0.2, 0.01, 200_000, [0.05, 0.2], seed=5, device="cuda",
+                            **kw)
+    c = estimate_occupation(r, None, 0.5, 0.2, 0.01, 20_000, [0.05, 0.2], seed=6, **kw)
+    assert np.all(g.mean[-1] > 0)
+    assert _agree_arrays(g.mean, g.stderr, c.mean, c.stderr), (g.mean, c.mean)
+    monkeypatch.setattr(occupation, "UNIT_PATHS", 30_000)
+    h = estimate_occupation(r, None, 0.5, 0.2, 0.01, 200_000, [0.05, 0.2], seed=5, device="cuda",
+                            devices=[0, 0], **kw)
+    assert np.array_equal(g.mean, h.mean) and np.array_equal(g.stderr, h.stderr)
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_occupation_fixed_start_ou_cpu_gpu_agree():
+    from discosim.hitting import estimate_occupation
+
+    r = _router(4, 2, 8, seed=13)
+    x0 = np.random.default_rng(13).standard_normal(8) * 0.3
+    kw = dict(metric="normal", process="ou", theta=2.0, n_checkpoints=2)
+    g = estimate_occupation(r, x0, 0.4, 0.3, 0.01, 100_000, [0.02, 0.1], seed=1, device="cuda", **kw)
+    c = estimate_occupation(r, x0, 0.4, 0.3, 0.01, 20_000, [0.02, 0.1], seed=1, **kw)
+    assert _agree_arrays(g.mean, g.stderr, c.mean, c.stderr), (g.mean, c.mean)
+
+
+def _audit_layer_set(M, D, k, routing="topk", seed=0):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((M, D)) * 0.05
+    kw = dict(name="layers.0.gate.weight", index=0, family="test", weight=W, bias=None,
+              selection_bias=None, k=k, routing=routing, n_group=None, topk_group=None,
+              norm_folded=True, norm_type="rmsnorm")
+    if routing == "deepseek_v3":
+        kw.update(selection_bias=0.01 * rng.standard_normal(M), n_group=4, topk_group=2)
+    return [SimpleNamespace(**kw)]
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("routing,inputs", [("topk", "sphere"), ("topk", "ball"),
+                                            ("deepseek_v3", "sphere")])
+def test_audit_margins_and_flips_cpu_gpu_agree(monkeypatch, routing, inputs):
+    from discosim._cuda import audit as gpu_audit
+    from discosim.audit import audit_layers
+
+    layers = _audit_layer_set(32, 256, 4, routing)
+    kw = dict(inputs=inputs, constants_samples=0, formats=("bf16", "fp16"))
+    g = audit_layers(layers, n_samples=2_000_000, seed=3, device="cuda", **kw).layers[0]
+    c = audit_layers(layers, n_samples=200_000, seed=4, **kw).layers[0]
+    assert _agree_arrays(g.margin_fraction, g.margin_fraction_stderr, c.margin_fraction,
+                         c.margin_fraction_stderr)
+    for fg, fc in zip(g.flips, c.flips):
+        assert fg.n_flips > 20, fg
+        assert abs(fg.measured - fc.measured) <= 4 * np.hypot(fg.stderr, fc.stderr), (fg, fc)
+        assert abs(fg.predicted - fc.predicted) <= 4 * np.hypot(fg.predicted_stderr,
+                                                                fc.predicted_stderr), (fg, fc)
+    assert np.all(np.isfinite(g.margin_quantiles))
+    monkeypatch.setattr(gpu_audit, "UNIT", 300_000)
+    h = audit_layers(layers, n_samples=2_000_000, seed=3, device="cuda", devices=[0, 0],
+                     **kw).layers[0]
+    assert np.array_equal(g.margin_fraction, h.margin_fraction)
+    assert np.array_equal(g.margin_quantiles, h.margin_quantiles)
+    assert [f.n_flips for f in g.flips] == [f.n_flips for f in h.flips]
+    assert [f.predicted for f in g.flips] == [f.predicted for f in h.flips]
