@@ -330,7 +330,7 @@ def test_occupation_cpu_gpu_agree_and_any_launch_gives_the_same_numbers(monkeypa
     c = estimate_occupation(r, None, 0.5, 0.2, 0.01, 20_000, [0.05, 0.2], seed=6, **kw)
     assert np.all(g.mean[-1] > 0)
     assert _agree_arrays(g.mean, g.stderr, c.mean, c.stderr), (g.mean, c.mean)
-    monkeypatch.setattr(occupation, "UNIT_PATHS", 30_000)
+    monkeypatch.setattr(occupation, "BLOCK", 32)  # another launch shape, two workers
     h = estimate_occupation(r, None, 0.5, 0.2, 0.01, 200_000, [0.05, 0.2], seed=5, device="cuda",
                             devices=[0, 0], **kw)
     assert np.array_equal(g.mean, h.mean) and np.array_equal(g.stderr, h.stderr)
@@ -382,7 +382,7 @@ def test_audit_margins_and_flips_cpu_gpu_agree(monkeypatch, routing, inputs):
         assert abs(fg.predicted - fc.predicted) <= 4 * np.hypot(fg.predicted_stderr,
                                                                 fc.predicted_stderr), (fg, fc)
     assert np.all(np.isfinite(g.margin_quantiles))
-    monkeypatch.setattr(gpu_audit, "UNIT", 300_000)
+    monkeypatch.setattr(gpu_audit, "BLOCK", 32)  # another launch shape, two workers
     h = audit_layers(layers, n_samples=2_000_000, seed=3, device="cuda", devices=[0, 0],
                      **kw).layers[0]
     assert np.array_equal(g.margin_fraction, h.margin_fraction)

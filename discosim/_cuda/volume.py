@@ -34,9 +34,10 @@ Reproducible: chunk c (``CHUNK`` samples) is drawn by one warp, lane l from stre
 its i-th sample being sample ``c CHUNK + 32 i + l``. Numbers depend on the seed and the device
 type only, never on the launch shape or the number of GPUs.
 
-For M > ``MAX_FUSED_M`` the scores are one float32 GEMM (cuBLAS through CuPy, TF32 off): a
-generator kernel writes G (M x N, samples along rows, coalesced) and C, CuPy multiplies, and a
-selection kernel does the rest. Without CuPy the fused kernel reads W from global memory.
+For M > ``MAX_UNROLLED_M`` the scores are float32 GEMMs (cuBLAS through CuPy, TF32 off; row
+blocks skip the zero upper triangle of W_r): a generator kernel writes G (M x N, samples along
+rows, coalesced) and C, CuPy multiplies, and a selection kernel does the rest. Without CuPy the
+fused kernel reads W from shared memory (M <= ``MAX_FUSED_M``) or global memory.
 """
 
 import functools
@@ -530,6 +531,37 @@ def select64_kernel(M, K, RMAX, NE):
     return select64
 
 
+TRI_BLOCK = 64
+
+
+def _triangular_product(cp, bufs, M, ncols):
+    """``S = W_r G`` for lower-triangular W_r: row block b of S needs only the first columns
+    of W_r up to the block's end, so blocks of ``TRI_BLOCK`` rows skip the zero upper triangle
+    ((256, 8): 62.5% of the flops of one full SGEMM). Same products, same float32 sums per entry
+    up to cuBLAS's summation order, which the error bound does not assume."""
+    G = bufs["GT"][:, :ncols]
+    if M < 2 * TRI_BLOCK:
+        return cp.matmul(bufs["W"], G)
+    S = bufs.get("S")
+    if S is None or S.shape[1] != ncols:
+        S = bufs["S"] = cp.empty((M, ncols), dtype=cp.float32)
+    if "Wblocks" not in bufs:
+        bufs["Wblocks"] = [cp.ascontiguousarray(bufs["W"][r0:min(M, r0 + TRI_BLOCK), :min(M, r0 + TRI_BLOCK)])
+                           for r0 in range(0, M, TRI_BLOCK)]
+    for b, Wb in enumerate(bufs["Wblocks"]):
+        r0 = b * TRI_BLOCK
+        r1 = r0 + Wb.shape[0]
+        cp.matmul(Wb, G[:r1], out=S[r0:r1])
+    return S
+
+
+def _device_memory(cuda):
+    try:
+        return int(cuda.current_context().get_memory_info()[1])
+    except Exception:  # the simulator has no memory info
+        return 0
+
+
 def _have_cupy():
     try:
         import cupy  # noqa: F401
@@ -589,8 +621,9 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     e0 = np.float32(2.0 * score_error_coefficient(M) * bmax)
     thr = np.float32(2.0 * wmax * float(eps_sorted[-1]) * (1.0 + 1e-6))
     if variant == "auto":
-        variant = ("unrolled" if M <= MAX_UNROLLED_M else
-                   "gemm" if M > MAX_FUSED_M and _have_cupy() else "fused")
+        # above MAX_UNROLLED_M the GEMM path wins wherever CuPy is there ((64, 8) on an H200:
+        # 1.1e9 against 3.2e8 samples/s for the fused kernel, whose g[] lives in local memory)
+        variant = ("unrolled" if M <= MAX_UNROLLED_M else "gemm" if _have_cupy() else "fused")
     use_gemm = variant == "gemm"
     shared_w = M <= MAX_FUSED_M
     rows = np.tril_indices(M)
@@ -605,7 +638,11 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     n_chunks = -(-n_samples // CHUNK)
     if unit_chunks is None:
         # about 10-50 ms of GPU work per unit; a unit never changes the numbers
-        per = (1 << 25) // (M * (M + 1) // 2 + 8 * M) if not use_gemm else (1 << 19) // M
+        # GEMM path: G and S of a unit take 8 M unit_chunks KB; 8 GB on a large card (the
+        # per-unit launches, synchronisations and band handling cost ~2 ms), 2 GB otherwise
+        big = use_gemm and _device_memory(cuda) >= (48 << 30)
+        per = ((1 << 25) // (M * (M + 1) // 2 + 8 * M) if not use_gemm else
+               (1 << 21) // M if big else (1 << 19) // M)
         unit_chunks = max(1, min(n_chunks, per))
     n_units = -(-n_chunks // unit_chunks)
     key0, key1 = key
@@ -654,7 +691,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     import cupy as cp
 
                     cuda.synchronize()
-                    S = cp.ascontiguousarray(cp.matmul(bufs["W"], bufs["GT"][:, :ncols]))
+                    S = _triangular_product(cp, bufs, M, ncols)
                     cp.cuda.Device().synchronize()
                     grid2 = min(-(-ncols // BLOCK), 16 * n_sm)
                     select[grid2, BLOCK](ncols, S, bufs["ss"], bufs["chi"], d_b,
