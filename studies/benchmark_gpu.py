@@ -8,7 +8,10 @@ Fast path (discosim's CUDA kernels) and baselines side by side, ratios printed:
   topk) for the score metric, where torch is installed;
 - first-exit path steps/s at M = 8, k = 2, D = 4096 against the 2-core CPU kernel. The CPU
   number is measured on the 2-core reference machine with ``--cpu-only --json > cpu.json`` and
-  handed to the GPU run with ``--cpu-reference cpu.json`` (measured in-run otherwise).
+  handed to the GPU run with ``--cpu-reference cpu.json`` (measured in-run otherwise);
+- ``--sections occupation,audit``: occupation-time path steps/s (score tubes, M = 8) and the
+  audit's inputs/s (margins and bf16/fp16 flips, M = 8 at D = 4096 and M = 256 at D = 7168), each
+  on the GPU beside the CPU kernels on all of that machine's cores, in the same process.
 
 Usage::
 
@@ -142,6 +145,47 @@ def path_steps(device, n_paths, n_jobs=1, devices=None):
             "tau_digest": [int(tau.size), float(np.sum(tau))]}
 
 
+OCC = dict(M=8, k=2, sigma=0.05, t_max=0.5, dt=1e-3, eps=(1e-3, 1e-2), metric="score")
+
+
+def occupation_steps(device, n_paths, n_jobs=1):
+    """Path steps/s of the occupation times (score tubes, orders 1..3) from random ball starts."""
+    from discosim.hitting import estimate_occupation
+
+    r = _router(OCC["M"], OCC["k"], seed=4)
+    kw = dict(device=device) if device == "cuda" else dict(n_jobs=n_jobs)
+    run = lambda n, seed: estimate_occupation(r, None, OCC["sigma"], OCC["t_max"], OCC["dt"], n,  # noqa: E731
+                                              OCC["eps"], metric=OCC["metric"], seed=seed, **kw)
+    run(256, 0)
+    sec, res = _timed(lambda: run(n_paths, 1), min_s=2.0)
+    steps = n_paths * round(OCC["t_max"] / OCC["dt"])
+    return {**OCC, "D": D, "device": device, "n_jobs": n_jobs, "n_paths": n_paths,
+            "seconds": sec, "steps_per_s": steps / sec,
+            "mean_order1_eps2": float(res.mean[-1, 0, 1]),
+            "stderr_order1_eps2": float(res.stderr[-1, 0, 1])}
+
+
+def audit_samples(device, M, k, dim, n, n_jobs=1):
+    """Inputs/s of the audit's margins and bf16/fp16 flips on one synthetic layer (sphere)."""
+    from types import SimpleNamespace
+
+    from discosim.audit import audit_layers
+
+    W = np.random.default_rng(5).standard_normal((M, dim)) * 0.02
+    layer = SimpleNamespace(name="layers.0.gate.weight", index=0, family="bench", weight=W,
+                            bias=None, selection_bias=None, k=k, routing="topk", n_group=None,
+                            topk_group=None, norm_folded=True, norm_type="rmsnorm")
+    kw = dict(device=device) if device == "cuda" else dict(n_jobs=n_jobs)
+    run = lambda m, seed: audit_layers([layer], n_samples=m, seed=seed, constants_samples=0,  # noqa: E731
+                                       **kw).layers[0]
+    run(1000, 0)
+    sec, res = _timed(lambda: run(n, 1), min_s=2.0)
+    bf = res.flips[0]
+    return {"M": M, "k": k, "D": dim, "device": device, "n_jobs": n_jobs, "n_samples": n,
+            "seconds": sec, "samples_per_s": n / sec, "bf16_flip": bf.measured,
+            "bf16_flip_stderr": bf.stderr, "bf16_predicted": bf.predicted}
+
+
 def scaling(n_max):
     """Samples/s and path steps/s on 1, 2, 4, ... devices; the numbers must not change."""
     rows = []
@@ -208,7 +252,8 @@ def main(argv=None):
     ap.add_argument("--cpu-reference", help="JSON of a --cpu-only run on the reference machine")
     ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     ap.add_argument("--sections", default="volume,torch,paths",
-                    help="comma-separated subset of volume, torch, paths")
+                    help="comma-separated subset of volume, torch, paths, occupation, audit "
+                         "(default: the first three)")
     ap.add_argument("--paths", type=int, default=1 << 18, help="paths of the first-exit run")
     ap.add_argument("--scaling", action="store_true",
                     help="multi-GPU run: 1, 2, 4, ... visible devices, same numbers, efficiency")
@@ -259,6 +304,19 @@ def main(argv=None):
         if "paths" in sections:
             doc["paths_gpu"] = path_steps("cuda", int(args.paths * scale))
             print(json.dumps(doc["paths_gpu"]), file=sys.stderr, flush=True)
+        if "occupation" in sections:  # GPU beside this machine's CPU (all its cores)
+            cores = os.cpu_count()
+            doc["occupation"] = [occupation_steps("cuda", int((1 << 20) * scale)),
+                                 occupation_steps("cpu", int(4096 * scale) or 64, n_jobs=cores)]
+            print(json.dumps(doc["occupation"]), file=sys.stderr, flush=True)
+        if "audit" in sections:
+            cores = os.cpu_count()
+            doc["audit"] = []
+            for M, k, dim in ((8, 2, 4096), (256, 8, 7168)):
+                doc["audit"].append(audit_samples("cuda", M, k, dim, int((1 << 26) * scale)))
+                doc["audit"].append(audit_samples("cpu", M, k, dim, int((1 << 20) * scale),
+                                                  n_jobs=cores))
+                print(json.dumps(doc["audit"][-2:]), file=sys.stderr, flush=True)
         sc = {f"{v['M']},{v['k']}": v["samples_per_s"] for v in doc["volume"]
               if v.get("metric") == "score"}
         ratio_t = (sc["8,2"] / doc["torch"][0]["samples_per_s"]

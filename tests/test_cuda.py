@@ -327,7 +327,10 @@ def test_occupation_cpu_gpu_agree_and_any_launch_gives_the_same_numbers(monkeypa
     kw = dict(orders=(1, 2), metric=metric, n_checkpoints=3, inputs="ball", radius=0.5)
     g = estimate_occupation(r, None, 0.5, 0.2, 0.01, 200_000, [0.05, 0.2], seed=5, device="cuda",
                             **kw)
-    c = estimate_occupation(r, None, 0.5, 0.2, 0.01, 20_000, [0.05, 0.2], seed=6, **kw)
+    # as many CPU paths: with 20k, all starts of one cell fell inside its tube (a zero standard
+    # error; 18% likely there), and the 4-sigma rule then rejected a one-path difference
+    c = estimate_occupation(r, None, 0.5, 0.2, 0.01, 200_000, [0.05, 0.2], seed=6, n_jobs=-1,
+                            **kw)
     assert np.all(g.mean[-1] > 0)
     assert _agree_arrays(g.mean, g.stderr, c.mean, c.stderr), (g.mean, c.mean)
     monkeypatch.setattr(occupation, "BLOCK", 32)  # another launch shape, two workers
@@ -345,7 +348,7 @@ def test_occupation_fixed_start_ou_cpu_gpu_agree():
     x0 = np.random.default_rng(13).standard_normal(8) * 0.3
     kw = dict(metric="normal", process="ou", theta=2.0, n_checkpoints=2)
     g = estimate_occupation(r, x0, 0.4, 0.3, 0.01, 100_000, [0.02, 0.1], seed=1, device="cuda", **kw)
-    c = estimate_occupation(r, x0, 0.4, 0.3, 0.01, 20_000, [0.02, 0.1], seed=1, **kw)
+    c = estimate_occupation(r, x0, 0.4, 0.3, 0.01, 100_000, [0.02, 0.1], seed=1, n_jobs=-1, **kw)
     assert _agree_arrays(g.mean, g.stderr, c.mean, c.stderr), (g.mean, c.mean)
 
 
@@ -389,3 +392,50 @@ def test_audit_margins_and_flips_cpu_gpu_agree(monkeypatch, routing, inputs):
     assert np.array_equal(g.margin_quantiles, h.margin_quantiles)
     assert [f.n_flips for f in g.flips] == [f.n_flips for f in h.flips]
     assert [f.predicted for f in g.flips] == [f.predicted for f in h.flips]
+
+
+def test_audit_kernel_flips_equal_the_cpu_rounding_in_the_cuda_simulator():
+    """The device's rounding and reselection (``_cuda.audit.round_to``, insertion of (value,
+    index)) against the CPU's ``_flip_indicator`` row by row on the same logits, in numba's CUDA
+    simulator (runs anywhere; a subprocess). An insertion that let a pushed-down entry lose its
+    place among equal rounded logits flagged 1 of 4 bf16 flips wrongly here."""
+    code = textwrap.dedent("""
+        import numpy as np, warnings
+        warnings.simplefilter("ignore")
+        from discosim._cuda import audit as A
+        from discosim._cuda.rng import gamma_params
+        from discosim.audit import _reduce, _flip_indicator
+        from discosim.routing import Routing, FORMATS
+        from types import SimpleNamespace
+        M, K, D, n = 8, 2, 32, 4000
+        W = np.random.default_rng(0).standard_normal((M, D)) * 0.05
+        Rt = _reduce(W, K, "w").reduced_weights
+        gd, gc, gb = gamma_params(0.5 * (D - M))
+        fm = ("bf16", "fp16")
+        prec = np.array([FORMATS[f].precision for f in fm])
+        emin = np.array([FORMATS[f].emin for f in fm])
+        tr, ta = A._hand_back_threshold(fm)
+        outs = []
+        for write in (True, False):
+            m, l, a, f = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, np.int32)
+            lg = np.zeros((n if write else 1, M))
+            A.audit_kernel(M, K, 2, write)[-(-n // 128), 128](
+                np.uint64(1), np.uint64(2), 0, n, Rt, np.zeros(M), np.sqrt(D), gd, gc, gb, tr, ta,
+                prec, emin, m, l, a, f, lg)
+            outs.append((m, l, a, f, lg))
+        logits, bits = outs[0][4], outs[1][3]
+        routing = Routing.of(SimpleNamespace(k=K, routing="topk")).check(M)
+        parts = routing.parts(logits)
+        assert np.array_equal(parts["margin"], outs[1][0]), "margins"
+        total = 0
+        for i, fmt in enumerate(fm):
+            host = _flip_indicator(routing, logits, parts, fmt)
+            assert np.array_equal(host, (bits >> i) & 1 == 1), (fmt, np.nonzero(host != ((bits >> i) & 1 == 1)))
+            total += host.sum()
+        assert total >= 3, total
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": ROOT, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=300)
+    assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
