@@ -1,8 +1,9 @@
 """Occupation times of the order-r tubes on the GPU (THEORY §6; CPU twin:
 ``discosim._kernels.paths.occupation_chunk``, the same algorithm step for step).
 
-One thread per path; path p draws its increments from stream p (:mod:`.rng`), so a path's
-occupation depends on the seed and p only, never on the launch shape or the device list. The
+One thread per path; path p draws its increments from stream p (:mod:`.rng`), and random starts
+are drawn per unit of ``UNIT_PATHS`` paths on the host, so a path's occupation depends on the
+seed, p and that fixed constant, never on the launch shape or the device list. The
 tube statistics of each step are the CPU kernels' own functions compiled for the device
 (:mod:`.twins`), in float64. The running occupations are integer step counts, and every
 checkpoint adds the count and its square to uint64 accumulators: integer sums, exact in any
