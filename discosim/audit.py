@@ -383,6 +383,13 @@ def _window_terms(g, phi, scale):
     return 2 * w1 - w2, w1
 
 
+def _linear_terms(margin, level, fmt):
+    """Per-sample terms of the linear-gate flip prediction: window ``s = ulp(level)``, weight
+    ``TIE_MERGE s`` (THEORY §9)."""
+    u = ulp(level, fmt)
+    return _window_terms(margin, TIE_MERGE * u, u)
+
+
 def _prediction_terms(routing, logits, parts, fmt, rng, widths_all):
     """Per-sample terms (richardson, plain) of the flip prediction for one format.
 
@@ -393,8 +400,7 @@ def _prediction_terms(routing, logits, parts, fmt, rng, widths_all):
     y = np.zeros(N)
     plain = np.zeros(N)
     if routing.linear:
-        u = ulp(parts["level"], fmt)
-        return _window_terms(parts["margin"], TIE_MERGE * u, u)
+        return _linear_terms(parts["margin"], parts["level"], fmt)
     widest = np.max(widths_all, axis=1)
     # expert ties within the kept groups: the k-th and (k+1)-th kept selection scores; the window
     # 2 h s with s = a_i + a_j <= 2 widest
@@ -459,14 +465,21 @@ def _flip_indicator(routing, logits, parts, fmt, widths_all=None):
 def _logit_stats(rng, logits, routing, eps, formats):
     """Sufficient statistics of one chunk of exact logits (N, M)."""
     parts = routing.parts(logits)
-    margin = parts["margin"]
-    out = {"n": logits.shape[0], "margin": margin,
-           "below": np.array([np.sum(margin <= e) for e in eps], dtype=np.int64), "flip": {}}
     slope = None if routing.linear else sigmoid_slope(logits)
+    flips = {}
     for fmt in formats:
         widths = None if routing.linear else slope * ulp(logits, fmt)
-        f = _flip_indicator(routing, logits, parts, fmt, widths)
-        y, plain = _prediction_terms(routing, logits, parts, fmt, rng, widths)
+        flips[fmt] = (_flip_indicator(routing, logits, parts, fmt, widths),
+                      *_prediction_terms(routing, logits, parts, fmt, rng, widths))
+    return _chunk_stats(parts["margin"], eps, flips)
+
+
+def _chunk_stats(margin, eps, flips):
+    """Sufficient statistics of one chunk from its margins and, per format, the per-sample flip
+    indicator f and prediction terms (y, plain): what :func:`_audit_layer` merges."""
+    out = {"n": margin.shape[0], "margin": margin,
+           "below": np.array([np.sum(margin <= e) for e in eps], dtype=np.int64), "flip": {}}
+    for fmt, (f, y, plain) in flips.items():
         fy = np.where(f, y, 0.0)
         out["flip"][fmt] = np.array([f.sum(), y.sum(), (y * y).sum(), fy.sum(), plain.sum(),
                                      (plain * plain).sum()])

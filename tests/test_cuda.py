@@ -414,7 +414,7 @@ def test_audit_kernel_flips_equal_the_cpu_rounding_in_the_cuda_simulator():
         fm = ("bf16", "fp16")
         prec = np.array([FORMATS[f].precision for f in fm])
         emin = np.array([FORMATS[f].emin for f in fm])
-        tr, ta = A._hand_back_threshold(fm)
+        tr, ta = A._rounding_reach(fm)
         outs = []
         for write in (True, False):
             m, l, a, f = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, np.int32)

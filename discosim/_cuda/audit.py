@@ -30,7 +30,7 @@ from ..devices import shim_numpy
 shim_numpy()
 from numba import config, cuda, float64, int32, uint64  # noqa: E402  (after the shim)
 
-from .rng import gamma_mt, gamma_params, normal_pair, stream_state  # noqa: E402
+from .rng import gamma_mt, gamma_params, normals64, stream_state  # noqa: E402
 
 UNIT = 1 << 18
 BLOCK = 128
@@ -84,13 +84,7 @@ def audit_kernel(M, K, NF, WRITE_LOGITS):
         rtop = cuda.local.array(L, float64)
         ridx = cuda.local.array(L, int32)
         s0, s1 = stream_state(key0, key1, uint64(i0 + t))
-        ss = 0.0
-        for j in range(0, MP, 2):
-            s0, s1, n1, n2 = normal_pair(s0, s1)
-            g[j] = float64(n1)
-            g[j + 1] = float64(n2)
-        for j in range(M):
-            ss += g[j] * g[j]
+        s0, s1, ss = normals64(s0, s1, g, M)
         s0, s1, gam = gamma_mt(s0, s1, gd, gc, gb)
         scale = radius / math.sqrt(ss + 2.0 * float64(gam))
         for q in range(L):
@@ -142,8 +136,8 @@ def audit_kernel(M, K, NF, WRITE_LOGITS):
     return kernel
 
 
-def _hand_back_threshold(formats):
-    """(relative, absolute) margin threshold covering every format's rounding reach."""
+def _rounding_reach(formats):
+    """(relative, absolute) margin below which rounding to some format may change the selection."""
     from ..routing import FORMATS
 
     rel = max(2.0 ** (1 - FORMATS[f].precision) for f in formats)
@@ -154,9 +148,9 @@ def _hand_back_threshold(formats):
 def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_samples, seed_seq,
                  devices):
     """Per-unit sufficient statistics (the dicts of ``discosim.audit._logit_stats``), unit order."""
-    from ..audit import _logit_stats, _window_terms, TIE_MERGE
+    from ..audit import _linear_terms, _logit_stats, _chunk_stats
     from ..parallel import derive_seed
-    from ..routing import FORMATS, round_to_format, ulp
+    from ..routing import FORMATS, round_to_format
     from .launch import run_units
     from .rng import run_key
 
@@ -166,7 +160,7 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
     kern = audit_kernel(M, k, len(formats), not linear)
     extra = dim - M + (2 if distribution == "ball" else 0)
     gd, gc, gb = gamma_params(0.5 * extra)
-    thr_rel, thr_abs = _hand_back_threshold(formats)
+    thr_rel, thr_abs = _rounding_reach(formats)
     prec = np.array([FORMATS[f].precision for f in formats], dtype=np.int64)
     emin = np.array([FORMATS[f].emin for f in formats], dtype=np.int64)
     key0, key1 = run_key(derive_seed(seed_seq, 0))
@@ -202,16 +196,9 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
             out.append(res)
             continue
         margin, level, maxabs, bits = res
-        stats = {"n": margin.size, "margin": margin,
-                 "below": np.array([np.sum(margin <= e) for e in eps], dtype=np.int64),
-                 "flip": {}}
+        flips = {}
         for i, fmt in enumerate(formats):
             round_to_format(np.max(maxabs, initial=0.0), fmt)  # overflow: one line, as on the CPU
-            f = (bits >> i) & 1 == 1
-            uu = ulp(level, fmt)
-            y, plain = _window_terms(margin, TIE_MERGE * uu, uu)
-            fy = np.where(f, y, 0.0)
-            stats["flip"][fmt] = np.array([f.sum(), y.sum(), (y * y).sum(), fy.sum(), plain.sum(),
-                                           (plain * plain).sum()])
-        out.append(stats)
+            flips[fmt] = ((bits >> i) & 1 == 1, *_linear_terms(margin, level, fmt))
+        out.append(_chunk_stats(margin, eps, flips))
     return out

@@ -10,6 +10,8 @@ merges are integer sums or concatenations in unit order).
 
 import threading
 
+import numpy as np
+
 
 def run_units(n_units, devices, make_worker):
     """Run ``n_units`` units over ``devices`` (GPU ids, repeats allowed); results in unit order.
@@ -51,3 +53,24 @@ def run_units(n_units, devices, make_worker):
     if state["error"] is not None:
         raise state["error"]
     return results
+
+
+def path_starts(router, pp, start_seed, u, n):
+    """Start points (n, M) of the n paths of unit u: the fixed ``pp.z0``, or random starts drawn
+    on the host from ``derive_seed(start_seed, u)`` (so a fixed unit size gives the same starts
+    on any device list). ``pp``: the validated path settings of :mod:`discosim.hitting`."""
+    from ..parallel import derive_seed
+    from ..points import reduced_points
+
+    if pp.z0 is None:
+        rng = np.random.Generator(np.random.PCG64(derive_seed(start_seed, u)))
+        Z0 = reduced_points(rng, n, router.n_experts, router.dim, pp.radius, pp.inputs)
+    else:
+        Z0 = np.broadcast_to(pp.z0, (n, router.n_experts))
+    return np.ascontiguousarray(Z0, dtype=np.float64)
+
+
+def router_arrays(cuda, router):
+    """The reduced weights, bias and Gram matrix of ``router`` on the current device (float64)."""
+    return tuple(cuda.to_device(np.ascontiguousarray(a, dtype=np.float64))
+                 for a in (router.reduced_weights, router.bias, router.gram))

@@ -22,7 +22,7 @@ from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy s
 
 from .._kernels.geometry import lower_matvec  # noqa: E402
 from .._kernels.pointstats import point_stats  # noqa: E402
-from .rng import normal_pair, stream_state  # noqa: E402
+from .rng import normals64, stream_state  # noqa: E402
 from .twins import device_twin  # noqa: E402
 
 UNIT_PATHS = 1 << 17
@@ -73,10 +73,7 @@ def occupation_kernel(M, RMAX, NEPS, NCP):
                         cuda.atomic.add(out_sum, (c, r, e), v)
                         cuda.atomic.add(out_sq, (c, r, e), v * v)
                 c += 1
-            for j in range(0, MP, 2):
-                s0, s1, n1, n2 = normal_pair(s0, s1)
-                xi[j] = float64(n1)
-                xi[j + 1] = float64(n2)
+            s0, s1, _ = normals64(s0, s1, xi, 0)
             for m in range(M):
                 z[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
 
@@ -93,9 +90,7 @@ def occupation_sums(router, pp, rmax, metric, eps_sorted, checkpoints, n_paths, 
     """
     from .._kernels.paths import ou_step_coefficients
     from .._kernels.pointstats import sort_pairs_for
-    from ..parallel import derive_seed
-    from ..points import reduced_points
-    from .launch import run_units
+    from .launch import path_starts, router_arrays, run_units
 
     M, k = router.n_experts, router.k
     eps_sorted = np.ascontiguousarray(eps_sorted, dtype=np.float64)
@@ -107,9 +102,7 @@ def occupation_sums(router, pp, rmax, metric, eps_sorted, checkpoints, n_paths, 
     shape = (cps.size, int(rmax), eps_sorted.size)
 
     def make_worker(dev):
-        d_W = cuda.to_device(np.ascontiguousarray(router.reduced_weights, dtype=np.float64))
-        d_b = cuda.to_device(np.ascontiguousarray(router.bias, dtype=np.float64))
-        d_g = cuda.to_device(np.ascontiguousarray(router.gram, dtype=np.float64))
+        d_W, d_b, d_g = router_arrays(cuda, router)
         d_pairs = cuda.to_device(np.ascontiguousarray(sort_pairs_for(M)))
         d_eps = cuda.to_device(eps_sorted)
         d_cps = cuda.to_device(cps)
@@ -117,12 +110,7 @@ def occupation_sums(router, pp, rmax, metric, eps_sorted, checkpoints, n_paths, 
         def work(u):
             p0 = u * UNIT_PATHS
             n = min(UNIT_PATHS, n_paths - p0)
-            if pp.z0 is None:
-                rng = np.random.Generator(np.random.PCG64(derive_seed(start_seed, u)))
-                Z0 = reduced_points(rng, n, M, router.dim, pp.radius, pp.inputs)
-            else:
-                Z0 = np.broadcast_to(pp.z0, (n, M))
-            d_Z0 = cuda.to_device(np.ascontiguousarray(Z0, dtype=np.float64))
+            d_Z0 = cuda.to_device(path_starts(router, pp, start_seed, u, n))
             d_sum = cuda.to_device(np.zeros(shape, dtype=np.uint64))
             d_sq = cuda.to_device(np.zeros(shape, dtype=np.uint64))
             kern[-(-n // BLOCK), BLOCK](key0, key1, p0, n, d_Z0, d_W, d_b, d_g, k, int(metric),

@@ -23,7 +23,7 @@ from ..devices import shim_numpy
 shim_numpy()
 from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy shim)
 
-from .rng import gamma_mt, gamma_params, normal_pair, stream_state  # noqa: E402
+from .rng import gamma_mt, gamma_params, normals64, stream_state  # noqa: E402
 
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 BLOCK = 128
@@ -56,13 +56,7 @@ def overhead_kernel(M, K, NE, INPUTS, CHI):
                 idx = c * CHUNK + 32 * i + lane
                 if idx >= n_total:
                     break
-                ss = 0.0
-                for j in range(0, MP, 2):
-                    s0, s1, n1, n2 = normal_pair(s0, s1)
-                    g[j] = float64(n1)
-                    g[j + 1] = float64(n2)
-                for j in range(M):
-                    ss += g[j] * g[j]
+                s0, s1, ss = normals64(s0, s1, g, M)
                 scale = scale0
                 if INPUTS != 2:
                     chi = 0.0

@@ -26,7 +26,7 @@ shim_numpy()
 from numba import cuda, float64, int32, uint64  # noqa: E402  (after the numpy shim)
 
 from .._kernels import bridge as _bridge  # noqa: E402
-from .rng import next64, normal_pair, stream_state  # noqa: E402
+from .rng import next64, normal_pair, normals64, stream_state  # noqa: E402
 
 UNIT_PATHS = 1 << 18  # paths per work unit (a unit never changes the numbers)
 THREADS_PER_SM = 1024  # persistent step threads: each takes the next path when its own exits
@@ -134,14 +134,6 @@ def exit_kernel(M, K):
         return False
 
     @cuda.jit(device=True, inline=True)
-    def noise_vec(s0, s1, buf):
-        for j in range(0, MP, 2):
-            s0, s1, n1, n2 = normal_pair(s0, s1)
-            buf[j] = float64(n1)
-            buf[j + 1] = float64(n2)
-        return s0, s1
-
-    @cuda.jit(device=True, inline=True)
     def start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga):
         for m in range(M):
             z[m] = Z0[p, m]
@@ -198,7 +190,7 @@ def exit_kernel(M, K):
                 start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga)
                 step = 0
                 fresh = False
-            s0, s1 = noise_vec(s0, s1, xi)
+            s0, s1, _ = normals64(s0, s1, xi, 0)
             for m in range(M):
                 z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
             gaps(Wr, bias, z1, Kset, Rset, s, gb)
@@ -296,7 +288,7 @@ def exit_kernel(M, K):
                     s0, s1, y = conditioned_gap(s0, s1, ga[qf], gb[qf], var[qf])
                     i = Kset[qf // RM]
                     j = Rset[qf % RM]
-                    s0, s1 = noise_vec(s0, s1, xi)
+                    s0, s1, _ = normals64(s0, s1, xi, 0)
                     dd = 0.0
                     dxi = 0.0
                     for m in range(M):
@@ -313,7 +305,7 @@ def exit_kernel(M, K):
                     pl = cross_prob(ga, gm, var)
                     q_cross = 1.0 - (1.0 - pl) * (1.0 - cross_prob(gm, gb, var))
                 else:  # flagged by a sign change at the end: every midpoint crosses
-                    s0, s1 = noise_vec(s0, s1, xi)
+                    s0, s1, _ = normals64(s0, s1, xi, 0)
                     for m in range(M):
                         zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
                     gaps(Wr, bias, zm, Kset, Rset, s, gm)
@@ -350,9 +342,7 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
     drawn on the host from ``derive_seed(start_seed, u)`` (fixed unit size: same starts for any
     device list). Returns the per-unit results in unit order.
     """
-    from ..parallel import derive_seed
-    from ..points import reduced_points
-    from .launch import run_units
+    from .launch import path_starts, router_arrays, run_units
 
     M, k = router.n_experts, router.k
     kern, refine = exit_kernel(M, k)
@@ -366,19 +356,12 @@ def first_exit_units(router, pp, depth, bridge, n_paths, key, start_seed, device
         from .volume import multiprocessor_count
 
         n_sm = multiprocessor_count(cuda)
-        d_W = cuda.to_device(np.ascontiguousarray(router.reduced_weights, dtype=np.float64))
-        d_b = cuda.to_device(np.ascontiguousarray(router.bias, dtype=np.float64))
-        d_g = cuda.to_device(np.ascontiguousarray(router.gram, dtype=np.float64))
+        d_W, d_b, d_g = router_arrays(cuda, router)
 
         def work(u):
             p0 = u * UNIT_PATHS
             n = min(UNIT_PATHS, n_paths - p0)
-            if pp.z0 is None:
-                rng = np.random.Generator(np.random.PCG64(derive_seed(start_seed, u)))
-                Z0 = reduced_points(rng, n, M, router.dim, pp.radius, pp.inputs)
-            else:
-                Z0 = np.broadcast_to(pp.z0, (n, M))
-            d_Z0 = cuda.to_device(np.ascontiguousarray(Z0, dtype=np.float64))
+            d_Z0 = cuda.to_device(path_starts(router, pp, start_seed, u, n))
             d_tau = cuda.device_array(n, dtype=np.float64)
             d_zhit = cuda.to_device(np.full((n, M), np.nan))
             d_nc = cuda.to_device(np.zeros(1, dtype=np.int32))

@@ -112,6 +112,20 @@ def normal_pair(s0, s1):
 
 
 @cuda.jit(device=True, inline=True)
+def normals64(s0, s1, buf, m):
+    """Fill ``buf`` (even length) with N(0, 1) draws (float32 values, widened to float64);
+    returns (s0', s1', sum of squares of the first ``m``)."""
+    for j in range(0, buf.shape[0], 2):
+        s0, s1, n1, n2 = normal_pair(s0, s1)
+        buf[j] = float64(n1)
+        buf[j + 1] = float64(n2)
+    ss = 0.0
+    for j in range(m):
+        ss += buf[j] * buf[j]
+    return s0, s1, ss
+
+
+@cuda.jit(device=True, inline=True)
 def gamma_mt(s0, s1, d, c, boost_inv_a):
     """Gamma(a, 1) by Marsaglia-Tsang with ``d = a' - 1/3``, ``c = 1/sqrt(9 d)`` (float32).
 
