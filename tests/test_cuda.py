@@ -196,19 +196,33 @@ def test_volume_kernel_variants_give_identical_counts(metric):
     pytest.importorskip("cupy")
     r = _router(8, 2, 64, seed=5, bias=True)
     ref = _counts(r, "unrolled", metric=metric, n=1_000_000)[0]
-    assert np.array_equal(_counts(r, "fused", metric=metric, n=1_000_000)[0], ref)
-    assert np.array_equal(_counts(r, "gemm", metric=metric, n=1_000_000)[0], ref)
+    for variant in ("fused", "gemm", "nvrtc"):
+        assert np.array_equal(_counts(r, variant, metric=metric, n=1_000_000)[0], ref), variant
 
 
 @pytest.mark.cuda
 @needs_gpu
-@pytest.mark.parametrize("variant", ["unrolled", "fused", "gemm"])
+@pytest.mark.parametrize("M, k", [(64, 8), (256, 8)])
+def test_volume_kernel_variants_give_identical_counts_at_real_sizes(M, k):
+    # the C++ kernels (scores fused at M = 64, selection after the SGEMM at M = 256) against
+    # the numba kernel with the weights in shared or global memory
+    pytest.importorskip("cupy")
+    r = _router(M, k, 4096, seed=7)
+    ref = _counts(r, "fused", n=400_000)
+    assert ref[1] > 0  # samples inside the float32 band were recomputed in float64
+    for variant in ("gemm", "nvrtc") if M <= 128 else ("gemm",):
+        assert np.array_equal(_counts(r, variant, n=400_000)[0], ref[0]), variant
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("variant", ["unrolled", "fused", "gemm", "nvrtc"])
 def test_float64_recomputation_on_the_device_is_exact(monkeypatch, variant):
     # widen the float32 band so most samples are recomputed in float64: identical counts
     # (gemm: cuBLAS DGEMM and the column selection kernel; the others: a warp per sample)
     from discosim._cuda import volume
 
-    if variant == "gemm":
+    if variant in ("gemm", "nvrtc"):
         pytest.importorskip("cupy")
     r = _router(8, 2, 64, seed=6, bias=True)
     ref, few = _counts(r, variant, n=300_000)

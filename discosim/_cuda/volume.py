@@ -34,10 +34,13 @@ Reproducible: chunk c (``CHUNK`` samples) is drawn by one warp, lane l from stre
 its i-th sample being sample ``c CHUNK + 32 i + l``. Numbers depend on the seed and the device
 type only, never on the launch shape or the number of GPUs.
 
-For M > ``MAX_UNROLLED_M`` the scores are float32 GEMMs (cuBLAS through CuPy, TF32 off; row
-blocks skip the zero upper triangle of W_r): a generator kernel writes G (M x N, samples along
-rows, coalesced) and C, CuPy multiplies, and a selection kernel does the rest. Without CuPy the
-fused kernel reads W from shared memory (M <= ``MAX_FUSED_M``) or global memory.
+For M > ``MAX_UNROLLED_M`` (where CuPy is installed) a generator kernel writes G (M x N, samples
+along columns, coalesced) and C, and a CUDA C++ kernel compiled by NVRTC (:mod:`.select_nvrtc`)
+computes the scores and selects: with the weights as literals of its source up to
+``MAX_NVRTC_FUSED_M`` (g[] in registers; (64, 8) on an H200: 3.3e9 samples/s, against 1.8e9 for
+SGEMM + selection), after float32 GEMMs above it (cuBLAS, TF32 off; row blocks skip the zero
+upper triangle of W_r). Without CuPy the numba fused kernel reads W from shared memory
+(M <= ``MAX_FUSED_M``) or global memory.
 """
 
 import functools
@@ -52,6 +55,7 @@ from numba import config, cuda, float32, float64, int32, uint64  # noqa: E402  (
 
 from .bounds import score_error_coefficient  # noqa: E402
 from .rng import gamma_mt, normal_pair, stream_state  # noqa: E402
+from .select_nvrtc import MAX_NVRTC_FUSED_M  # noqa: E402
 
 CHUNK = 1024  # samples per chunk = 32 lanes x 32 samples
 LANE_SAMPLES = CHUNK // 32
@@ -207,7 +211,6 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
 
     @cuda.jit(fastmath=True)
     def generate(key0, key1, chunk0, n_chunks, n_total, gd, gc, gb, GT, sumsq, chi):
-        g = cuda.local.array(M, float32)
         gtid = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         lane = gtid % 32
         warp = gtid // 32
@@ -219,48 +222,26 @@ def _kernels(M, K, RMAX, NE, SCREEN, COSINE, SHARED_W, DIST):
                 if c_idx * CHUNK + lane + 32 * i >= n_total:
                     break
                 col = w * CHUNK + lane + 32 * i  # sample offset inside this unit
-                s0, s1, ss, c = draw(s0, s1, g, gd, gc, gb)
-                for j in range(M):
-                    GT[j, col] = g[j]
+                # draw()'s normals and sums, in its order, written straight to GT: a local
+                # g[] of M floats went through local memory (M = 256: 1 KB per thread)
+                ss = ZERO
+                for j in range(HALF_M):
+                    s0, s1, n1, n2 = normal_pair(s0, s1)
+                    GT[2 * j, col] = n1
+                    GT[2 * j + 1, col] = n2
+                    ss += n1 * n1 + n2 * n2
+                if ODD:
+                    s0, s1, n1, n2 = normal_pair(s0, s1)
+                    GT[M - 1, col] = n1
+                    ss += n1 * n1
+                c = ZERO
+                if DIST == 0:
+                    s0, s1, gam = gamma_mt(s0, s1, gd, gc, gb)
+                    c = TWO * gam
                 sumsq[col] = ss
                 chi[col] = c
 
-    @cuda.jit(fastmath=True)
-    def select(n_cols, S, sumsq, chi, bias, radius, eps, e1, e0, thr, hist, cand_idx, cand_n):
-        top = cuda.local.array(L, float32)
-        stats = cuda.local.array(RMAX, float32)
-        epsl = cuda.local.array(NE1, float32)
-        cnt = cuda.local.array(NC1, int32)
-        for e in range(NE):
-            epsl[e] = eps[e]
-        for q in range(NC):
-            cnt[q] = 0
-        start = cuda.grid(1)
-        stride = cuda.gridsize(1)
-        for col in range(start, n_cols, stride):
-            ss = sumsq[col]
-            c = chi[col]
-            if COSINE:
-                scale = np.float32(1.0) / math.sqrt(ss + c)
-            else:
-                scale = radius / math.sqrt(ss + c)
-            zn = scale * math.sqrt(ss)
-            for q in range(L):
-                top[q] = NEG_INF
-            for a in range(M):
-                v = scale * S[a, col] + bias[a]
-                for q in range(L):
-                    hi = top[q]
-                    top[q] = v if v > hi else hi
-                    v = hi if v > hi else v
-            window_stats(top, stats)
-            if classify(stats, epsl, e1 * zn + e0, thr, cnt):
-                slot = cuda.atomic.add(cand_n, 0, 1)
-                if slot < cand_idx.shape[0]:
-                    cand_idx[slot] = col
-        flush(cnt, hist)
-
-    return fused, generate, select
+    return fused, generate
 
 
 _FUSED_CACHE = {}
@@ -591,7 +572,7 @@ def _host_counts(G, C, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax, radius
     return out
 
 
-VARIANTS = ("auto", "unrolled", "fused", "gemm")
+VARIANTS = ("auto", "unrolled", "fused", "gemm", "nvrtc")
 
 
 def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, key, devices,
@@ -602,7 +583,8 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     stream key (:func:`.rng.run_key`); ``devices``: GPU ids (see :func:`discosim.devices.resolve_devices`).
     ``unit_chunks`` (chunks per work unit) and ``variant`` change speed only, never the counts:
     ``unrolled`` (M <= MAX_UNROLLED_M), ``fused`` (weights in shared or global memory), ``gemm``
-    (CuPy SGEMM), ``auto`` the fastest that applies. Returns ``(counts, n_handed_to_host)``.
+    (CuPy SGEMM, then the C++ selection of :mod:`.select_nvrtc`), ``nvrtc`` (scores and
+    selection in one C++ kernel, M <= ``MAX_NVRTC_FUSED_M``), ``auto`` the fastest that applies. Returns ``(counts, n_handed_to_host)``.
     """
     from ..devices import cuda_module
     from .launch import run_units
@@ -621,20 +603,29 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     e0 = np.float32(2.0 * score_error_coefficient(M) * bmax)
     thr = np.float32(2.0 * wmax * float(eps_sorted[-1]) * (1.0 + 1e-6))
     if variant == "auto":
-        # above MAX_UNROLLED_M the GEMM path wins wherever CuPy is there ((64, 8) on an H200:
-        # 1.1e9 against 3.2e8 samples/s for the fused kernel, whose g[] lives in local memory)
-        variant = ("unrolled" if M <= MAX_UNROLLED_M else "gemm" if _have_cupy() else "fused")
-    use_gemm = variant == "gemm"
+        # above MAX_UNROLLED_M the C++ kernels win wherever CuPy is there ((64, 8) on an H200:
+        # the numba fused kernel, whose g[] lives in local memory, did 3.2e8 samples/s)
+        variant = ("unrolled" if M <= MAX_UNROLLED_M else "fused" if not _have_cupy() else
+                   "nvrtc" if M <= MAX_NVRTC_FUSED_M else "gemm")
+    if variant == "nvrtc" and M > MAX_NVRTC_FUSED_M:
+        raise ValueError(f"variant 'nvrtc' needs M <= {MAX_NVRTC_FUSED_M}")
+    use_gemm = variant in ("gemm", "nvrtc")  # G, C in global memory; handed back by column
     shared_w = M <= MAX_FUSED_M
     rows = np.tril_indices(M)
     Wp = np.ascontiguousarray(Wr[rows], dtype=np.float32)
     b32 = np.ascontiguousarray(bias, dtype=np.float32)
-    fused, generate, select = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
+    fused, generate = _kernels(M, k, rmax, NE, screen, bool(cosine), shared_w, 0)
     refine = refine_kernel(M, k, rmax, NE, bool(cosine)) if screen == 0 else None
     select64 = select64_kernel(M, k, rmax, NE) if screen == 0 and use_gemm else None
     if variant == "unrolled":
         fused = None
         unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
+    if use_gemm:
+        from .select_nvrtc import launch as launch_cxx
+        from .select_nvrtc import select_kernel
+
+        cxx = (select_kernel(M, k, rmax, NE, screen, bool(cosine), Wp, b32) if variant == "nvrtc"
+               else select_kernel(M, k, rmax, NE, screen, bool(cosine)))
     n_chunks = -(-n_samples // CHUNK)
     if unit_chunks is None:
         # about 10-50 ms of GPU work per unit; a unit never changes the numbers
@@ -671,6 +662,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
             bufs["W"] = cp.asarray(Wr.astype(np.float32))
             bufs["W64"] = cp.asarray(np.ascontiguousarray(Wr, dtype=np.float64))
             bufs["b64"] = cp.asarray(np.ascontiguousarray(bias, dtype=np.float64))
+            bufs["views"] = [cp.asarray(d) for d in (d_b, d_eps, d_hist, d_n)]
 
         def work(u):
             c0 = u * unit_chunks
@@ -691,12 +683,11 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                     import cupy as cp
 
                     cuda.synchronize()
-                    S = _triangular_product(cp, bufs, M, ncols)
+                    S = bufs["GT"] if variant == "nvrtc" else _triangular_product(cp, bufs, M, ncols)
+                    cb, ce, ch, cn = bufs["views"]
+                    launch_cxx(cxx, n_sm, S, bufs["ss"], bufs["chi"], cb, ncols, radius, ce,
+                               e1, e0, thr, ch, cp.asarray(d_idx), cn)
                     cp.cuda.Device().synchronize()
-                    grid2 = min(-(-ncols // BLOCK), 16 * n_sm)
-                    select[grid2, BLOCK](ncols, S, bufs["ss"], bufs["chi"], d_b,
-                                         np.float32(radius), d_eps, e1, e0, thr, d_hist, d_idx,
-                                         d_n)
                 else:
                     if bufs.get("cap") != cap[0]:
                         bufs["cand"] = cuda.device_array((cap[0], M + 1), dtype=np.float32)
