@@ -250,9 +250,10 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         for the closed form or Genz; M = 256 takes a few seconds per order at the default).
         Their seed is derived from ``seed``.
     device : {"cpu", "cuda"}
-        ``cuda``: the uniform sampler runs on the GPU (:mod:`discosim._cuda.volume`; same law,
-        its own random streams); ``devices`` picks the GPUs (None: all visible). The ``tube``
-        method has no GPU kernel: it runs on the CPU whatever the device.
+        ``cuda``: the samplers run on the GPU (:mod:`discosim._cuda.volume`,
+        :mod:`discosim._cuda.tube`; same law, their own random streams); ``devices`` picks the
+        GPUs (None: all visible). The ``tube`` method on the GPU draws the normal radius from a power law and reweights it exactly
+        (``discosim._cuda.tube``): same mean, its own standard error.
 
     Returns
     -------
@@ -282,8 +283,6 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     device = check_device(device)
     if device == "cuda":
         devices = resolve_devices(devices)
-        if method == "tube":  # the importance sampler has no GPU kernel yet: it runs here
-            device = "cpu"
     ss = as_seed_sequence(seed)
     if method == "uniform" and metric == "euclidean" and not cosine_scores:
         check_tie_enumeration(router, radius, float(np.max(eps_arr)), ss)
@@ -322,10 +321,17 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         for j, r in enumerate(orders):
             n_slices = math.comb(M, r + 1)
             for i, e in enumerate(eps_arr):
-                tot = run_chunks(_tube_task, (Wr, gram, k, r, radius, D, code, float(e), wmax,
-                                              n_slices),
-                                 n_samples, TUBE_CHUNK, derive_seed(ss, 1, r, i),
-                                 desc=f"tube r={r}", **run)
+                if device == "cuda":
+                    from ._cuda.rng import run_key
+                    from ._cuda.tube import tube_sums
+
+                    tot, _ = tube_sums(router, r, radius, float(e), code, n_samples,
+                                       run_key(derive_seed(ss, 1, r, i)), devices)
+                else:
+                    tot = run_chunks(_tube_task, (Wr, gram, k, r, radius, D, code, float(e),
+                                                  wmax, n_slices),
+                                     n_samples, TUBE_CHUNK, derive_seed(ss, 1, r, i),
+                                     desc=f"tube r={r}", **run)
                 frac[i, j], se[i, j] = mean_and_stderr(tot[0], tot[1], n_samples)
                 hits[i, j] = int(tot[2])
                 if metric != "score":

@@ -3,7 +3,8 @@
 Fast path (discosim's CUDA kernels) and baselines side by side, ratios printed:
 
 - uniform volume sampler, (M, k) in {(8, 2), (64, 8), (256, 8)}, D = 4096, score and euclidean
-  metrics (the tube method runs on the CPU only: recorded as such);
+  metrics; the tube (importance) sampler of order 1 at the same shapes, beside the CPU tube
+  sampler on all of the machine's cores in the same process;
 - the same-run PyTorch baseline a researcher would write (torch.randn, chi-square, matmul,
   topk) for the score metric, where torch is installed;
 - first-exit path steps/s at M = 8, k = 2, D = 4096 against the 2-core CPU kernel. The CPU
@@ -84,6 +85,45 @@ def gpu_volume(M, k, metric, n, devices=(0,)):
             "n_devices": len(devices), "seconds": sec, "samples_per_s": n / sec,
             "first_call_s": compile_s, "handed_back_for_float64": int(handed),
             "counts": counts.tolist(), "fraction_order1": [float(c) / n for c in counts[0]]}
+
+
+TUBE_EPS = {"score": 1e-3, "euclidean": 1e-3}
+
+
+def gpu_tube(M, k, metric, n, devices=(0,)):
+    """The tube (importance) sampler of order 1 at one eps on the GPU."""
+    from discosim._cuda.rng import run_key
+    from discosim._cuda.tube import tube_sums
+
+    r = _router(M, k)
+    code = {"score": 2, "euclidean": 0}[metric]
+    key = run_key(np.random.SeedSequence(2))
+    t = time.perf_counter()
+    tube_sums(r, 1, 1.0, TUBE_EPS[metric], code, 1 << 12, key, list(devices))  # compile
+    compile_s = time.perf_counter() - t
+    sec, (out, handed) = _timed(lambda: tube_sums(r, 1, 1.0, TUBE_EPS[metric], code, n, key,
+                                                  list(devices)))
+    return {"M": M, "k": k, "metric": metric, "method": "tube", "order": 1,
+            "eps": TUBE_EPS[metric], "n_samples": n, "seconds": sec, "samples_per_s": n / sec,
+            "first_call_s": compile_s, "scored_on_host": int(handed),
+            "fraction": out[0] / n, "stderr": math.sqrt(max(out[1] / n - (out[0] / n) ** 2, 0) / n)}
+
+
+def cpu_tube(M, k, metric, n, n_jobs):
+    """The CPU tube sampler on ``n_jobs`` cores, same router, order and eps."""
+    from discosim.volume import estimate_volumes
+
+    r = _router(M, k)
+    estimate_volumes(r, 1.0, [TUBE_EPS[metric]], (1,), metric=metric, method="tube",
+                     n_samples=256, seed=2, predict=False, n_jobs=n_jobs)  # load the kernels
+    t = time.perf_counter()
+    res = estimate_volumes(r, 1.0, [TUBE_EPS[metric]], (1,), metric=metric, method="tube",
+                           n_samples=n, seed=2, predict=False, n_jobs=n_jobs)
+    sec = time.perf_counter() - t
+    est = res.estimate(0, 1)
+    return {"M": M, "k": k, "metric": metric, "method": "tube", "device": "cpu",
+            "n_jobs": n_jobs, "n_samples": n, "seconds": sec, "samples_per_s": n / sec,
+            "fraction": est.value, "stderr": est.stderr}
 
 
 def torch_volume(M, k, n_batch, reps):
@@ -284,8 +324,13 @@ def main(argv=None):
                 n = int(n_of[M] * scale) if metric == "score" else int((1 << 24) * scale)
                 doc["volume"].append(gpu_volume(M, k, metric, n))
                 print(json.dumps(doc["volume"][-1]), file=sys.stderr, flush=True)
-            doc["volume"].append({"M": M, "k": k, "method": "tube",
-                                  "status": "runs on the CPU only (not ported)"})
+            for metric in ("score", "euclidean"):
+                cores = os.cpu_count()
+                doc["volume"].append(gpu_tube(M, k, metric, int((1 << 24) * scale)))
+                doc["volume"].append(cpu_tube(M, k, metric, int((1 << 16) * scale), cores))
+                g, c = doc["volume"][-2:]
+                g["vs_cpu_cores"] = {"n_jobs": cores, "ratio": g["samples_per_s"] / c["samples_per_s"]}
+                print(json.dumps(doc["volume"][-2:]), file=sys.stderr, flush=True)
         doc["torch"] = None
         if "torch" in sections:
             try:

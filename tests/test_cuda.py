@@ -453,3 +453,69 @@ def test_audit_kernel_flips_equal_the_cpu_rounding_in_the_cuda_simulator():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=300)
     assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_tube_screen_never_drops_a_score_in_the_cuda_simulator():
+    # the device hands the host only samples passing a necessary condition of x in tube_r;
+    # handing every sample over must give the same sums, bit for bit (all metrics, r = 1, 2)
+    code = textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("ignore")
+        import numpy as np
+        import discosim
+        from discosim._cuda import tube as T
+        from discosim._cuda.rng import run_key
+
+        r = discosim.Router.gaussian(6, 20, 2, seed=1)
+        dropped = 0
+        for metric in (2, 1, 0):
+            for order in (1, 2):
+                key = run_key(np.random.SeedSequence(5))
+                a, na = T.tube_sums(r, order, 1.0, 0.08, metric, 160, key, [0])
+                T.SCREEN = False
+                b, nb = T.tube_sums(r, order, 1.0, 0.08, metric, 160, key, [0])
+                T.SCREEN = True
+                assert nb == 160 and a[2] > 0, (metric, order, a, nb)
+                assert np.array_equal(a, b), (metric, order, a, b)
+                dropped += nb - na
+        assert dropped > 0  # the screen did drop samples
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": ROOT, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=600)
+    assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("metric", ["score", "normal", "euclidean"])
+def test_tube_cpu_gpu_agree_and_any_launch_gives_the_same_numbers(monkeypatch, metric):
+    from discosim._cuda import tube
+
+    r = _router(6, 2, 20, seed=13)
+    kw = dict(metric=metric, method="tube", predict=False)
+    g = discosim.estimate_volumes(r, 1.0, [0.02, 0.1], (1, 2), n_samples=1_000_000, seed=5,
+                                  device="cuda", **kw)
+    c = discosim.estimate_volumes(r, 1.0, [0.02, 0.1], (1, 2), n_samples=200_000, seed=6,
+                                  n_jobs=-1, **kw)
+    assert _agree_arrays(g.fraction, g.stderr, c.fraction, c.stderr), (g.fraction, c.fraction)
+    if metric != "score":
+        assert _agree_arrays(g.overlap, g.overlap_stderr, c.overlap, c.overlap_stderr)
+    monkeypatch.setattr(tube, "BLOCK", 32)
+    h = discosim.estimate_volumes(r, 1.0, [0.02, 0.1], (1, 2), n_samples=1_000_000, seed=5,
+                                  device="cuda", devices=[0, 0], **kw)
+    assert np.array_equal(h.fraction, g.fraction) and np.array_equal(h.stderr, g.stderr)
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_tube_cpu_gpu_agree_at_real_size():
+    # M = 64, D = 4096, small eps (b c ~ 0.5: the power-law proposal's weights nearly flat)
+    r = _router(64, 8, 4096, seed=14)
+    kw = dict(metric="score", method="tube", predict=False)
+    g = discosim.estimate_volumes(r, 1.0, [2e-3], (1,), n_samples=2_000_000, seed=5,
+                                  device="cuda", **kw)
+    c = discosim.estimate_volumes(r, 1.0, [2e-3], (1,), n_samples=100_000, seed=6, n_jobs=-1, **kw)
+    assert _agree_arrays(g.fraction, g.stderr, c.fraction, c.stderr), (g.fraction, c.fraction)
+    assert g.stderr[0, 0] < c.stderr[0, 0]

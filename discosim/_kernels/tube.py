@@ -121,6 +121,69 @@ def family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, G, e, lam):
 
 
 @njit(cache=True, nogil=True)
+def score_point(s, Ji, fac, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat, e,
+                lam, order_idx, T, idx, in_T):
+    """Score of one tube sample with scores ``s`` drawn in the fibre of slice ``Ji``.
+
+    Returns ``(w, dlt)``: ``w = fac 1{x in A_J} 1{x in tube_r} / N(x)`` and, for the euclidean
+    and normal metrics, the overlap term ``fac 1{x in fibre_J} - w`` (0 for the score metric).
+    """
+    score_metric = metric == METRIC_SCORE
+    in_tube = True
+    if score_metric:
+        lo = s[Ji[0]]
+        hi = lo
+        for l in range(1, r + 1):
+            v = s[Ji[l]]
+            lo = min(lo, v)
+            hi = max(hi, v)
+        in_tube = hi - lo <= eps
+    if in_tube:
+        point_stats(s, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat)
+        in_tube = stat[r - 1] <= eps
+    w = 0.0
+    if in_tube:
+        if score_metric:
+            count = family_count_score(s, r, eps, ws_v[0])
+        else:
+            count = family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, ws_G, e, lam)
+        w = fac / max(count, 1)
+    dlt = 0.0
+    if not score_metric:
+        subset_normal_distance2(s, gram, Ji, r + 1, ws_G, e, lam)
+        for l in range(r + 1):
+            in_T[Ji[l]] = 1
+        own = projection_straddles(s, gram, k, Ji, r + 1, lam, in_T,
+                                   1e-11 * (abs(s[Ji[0]]) + wmax * eps + 1e-300))
+        for l in range(r + 1):
+            in_T[Ji[l]] = 0
+        dlt = (fac if own else 0.0) - w
+    return w, dlt
+
+
+@njit(cache=True, nogil=True)
+def score_rows(S, J, fac, gram, k, r, metric, eps, wmax, pairs, out):
+    """:func:`score_point` over the rows of ``S`` (scores), ``J`` (slices) and ``fac``, in row
+    order, added into ``out`` as :func:`tube_chunk` does (the GPU's handed-back samples)."""
+    M = S.shape[1]
+    stat = np.empty(r)
+    vec = np.empty((2, M))
+    e, lam = vec[0], vec[1]
+    ws_G, ws_v, ws_i = point_workspace(M)
+    subset = np.empty((2, r + 1), dtype=np.int64)
+    order_idx = np.empty(M, dtype=np.int64)
+    in_T = np.zeros(M, dtype=np.int64)
+    for i in range(S.shape[0]):
+        w, dlt = score_point(S[i], J[i], fac[i], gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v,
+                             ws_i, stat, e, lam, order_idx, subset[0], subset[1], in_T)
+        out[0] += w
+        out[1] += w * w
+        out[2] += 1 if w > 0.0 else 0
+        out[3] += dlt
+        out[4] += dlt * dlt
+
+
+@njit(cache=True, nogil=True)
 def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, beta, factor, out):
     """Phase 3 of the tube (importance) sampler for order r at one eps (THEORY §8).
 
@@ -145,7 +208,6 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
     T, idx = subset[0], subset[1]
     order_idx = np.empty(M, dtype=np.int64)
     df = float(dim + 2 - M)
-    score_metric = metric == METRIC_SCORE
     in_T = np.zeros(M, dtype=np.int64)
     total = 0.0
     total2 = 0.0
@@ -172,39 +234,13 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
                 acc += rn * dirn[l] * Q[l, m]
             x[m] = acc
         lower_matvec(Wr, x, 1.0, zero, s)
-        in_tube = True
-        if score_metric:
-            lo = s[Ji[0]]
-            hi = lo
-            for l in range(1, r + 1):
-                v = s[Ji[l]]
-                lo = min(lo, v)
-                hi = max(hi, v)
-            in_tube = hi - lo <= eps
-        if in_tube:
-            point_stats(s, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat)
-            in_tube = stat[r - 1] <= eps
-        w = 0.0
-        if in_tube:
-            if score_metric:
-                count = family_count_score(s, r, eps, ws_v[0])
-            else:
-                count = family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, ws_G, e, lam)
-            w = factor[i] / max(count, 1)
-            total += w
-            total2 += w * w
-            hits += 1
-        if not score_metric:
-            subset_normal_distance2(s, gram, Ji, r + 1, ws_G, e, lam)
-            for l in range(r + 1):
-                in_T[Ji[l]] = 1
-            own = projection_straddles(s, gram, k, Ji, r + 1, lam, in_T,
-                                       1e-11 * (abs(s[Ji[0]]) + wmax * eps + 1e-300))
-            for l in range(r + 1):
-                in_T[Ji[l]] = 0
-            dlt = (factor[i] if own else 0.0) - w
-            osum += dlt
-            osum2 += dlt * dlt
+        w, dlt = score_point(s, Ji, factor[i], gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v,
+                             ws_i, stat, e, lam, order_idx, T, idx, in_T)
+        total += w
+        total2 += w * w
+        hits += 1 if w > 0.0 else 0
+        osum += dlt
+        osum2 += dlt * dlt
     out[0] = total
     out[1] = total2
     out[2] = hits

@@ -1,0 +1,246 @@
+"""The importance (tube) sampler of the tube volumes on the GPU (THEORY §8; CPU twin:
+``discosim._kernels.tube.tube_chunk``).
+
+Per sample, on the device, in float64: a slice J uniform among the C(M, r+1), its fibre radius
+(``score_circumradius2`` for the score metric, eps otherwise), the squared normal radius fraction
+beta, the point x in the fibre tube of S_J inside the ball (``orthonormal_normal_basis``,
+``project_out``: the CPU kernels' own functions, compiled for the device by :mod:`.twins`), and
+its scores ``s = W_r x`` (``lower_matvec``). A sample can score only if its scores pass a
+necessary condition of ``x in tube_r``: the window statistic of order r (the min spread of r+1
+consecutive sorted scores holding ranks k and k+1, THEORY §4.3) is at most eps for the score
+metric (and so is the spread of s_J), at most ``2 max|w| eps`` for the euclidean and normal
+metrics (THEORY §4.1; for these metrics a sample whose projection on S_J straddles rank k is in
+the tube, so the overlap term needs no other samples). The scores of those samples go to the
+host, which scores them with the CPU's own ``score_rows`` in sample order; every other sample
+scores zero. So the sums are those of the CPU's scoring of the device's draws, and depend on
+the seed and the fixed unit size only, never on the launch shape or the device list.
+
+beta. The CPU draws beta from Beta(r/2, d/2+1) truncated at ``c = min(rho_J^2 / R^2, 1)`` by
+SciPy's ``betaincinv`` and weights the sample by ``C(M, r+1) P_J`` with ``P_J = I_c(r/2,
+d/2+1)``. The device has no incomplete Beta function; it draws ``beta = c U^(1/a)`` (a = r/2:
+the density ``a x^(a-1) / c^a`` on [0, c]) and weights by the ratio of densities, so ``P_J``
+cancels and the weight is exact in closed form::
+
+    C(M, r+1) c^a (1 - beta)^(b-1) / (a B(a, b)),      b = d/2 + 1.
+
+The mean is the same; the variance grows by ``E[(1-beta)^(2b-2)] / E[(1-beta)^(b-1)]^2``, near 1
+while ``b c`` is small (the regime the importance sampler is for: eps -> 0), about
+``sqrt(2 b c / pi)`` (r = 1) or ``b c / 2`` (r = 2) for large ``b c``. The standard error reported
+is the GPU sample's own.
+
+Reproducible: chunk c (``CHUNK`` samples, one thread) draws from stream c; a unit holds
+``UNIT_CHUNKS`` chunks, and the host adds unit sums in unit order.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+from ..devices import shim_numpy
+
+shim_numpy()
+from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy shim)
+
+from .._kernels.codes import METRIC_SCORE  # noqa: E402
+from .._kernels.geometry import lower_matvec, orthonormal_normal_basis, project_out  # noqa: E402
+from .._kernels.tube import score_circumradius2  # noqa: E402
+from .rng import gamma_mt, gamma_params, next64, normals64, stream_state  # noqa: E402
+from .twins import device_twin  # noqa: E402
+
+CHUNK = 32  # samples per thread (one stream)
+UNIT_CHUNKS = 1 << 15  # 2^20 samples per unit of work
+BLOCK = 64
+SCREEN = True  # False: every sample goes to the host (tests: the screen never drops a score)
+
+
+@functools.lru_cache(maxsize=None)
+def tube_kernel(M, K, R, SCORE):
+    """Compile the sampler for M experts, top-K, order R; SCORE: score metric."""
+    L = min(M, K + R)
+    MP = M + (M % 2)
+    RP = R + (R % 2)
+    basis = device_twin(orthonormal_normal_basis)
+    proj = device_twin(project_out)
+    matvec = device_twin(lower_matvec)
+    circum = device_twin(score_circumradius2)
+    INV53 = 2.0 ** -53
+
+    @cuda.jit
+    def kernel(key0, key1, c0, n_chunks, n_total, Wr, zero, gram, radius, eps, thr, gd, gc, gb,
+               log_const, a_inv, a, bm1, cand_s, cand_J, cand_f, cand_i, cand_n):
+        t = cuda.grid(1)
+        if t >= n_chunks:
+            return
+        J = cuda.local.array(R + 1, int64)
+        Q = cuda.local.array((R, M), float64)
+        xi = cuda.local.array(MP, float64)
+        dirn = cuda.local.array(RP, float64)
+        g = cuda.local.array(M, float64)
+        x = cuda.local.array(M, float64)
+        s = cuda.local.array(M, float64)
+        fake = cuda.local.array(M, float64)
+        G = cuda.local.array((R, R), float64)
+        e = cuda.local.array(R, float64)
+        lam = cuda.local.array(R, float64)
+        top = cuda.local.array(L, float64)
+        for m in range(M):
+            fake[m] = 0.0
+        c_idx = c0 + t
+        s0, s1 = stream_state(key0, key1, uint64(c_idx))
+        for i in range(CHUNK):
+            idx = c_idx * CHUNK + i
+            if idx >= n_total:
+                return
+            # J: Floyd's algorithm, as random_subset (integers by 53-bit multiply-shift)
+            n_in = 0
+            for j in range(M - (R + 1), M):
+                s0, s1, rr = next64(s0, s1)
+                v = int64(((rr >> uint64(11)) * uint64(j + 1)) >> uint64(53))
+                found = False
+                for q in range(n_in):
+                    if J[q] == v:
+                        found = True
+                J[n_in] = j if found else v
+                n_in += 1
+            for q in range(1, R + 1):
+                v = J[q]
+                p = q
+                while p > 0 and J[p - 1] > v:
+                    J[p] = J[p - 1]
+                    p -= 1
+                J[p] = v
+            rho2 = circum(gram, J, R, eps, fake, G, e, lam) if SCORE else eps * eps
+            c = rho2 / (radius * radius)
+            c = c if c < 1.0 else 1.0
+            s0, s1, rr = next64(s0, s1)
+            u = (float64(rr >> uint64(11)) + 0.5) * INV53
+            beta = c * math.pow(u, a_inv)
+            fac = math.exp(log_const + a * math.log(c) + bm1 * math.log1p(-beta))
+            basis(Wr, J, R, Q)
+            s0, s1, dn2 = normals64(s0, s1, dirn, R)
+            rn = radius * math.sqrt(beta / dn2)
+            s0, s1, _ = normals64(s0, s1, xi, 0)
+            for m in range(M):
+                g[m] = xi[m]
+            proj(Q, R, g)
+            ss = 0.0
+            for m in range(M):
+                ss += g[m] * g[m]
+            s0, s1, gam = gamma_mt(s0, s1, gd, gc, gb)
+            ry = radius * math.sqrt(1.0 - beta) / math.sqrt(ss + 2.0 * float64(gam))
+            for m in range(M):
+                acc = ry * g[m]
+                for l in range(R):
+                    acc += rn * dirn[l] * Q[l, m]
+                x[m] = acc
+            matvec(Wr, x, 1.0, zero, s)
+            # the necessary condition (see the module docstring), with a relative slack far
+            # above the float64 differences of device and host arithmetic
+            keep = True
+            if SCORE:
+                lo = s[J[0]]
+                hi = lo
+                for l in range(1, R + 1):
+                    v2 = s[J[l]]
+                    lo = v2 if v2 < lo else lo
+                    hi = v2 if v2 > hi else hi
+                keep = hi - lo <= thr
+            if keep:
+                for q in range(L):
+                    top[q] = -math.inf
+                for m in range(M):
+                    v2 = s[m]
+                    for q in range(L):
+                        h = top[q]
+                        if v2 > h:
+                            top[q] = v2
+                            v2 = h
+                best = math.inf
+                p_lo = K - R + 1 if K - R + 1 > 1 else 1
+                p_hi = K if K < M - R else M - R
+                for p in range(p_lo, p_hi + 1):
+                    d = top[p - 1] - top[p + R - 1]
+                    best = d if d < best else best
+                keep = best <= thr
+            if keep:
+                slot = cuda.atomic.add(cand_n, 0, 1)
+                if slot < cand_s.shape[0]:
+                    for m in range(M):
+                        cand_s[slot, m] = s[m]
+                    for l in range(R + 1):
+                        cand_J[slot, l] = J[l]
+                    cand_f[slot] = fac
+                    cand_i[slot] = idx
+
+    return kernel
+
+
+def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
+    """``[sum of scores, sum of squares, nonzero scores, overlap sum, its squares]`` over
+    ``n_samples`` tube samples for order r at one eps (the layout of ``tube_chunk``'s ``out``),
+    and the number of samples scored on the host."""
+    from scipy import special
+
+    from .._kernels.pointstats import sort_pairs_for
+    from .._kernels.tube import score_rows
+    from .launch import router_arrays, run_units
+
+    M, D, k = router.n_experts, router.dim, router.k
+    score = metric == METRIC_SCORE
+    kern = tube_kernel(M, k, r, score)
+    a, b = 0.5 * r, 0.5 * (D - r) + 1.0
+    log_const = (math.log(math.comb(M, r + 1)) - math.log(a)
+                 - (special.gammaln(a) + special.gammaln(b) - special.gammaln(a + b)))
+    wmax = router.max_row_norm
+    thr = eps * (1.0 + 1e-9) if score else 2.0 * wmax * eps * (1.0 + 1e-6)
+    if not SCREEN:
+        thr = math.inf
+    gd, gc, gb = gamma_params(0.5 * (D + 2 - M))
+    n_chunks = -(-n_samples // CHUNK)
+    n_units = -(-n_chunks // UNIT_CHUNKS)
+    key0, key1 = key
+    pairs = sort_pairs_for(M)
+    gram = np.ascontiguousarray(router.gram, dtype=np.float64)
+
+    def make_worker(dev):
+        d_W, _, d_g = router_arrays(cuda, router)
+        d_zero = cuda.to_device(np.zeros(M))
+        d_n = cuda.to_device(np.zeros(1, dtype=np.int32))
+        cap = [1 << 14]
+        bufs = {}
+
+        def work(u):
+            c0 = u * UNIT_CHUNKS
+            nc = min(UNIT_CHUNKS, n_chunks - c0)
+            while True:
+                if bufs.get("cap") != cap[0]:
+                    bufs.update(cap=cap[0], s=cuda.device_array((cap[0], M)),
+                                J=cuda.device_array((cap[0], r + 1), dtype=np.int64),
+                                f=cuda.device_array(cap[0]),
+                                i=cuda.device_array(cap[0], dtype=np.int64))
+                d_n.copy_to_device(np.zeros(1, dtype=np.int32))
+                kern[-(-nc // BLOCK), BLOCK](key0, key1, c0, nc, n_samples, d_W, d_zero, d_g,
+                                             float(radius), float(eps), thr, gd, gc, gb,
+                                             log_const, 1.0 / a, a, b - 1.0, bufs["s"], bufs["J"],
+                                             bufs["f"], bufs["i"], d_n)
+                n_c = int(d_n.copy_to_host()[0])
+                if n_c <= cap[0]:
+                    break
+                cap[0] = max(2 * cap[0], n_c)  # too many for the buffer: redo (same numbers)
+            order = np.argsort(bufs["i"].copy_to_host()[:n_c], kind="stable")
+            S = bufs["s"].copy_to_host()[:n_c][order]
+            J = bufs["J"].copy_to_host()[:n_c][order]
+            f = bufs["f"].copy_to_host()[:n_c][order]
+            out = np.zeros(5)
+            score_rows(np.ascontiguousarray(S), np.ascontiguousarray(J), np.ascontiguousarray(f),
+                       gram, k, r, metric, float(eps), wmax, pairs, out)
+            return out, n_c
+
+        return work
+
+    parts = run_units(n_units, devices, make_worker)
+    out = np.zeros(5)
+    for p, _ in parts:
+        out += p
+    return out, int(sum(n for _, n in parts))
