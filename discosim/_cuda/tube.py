@@ -60,6 +60,7 @@ def tube_kernel(M, K, R, SCORE):
     L = min(M, K + R)
     MP = M + (M % 2)
     RP = R + (R % 2)
+    R1 = R + 1  # local array sizes must be closure constants, not expressions
     basis = device_twin(orthonormal_normal_basis)
     proj = device_twin(project_out)
     matvec = device_twin(lower_matvec)
@@ -72,7 +73,7 @@ def tube_kernel(M, K, R, SCORE):
         t = cuda.grid(1)
         if t >= n_chunks:
             return
-        J = cuda.local.array(R + 1, int64)
+        J = cuda.local.array(R1, int64)
         Q = cuda.local.array((R, M), float64)
         xi = cuda.local.array(MP, float64)
         dirn = cuda.local.array(RP, float64)
