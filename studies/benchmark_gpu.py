@@ -326,8 +326,8 @@ def main(argv=None):
                 print(json.dumps(doc["volume"][-1]), file=sys.stderr, flush=True)
             for metric in ("score", "euclidean"):
                 cores = os.cpu_count()
-                doc["volume"].append(gpu_tube(M, k, metric, int((1 << 24) * scale)))
-                doc["volume"].append(cpu_tube(M, k, metric, int((1 << 16) * scale), cores))
+                doc["volume"].append(gpu_tube(M, k, metric, int((1 << 22) * scale)))
+                doc["volume"].append(cpu_tube(M, k, metric, int((1 << 15) * scale), cores))
                 g, c = doc["volume"][-2:]
                 g["vs_cpu_cores"] = {"n_jobs": cores, "ratio": g["samples_per_s"] / c["samples_per_s"]}
                 print(json.dumps(doc["volume"][-2:]), file=sys.stderr, flush=True)

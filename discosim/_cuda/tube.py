@@ -5,15 +5,22 @@ Per sample, on the device, in float64: a slice J uniform among the C(M, r+1), it
 (``score_circumradius2`` for the score metric, eps otherwise), the squared normal radius fraction
 beta, the point x in the fibre tube of S_J inside the ball (``orthonormal_normal_basis``,
 ``project_out``: the CPU kernels' own functions, compiled for the device by :mod:`.twins`), and
-its scores ``s = W_r x`` (``lower_matvec``). A sample can score only if its scores pass a
-necessary condition of ``x in tube_r``: the window statistic of order r (the min spread of r+1
-consecutive sorted scores holding ranks k and k+1, THEORY §4.3) is at most eps for the score
-metric (and so is the spread of s_J), at most ``2 max|w| eps`` for the euclidean and normal
-metrics (THEORY §4.1; for these metrics a sample whose projection on S_J straddles rank k is in
-the tube, so the overlap term needs no other samples). The scores of those samples go to the
-host, which scores them with the CPU's own ``score_rows`` in sample order; every other sample
-scores zero. So the sums are those of the CPU's scoring of the device's draws, and depend on
-the seed and the fixed unit size only, never on the launch shape or the device list.
+its scores ``s = W_r x`` (``lower_matvec``).
+
+Score metric: the device scores the sample as ``discosim._kernels.tube.score_point`` does: in the
+tube when the spread of s_J and the window statistic of order r (the min spread of r+1
+consecutive sorted scores holding ranks k and k+1, THEORY §4.3) are at most eps, and then
+``w = weight / N(x)`` with N(x) the number of (r+1)-sets of scores of spread <= eps, counted
+without a sort by the same comparisons as ``family_count_score``. Each thread sums its chunk;
+the host adds the chunk sums in chunk order.
+
+Euclidean and normal metrics: the subset projections stay on the host. The device hands over
+only samples passing a necessary condition of ``x in tube_r`` -- the window statistic of order
+r at most ``2 max|w| eps`` (THEORY §4.1); a sample whose projection on S_J straddles rank k is in
+the tube, so the overlap term needs no other samples -- and the host scores them with the CPU's
+own ``score_rows`` in sample order, on all its cores (blocks of ``HOST_BLOCK`` rows added in
+block order). So the sums depend on the seed and the fixed unit size only, never on the launch
+shape, the device list or the number of host threads.
 
 beta. The CPU draws beta from Beta(r/2, d/2+1) truncated at ``c = min(rho_J^2 / R^2, 1)`` by
 SciPy's ``betaincinv`` and weights the sample by ``C(M, r+1) P_J`` with ``P_J = I_c(r/2,
@@ -23,7 +30,8 @@ cancels and the weight is exact in closed form::
 
     C(M, r+1) c^a (1 - beta)^(b-1) / (a B(a, b)),      b = d/2 + 1.
 
-The mean is the same; the variance grows by ``E[(1-beta)^(2b-2)] / E[(1-beta)^(b-1)]^2``, near 1
+The mean is the same; the weights' second moment over their squared mean is
+``E[(1-beta)^(2b-2)] / E[(1-beta)^(b-1)]^2`` (beta from the power law), near 1
 while ``b c`` is small (the regime the importance sampler is for: eps -> 0), about
 ``sqrt(2 b c / pi)`` (r = 1) or ``b c / 2`` (r = 2) for large ``b c``. The standard error reported
 is the GPU sample's own.
@@ -34,6 +42,7 @@ Reproducible: chunk c (``CHUNK`` samples, one thread) draws from stream c; a uni
 
 import functools
 import math
+import os
 
 import numpy as np
 
@@ -51,12 +60,14 @@ from .twins import device_twin  # noqa: E402
 CHUNK = 32  # samples per thread (one stream)
 UNIT_CHUNKS = 1 << 15  # 2^20 samples per unit of work
 BLOCK = 64
-SCREEN = True  # False: every sample goes to the host (tests: the screen never drops a score)
+SCREEN = True  # False: every sample goes to the host and is scored there (tests)
+HOST_BLOCK = 4096  # rows per host task: partial sums added in block order (any thread count)
 
 
 @functools.lru_cache(maxsize=None)
-def tube_kernel(M, K, R, SCORE):
-    """Compile the sampler for M experts, top-K, order R; SCORE: score metric."""
+def tube_kernel(M, K, R, SCORE, ON_DEVICE):
+    """Compile the sampler for M experts, top-K, order R; SCORE: score metric; ON_DEVICE: the
+    samples in the tube are scored on the device (score metric) instead of on the host."""
     L = min(M, K + R)
     MP = M + (M % 2)
     RP = R + (R % 2)
@@ -69,10 +80,13 @@ def tube_kernel(M, K, R, SCORE):
 
     @cuda.jit
     def kernel(key0, key1, c0, n_chunks, n_total, Wr, zero, gram, radius, eps, thr, gd, gc, gb,
-               log_const, a_inv, a, bm1, cand_s, cand_J, cand_f, cand_i, cand_n):
+               log_const, a_inv, a, bm1, cand_s, cand_J, cand_f, cand_i, cand_n, sums):
         t = cuda.grid(1)
         if t >= n_chunks:
             return
+        tot = 0.0
+        tot2 = 0.0
+        hits = 0
         J = cuda.local.array(R1, int64)
         Q = cuda.local.array((R, M), float64)
         xi = cuda.local.array(MP, float64)
@@ -92,7 +106,7 @@ def tube_kernel(M, K, R, SCORE):
         for i in range(CHUNK):
             idx = c_idx * CHUNK + i
             if idx >= n_total:
-                return
+                break
             # J: Floyd's algorithm, as random_subset (integers by 53-bit multiply-shift)
             n_in = 0
             for j in range(M - (R + 1), M):
@@ -136,8 +150,9 @@ def tube_kernel(M, K, R, SCORE):
                     acc += rn * dirn[l] * Q[l, m]
                 x[m] = acc
             matvec(Wr, x, 1.0, zero, s)
-            # the necessary condition (see the module docstring), with a relative slack far
-            # above the float64 differences of device and host arithmetic
+            # score metric: the CPU's tests of x in tube_r (spread of s_J, window statistic);
+            # euclidean and normal: the necessary condition of the module docstring, with a
+            # relative slack far above the float64 differences of device and host arithmetic
             keep = True
             if SCORE:
                 lo = s[J[0]]
@@ -164,7 +179,28 @@ def tube_kernel(M, K, R, SCORE):
                     d = top[p - 1] - top[p + R - 1]
                     best = d if d < best else best
                 keep = best <= thr
-            if keep:
+            if keep and ON_DEVICE:
+                # in the tube: w = fac / N(x), N(x) the number of (R+1)-sets of scores with
+                # spread <= eps (family_count_score without the sort: for each anchor a, the
+                # scores after it in (value, index) order within eps; the same comparisons)
+                count = 0
+                for p in range(M):
+                    sa = s[p]
+                    m_after = 0
+                    for q in range(M):
+                        sq = s[q]
+                        if (sq > sa or (sq == sa and q > p)) and sq - sa <= eps:
+                            m_after += 1
+                    if m_after >= R:
+                        cmb = 1
+                        for q in range(R):
+                            cmb = cmb * (m_after - q) // (q + 1)
+                        count += cmb
+                w = fac / (count if count > 1 else 1)
+                tot += w
+                tot2 += w * w
+                hits += 1 if w > 0.0 else 0
+            elif keep:
                 slot = cuda.atomic.add(cand_n, 0, 1)
                 if slot < cand_s.shape[0]:
                     for m in range(M):
@@ -173,6 +209,10 @@ def tube_kernel(M, K, R, SCORE):
                         cand_J[slot, l] = J[l]
                     cand_f[slot] = fac
                     cand_i[slot] = idx
+        # per-chunk sums: the host adds them in chunk order (no atomics: same bits any launch)
+        sums[t, 0] = tot
+        sums[t, 1] = tot2
+        sums[t, 2] = float64(hits)
 
     return kernel
 
@@ -184,17 +224,16 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
     from scipy import special
 
     from .._kernels.pointstats import sort_pairs_for
-    from .._kernels.tube import score_rows
     from .launch import router_arrays, run_units
 
     M, D, k = router.n_experts, router.dim, router.k
     score = metric == METRIC_SCORE
-    kern = tube_kernel(M, k, r, score)
+    kern = tube_kernel(M, k, r, score, score and SCREEN)
     a, b = 0.5 * r, 0.5 * (D - r) + 1.0
     log_const = (math.log(math.comb(M, r + 1)) - math.log(a)
                  - (special.gammaln(a) + special.gammaln(b) - special.gammaln(a + b)))
     wmax = router.max_row_norm
-    thr = eps * (1.0 + 1e-9) if score else 2.0 * wmax * eps * (1.0 + 1e-6)
+    thr = eps if score else 2.0 * wmax * eps * (1.0 + 1e-6)
     if not SCREEN:
         thr = math.inf
     gd, gc, gb = gamma_params(0.5 * (D + 2 - M))
@@ -220,22 +259,22 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
                                 J=cuda.device_array((cap[0], r + 1), dtype=np.int64),
                                 f=cuda.device_array(cap[0]),
                                 i=cuda.device_array(cap[0], dtype=np.int64))
+                if "sums" not in bufs:
+                    bufs["sums"] = cuda.device_array((UNIT_CHUNKS, 3))
                 d_n.copy_to_device(np.zeros(1, dtype=np.int32))
                 kern[-(-nc // BLOCK), BLOCK](key0, key1, c0, nc, n_samples, d_W, d_zero, d_g,
                                              float(radius), float(eps), thr, gd, gc, gb,
                                              log_const, 1.0 / a, a, b - 1.0, bufs["s"], bufs["J"],
-                                             bufs["f"], bufs["i"], d_n)
+                                             bufs["f"], bufs["i"], d_n, bufs["sums"])
                 n_c = int(d_n.copy_to_host()[0])
                 if n_c <= cap[0]:
                     break
                 cap[0] = max(2 * cap[0], n_c)  # too many for the buffer: redo (same numbers)
-            order = np.argsort(bufs["i"].copy_to_host()[:n_c], kind="stable")
-            S = bufs["s"].copy_to_host()[:n_c][order]
-            J = bufs["J"].copy_to_host()[:n_c][order]
-            f = bufs["f"].copy_to_host()[:n_c][order]
-            out = np.zeros(5)
-            score_rows(np.ascontiguousarray(S), np.ascontiguousarray(J), np.ascontiguousarray(f),
-                       gram, k, r, metric, float(eps), wmax, pairs, out)
+            dev = bufs["sums"][:nc].copy_to_host()
+            order = np.argsort(bufs["i"][:n_c].copy_to_host(), kind="stable")
+            rows = tuple(bufs[q][:n_c].copy_to_host()[order] for q in ("s", "J", "f"))
+            out = _score_on_host(rows, gram, k, r, metric, float(eps), wmax, pairs)
+            out[:3] += dev.sum(axis=0)
             return out, n_c
 
         return work
@@ -245,3 +284,29 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
     for p, _ in parts:
         out += p
     return out, int(sum(n for _, n in parts))
+
+
+def _score_on_host(rows, gram, k, r, metric, eps, wmax, pairs):
+    """``score_rows`` over the handed-back rows (in sample order), blocks of ``HOST_BLOCK`` rows
+    on a thread each (the kernel releases the GIL), partial sums added in block order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._kernels.tube import score_rows
+
+    S, J, f = rows
+    starts = range(0, S.shape[0], HOST_BLOCK)
+
+    def block(i0):
+        part = np.zeros(5)
+        sl = slice(i0, i0 + HOST_BLOCK)
+        score_rows(np.ascontiguousarray(S[sl]), np.ascontiguousarray(J[sl]),
+                   np.ascontiguousarray(f[sl]), gram, k, r, metric, eps, wmax, pairs, part)
+        return part
+
+    out = np.zeros(5)
+    if len(starts) <= 1:
+        return block(0) if len(starts) else out
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for part in pool.map(block, starts):
+            out += part
+    return out
