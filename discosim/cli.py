@@ -453,8 +453,8 @@ def build_parser():
     val.add_argument("--json", action="store_true")
     val.add_argument("--claims", help="comma-separated claim names (default: all)")
     val.add_argument("--device", default="cpu",
-                     help="cpu | cuda: the uniform volume sampler on the GPU with 100x the samples "
-                          "(the [cuda] extra)")
+                     help="cpu | cuda: the volume samplers on the GPU, the uniform one with "
+                          "100x the samples (the [cuda] extra)")
     val.set_defaults(func=_cmd_validate)
     return parser
 

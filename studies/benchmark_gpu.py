@@ -363,7 +363,7 @@ def main(argv=None):
                                                   n_jobs=cores))
                 print(json.dumps(doc["audit"][-2:]), file=sys.stderr, flush=True)
         sc = {f"{v['M']},{v['k']}": v["samples_per_s"] for v in doc["volume"]
-              if v.get("metric") == "score"}
+              if v.get("metric") == "score" and v["method"] == "uniform"}
         ratio_t = (sc["8,2"] / doc["torch"][0]["samples_per_s"]
                    if doc["torch"] and "8,2" in sc else None)
         ratio_p = (doc["paths_gpu"]["steps_per_s"] / doc["cpu_reference"]["paths"]["steps_per_s"]

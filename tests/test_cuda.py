@@ -288,8 +288,9 @@ def test_float64_selection_kernel_in_the_cuda_simulator():
         S = np.random.default_rng(0).standard_normal((M, 300)) * 0.1
         eps = np.array([0.01, 0.05])
         hist = np.zeros(R * NE, dtype=np.uint64)
-        V.select64_kernel(M, K, R, NE)[3, 128](300, S, eps, hist)
-        top = -np.sort(-S, axis=0)
+        bias = np.random.default_rng(1).standard_normal(M) * 0.05
+        V.select64_kernel(M, K, R, NE)[3, 128](300, S, bias, eps, hist)
+        top = -np.sort(-(S + bias[:, None]), axis=0)
         ref = np.zeros((R, NE), int)
         for r in range(1, R + 1):
             ps = range(max(K - r + 1, 1), min(K, M - r) + 1)

@@ -150,3 +150,31 @@ def launch(kern, n_sm, X, ssq, chi, bias, ncols, radius, eps, e1, e0, thr, hist,
     kern((grid,), (block,), (X, np.int64(X.shape[1]), ssq, chi, bias, np.int64(ncols),
                              np.float32(radius), eps, np.float32(e1), np.float32(e0),
                              np.float32(thr), hist, cand_idx, cand_n, np.int32(cand_idx.shape[0])))
+
+
+_GATHER = r"""
+extern "C" __global__ void gather_scale(const float* __restrict__ GT, long long ld,
+        const float* __restrict__ chi, const long long* __restrict__ idx, long long n_c,
+        double num, double* __restrict__ Z)
+{
+    // column q of Z: the handed-back sample idx[q] as a float64 point, scale * g
+    long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (q >= n_c) return;
+    long long col = idx[q];
+    double ss = 0.0;
+    for (int j = 0; j < M_; ++j) {
+        double g = (double)GT[j * ld + col];
+        ss += g * g;
+    }
+    double scale = num / sqrt(ss + (double)chi[col]);
+    for (int j = 0; j < M_; ++j)
+        Z[j * n_c + q] = scale * (double)GT[j * ld + col];
+}
+"""
+
+
+def gather_kernel(M):
+    """``Z[:, q] = scale_q G[:, idx[q]]`` in float64 (``scale = num / sqrt(|g|^2 + C)``, num = R
+    or 1 for cosine scores): the float64 points of the handed-back columns in one pass, for the
+    DGEMM of the refinement."""
+    return _module(f"#define M_ {M}\n" + _GATHER).get_function("gather_scale")

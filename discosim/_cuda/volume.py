@@ -498,7 +498,7 @@ def select64_kernel(M, K, RMAX, NE):
     insert, count = _float64_counting(M, K, RMAX, NE)
 
     @cuda.jit
-    def select64(n_cols, S, eps, hist):
+    def select64(n_cols, S, bias, eps, hist):
         col = cuda.grid(1)
         if col >= n_cols:
             return
@@ -506,7 +506,7 @@ def select64_kernel(M, K, RMAX, NE):
         for t in range(L):
             top[t] = -math.inf
         for a in range(M):
-            insert(top, S[a, col])
+            insert(top, S[a, col] + bias[a])
         count(top, eps, hist)
 
     return select64
@@ -624,6 +624,9 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
         from .select_nvrtc import launch as launch_cxx
         from .select_nvrtc import select_kernel
 
+        from .select_nvrtc import gather_kernel
+
+        gather = gather_kernel(M)
         cxx = (select_kernel(M, k, rmax, NE, screen, bool(cosine), Wp, b32) if variant == "nvrtc"
                else select_kernel(M, k, rmax, NE, screen, bool(cosine)))
     n_chunks = -(-n_samples // CHUNK)
@@ -661,7 +664,6 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
             bufs["chi"] = cp.empty(ncol, dtype=cp.float32)
             bufs["W"] = cp.asarray(Wr.astype(np.float32))
             bufs["W64"] = cp.asarray(np.ascontiguousarray(Wr, dtype=np.float64))
-            bufs["b64"] = cp.asarray(np.ascontiguousarray(bias, dtype=np.float64))
             bufs["views"] = [cp.asarray(d) for d in (d_b, d_eps, d_hist, d_n)]
 
         def work(u):
@@ -709,13 +711,14 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
                 if use_gemm:  # float64 scores of the handed-back columns by one cuBLAS DGEMM
                     import cupy as cp
 
-                    idx = cp.asarray(d_idx)[:n_c]
-                    G = bufs["GT"][:, idx].astype(cp.float64)
-                    ss = cp.sum(G * G, axis=0)
-                    scl = (1.0 if cosine else float(radius)) / cp.sqrt(ss + bufs["chi"][idx].astype(cp.float64))
-                    S64 = cp.matmul(bufs["W64"], G * scl[None, :]) + bufs["b64"][:, None]
+                    Z = cp.empty((M, n_c), dtype=cp.float64)
+                    gather((-(-n_c // BLOCK),), (BLOCK,),
+                           (bufs["GT"], np.int64(bufs["GT"].shape[1]), bufs["chi"],
+                            cp.asarray(d_idx), np.int64(n_c),
+                            np.float64(1.0 if cosine else radius), Z))
+                    S64 = cp.matmul(bufs["W64"], Z)
                     cp.cuda.Device().synchronize()
-                    select64[-(-n_c // BLOCK), BLOCK](n_c, S64, d_eps64, d_hist)
+                    select64[-(-n_c // BLOCK), BLOCK](n_c, S64, d_b64, d_eps64, d_hist)
                 else:
                     refine[min(n_c, REFINE_BLOCKS), 32](n_c, d_cand, d_W64, d_b64, float(radius),
                                                         d_eps64, d_hist)
