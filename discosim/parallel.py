@@ -118,7 +118,8 @@ def _groups(n_chunks, group):
 
 
 def run_chunks(func, args, n_total, chunk_size, seed_seq, n_jobs=1, backend="threads",
-               progress=None, desc=None, reduce=None, unit="sample", force_jobs=False):
+               progress=None, desc=None, reduce=None, unit="sample", force_jobs=False,
+               warm=False):
     """Run ``func(rng, n, *args)`` over chunks of ``n_total`` items, folded in chunk order.
 
     Parameters
@@ -137,6 +138,9 @@ def run_chunks(func, args, n_total, chunk_size, seed_seq, n_jobs=1, backend="thr
     reduce : callable or None
         ``reduce(acc, chunk_result)`` folds results in chunk order (memory independent of the
         number of chunks; :func:`add` sums arrays). None returns the list of chunk results.
+    warm : bool
+        Threads backend: call ``func(rng, 0, *args)`` in this thread before the workers start
+        (``func`` must accept zero items; its result is discarded and no chunk's stream is used).
 
     Returns
     -------
@@ -167,6 +171,10 @@ def run_chunks(func, args, n_total, chunk_size, seed_seq, n_jobs=1, backend="thr
             for i in range(n_chunks):
                 take(_chunk(func, args, seed_seq, i, n_total, chunk_size), items(i, i + 1))
         elif backend == "threads":
+            if warm:
+                # a zero-item call here first: numba loads a kernel (types, cached code) on its
+                # first call, and that took ~50 ms longer in a worker thread than here
+                func(np.random.default_rng(0), 0, *args)
             # groups of a few chunks keep the per-task overhead small; the size does not depend
             # on n_jobs and chunk results are folded one by one, so the sums are the same
             group = max(1, min(16, n_chunks // (4 * n_jobs)))

@@ -310,7 +310,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         else:
             hist = run_chunks(_uniform_task, (Wr, router.bias, gram, k, max(orders), radius, D,
                                               code, cosine_scores, eps_sorted, wmax),
-                              n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), desc="volume", **run)
+                              n_samples, UNIFORM_CHUNK, derive_seed(ss, 0), desc="volume",
+                              warm=True, **run)
             counts = np.cumsum(hist, axis=1)
         for pos, i in enumerate(order_of_eps):
             for j, r in enumerate(orders):

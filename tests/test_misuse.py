@@ -299,6 +299,24 @@ def test_chunks_stream_a_1e13_run(n_jobs):
     assert time.perf_counter() - t0 < 5 and 8 <= len(calls) <= 8 + 4 * 2 * n_jobs * 16
 
 
+def test_warm_call_is_a_zero_item_call_in_the_calling_thread_and_changes_no_number():
+    import threading
+
+    seen = []
+
+    def chunk(rng, n):
+        seen.append((n, threading.current_thread() is threading.main_thread()))
+        return rng.standard_normal(3) * n
+
+    kw = dict(reduce=parallel.add, progress=False, force_jobs=True)
+    ss = np.random.SeedSequence(4)
+    ref = parallel.run_chunks(chunk, (), 10, 3, ss, n_jobs=1, **kw)
+    seen.clear()
+    out = parallel.run_chunks(chunk, (), 10, 3, ss, n_jobs=2, warm=True, **kw)
+    assert seen[0] == (0, True) and sorted(n for n, _ in seen[1:]) == [1, 3, 3, 3]
+    assert np.array_equal(out, ref)
+
+
 def test_workers_are_capped_at_the_cores_unless_forced(monkeypatch):
     cores = os.cpu_count()
     assert parallel.check_n_jobs(1000) == cores and parallel.check_n_jobs(-1) == cores
