@@ -814,7 +814,7 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                         devices=devices)
 
 
-def study_rows(params, seed_seq):
+def study_rows(params, seed_seq, device="cpu"):
     """Rows of the ``audit`` study (``discosim study audit --set path=A,B``): per model and layer,
     the flip rate of each format and the margin fraction at ``eps``, tidy (one row per quantity)."""
     path = params.get("path")
@@ -825,7 +825,7 @@ def study_rows(params, seed_seq):
     res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],
                            n_samples=params.get("n_samples"), seed=seed_seq,
                            progress=False, constants_samples=params.get("constants_samples", 0),
-                           **open_kw)
+                           device=device, **open_kw)
     rows = []
     for L in res.layers:
         base = {"model": res.model, "family": L.family, "layer": L.name, "layer_index": L.index,

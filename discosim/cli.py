@@ -279,7 +279,8 @@ def _cmd_study(args):
     t0 = time.perf_counter()
     path = run_study(args.name, out, grid=grid, seed=args.seed, n_jobs=args.n_jobs,
                      backend=args.backend, scheduler=args.scheduler, resume=args.resume,
-                     progress=False if args.quiet else None, force_jobs=args.force_jobs)
+                     progress=False if args.quiet else None, force_jobs=args.force_jobs,
+                     device=args.device)
     print(f"{args.name}: {path} ({time.perf_counter() - t0:.1f} s); figure and results.json beside it")
     return 0
 
@@ -433,6 +434,8 @@ def build_parser():
                     help="continue a run in --out; refuse if its saved points were made by another "
                          "study, seed, grid value or code version (default: recompute those)")
     st.add_argument("--force-jobs", action="store_true", help="allow --n-jobs above the cores")
+    st.add_argument("--device", default="cpu",
+                    help="cpu | cuda: every point's estimators on the GPU (the [cuda] extra)")
     st.set_defaults(func=_cmd_study)
 
     fg = sub.add_parser("figures", help="redraw every figure from saved results (no recomputation)")

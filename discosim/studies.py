@@ -196,10 +196,13 @@ def _rows_digest(rows):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def point_identity(name, params, seed):
+def point_identity(name, params, seed, device="cpu"):
     """What makes a saved point reusable: study, base seed, every parameter, the files that
-    path parameters name (size and mtime), code version."""
+    path parameters name (size and mtime), code version, and the device when it is not the CPU
+    (the GPU draws other random numbers: its points are never reused for a CPU run, nor back)."""
     ident = {"study": name, "seed": seed, "params": params, "code": code_version()}
+    if device != "cpu":
+        ident["device"] = device
     files = {k: fp for k, v in params.items() if (fp := _file_fingerprint(v)) is not None}
     if files:
         ident["files"] = files
@@ -220,7 +223,7 @@ def _read_point(path, ident, digest):
         return None, f"{path} is unreadable ({type(exc).__name__})"
     if doc.get("identity_hash") != digest:
         old = doc.get("identity") or {}
-        what = [k for k in ("study", "seed", "params", "files", "code")
+        what = [k for k in ("study", "seed", "params", "files", "code", "device")
                 if old.get(k) != ident.get(k)] or ["identity"]
         return None, f"{path} was made with another {', '.join(what)}"
     if doc.get("rows_digest") != _rows_digest(doc["rows"]):
@@ -269,7 +272,7 @@ def _ensemble_rows(rows, by, value_cols):
 
 
 # --------------------------------------------------------------------------- the studies
-def _vol_rows(params, seed_seq, metric, method):
+def _vol_rows(params, seed_seq, metric, method, device="cpu"):
     from .volume import estimate_volumes
 
     rows = []
@@ -277,7 +280,7 @@ def _vol_rows(params, seed_seq, metric, method):
     for ri, router in enumerate(routers_of(params, seed_seq)):
         res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=orders,
                                metric=metric, method=method, n_samples=params["n_samples"],
-                               seed=seed_seq.spawn(1)[0], progress=False)
+                               seed=seed_seq.spawn(1)[0], progress=False, device=device)
         f1 = res.estimate(0, 1)
         for r in orders:
             o = res.order_result(0, r)
@@ -298,9 +301,9 @@ def _vol_rows(params, seed_seq, metric, method):
              "metric": "euclidean"},
        figure={"x": "eps", "y": "ratio_to_order1", "pred": "predicted_ratio", "group": "order",
                "xlabel": "eps/R", "ylabel": "U_r / U_1"})
-def volume_ratios(params, seed_seq):
+def volume_ratios(params, seed_seq, device="cpu"):
     """Ratio theorem: U_r/U_1 against eps/R per order (tube sampler), with its prediction."""
-    rows = _vol_rows(params, seed_seq, params["metric"], "tube")
+    rows = _vol_rows(params, seed_seq, params["metric"], "tube", device)
     return rows + _ensemble_rows(rows, ["order"], ["fraction", "ratio_to_order1"])
 
 
@@ -310,9 +313,9 @@ def volume_ratios(params, seed_seq):
              "metric": ["euclidean", "normal", "score"]},
        figure={"x": "eps", "y": "fraction", "err": "stderr", "pred": "predicted_leading",
                "group": ["metric", "order"], "xlabel": "eps/R", "ylabel": "fraction of the ball"})
-def tube_metrics(params, seed_seq):
+def tube_metrics(params, seed_seq, device="cpu"):
     """The three tube metrics on the same routers (uniform sampler)."""
-    return _vol_rows(params, seed_seq, params["metric"], "uniform")
+    return _vol_rows(params, seed_seq, params["metric"], "uniform", device)
 
 
 @study("sampler_efficiency",
@@ -320,7 +323,7 @@ def tube_metrics(params, seed_seq):
              "n_routers": 1, "rho": 0.0, "n_samples": 20000, "order": [1, 2, 3]},
        figure={"x": "eps", "y": "efficiency", "group": "order", "xlabel": "eps/R",
                "ylabel": "variance ratio uniform / tube per sample"})
-def sampler_efficiency(params, seed_seq):
+def sampler_efficiency(params, seed_seq, device="cpu"):
     """Importance (tube) sampler vs uniform sampling: per-sample variance ratio and relative SE."""
     from .volume import estimate_volumes
 
@@ -329,7 +332,8 @@ def sampler_efficiency(params, seed_seq):
     for ri, router in enumerate(routers_of(params, seed_seq)):
         t0 = time.perf_counter()
         res = estimate_volumes(router, params.get("radius", 1.0), [params["eps"]], orders=(r,), method="tube",
-                               n_samples=params["n_samples"], seed=seed_seq.spawn(1)[0], progress=False)
+                               n_samples=params["n_samples"], seed=seed_seq.spawn(1)[0], progress=False,
+                               device=device)
         dt = time.perf_counter() - t0
         e = res.estimate(0, r)
         p = res.order_result(0, r).predicted_slice_sum
@@ -345,7 +349,7 @@ def sampler_efficiency(params, seed_seq):
              "sigma": 1.0, "n_paths": 20000, "seed_x0": 1},
        figure={"x": "dt_over_d2", "y": "abs_bias", "err": "stderr", "group": "bridge",
                "xlabel": "dt sigma^2 / d^2", "ylabel": "|P(tau<=t) - Levy| at t = d^2/sigma^2"})
-def first_hit(params, seed_seq):
+def first_hit(params, seed_seq, device="cpu"):
     """Levy (M = 2): bias of P(tau <= t) against the step, with and without the bridge test."""
     from .hitting import estimate_first_hit
     from .theory import diffusion as td
@@ -357,7 +361,7 @@ def first_hit(params, seed_seq):
     scale = d * d / (sig * sig)  # times in units of d^2 / sigma^2
     t = params["t_over_d2"] * scale
     res = estimate_first_hit(router, x0, sig, t, params["dt_over_d2"] * scale, params["n_paths"], [t],
-                             seed=seed_seq, bridge=check_bool("bridge", params["bridge"]))
+                             seed=seed_seq, bridge=check_bool("bridge", params["bridge"]), device=device)
     e = res.cdf[0]
     exact = float(td.levy_cdf(d, sig, t))
     return [{"cdf": e.value, "stderr": e.stderr, "exact": exact, "bias": e.value - exact,
@@ -371,7 +375,7 @@ def first_hit(params, seed_seq):
        figure={"x": "M", "y": "exponent_fit", "err": "exponent_stderr", "pred": "exponent_predicted",
                "group": "ensemble", "xlabel": "M", "ylabel": "exponent of q(delta)", "logx": False,
                "logy": False})
-def hit_order(params, seed_seq):
+def hit_order(params, seed_seq, device="cpu"):
     """Hit-order exponent of q(delta) against pi/theta* over router sizes and ensembles."""
     from .hitting import estimate_first_hit
     from .theory import diffusion as td
@@ -382,7 +386,7 @@ def hit_order(params, seed_seq):
         d = td.facet_distances(router, x0).min()
         deltas = d * np.array([0.01, 0.03, 0.1, 0.3])
         res = estimate_first_hit(router, x0, 1.0, 20 * d * d, 0.01 * d * d, params["n_paths"], [d * d],
-                                 deltas=deltas, seed=seed_seq.spawn(1)[0])
+                                 deltas=deltas, seed=seed_seq.spawn(1)[0], device=device)
         rows.append({"router_index": ri, "exponent_fit": res.exponent_fit,
                      "exponent_stderr": res.exponent_stderr, "exponent_predicted": res.exponent_predicted,
                      "fraction_hit": res.fraction_hit})
@@ -394,7 +398,7 @@ def hit_order(params, seed_seq):
              "rho": 0.0, "sigma": 1.0, "t_max": 10.0, "dt": 0.01, "n_paths": 300, "seed_x0": 4},
        figure={"x": "eps", "y": "mean", "err": "stderr", "pred": "bound", "group": "order",
                "xlabel": "eps", "ylabel": "E L_r^eps(t_max)"})
-def occupation(params, seed_seq):
+def occupation(params, seed_seq, device="cpu"):
     """Occupation times per order against the THEORY §6 bounds."""
     from .hitting import estimate_occupation
 
@@ -402,7 +406,8 @@ def occupation(params, seed_seq):
     for ri, router in enumerate(routers_of(params, seed_seq)):
         x0 = start_point(router, params["seed_x0"])
         res = estimate_occupation(router, x0, params["sigma"], params["t_max"], params["dt"], params["n_paths"],
-                                  [params["eps"]], seed=seed_seq.spawn(1)[0], n_checkpoints=1)
+                                  [params["eps"]], seed=seed_seq.spawn(1)[0], n_checkpoints=1,
+                                  device=device)
         for i, r in enumerate(res.orders):
             rows.append({"router_index": ri, "order": r, "mean": float(res.mean[-1, i, 0]),
                          "stderr": float(res.stderr[-1, i, 0]), "bound": float(res.bound[i, 0])})
@@ -414,14 +419,14 @@ def occupation(params, seed_seq):
              "n_routers": 1, "rho": 0.0, "n_samples": 400000},
        figure={"x": "eta", "y": "mean_extra", "err": "stderr", "pred": "predicted_leading",
                "xlabel": "eta", "ylabel": "extra active experts E N_eta"})
-def smoothing(params, seed_seq):
+def smoothing(params, seed_seq, device="cpu"):
     """Overhead of the smoothing gate against c1 eta."""
     from .smoothing import estimate_overhead
 
     rows = []
     for ri, router in enumerate(routers_of(params, seed_seq)):
         res = estimate_overhead(router, 1.0, [params["eta"]], n_samples=params["n_samples"],
-                                seed=seed_seq.spawn(1)[0])
+                                seed=seed_seq.spawn(1)[0], device=device)
         e = res.estimates[0]
         rows.append({"router_index": ri, "mean_extra": e.value, "stderr": e.stderr,
                      "predicted_leading": res.predicted_leading[0], "c1": res.coefficient})
@@ -433,19 +438,19 @@ def smoothing(params, seed_seq):
        figure={"x": "layer_index", "y": "value", "err": "stderr", "pred": "predicted",
                "group": ["model", "quantity", "parameter"], "xlabel": "router layer",
                "ylabel": "flip rate (bf16, fp16) / P(margin <= eps)", "logx": False})
-def audit(params, seed_seq):
+def audit(params, seed_seq, device="cpu"):
     """Checkpoint audits (THEORY §9): per-layer flip rates and margin fraction; --set path=A,B."""
     from .audit import study_rows
 
-    return study_rows(params, seed_seq)
+    return study_rows(params, seed_seq, device)
 
 
 # --------------------------------------------------------------------------- running
-def _run_point(name, params, base_seed, identity):
+def _run_point(name, params, base_seed, identity, device="cpu"):
     """One grid point; ``identity`` (from the parent, so every worker records the same) is
     ``(identity dict, its hash)``."""
     t0 = time.perf_counter()
-    rows = STUDIES[name]["func"](params, point_seed(base_seed, params))
+    rows = STUDIES[name]["func"](params, point_seed(base_seed, params), device=device)
     return {"identity": identity[0], "identity_hash": identity[1], "params": params, "rows": rows,
             "rows_digest": _rows_digest(rows), "seconds": time.perf_counter() - t0}
 
@@ -461,14 +466,17 @@ def _versions():
 
 
 def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", scheduler=None,
-              progress=None, resume=False, stop_after=None, force_jobs=False):
+              progress=None, resume=False, stop_after=None, force_jobs=False, device="cpu"):
     """Run study ``name`` over its grid (defaults updated by ``grid``) into ``out_dir``.
 
     Every grid point is validated first. Saved points whose identity (study, seed, parameters,
     code version) matches are reused; others are recomputed, or with ``resume=True`` refused.
     Returns the path of ``results.csv``. ``stop_after`` (testing aid) stops after that many new
-    points, as an interruption would.
+    points, as an interruption would. ``device="cuda"``: every point's estimators run on the GPU
+    (all visible devices; with n_jobs > 1 the point workers share them).
     """
+    from .devices import check_device, cuda_module
+
     from .estimates import dumps
     from .fileio import write_atomic
     from .parallel import _progress_bar, check_n_jobs
@@ -478,6 +486,9 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
     n_jobs = check_n_jobs(n_jobs, force_jobs)
     seed = check_int("seed", seed, 0)
     resume = check_bool("resume", resume)
+    device = check_device(device)
+    if device == "cuda":
+        cuda_module()  # one line, before any point runs, when no GPU is usable
     spec = STUDIES[name]
     points = [check_point(p) for p in expand_grid(spec["grid"], grid or {})]
     merged = dict(spec["grid"])
@@ -490,7 +501,7 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
     todo = []
     identity = {}
     for p in points:
-        ident, digest = identity[point_key(p)] = point_identity(name, p, seed)
+        ident, digest = identity[point_key(p)] = point_identity(name, p, seed, device)
         doc, why = _read_point(os.path.join(pdir, point_key(p) + ".json"), ident, digest)
         if doc is None:
             if why is not None and resume:
@@ -518,14 +529,15 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
                                              dashboard_address=None, processes=True))
         if todo and n_jobs == 1 and backend != "dask":
             for p in todo:  # in this process: Ctrl-C stops between points, saved ones stay
-                res = _run_point(name, p, seed, identity[point_key(p)])
+                res = _run_point(name, p, seed, identity[point_key(p)], device)
                 write_atomic(os.path.join(pdir, point_key(p) + ".json"), dumps(res))
                 if bar is not None:
                     bar.update(1)
         elif todo:
             import joblib
 
-            tasks = (joblib.delayed(_run_point)(name, p, seed, identity[point_key(p)]) for p in todo)
+            tasks = (joblib.delayed(_run_point)(name, p, seed, identity[point_key(p)], device)
+                     for p in todo)
             with joblib.parallel_config(backend=backend, n_jobs=n_jobs):
                 par = joblib.Parallel(return_as="generator_unordered")
                 for res in par(tasks):
@@ -543,17 +555,17 @@ def run_study(name, out_dir, grid=None, *, seed=0, n_jobs=1, backend="loky", sch
     elapsed = time.perf_counter() - t0
     if len(todo) < missing:
         return None  # stopped early: the finished points are saved, rerun to complete
-    return _assemble(name, out_dir, points, merged, seed, elapsed, n_jobs, backend)
+    return _assemble(name, out_dir, points, merged, seed, elapsed, n_jobs, backend, device)
 
 
-def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend):
+def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend, device="cpu"):
     from .estimates import dumps
     from .fileio import write_atomic
 
     pdir = os.path.join(out_dir, "points")
     all_rows, secs = [], 0.0
     for i, p in enumerate(points):
-        ident, digest = point_identity(name, p, seed)
+        ident, digest = point_identity(name, p, seed, device)
         res, why = _read_point(os.path.join(pdir, point_key(p) + ".json"), ident, digest)
         if res is None:
             raise InputError(why or f"point {i} of the grid is missing in {pdir}")
@@ -574,11 +586,11 @@ def _assemble(name, out_dir, points, grid, seed, elapsed, n_jobs, backend):
     write_atomic(csv_path, buf.getvalue())
     side = {"study": name, "doc": STUDIES[name]["doc"], "grid": grid,
             "points": [{"index": i, "key": point_key(p), "params": p,
-                        "identity_hash": point_identity(name, p, seed)[1],
+                        "identity_hash": point_identity(name, p, seed, device)[1],
                         "seed": {"entropy": seed, "spawn_key": list(point_seed(seed, p).spawn_key)}}
                        for i, p in enumerate(points)],
             "seed": seed, "code_version": code_version(), "versions": _versions(),
-            "n_jobs": n_jobs, "backend": backend,
+            "n_jobs": n_jobs, "backend": backend, "device": device,
             "wall_seconds_this_run": elapsed, "point_seconds_total": secs,
             "figure": STUDIES[name]["figure"]}
     write_atomic(os.path.join(out_dir, "results.json"), dumps(side, indent=1))

@@ -98,6 +98,56 @@ def test_cli_device_cuda_without_gpu_exits_2():
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.skipif(HAVE_GPU, reason="checks the CLI where no GPU is usable")
+def test_study_device_cuda_without_gpu_exits_2_before_any_point(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "discosim", "study", "tube_metrics", "--out",
+                          str(tmp_path / "s"), "--device", "cuda", "--quiet"],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s" / "points").exists() or not any((tmp_path / "s" / "points").iterdir())
+
+
+def test_study_points_of_one_device_are_never_reused_for_another():
+    from discosim.studies import point_identity
+
+    p = {"eps": 0.1, "M": 6}
+    cpu = point_identity("tube_metrics", p, 0)
+    assert point_identity("tube_metrics", p, 0, "cpu") == cpu and "device" not in cpu[0]
+    gpu = point_identity("tube_metrics", p, 0, "cuda")
+    assert gpu[1] != cpu[1] and gpu[0]["device"] == "cuda"
+
+
+def test_study_on_the_device_in_the_cuda_simulator(tmp_path):
+    # a study run with device="cuda" (the tube sampler on the simulated GPU), then the same
+    # study on the CPU in the same directory: none of the GPU's points is reused
+    code = textwrap.dedent(f"""
+        import warnings
+        warnings.simplefilter("ignore")
+        import json, os
+        from discosim.studies import run_study
+
+        d = {str(tmp_path / "s")!r}
+        grid = {{"eps": [0.05, 0.1], "n_samples": 64}}
+        run_study("volume_ratios", d, grid=grid, device="cuda", progress=False)
+        doc = json.load(open(os.path.join(d, "results.json")))
+        assert doc["device"] == "cuda"
+        gpu = [pt["identity_hash"] for pt in doc["points"]]
+        run_study("volume_ratios", d, grid=grid, progress=False)
+        doc = json.load(open(os.path.join(d, "results.json")))
+        assert doc["device"] == "cpu"
+        assert not set(pt["identity_hash"] for pt in doc["points"]) & set(gpu)
+        for name in os.listdir(os.path.join(d, "points")):
+            assert "device" not in json.load(open(os.path.join(d, "points", name)))["identity"]
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": ROOT, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=600)
+    assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
 def _float32_scores(G, C, W, b, radius):
     """The GPU's float32 arithmetic for the scores, emulated step by step in numpy float32."""
     G = G.astype(np.float32)
