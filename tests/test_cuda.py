@@ -576,3 +576,113 @@ def test_tube_cpu_gpu_agree_at_real_size():
     c = discosim.estimate_volumes(r, 1.0, [2e-3], (1,), n_samples=100_000, seed=6, n_jobs=-1, **kw)
     assert _agree_arrays(g.fraction, g.stderr, c.fraction, c.stderr), (g.fraction, c.fraction)
     assert g.stderr[0, 0] < c.stderr[0, 0]
+
+
+_HOST_SHIM = r"""
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+#define __global__
+#define __restrict__
+#define __shared__ static
+#define __syncthreads()
+struct Dim { long long x; };
+static Dim threadIdx{0}, blockIdx{0}, blockDim{1}, gridDim{1};
+static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+static inline int atomicAdd(int* a, int v) { int o = *a; *a += v; return o; }
+static inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v) {
+    unsigned long long o = *a; *a += v; return o; }
+"""
+
+_HOST_MAIN = r"""
+template <class T> std::vector<T> load(const char* path, size_t n) {
+    std::vector<T> v(n); FILE* f = std::fopen(path, "rb");
+    if (std::fread(v.data(), sizeof(T), n, f) != n) std::exit(3); std::fclose(f); return v; }
+int main(int argc, char** argv) {
+    long long M = std::atoll(argv[1]), n = std::atoll(argv[2]), NCNT = std::atoll(argv[3]);
+    auto X = load<float>(argv[4], M * n); auto ss = load<float>(argv[5], n);
+    auto chi = load<float>(argv[6], n); auto bias = load<float>(argv[7], M);
+    auto eps = load<float>(argv[8], NCNT); auto par = load<float>(argv[9], 4);
+    std::vector<unsigned long long> hist(64, 0); std::vector<long long> idx(n, -1); int cn = 0;
+    KERNEL(X.data(), n, ss.data(), chi.data(), bias.data(), n, par[0], eps.data(), par[1], par[2],
+           par[3], hist.data(), idx.data(), &cn, (int)n);
+    FILE* f = std::fopen(argv[10], "wb"); std::fwrite(hist.data(), 8, 64, f);
+    std::fwrite(&cn, 4, 1, f); std::fwrite(idx.data(), 8, n, f); std::fclose(f); return 0; }
+"""
+
+
+def _run_host_kernel(tmp_path, src, name, X, ss, chi, bias, eps, par):
+    import shutil
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no host C++ compiler")
+    d = tmp_path / name
+    d.mkdir()
+    (d / "k.cpp").write_text(_HOST_SHIM + src + f"\n#define KERNEL {name}\n" + _HOST_MAIN)
+    subprocess.run([cxx, "-O1", "-std=c++17", "-o", str(d / "k"), str(d / "k.cpp")], check=True,
+                   capture_output=True, timeout=300)
+    files = []
+    for i, a in enumerate((X, ss, chi, bias, eps, par)):
+        p = d / f"in{i}"
+        np.ascontiguousarray(a).tofile(p)
+        files.append(str(p))
+    out = d / "out"
+    subprocess.run([str(d / "k"), str(X.shape[0]), str(X.shape[1]), str(eps.size), *files, str(out)],
+                   check=True, timeout=120)
+    raw = out.read_bytes()
+    hist = np.frombuffer(raw[:512], dtype=np.uint64)
+    n_c = int(np.frombuffer(raw[512:516], dtype=np.int32)[0])
+    idx = np.frombuffer(raw[516:], dtype=np.int64)[:n_c]
+    return hist, idx
+
+
+def test_nvrtc_kernel_sources_keep_the_float64_counting_contract_on_the_host(tmp_path):
+    # the C++ kernels of _cuda/select_nvrtc.py, built by the host compiler with a serial shim:
+    # their float32 counts plus the float64 counts of the columns they hand back equal the
+    # float64 counts of every column (the contract the GPU refinement relies on); a planted
+    # error (the packed weights of two rows swapped) breaks it
+    from discosim._cuda.bounds import score_error_coefficient
+    from discosim._cuda.select_nvrtc import kernel_source
+
+    M, K, R, n, D = 12, 3, 3, 20000, 48
+    r = _router(M, K, D, seed=21, bias=True)
+    rng = np.random.default_rng(22)
+    G = rng.standard_normal((M, n)).astype(np.float32)
+    C = rng.chisquare(D + 2 - M, n).astype(np.float32)
+    ss = np.sum(G.astype(np.float64) ** 2, axis=0).astype(np.float32)
+    Wr, b = r.reduced_weights, r.bias
+    z = G.astype(np.float64) / np.sqrt(ss.astype(np.float64) + C)[None, :]
+    S64 = np.sort(Wr @ z + b[:, None], axis=0)[::-1]
+    eps = np.array([0.002, 0.01], dtype=np.float32)
+    ref = []
+    for rr in range(1, R + 1):
+        ps = range(max(K - rr + 1, 1), min(K, M - rr) + 1)
+        ref.append(np.min([S64[p - 1] - S64[p + rr - 1] for p in ps], axis=0))
+    ref = np.array(ref)  # (R, n) float64 statistics
+    want = np.array([[np.sum(ref[q] <= e) for e in eps.astype(np.float64)] for q in range(R)])
+    c = score_error_coefficient(M)
+    par = np.array([1.0, 2 * c * r.max_row_norm, 2 * c * np.max(np.abs(b)), 0.0], dtype=np.float32)
+    Wp = np.ascontiguousarray(Wr[np.tril_indices(M)], dtype=np.float32)
+    b32 = b.astype(np.float32)
+    S32 = (Wr.astype(np.float32) @ G).astype(np.float32)
+
+    def total(hist, idx):
+        extra = np.array([[np.sum(ref[q, idx] <= e) for e in eps.astype(np.float64)]
+                          for q in range(R)])
+        return hist[:R * eps.size].reshape(R, eps.size).astype(np.int64) + extra
+
+    fused = kernel_source("score_select", M, K, R, eps.size, 0, False, Wp, b32)
+    h, idx = _run_host_kernel(tmp_path, fused, "score_select", G, ss, C, b32, eps, par)
+    assert 0 < idx.size < n // 20 and np.array_equal(total(h, idx), want)
+    sel = kernel_source("select_scores", M, K, R, eps.size, 0, False)
+    h, idx = _run_host_kernel(tmp_path, sel, "select_scores", S32, ss, C, b32, eps, par)
+    assert 0 < idx.size < n // 20 and np.array_equal(total(h, idx), want)
+    bad = Wp.copy()
+    o5, o6 = 5 * 6 // 2, 6 * 7 // 2  # rows 5 and 6 of the packed triangle: swap their first 6
+    bad[o5:o5 + 6], bad[o6:o6 + 6] = Wp[o6:o6 + 6], Wp[o5:o5 + 6]
+    bad_src = kernel_source("bad_select", M, K, R, eps.size, 0, False, bad, b32)
+    h, idx = _run_host_kernel(tmp_path, bad_src, "bad_select", G, ss, C, b32, eps, par)
+    assert not np.array_equal(total(h, idx), want)
