@@ -327,7 +327,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                     from ._cuda.tube import tube_sums
 
                     tot, _ = tube_sums(router, r, radius, float(e), code, n_samples,
-                                       run_key(derive_seed(ss, 1, r, i)), devices)
+                                       run_key(derive_seed(ss, 1, r, i)), devices,
+                                       host_threads=n_jobs)
                 else:
                     tot = run_chunks(_tube_task, (Wr, gram, k, r, radius, D, code, float(e),
                                                   wmax, n_slices),

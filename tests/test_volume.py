@@ -259,3 +259,30 @@ def test_euclidean_probe_lets_feasible_runs_through():
     assert 0 < res.estimate(0, 1).value < 1
     # the normal metric stops at order r + 1 tie sets: no probe, no refusal
     estimate_volumes(r, 1.0, [0.1], (1,), metric="normal", n_samples=1000, seed=1, predict=False)
+
+
+@pytest.mark.parametrize("r, dim, c", [(1, 20, 0.3), (2, 200, 0.2), (3, 60, 0.05), (1, 4096, 2e-4)])
+def test_gpu_power_law_beta_weight_has_the_cpu_factor_as_mean(r, dim, c):
+    # the GPU tube sampler draws beta = c U^(1/a) with weight C(M,r+1) c^a (1-beta)^(b-1)/(a B);
+    # its mean over U must be the CPU's factor C(M,r+1) I_c(a, b) -- also where b c >> 1, where
+    # the weight varies; planted: (1-beta)^b, the exponent off by one
+    from scipy import integrate, special
+
+    from discosim._kernels.tube import power_law_draw, power_law_log_constant
+
+    M = 8
+    a, b = 0.5 * r, 0.5 * (dim - r) + 1.0
+    lc = power_law_log_constant(M, r, dim)
+    # U = t^a: beta = c t, the integral over t in (0, 1) (an integrable t^(a-1) at 0)
+    def mean(bm1):
+        val, err = integrate.quad(lambda t: a * t ** (a - 1) * power_law_draw(t ** a, c, a, bm1, lc)[1],
+                                  0.0, 1.0, limit=200, epsabs=0.0, epsrel=1e-11)
+        return val
+
+    want = math.comb(M, r + 1) * special.betainc(a, b, c)
+    assert mean(b - 1.0) == pytest.approx(want, rel=1e-8)
+    beta, _ = power_law_draw(0.25, c, a, b - 1.0, lc)
+    assert beta == pytest.approx(c * 0.25 ** (1 / a), rel=1e-15)
+    # the planted error moves the mean by about E[beta] (truncated Beta): ~ c a / (a + 1) for
+    # b c << 1, ~ a / (a + b) for b c >> 1; both far above rel=1e-8
+    assert abs(mean(b) / want - 1) > 0.3 * min(c * a / (a + 1), a / (a + b))

@@ -134,6 +134,11 @@ def _module(src):
     return cp.RawModule(code=src, options=("--std=c++17",))
 
 
+def probe():
+    """Compile and load an empty kernel: raises where CuPy or NVRTC cannot."""
+    return _module('extern "C" __global__ void probe() {}').get_function("probe")
+
+
 def select_kernel(M, K, RMAX, NE, SCREEN, COSINE, Wp=None, bias=None):
     """The compiled kernel (a ``cupy.RawKernel``); ``Wp`` given: the fused form for this router."""
     name = "score_select" if Wp is not None else "select_scores"

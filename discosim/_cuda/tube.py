@@ -18,9 +18,11 @@ Euclidean and normal metrics: the subset projections stay on the host. The devic
 only samples passing a necessary condition of ``x in tube_r`` -- the window statistic of order
 r at most ``2 max|w| eps`` (THEORY §4.1); a sample whose projection on S_J straddles rank k is in
 the tube, so the overlap term needs no other samples -- and the host scores them with the CPU's
-own ``score_rows`` in sample order, on all its cores (blocks of ``HOST_BLOCK`` rows added in
-block order). So the sums depend on the seed and the fixed unit size only, never on the launch
-shape, the device list or the number of host threads.
+own ``score_rows`` in sample order, on ``host_threads`` threads (blocks of ``HOST_BLOCK`` rows
+added in block order). So the sums depend on the seed and the fixed unit and block sizes only,
+never on the launch shape, the device list or the number of host threads. (A weight can
+underflow to 0 where ``(b-1) beta`` is huge; the CPU then counts a hit that the GPU does not,
+with no effect on the sums.)
 
 beta. The CPU draws beta from Beta(r/2, d/2+1) truncated at ``c = min(rho_J^2 / R^2, 1)`` by
 SciPy's ``betaincinv`` and weights the sample by ``C(M, r+1) P_J`` with ``P_J = I_c(r/2,
@@ -42,7 +44,6 @@ Reproducible: chunk c (``CHUNK`` samples, one thread) draws from stream c; a uni
 
 import functools
 import math
-import os
 
 import numpy as np
 
@@ -53,14 +54,15 @@ from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy s
 
 from .._kernels.codes import METRIC_SCORE  # noqa: E402
 from .._kernels.geometry import lower_matvec, orthonormal_normal_basis, project_out  # noqa: E402
-from .._kernels.tube import score_circumradius2  # noqa: E402
+from .._kernels.tube import power_law_draw, power_law_log_constant, score_circumradius2  # noqa: E402
 from .rng import gamma_mt, gamma_params, next64, normals64, stream_state  # noqa: E402
 from .twins import device_twin  # noqa: E402
 
 CHUNK = 32  # samples per thread (one stream)
 UNIT_CHUNKS = 1 << 15  # 2^20 samples per unit of work
 BLOCK = 64
-SCREEN = True  # False: every sample goes to the host and is scored there (tests)
+SCREEN = True  # False: every sample goes to the host and is scored there (tests; the sums are
+# then bit-identical while a unit's handed-back rows fit in one HOST_BLOCK)
 HOST_BLOCK = 4096  # rows per host task: partial sums added in block order (any thread count)
 
 
@@ -76,11 +78,12 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
     proj = device_twin(project_out)
     matvec = device_twin(lower_matvec)
     circum = device_twin(score_circumradius2)
+    draw_beta = device_twin(power_law_draw)
     INV53 = 2.0 ** -53
 
     @cuda.jit
     def kernel(key0, key1, c0, n_chunks, n_total, Wr, zero, gram, radius, eps, thr, gd, gc, gb,
-               log_const, a_inv, a, bm1, cand_s, cand_J, cand_f, cand_i, cand_n, sums):
+               log_const, a, bm1, cand_s, cand_J, cand_f, cand_i, cand_n, sums):
         t = cuda.grid(1)
         if t >= n_chunks:
             return
@@ -130,8 +133,7 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
             c = c if c < 1.0 else 1.0
             s0, s1, rr = next64(s0, s1)
             u = (float64(rr >> uint64(11)) + 0.5) * INV53
-            beta = c * math.pow(u, a_inv)
-            fac = math.exp(log_const + a * math.log(c) + bm1 * math.log1p(-beta))
+            beta, fac = draw_beta(u, c, a, bm1, log_const)
             basis(Wr, J, R, Q)
             s0, s1, dn2 = normals64(s0, s1, dirn, R)
             rn = radius * math.sqrt(beta / dn2)
@@ -217,12 +219,10 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
     return kernel
 
 
-def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
+def tube_sums(router, r, radius, eps, metric, n_samples, key, devices, host_threads=1):
     """``[sum of scores, sum of squares, nonzero scores, overlap sum, its squares]`` over
     ``n_samples`` tube samples for order r at one eps (the layout of ``tube_chunk``'s ``out``),
-    and the number of samples scored on the host."""
-    from scipy import special
-
+    and the number of samples scored on the host (on ``host_threads`` threads per GPU worker)."""
     from .._kernels.pointstats import sort_pairs_for
     from .launch import router_arrays, run_units
 
@@ -230,10 +230,12 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
     score = metric == METRIC_SCORE
     kern = tube_kernel(M, k, r, score, score and SCREEN)
     a, b = 0.5 * r, 0.5 * (D - r) + 1.0
-    log_const = (math.log(math.comb(M, r + 1)) - math.log(a)
-                 - (special.gammaln(a) + special.gammaln(b) - special.gammaln(a + b)))
+    log_const = power_law_log_constant(M, r, D)
     wmax = router.max_row_norm
-    thr = eps if score else 2.0 * wmax * eps * (1.0 + 1e-6)
+    # euclidean/normal: 2 max|w| eps (THEORY §4.1), relative slack for device-host float64
+    # differences, and twice projection_straddles' tie tolerance 1e-11 (|s| + max|w| eps)
+    thr = (eps if score else
+           2.0 * wmax * eps * (1.0 + 1e-6) + 4e-11 * wmax * (radius + eps))
     if not SCREEN:
         thr = math.inf
     gd, gc, gb = gamma_params(0.5 * (D + 2 - M))
@@ -264,7 +266,7 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
                 d_n.copy_to_device(np.zeros(1, dtype=np.int32))
                 kern[-(-nc // BLOCK), BLOCK](key0, key1, c0, nc, n_samples, d_W, d_zero, d_g,
                                              float(radius), float(eps), thr, gd, gc, gb,
-                                             log_const, 1.0 / a, a, b - 1.0, bufs["s"], bufs["J"],
+                                             log_const, a, b - 1.0, bufs["s"], bufs["J"],
                                              bufs["f"], bufs["i"], d_n, bufs["sums"])
                 n_c = int(d_n.copy_to_host()[0])
                 if n_c <= cap[0]:
@@ -273,7 +275,7 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
             dev = bufs["sums"][:nc].copy_to_host()
             order = np.argsort(bufs["i"][:n_c].copy_to_host(), kind="stable")
             rows = tuple(bufs[q][:n_c].copy_to_host()[order] for q in ("s", "J", "f"))
-            out = _score_on_host(rows, gram, k, r, metric, float(eps), wmax, pairs)
+            out = _score_on_host(rows, gram, k, r, metric, float(eps), wmax, pairs, host_threads)
             out[:3] += dev.sum(axis=0)
             return out, n_c
 
@@ -286,9 +288,9 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices):
     return out, int(sum(n for _, n in parts))
 
 
-def _score_on_host(rows, gram, k, r, metric, eps, wmax, pairs):
+def _score_on_host(rows, gram, k, r, metric, eps, wmax, pairs, threads):
     """``score_rows`` over the handed-back rows (in sample order), blocks of ``HOST_BLOCK`` rows
-    on a thread each (the kernel releases the GIL), partial sums added in block order."""
+    on ``threads`` threads (the kernel releases the GIL), partial sums added in block order."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .._kernels.tube import score_rows
@@ -304,9 +306,11 @@ def _score_on_host(rows, gram, k, r, metric, eps, wmax, pairs):
         return part
 
     out = np.zeros(5)
-    if len(starts) <= 1:
-        return block(0) if len(starts) else out
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    if len(starts) <= 1 or threads <= 1:
+        for i0 in starts:
+            out += block(i0)
+        return out
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         for part in pool.map(block, starts):
             out += part
     return out

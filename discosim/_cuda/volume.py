@@ -37,8 +37,8 @@ type only, never on the launch shape or the number of GPUs.
 For M > ``MAX_UNROLLED_M`` (where CuPy is installed) a generator kernel writes G (M x N, samples
 along columns, coalesced) and C, and a CUDA C++ kernel compiled by NVRTC (:mod:`.select_nvrtc`)
 computes the scores and selects: with the weights as literals of its source up to
-``MAX_NVRTC_FUSED_M`` (g[] in registers; (64, 8) on an H200: 3.3e9 samples/s, against 1.8e9 for
-SGEMM + selection), after float32 GEMMs above it (cuBLAS, TF32 off; row blocks skip the zero
+``MAX_NVRTC_FUSED_M`` (g[] in registers; (64, 8) on an H200: 2.9e9-3.3e9 samples/s, against
+1.8e9 for SGEMM + selection), after float32 GEMMs above it (cuBLAS, TF32 off; row blocks skip the zero
 upper triangle of W_r). Without CuPy the numba fused kernel reads W from shared memory
 (M <= ``MAX_FUSED_M``) or global memory.
 """
@@ -543,9 +543,13 @@ def _device_memory(cuda):
         return 0
 
 
+@functools.lru_cache(maxsize=None)
 def _have_cupy():
+    """CuPy imports and NVRTC compiles and loads a kernel (else ``auto`` takes the numba path)."""
     try:
-        import cupy  # noqa: F401
+        from .select_nvrtc import probe
+
+        probe()
     except Exception:
         return False
     return True
@@ -621,14 +625,8 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
         fused = None
         unrolled = fused_kernel(Wp, b32, M, k, rmax, NE, screen, bool(cosine))
     if use_gemm:
+        from .select_nvrtc import gather_kernel, select_kernel
         from .select_nvrtc import launch as launch_cxx
-        from .select_nvrtc import select_kernel
-
-        from .select_nvrtc import gather_kernel
-
-        gather = gather_kernel(M)
-        cxx = (select_kernel(M, k, rmax, NE, screen, bool(cosine), Wp, b32) if variant == "nvrtc"
-               else select_kernel(M, k, rmax, NE, screen, bool(cosine)))
     n_chunks = -(-n_samples // CHUNK)
     if unit_chunks is None:
         # about 10-50 ms of GPU work per unit; a unit never changes the numbers
@@ -665,6 +663,10 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
             bufs["W"] = cp.asarray(Wr.astype(np.float32))
             bufs["W64"] = cp.asarray(np.ascontiguousarray(Wr, dtype=np.float64))
             bufs["views"] = [cp.asarray(d) for d in (d_b, d_eps, d_hist, d_n)]
+            # built here, with this worker's device current (CuPy loads modules per device)
+            gather = gather_kernel(M)
+            cxx = (select_kernel(M, k, rmax, NE, screen, bool(cosine), Wp, b32)
+                   if variant == "nvrtc" else select_kernel(M, k, rmax, NE, screen, bool(cosine)))
 
         def work(u):
             c0 = u * unit_chunks

@@ -45,6 +45,26 @@ def score_circumradius2(gram, J, r, eps, fake, G, e, lam):
     return best
 
 
+def power_law_log_constant(M, r, dim):
+    """``log(C(M, r+1) / (a B(a, b)))``, a = r/2, b = (dim - r)/2 + 1: the constant of
+    :func:`power_law_draw`'s weight."""
+    from scipy import special
+
+    a, b = 0.5 * r, 0.5 * (dim - r) + 1.0
+    return (math.log(math.comb(M, r + 1)) - math.log(a)
+            - (special.gammaln(a) + special.gammaln(b) - special.gammaln(a + b)))
+
+
+@njit(cache=True, nogil=True)
+def power_law_draw(u, c, a, bm1, log_const):
+    """The GPU's draw of beta on [0, c] (``discosim._cuda.tube``): ``beta = c u^(1/a)`` from the
+    uniform u, and its weight ``C(M, r+1) c^a (1 - beta)^(b-1) / (a B(a, b))`` (``log_const`` from
+    :func:`power_law_log_constant`, ``bm1 = b - 1``), whose mean over u is ``C(M, r+1) I_c(a, b)``,
+    the CPU's factor. Returns ``(beta, weight)``."""
+    beta = c * u ** (1.0 / a)
+    return beta, math.exp(log_const + a * math.log(c) + bm1 * math.log1p(-beta))
+
+
 @njit(cache=True, nogil=True)
 def tube_draw_slices(rng, n, M, r, gram, score_metric, eps, J_out, rho2_out, u_out):
     """Phase 1 of the tube sampler: slices J (uniform), squared fibre radius, radial uniforms."""
