@@ -533,3 +533,22 @@ def test_first_exit_chunk_replays_in_full_d(theta, bridge):
     # positions: sums of n_steps + depth Gaussian increments of size <= sigma sqrt(dt)
     mag = np.linalg.norm(Z0[hit], axis=1, keepdims=True) + sigma * math.sqrt(dt) * (n_steps + depth)
     assert_rounding_close(zhit[hit], zhit2[hit], 16 * (n_steps + depth) * 5, mag)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "normal"])
+def test_uniform_screen_drops_only_points_without_a_distance_below_eps_max(metric):
+    # uniform_chunk skips slice_distance_stats where the gap g_k - g_{k+1} exceeds
+    # 2 max|w| eps_max (1 + 1e-6) plus twice the tie tolerance: every such point must have no
+    # order's distance <= eps_max; a screen at 0.6 of that width would drop some that do
+    router = linear(6, 10, 2, 11, bias=True)
+    S = ref.scores(router.weights, router.bias,
+                   ref.uniform_ball_points(np.random.default_rng(11), 4000, 10, 1.0))
+    eps_max = 0.08
+    st = _kernel_stats(router, S, metric, 3, eps_max=eps_max)
+    top = -np.sort(-S, axis=1)
+    k, w = router.k, router.max_row_norm
+    gap = top[:, k - 1] - top[:, k]
+    thr = 2 * w * eps_max * (1 + 1e-6) + 4e-11 * (np.abs(top[:, k - 1]) + w * eps_max + 1e-300)
+    dropped = gap > thr
+    assert dropped.mean() > 0.1 and np.all(np.isinf(st[dropped]))
+    assert np.any(np.isfinite(st[gap > 0.6 * thr]).any(axis=1))

@@ -32,6 +32,9 @@ def uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine_s
     eps_max = eps_sorted[n_eps - 1]
     GT = np.empty((M, BLOCK))
     ST = np.empty((M, BLOCK))
+    sorted_T = np.empty((M, BLOCK))
+    gap = np.empty((1, BLOCK))
+    screen = 2.0 * wmax * eps_max * (1.0 + 1e-6)
     scale = np.empty(BLOCK)
     stats = np.empty((rmax, BLOCK))
     s = np.empty(M)
@@ -55,7 +58,20 @@ def uniform_chunk(rng, n, Wr, bias, gram, k, rmax, radius, dim, metric, cosine_s
         if metric == METRIC_SCORE:
             score_window_stats(ST, m, k, rmax, pairs, stats)
         else:
+            # screen (THEORY §4.1): where the gap g_k - g_{k+1} of the sorted scores exceeds
+            # 2 max|w| eps_max plus twice the tie tolerance of projection_straddles, every score
+            # of rank > k stays below every tie set of ranks <= k within eps_max, so no
+            # distance is <= eps_max and slice_distance_stats would return inf for every order
+            for j in range(M):
+                for i in range(m):
+                    sorted_T[j, i] = ST[j, i]
+            score_window_stats(sorted_T, m, k, 1, pairs, gap)
             for i in range(m):
+                gk = abs(sorted_T[k - 1, i])
+                if gap[0, i] > screen + 4e-11 * (gk + wmax * eps_max + 1e-300):
+                    for r in range(rmax):
+                        stats[r, i] = np.inf
+                    continue
                 for j in range(M):
                     s[j] = ST[j, i]
                 slice_distance_stats(s, gram, k, rmax, eps_max, wmax, metric == METRIC_NORMAL,
