@@ -53,10 +53,13 @@ shim_numpy()
 from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy shim)
 
 from .._kernels.codes import METRIC_SCORE  # noqa: E402
-from .._kernels.geometry import lower_matvec, orthonormal_normal_basis, project_out  # noqa: E402
+from .._kernels.geometry import (fibre_point, lower_matvec, orthonormal_normal_basis,  # noqa: E402
+                                 project_out)
+from .._kernels.sampling import sort_small  # noqa: E402
 from .._kernels.tube import power_law_draw, power_law_log_constant, score_circumradius2  # noqa: E402
 from .rng import gamma_mt, gamma_params, next64, normals64, stream_state  # noqa: E402
 from .twins import device_twin  # noqa: E402
+from .volume import float64_selection  # noqa: E402
 
 CHUNK = 32  # samples per thread (one stream)
 UNIT_CHUNKS = 1 << 15  # 2^20 samples per unit of work
@@ -79,6 +82,9 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
     matvec = device_twin(lower_matvec)
     circum = device_twin(score_circumradius2)
     draw_beta = device_twin(power_law_draw)
+    point = device_twin(fibre_point)
+    sort_j = device_twin(sort_small)
+    insert, window = float64_selection(M, K, R)
     INV53 = 2.0 ** -53
 
     @cuda.jit
@@ -121,13 +127,7 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
                         found = True
                 J[n_in] = j if found else v
                 n_in += 1
-            for q in range(1, R + 1):
-                v = J[q]
-                p = q
-                while p > 0 and J[p - 1] > v:
-                    J[p] = J[p - 1]
-                    p -= 1
-                J[p] = v
+            sort_j(J, R1)
             rho2 = circum(gram, J, R, eps, fake, G, e, lam) if SCORE else eps * eps
             c = rho2 / (radius * radius)
             c = c if c < 1.0 else 1.0
@@ -146,11 +146,7 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
                 ss += g[m] * g[m]
             s0, s1, gam = gamma_mt(s0, s1, gd, gc, gb)
             ry = radius * math.sqrt(1.0 - beta) / math.sqrt(ss + 2.0 * float64(gam))
-            for m in range(M):
-                acc = ry * g[m]
-                for l in range(R):
-                    acc += rn * dirn[l] * Q[l, m]
-                x[m] = acc
+            point(Q, R, dirn, rn, g, ry, x)
             matvec(Wr, x, 1.0, zero, s)
             # score metric: the CPU's tests of x in tube_r (spread of s_J, window statistic);
             # euclidean and normal: the necessary condition of the module docstring, with a
@@ -168,19 +164,8 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
                 for q in range(L):
                     top[q] = -math.inf
                 for m in range(M):
-                    v2 = s[m]
-                    for q in range(L):
-                        h = top[q]
-                        if v2 > h:
-                            top[q] = v2
-                            v2 = h
-                best = math.inf
-                p_lo = K - R + 1 if K - R + 1 > 1 else 1
-                p_hi = K if K < M - R else M - R
-                for p in range(p_lo, p_hi + 1):
-                    d = top[p - 1] - top[p + R - 1]
-                    best = d if d < best else best
-                keep = best <= thr
+                    insert(top, s[m])
+                keep = window(top, R) <= thr
             if keep and ON_DEVICE:
                 # in the tube: w = fac / N(x), N(x) the number of (R+1)-sets of scores with
                 # spread <= eps (family_count_score without the sort: for each anchor a, the
@@ -291,9 +276,10 @@ def tube_sums(router, r, radius, eps, metric, n_samples, key, devices, host_thre
 def _score_on_host(rows, gram, k, r, metric, eps, wmax, pairs, threads):
     """``score_rows`` over the handed-back rows (in sample order), blocks of ``HOST_BLOCK`` rows
     on ``threads`` threads (the kernel releases the GIL), partial sums added in block order."""
-    from concurrent.futures import ThreadPoolExecutor
+    from collections import deque
 
     from .._kernels.tube import score_rows
+    from ..parallel import _thread_pool
 
     S, J, f = rows
     starts = range(0, S.shape[0], HOST_BLOCK)
@@ -310,7 +296,12 @@ def _score_on_host(rows, gram, k, r, metric, eps, wmax, pairs, threads):
         for i0 in starts:
             out += block(i0)
         return out
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for part in pool.map(block, starts):
-            out += part
+    pool = _thread_pool(threads)  # the process's persistent pool: no thread start per unit
+    pending = deque()
+    for i0 in starts:  # at most ``threads`` blocks in flight, added in block order
+        pending.append(pool.submit(block, i0))
+        if len(pending) >= threads:
+            out += pending.popleft().result()
+    while pending:
+        out += pending.popleft().result()
     return out

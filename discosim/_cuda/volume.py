@@ -391,9 +391,10 @@ REFINE_BLOCKS = 1 << 14  # resident one-warp blocks of the refinement (grid-stri
 
 
 @functools.lru_cache(maxsize=None)
-def _float64_counting(M, K, RMAX, NE):
-    """Device functions of the float64 recomputations: insertion into the top ``L`` and the
-    counts ``#{stat_r <= eps}`` of the window statistic (THEORY §4.3)."""
+def float64_selection(M, K, RMAX):
+    """float64 device functions: insertion into the top ``L = min(M, K + RMAX)`` (descending)
+    and the window statistic of order r from it (min spread of r+1 consecutive sorted scores
+    holding ranks K, K+1; THEORY §4.3). Shared by the refinement here and the tube sampler."""
     L = min(M, K + RMAX)
 
     @cuda.jit(device=True, inline=True)
@@ -405,14 +406,27 @@ def _float64_counting(M, K, RMAX, NE):
                 v = h
 
     @cuda.jit(device=True, inline=True)
+    def window(top, r):
+        best = math.inf
+        p_lo = K - r + 1 if K - r + 1 > 1 else 1
+        p_hi = K if K < M - r else M - r
+        for p in range(p_lo, p_hi + 1):
+            d = top[p - 1] - top[p + r - 1]
+            best = d if d < best else best
+        return best
+
+    return insert, window
+
+
+@functools.lru_cache(maxsize=None)
+def _float64_counting(M, K, RMAX, NE):
+    """:func:`float64_selection`'s insertion and the counts ``#{stat_r <= eps}``."""
+    insert, window = float64_selection(M, K, RMAX)
+
+    @cuda.jit(device=True, inline=True)
     def count(top, eps, hist):
         for r in range(1, RMAX + 1):
-            best = math.inf
-            p_lo = K - r + 1 if K - r + 1 > 1 else 1
-            p_hi = K if K < M - r else M - r
-            for p in range(p_lo, p_hi + 1):
-                d = top[p - 1] - top[p + r - 1]
-                best = d if d < best else best
+            best = window(top, r)
             for e in range(NE):
                 if best <= eps[e]:
                     cuda.atomic.add(hist, (r - 1) * NE + e, uint64(1))
@@ -544,7 +558,7 @@ def _device_memory(cuda):
 
 
 @functools.lru_cache(maxsize=None)
-def _have_cupy():
+def _nvrtc_usable():
     """CuPy imports and NVRTC compiles and loads a kernel (else ``auto`` takes the numba path)."""
     try:
         from .select_nvrtc import probe
@@ -609,7 +623,7 @@ def uniform_counts(router, radius, eps_sorted, rmax, metric, cosine, n_samples, 
     if variant == "auto":
         # above MAX_UNROLLED_M the C++ kernels win wherever CuPy is there ((64, 8) on an H200:
         # the numba fused kernel, whose g[] lives in local memory, did 3.2e8 samples/s)
-        variant = ("unrolled" if M <= MAX_UNROLLED_M else "fused" if not _have_cupy() else
+        variant = ("unrolled" if M <= MAX_UNROLLED_M else "fused" if not _nvrtc_usable() else
                    "nvrtc" if M <= MAX_NVRTC_FUSED_M else "gemm")
     if variant == "nvrtc" and M > MAX_NVRTC_FUSED_M:
         raise ValueError(f"variant 'nvrtc' needs M <= {MAX_NVRTC_FUSED_M}")

@@ -107,6 +107,18 @@ def project_out(Q, r, g):
 
 
 @njit(cache=True, nogil=True)
+def fibre_point(Q, r, dirn, rn, g, ry, x):
+    """``x = ry g + rn sum_l dirn[l] Q[l]``: the tube sampler's point from its tangential part
+    ``g`` (already in S_J) and its normal direction ``dirn`` in the basis ``Q[:r]`` of N_J."""
+    M = g.shape[0]
+    for m in range(M):
+        acc = ry * g[m]
+        for l in range(r):
+            acc += rn * dirn[l] * Q[l, m]
+        x[m] = acc
+
+
+@njit(cache=True, nogil=True)
 def next_combination(idx, t, n):
     """Advance ``idx[:t]`` to the next t-subset of range(n) in lexicographic order.
 

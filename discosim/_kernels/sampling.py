@@ -80,7 +80,12 @@ def random_subset(rng, n, size, out):
                 break
         out[m] = j if found else t
         m += 1
-    # insertion sort: size is tiny
+    sort_small(out, size)
+
+
+@njit(cache=True, nogil=True)
+def sort_small(out, size):
+    """Insertion sort of ``out[:size]`` in place (size is tiny: a tie set)."""
     for i in range(1, size):
         v = out[i]
         j = i

@@ -18,7 +18,8 @@ import numpy as np
 from numba import njit
 
 from .codes import METRIC_SCORE
-from .geometry import (lower_matvec, next_combination, orthonormal_normal_basis, project_out,
+from .geometry import (fibre_point, lower_matvec, next_combination, orthonormal_normal_basis,
+                       project_out,
                        subset_normal_distance2)
 from .pointstats import point_stats, point_workspace, projection_straddles
 from .sampling import gaussian_vector, random_subset, sphere_lift_norm
@@ -248,11 +249,7 @@ def tube_chunk(rng, Wr, gram, k, r, radius, dim, metric, eps, wmax, pairs, J, be
         for m in range(M):
             ss += g[m] * g[m]
         ry = radius * math.sqrt(1.0 - beta[i]) / sphere_lift_norm(rng, ss, df)
-        for m in range(M):
-            acc = ry * g[m]
-            for l in range(r):
-                acc += rn * dirn[l] * Q[l, m]
-            x[m] = acc
+        fibre_point(Q, r, dirn, rn, g, ry, x)
         lower_matvec(Wr, x, 1.0, zero, s)
         w, dlt = score_point(s, Ji, factor[i], gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v,
                              ws_i, stat, e, lam, order_idx, T, idx, in_T)
