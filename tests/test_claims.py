@@ -145,3 +145,37 @@ def test_claim_rows_identical_for_any_n_jobs():
     a = run_claims(["scaling_law"], Context(scale=0.01, n_jobs=1))["scaling_law"]
     b = run_claims(["scaling_law"], Context(scale=0.01, n_jobs=2))["scaling_law"]
     assert [r.to_dict() for r in a.rows] == [r.to_dict() for r in b.rows]
+
+
+def test_every_device_estimator_call_of_the_claims_takes_the_device(monkeypatch):
+    # under `validate --device cuda` each call to an estimator that has a GPU path must go there
+    # (issue 11 item 6); the calls are recorded, then run on the CPU at a small scale
+    import inspect
+
+    import discosim.claims.volumes as cv
+    import discosim.hitting as hitting
+    import discosim.smoothing as smoothing
+    import discosim.volume as volume
+
+    calls = []
+
+    def recording(name, func):
+        def wrapped(*a, **kw):
+            calls.append((name, kw.pop("device", "cpu")))
+            return func(*a, **kw)
+        return wrapped
+
+    gpu_estimators = [(volume, "estimate_volumes"), (cv, "estimate_volumes"),
+                      (hitting, "estimate_first_hit"), (hitting, "estimate_occupation"),
+                      (smoothing, "estimate_overhead")]
+    for mod, name in gpu_estimators:
+        assert "device" in inspect.signature(getattr(mod, name)).parameters
+        monkeypatch.setattr(mod, name, recording(name, getattr(mod, name)))
+    ctx = Context(scale=0.01, device="cuda", device_scale=1.0, quick=True)
+    names = ["scaling_law", "importance_sampler", "hit_order", "first_hit_exact", "first_hit_bounds",
+             "occupation", "smooth_overhead"]
+    run_claims(names, ctx)
+    called = {n for n, _ in calls}
+    assert called == {"estimate_volumes", "estimate_first_hit", "estimate_occupation",
+                      "estimate_overhead"}
+    assert [c for c in calls if c[1] != "cuda"] == []

@@ -210,12 +210,11 @@ def widest_ridge(router):
     return best[1]
 
 
-def _step_counts(router, x0, deltas, n, dt, t_max, seed, n_jobs):
+def _step_counts(router, x0, deltas, n, dt, t_max, seed, kw):
     """(hits within each delta, censored paths) of time-stepped paths (infinite-horizon q)."""
     from ..hitting import estimate_first_hit
 
-    res = estimate_first_hit(router, x0, 1.0, t_max, dt, n, [t_max], deltas=deltas, seed=seed,
-                             n_jobs=n_jobs)
+    res = estimate_first_hit(router, x0, 1.0, t_max, dt, n, [t_max], deltas=deltas, seed=seed, **kw)
     n_hit = int(round(res.fraction_hit * n))
     counts = [int(e.n_hits) for e in res.q] if res.q else [0] * len(deltas)
     return np.array(counts), n - n_hit
@@ -261,9 +260,9 @@ def hit_order(ctx):
     x0 = td.ridge_start(router, 0, 1, 2, rho, spread=3.0)
     # delta = 0.3 rho and rho: q ~ 0.13 and 0.6, which 4e5 time-stepped paths resolve to 3%
     cmp_deltas = np.array([0.3, 1.0]) * rho
-    n_steps = ctx.samples(400_000, 2_000)
+    n_steps = ctx.device_samples(400_000, 2_000)
     counts, cens = _step_counts(router, x0, cmp_deltas, n_steps, 0.04 * rho ** 2, 400 * rho ** 2,
-                                seed + 20, ctx.n_jobs)
+                                seed + 20, ctx.estimator_kwargs())
     n_w = ctx.samples(1_000_000, 5_000)
     qw = hit_order_wos(router, x0, cmp_deltas, n_w, seed=seed + 21, n_jobs=ctx.n_jobs).q
     for dl, c, w in zip(cmp_deltas, counts, qw):
@@ -276,11 +275,10 @@ def hit_order(ctx):
     return ClaimOutput(tuple(rows), series)
 
 
-def _exit_cdf(router, x0, times, n, dt, seed, n_jobs, t_max=None):
+def _exit_cdf(router, x0, times, n, dt, seed, kw, t_max=None):
     from ..hitting import estimate_first_hit
 
-    res = estimate_first_hit(router, x0, 1.0, t_max or max(times), dt, n, times, seed=seed,
-                             n_jobs=n_jobs)
+    res = estimate_first_hit(router, x0, 1.0, t_max or max(times), dt, n, times, seed=seed, **kw)
     return np.array([e.n_hits for e in res.cdf])
 
 
@@ -292,14 +290,14 @@ def first_hit_exact(ctx):
 
     seed = ctx.seed
     rows = []
-    n = ctx.samples(80_000, 2_000)
+    n = ctx.device_samples(80_000, 2_000)
     # Levy: one hyperplane
     router = Router.gaussian(2, 6, 1, seed=seed)
     x0 = _start_point(router, seed + 1)
     d = td.facet_distances(router, x0).min()
     times = d * d * np.array([1.0, 4.0, 16.0])
     # one half-space: the bridge crossing probability is exact, so a coarse dt = d^2/4 is too
-    hits = _exit_cdf(router, x0, times, n, 0.25 * d * d, seed, ctx.n_jobs)
+    hits = _exit_cdf(router, x0, times, n, 0.25 * d * d, seed, ctx.estimator_kwargs())
     for t, h, x in zip(times, hits, td.levy_cdf(d, 1.0, times)):
         rows.append(judge_probability("first_hit_exact", f"Levy M=2, dt=d^2/4, t/d^2={t / d / d:g}", x, h, n))
     # Spitzer: a generic top-1 M=3 router is a wedge x R
@@ -308,7 +306,7 @@ def first_hit_exact(ctx):
     r0, phi0, theta = td.wedge_geometry(router, x0)
     d = td.facet_distances(router, x0).min()
     times = r0 * r0 * np.array([1.0, 3.0, 10.0])
-    hits = _exit_cdf(router, x0, times, n, 0.01 * d * d, seed, ctx.n_jobs)
+    hits = _exit_cdf(router, x0, times, n, 0.01 * d * d, seed, ctx.estimator_kwargs())
     for t, h, x in zip(times, hits, 1 - td.wedge_survival(r0, phi0, theta, times)):
         rows.append(judge_probability("first_hit_exact", f"wedge theta={theta:.3f}, t/r0^2={t / r0 / r0:g}",
                                       x, h, n))
@@ -319,7 +317,7 @@ def first_hit_exact(ctx):
     x0[1:4] = dist
     d1 = dist[0]
     times = d1 * d1 * np.array([1.0, 2.0, 8.0])
-    hits = _exit_cdf(router, x0, times, n, 0.25 * d1 * d1, seed + 3, ctx.n_jobs)
+    hits = _exit_cdf(router, x0, times, n, 0.25 * d1 * d1, seed + 3, ctx.estimator_kwargs())
     exact = 1 - td.orthant_survival(td.facet_distances(router, x0).ravel(), 1.0, times)
     for t, h, x in zip(times, hits, exact):
         rows.append(judge_probability(
@@ -333,10 +331,10 @@ def first_hit_exact(ctx):
     t1 = r0 * r0 * 2.0
     exact = float(1 - td.wedge_survival(r0, phi0, theta, [t1])[0])
     dts = r0 * r0 * np.array([2.0, 1.0, 0.3, 0.1, 0.03, 0.01])
-    n_dt = ctx.samples(40_000, 2_000)
+    n_dt = ctx.device_samples(40_000, 2_000)
     errs, ses = [], []
     for c, dt in enumerate(dts):
-        h = _exit_cdf(router, x0, [t1], n_dt, dt, seed + 100 + c, ctx.n_jobs)[0]
+        h = _exit_cdf(router, x0, [t1], n_dt, dt, seed + 100 + c, ctx.estimator_kwargs())[0]
         p = h / n_dt
         errs.append(p - exact)
         ses.append(math.sqrt(p * (1 - p) / n_dt))
@@ -384,8 +382,8 @@ def first_hit_bounds(ctx):
     d = 0.1
     x0 = bounds_start(router, d, far=4.0)
     times = d * d * np.array([1.0, 2.0, 3.0, 5.0])
-    n = ctx.samples(100_000, 2_000)
-    hits = _exit_cdf(router, x0, times, n, 0.02 * d * d, seed, ctx.n_jobs)
+    n = ctx.device_samples(100_000, 2_000)
+    hits = _exit_cdf(router, x0, times, n, 0.02 * d * d, seed, ctx.estimator_kwargs())
     lo, hi = td.hitting_bounds(router, x0, 1.0, times)
     rows = []
     for t, h, a, b in zip(times, hits, lo, hi):
@@ -418,11 +416,12 @@ def occupation(ctx):
     nrm = (W[0] - W[1]) / np.linalg.norm(W[0] - W[1])
     d, eps, t_max, dt = 0.1, 0.2, 64.0, 0.04
     x0 = d * nrm
-    n = ctx.samples(50_000, 1_000)
+    n = ctx.device_samples(50_000, 1_000)
     for g, (proc, theta) in enumerate((("bm", None), ("ou", 1.0))):
         kw = {"process": "ou", "theta": theta} if theta else {}
         res = estimate_occupation(router, x0, sigma, t_max, dt, n, [eps], orders=(1,), n_checkpoints=5,
-                                  seed=seed + 30 + g, **kw, n_jobs=ctx.n_jobs)
+                                  seed=seed + 30 + g, **kw,
+                                  **ctx.estimator_kwargs())
         m, se = float(res.mean[-1, 0, 0]), float(res.stderr[-1, 0, 0])
         exact = td.slab_occupation(d, eps, sigma, t_max, theta=theta, dt=dt)
         rows.append(judge_mean(f"one hyperplane, {proc.upper()}{'' if not theta else f' theta={theta:g}'}: "
@@ -452,12 +451,12 @@ def occupation(ctx):
     e_of = {1: 0, 2: 1}  # index in the sorted eps list
     eps = [eps_of[1], eps_of[2]]
     t1, t_max, dt = 4.0, 40.0, 0.01
-    n = ctx.samples(80_000, 100)
+    n = ctx.device_samples(80_000, 100)
     # Markov at t1: X_{t1} ~ N(0, sigma^2 t1 I_D) from the apex, so the growth over [t1, t_max] is
     # the occupation over [0, t_max - t1] from Gaussian starts (its own per-path standard error)
     res = estimate_occupation(router, None, sigma, t_max - t1, dt, n, eps, orders=(1, 2),
                               metric="normal", n_checkpoints=1, seed=seed + 40, inputs="gaussian",
-                              radius=sigma * math.sqrt(t1 * D), n_jobs=ctx.n_jobs)
+                              radius=sigma * math.sqrt(t1 * D), **ctx.estimator_kwargs())
     A = {r: math.comb(M, r + 1) * orthonormal_alpha(M, k, r) for r in (1, 2)}
     # the next-order term: tubes of different slices overlap (near Gamma^(r+1)), a fraction
     # f_r(u), u = eps/(sigma sqrt s), of the slice sum at time s (X_s ~ N(0, sigma^2 s I_D), b = 0).
@@ -515,9 +514,9 @@ def occupation(ctx):
     zt = np.linalg.solve(router.reduced_weights, np.array([0.0, 1.0, -1.0, 0.5]))
     x0 = router.basis @ zt
     x0 *= d3 / td.slice_distances(router, x0, 3)[0]
-    n = ctx.samples(30_000, 400)
+    n = ctx.device_samples(30_000, 400)
     res = estimate_occupation(router, x0, sigma, t3, dt3, n, [eps3], orders=(3,), metric="normal",
-                              n_checkpoints=4, seed=seed + 50, n_jobs=ctx.n_jobs)
+                              n_checkpoints=4, seed=seed + 50, **ctx.estimator_kwargs())
     tt = np.array(res.times)
     m3, s3 = float(res.mean[-1, 0, 0]), float(res.stderr[-1, 0, 0])
     pred3 = td.subspace_occupation(d3, eps3, sigma, 3, t3, dt=dt3)

@@ -214,22 +214,23 @@ def smooth_overhead(ctx):
     router = Router.gaussian(8, 64, 2, seed=seed)
     # two decades of eta: the remainder's exponent is fitted with its next-order term
     etas = np.array([0.002, 0.003, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056])
-    n = ctx.samples(2_000_000, 20_000)
+    n = ctx.device_samples(2_000_000, 20_000)
     # the remainder E N_eta - c1 eta is a few per cent of E N_eta: its slope wants 16x the samples
-    n_rem = ctx.samples(32_000_000, 20_000)
+    n_rem = ctx.device_samples(32_000_000, 20_000)
     c1 = slice_constants(router, 1, seed=seed)
-    res = estimate_overhead(router, 1.0, etas, n_samples=n_rem, seed=seed, n_jobs=ctx.n_jobs,
-                            constants=c1)
+    res = estimate_overhead(router, 1.0, etas, n_samples=n_rem, seed=seed, constants=c1,
+                            **ctx.estimator_kwargs())
     meas = np.array([e.value for e in res.estimates])
     se = np.array([e.stderr for e in res.estimates])
     pred = np.array(res.predicted_leading)
     rows = list(judge_overhead(etas, meas, se, pred, pred_rel_se=res.coefficient_rel_stderr))
     target = 0.5
     n_cal = max(20_000, n // 4)
-    cal = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1)
+    cal = calibrate_eta(router, target, 1.0, n_samples=n_cal, seed=seed, constants=c1,
+                        n_jobs=ctx.n_jobs)
     eta_star, guess = cal.eta, cal.eta_first_guess
-    check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, n_jobs=ctx.n_jobs,
-                              constants=c1).estimates[0]
+    check = estimate_overhead(router, 1.0, [eta_star], n_samples=n, seed=seed + 1, constants=c1,
+                              **ctx.estimator_kwargs()).estimates[0]
     se_hit = math.hypot(check.stderr, check.stderr * math.sqrt(n / n_cal))
     rows.append(close_to("smooth_overhead", S7, f"overhead at calibrated eta={eta_star:.4g}", target,
                          check.value, se_hit, band=1.0 / n_cal,
