@@ -32,13 +32,17 @@ def format_resolution(row):
     return f"{100 * res:.2g}% rel" if kind == "relative" else f"{res:.2g} abs"
 
 
-def build_payload(outputs, ctx, elapsed_s, timings=None):
-    """The ``validate.json`` document of ``{name: ClaimOutput}`` run under ``ctx``."""
+def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
+    """The ``validate.json`` document of ``{name: ClaimOutput}`` run under ``ctx``.
+
+    ``complete=False`` marks the copy saved after each claim while later claims still run.
+    """
     from .claims import Z_POWER, Z_VERDICT, family_false_alarm
 
     rows = [r for out in outputs.values() for r in out.rows]
     return {"seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale, "n_jobs": ctx.n_jobs,
-            "device": ctx.device, "device_scale": ctx.device_scale, "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
+            "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
+            "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
             "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(rows),
             "family_false_alarm": family_false_alarm(rows),
             "all_passed": all(r.passed for r in rows),
@@ -48,8 +52,12 @@ def build_payload(outputs, ctx, elapsed_s, timings=None):
 
 def _header(payload):
     n_pass = sum(c["passed"] for c in payload["claims"])
+    device = payload.get("device", "cpu")
+    on = (f", device {device}: the estimator calls that run there take "
+          f"{payload.get('device_scale', 1.0):g}x the samples" if device != "cpu" else "")
+    part = "" if payload.get("complete", True) else ", INCOMPLETE: a later claim did not finish"
     return (f"{n_pass}/{payload['n_rows']} rows hold (seed {payload['seed']}, "
-            f"{'quick' if payload['quick'] else 'full'} run, {payload['elapsed_s']:.1f} s). "
+            f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s). "
             f"Family-wise false-alarm rate of this table: {payload['family_false_alarm']:.2g} "
             f"(each correct two-sided row fails with probability 2 Phi(-{payload['z_verdict']:g}), "
             f"a bound with Phi(-{payload['z_verdict']:g})). Resolution: the smallest deviation "
@@ -133,6 +141,8 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
         t1 = time.perf_counter()
         outputs.update(run_claims([c.name], ctx, progress))
         timings[c.name] = time.perf_counter() - t1
+        if c is not selected[-1]:  # a later claim that fails or is killed keeps these rows
+            write_json(build_payload(outputs, ctx, time.perf_counter() - t0, timings, False), out_dir)
     payload = build_payload(outputs, ctx, time.perf_counter() - t0, timings)
     json_path = write_json(payload, out_dir)  # the numbers first: a plotting failure keeps them
     figs = plot_validation(payload, out_dir)

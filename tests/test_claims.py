@@ -1,3 +1,4 @@
+import io
 import json
 import math
 import os
@@ -179,3 +180,23 @@ def test_every_device_estimator_call_of_the_claims_takes_the_device(monkeypatch)
     assert called == {"estimate_volumes", "estimate_first_hit", "estimate_occupation",
                       "estimate_overhead"}
     assert [c for c in calls if c[1] != "cuda"] == []
+
+
+def test_validate_keeps_the_rows_of_finished_claims_when_a_later_claim_fails(tmp_path, monkeypatch):
+    import discosim.claims as claims_pkg
+    from discosim.report import run_validation
+
+    real = claims_pkg.run_claims
+
+    def failing_second(names, ctx=None, progress=None):
+        if names == ["euclidean_normal"]:
+            raise RuntimeError("killed")
+        return real(names, ctx, progress)
+
+    monkeypatch.setattr(claims_pkg, "run_claims", failing_second)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_validation(["slice_exact", "euclidean_normal"], Context(scale=0.01, quick=True),
+                       str(tmp_path), stream=io.StringIO())
+    saved = json.loads((tmp_path / "validate.json").read_text())
+    assert saved["complete"] is False
+    assert {r["claim"] for r in saved["claims"]} == {"slice_exact"}

@@ -248,20 +248,60 @@ def test_overhead_scaled_by_nine_tenths_fails():
     assert not cs.judge_overhead(etas, 0.9 * meas, 0.9 * se, pred, rel)[0].passed
 
 
-def test_overhead_remainder_exponent_off_by_a_tenth_fails():
-    # the claim's full-run shape: c1 eta + c2 eta^p on its eta grid, noise at the standard errors
-    # of 3.2e7 samples (E N_eta is a mean of counts: se ~ sqrt(E N_eta / n))
-    etas = np.array([0.002, 0.003, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056])
+# the claim's router at 3.2e9 samples (validate --device cuda): E N_eta - c1 eta = c2 eta^s
+# exp(kappa eta + lambda eta^2) with s = 2.0001 +- 0.0044; the alternatives s = 2 + d turn about
+# eta_p = 0.0082, where the fit's log c2 and s are uncorrelated (judge_overhead's resolution)
+C2, KAPPA, LAMBDA, PIVOT = 45.0, -2.05, -14.0, 0.0082
+OVERHEAD_ETAS = np.array([0.002, 0.003, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056])
+
+
+def _nested_overhead(etas, pred, p, n, rng):
+    """``c1 eta + remainder`` with the noise of one sample set for every eta (the counts add
+    increments), ``se ~ sqrt(E N_eta / n)`` (E N_eta is a mean of counts)."""
+    rem = C2 * PIVOT ** 2 * (etas / PIVOT) ** p * np.exp(KAPPA * etas + LAMBDA * etas ** 2)
+    var = (pred + rem) / n
+    noise = np.cumsum(np.sqrt(np.diff(var, prepend=0.0)) * rng.standard_normal(etas.size))
+    return pred + rem + noise, np.sqrt(var)
+
+
+@pytest.mark.parametrize("n, resolution", [(32_000_000, 0.3), (3_200_000_000, 0.033)])
+def test_overhead_remainder_exponent_off_by_its_resolution_fails(n, resolution):
+    # the claim's eta grid at its CPU size and at its validate --device cuda size: the row's
+    # stated resolution, planted either side, fails
     rng = np.random.default_rng(RNG_SEED)
-    pred = 18.5 * etas
-    for p, ok in ((2.0, True), (1.9, False), (2.1, False)):
-        # c2 and c3 of the claim's router (c3/c2 ~ -1.7)
-        true = pred + 66.0 * etas ** p * (1 - 1.7 * etas)
-        se = np.sqrt(true / 32_000_000)
-        meas = true + se * rng.standard_normal(etas.size)
-        row = cs.judge_overhead(etas, meas, se, pred)[1]
-        assert row.passed is ok, (p, row.measured, row.stderr)
-        assert row.resolution <= 0.1
+    pred = 18.5 * OVERHEAD_ETAS
+    row = cs.judge_overhead(OVERHEAD_ETAS, *_nested_overhead(OVERHEAD_ETAS, pred, 2.0, n, rng), pred)[1]
+    assert row.passed and row.resolution <= resolution, (row.measured, row.stderr, row.resolution)
+    for p in (2.0 - row.resolution, 2.0 + row.resolution):
+        bad = cs.judge_overhead(OVERHEAD_ETAS, *_nested_overhead(OVERHEAD_ETAS, pred, p, n, rng), pred)[1]
+        assert not bad.passed, (p, bad.measured, bad.stderr)
+
+
+def test_overhead_resolution_has_95_percent_power_both_sides():
+    # the resolution is the alternative's own SE, not the null's: 200 draws per side at the
+    # device size detect it in >= 95% of draws, less 3 binomial SEs of 200 (0.046)
+    rng = np.random.default_rng(RNG_SEED)
+    pred = 18.5 * OVERHEAD_ETAS
+    n = 3_200_000_000
+    res = cs.judge_overhead(OVERHEAD_ETAS, *_nested_overhead(OVERHEAD_ETAS, pred, 2.0, n, rng), pred)[1]
+    for p in (2.0 - res.resolution, 2.0 + res.resolution):
+        hit = np.mean([not cs.judge_overhead(OVERHEAD_ETAS, *_nested_overhead(OVERHEAD_ETAS, pred, p, n, rng),
+                                             pred)[1].passed for _ in range(200)])
+        assert hit >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / 200), (p, hit)
+
+
+def test_overhead_remainder_fit_is_exact_on_its_model_and_its_band_is_the_next_term():
+    pred = 18.5 * OVERHEAD_ETAS
+    x = OVERHEAD_ETAS
+    rem = C2 * x ** 2 * np.exp(KAPPA * x + LAMBDA * x * x)
+    se = np.sqrt((pred + rem) / 3.2e9)
+    row = cs.judge_overhead(x, pred + rem, se, pred)[1]
+    assert abs(row.measured - 2.0) < 1e-9 and row.passed
+    # the band: the same shape as a polynomial (an eta^3 term in its log) is read off 2 by it
+    poly = C2 * x ** 2 * (1 + KAPPA * x + (LAMBDA + KAPPA ** 2 / 2) * x * x)
+    shifted = cs.judge_overhead(x, pred + poly, se, pred)[1]
+    assert abs(shifted.measured - 2.0) == pytest.approx(row.band, rel=0.05)
+    assert shifted.passed
 
 
 def test_nested_slope_stderr_is_the_spread_over_replicates():
