@@ -456,8 +456,8 @@ def build_parser():
     val.add_argument("--json", action="store_true")
     val.add_argument("--claims", help="comma-separated claim names (default: all)")
     val.add_argument("--device", default="cpu",
-                     help="cpu | cuda: the volume samplers on the GPU, the uniform one with "
-                          "100x the samples (the [cuda] extra)")
+                     help="cpu | cuda: every estimator call with a GPU path runs there, with "
+                          "100x the samples (the tube sampler keeps its size; the [cuda] extra)")
     val.set_defaults(func=_cmd_validate)
     return parser
 

@@ -39,8 +39,10 @@ def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
     """
     from .claims import Z_POWER, Z_VERDICT, family_false_alarm
 
+    from .cache import code_version
+
     rows = [r for out in outputs.values() for r in out.rows]
-    return {"seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale, "n_jobs": ctx.n_jobs,
+    return {"code_version": code_version(), "seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale, "n_jobs": ctx.n_jobs,
             "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
             "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
             "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(rows),
@@ -56,6 +58,8 @@ def _header(payload):
     on = (f", device {device}: the estimator calls that run there take "
           f"{payload.get('device_scale', 1.0):g}x the samples" if device != "cpu" else "")
     part = "" if payload.get("complete", True) else ", INCOMPLETE: a later claim did not finish"
+    if payload.get("merged_from"):
+        part += f", merged from {len(payload['merged_from'])} files (`merged_from` in validate.json)"
     return (f"{n_pass}/{payload['n_rows']} rows hold (seed {payload['seed']}, "
             f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s). "
             f"Family-wise false-alarm rate of this table: {payload['family_false_alarm']:.2g} "
@@ -88,20 +92,36 @@ def write_json(payload, out_dir):
     return path
 
 
-def write_report(payload, figs, out_dir):
-    """``REPORT.md``: header, verdict table with rule and resolution, claims, every figure."""
+def write_report(payload, figs, out_dir, reference=None):
+    """``REPORT.md``: header, verdict table with rule and resolution, claims, every figure.
+
+    ``reference``: another run's payload (the CPU run beside a ``--device cuda`` one); its
+    resolution of the same row (same claim, same place among the claim's rows) gets a column.
+    """
     from .claims import CLAIMS
 
+    ref = {}
+    for c in (reference or {}).get("claims", []):
+        ref.setdefault(c["claim"], []).append(c)
+    head = "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | resolution |"
+    if reference is not None:
+        head += " resolution, reference run |"
     lines = ["# discosim validation report", "",
              _header(payload) + " Each row compares a formula of THEORY.md with a Monte Carlo "
-             "estimate. Numbers: `validate.json`.", "",
-             "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | resolution | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+             "estimate. Numbers: `validate.json`."
+             + (f" Reference run: {_header(reference).split('. Family')[0]}." if reference else ""), "",
+             head + " verdict |", "|---" * head.count("|") + "|"]
+    seen = {}
     for c in payload["claims"]:
         rule = c["rule"].replace("|", "\\|")  # a bare | would split the markdown cell
+        i = seen[c["claim"]] = seen.get(c["claim"], -1) + 1
+        other = ref.get(c["claim"], [])
+        extra = ""
+        if reference is not None:
+            extra = f" {format_resolution(other[i]) if i < len(other) else '—'} |"
         lines.append(f"| {c['claim']} | {c['section']} | {c['quantity']} | {c['predicted']:.5g} | "
                      f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g} | {rule} | "
-                     f"{format_resolution(c)} | {'PASS' if c['passed'] else '**FAIL**'} |")
+                     f"{format_resolution(c)} |{extra} {'PASS' if c['passed'] else '**FAIL**'} |")
     ran = set(payload.get("series", {}))
     lines += ["", "## Claims", ""]
     took = payload.get("claim_elapsed_s", {})
@@ -154,6 +174,77 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
         stream.write(f"Report: {report}; numbers: {json_path}; figures: {len(figs) // 2} "
                      f"(PNG + SVG) in {out_dir}/\n")
     return 0 if payload["all_passed"] else 1
+
+
+_SAME_RUN_KEYS = ("seed", "quick", "scale", "device", "device_scale")
+
+
+def merge_payloads(named):
+    """One ``validate.json`` document from ``[(source name, payload), ...]`` of runs that split
+    the claims between them (a job limit, a lost machine).
+
+    The runs must share seed, quick, scale, device and device_scale, and no claim may appear
+    twice; rows come in registry order. ``merged_from`` keeps each run's source, code version,
+    claims and time: runs of different code versions are merged but say so.
+    """
+    from types import SimpleNamespace
+
+    from .claims import CLAIMS, family_false_alarm
+
+    if not named:
+        raise InputError("nothing to merge")
+    first = named[0][1]
+    by_claim, series, took, sources = {}, {}, {}, []
+    for name, p in named:
+        for key in _SAME_RUN_KEYS:
+            if p.get(key) != first.get(key):
+                raise InputError(f"{name}: {key}={p.get(key)!r}, but {named[0][0]} has "
+                                 f"{first.get(key)!r}: not parts of one run")
+        claims = list(dict.fromkeys(r["claim"] for r in p["claims"]))
+        for c in claims:
+            if c in by_claim:
+                raise InputError(f"claim {c} is in {by_claim[c][0]} and in {name}")
+            by_claim[c] = (name, [r for r in p["claims"] if r["claim"] == c])
+        series.update(p.get("series", {}))
+        took.update(p.get("claim_elapsed_s", {}))
+        sources.append({"source": name, "code_version": p.get("code_version", "unknown"),
+                        "claims": claims, "elapsed_s": p.get("elapsed_s"),
+                        "complete": p.get("complete", True)})
+    order = [c.name for c in CLAIMS if c.name in by_claim]
+    rows = [r for c in order for r in by_claim[c][1]]
+    out = {k: first.get(k) for k in ("seed", "quick", "scale", "n_jobs") + _SAME_RUN_KEYS[3:]}
+    out.update(code_version=sorted({s["code_version"] for s in sources}),
+               complete=all(s["complete"] for s in sources),
+               # two files of one run (one per claim) would count its time twice
+               elapsed_s=(sum(took.values()) if set(took) >= set(order)
+                          else sum(s["elapsed_s"] or 0.0 for s in sources)), claim_elapsed_s=took,
+               z_verdict=first["z_verdict"], z_power=first["z_power"], n_rows=len(rows),
+               family_false_alarm=family_false_alarm([SimpleNamespace(sides=r.get("sides", 2))
+                                                      for r in rows]),
+               all_passed=all(r["passed"] for r in rows), claims=rows,
+               series={c: series[c] for c in order if c in series}, merged_from=sources)
+    return out
+
+
+def merge_validations(paths, out_dir, reference=None):
+    """Merge the ``validate.json`` files at ``paths`` into ``out_dir`` (validate.json, REPORT.md,
+    figures); ``reference``: a validate.json whose resolutions REPORT.md shows beside."""
+    from .plots import plot_validation
+
+    named = []
+    for path in list(paths) + ([reference] if reference else []):
+        try:
+            with open(path) as fh:
+                named.append((path, json.load(fh)))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: {exc}") from None
+    ref = named.pop()[1] if reference else None
+    payload = merge_payloads(named)
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(payload, out_dir)
+    figs = plot_validation(payload, out_dir)
+    write_report(payload, figs, out_dir, reference=ref)
+    return payload
 
 
 def redraw_figures(out_dir):
@@ -218,11 +309,22 @@ def main(argv=None):
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m discosim.report",
-                                description="regenerate the README blocks from the claim registry")
-    p.add_argument("--readme", required=True, help="README.md to rewrite")
+                                description="regenerate the README blocks from the claim registry, "
+                                            "or merge validate.json files of one split run")
+    p.add_argument("--readme", help="README.md to rewrite")
     p.add_argument("--check", action="store_true", help="only check; exit 1 if out of date")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="validate.json files to merge")
+    p.add_argument("--out", help="directory for the merged validate.json, REPORT.md and figures")
+    p.add_argument("--reference", help="validate.json whose resolutions REPORT.md shows beside")
     args = p.parse_args(argv)
     try:
+        if args.merge:
+            if not args.out:
+                raise InputError("--merge needs --out")
+            payload = merge_validations(args.merge, args.out, args.reference)
+            return 0 if payload["all_passed"] else 1
+        if not args.readme:
+            raise InputError("give --readme or --merge")
         same = update_readme(args.readme, check=args.check)
     except InputError as exc:
         sys.stderr.write(f"discosim: error: {exc}\n")

@@ -200,3 +200,32 @@ def test_validate_keeps_the_rows_of_finished_claims_when_a_later_claim_fails(tmp
     saved = json.loads((tmp_path / "validate.json").read_text())
     assert saved["complete"] is False
     assert {r["claim"] for r in saved["claims"]} == {"slice_exact"}
+
+
+def test_merge_of_a_split_run_and_its_refusals(tmp_path):
+    from discosim.report import main as report_main, merge_validations
+
+    ctx = Context(scale=0.01, quick=True)
+    from discosim.report import run_validation
+
+    for name in ("euclidean_normal", "slice_exact"):
+        run_validation([name], ctx, str(tmp_path / name), stream=io.StringIO())
+    parts = [str(tmp_path / n / "validate.json") for n in ("euclidean_normal", "slice_exact")]
+    merged = merge_validations(parts, str(tmp_path / "m"), reference=parts[1])
+    # registry order (slice_exact is registered first), counts and sources recomputed
+    assert [r["claim"] for r in merged["claims"]][:4] == ["slice_exact"] * 4
+    assert merged["n_rows"] == len(merged["claims"]) == 7
+    assert [s["claims"] for s in merged["merged_from"]] == [["euclidean_normal"], ["slice_exact"]]
+    report = (tmp_path / "m" / "REPORT.md").read_text()
+    assert "merged from 2 files" in report and "resolution, reference run" in report
+    # the reference has no euclidean_normal rows: a dash, not another row's resolution
+    assert sum(line.count("| — |") for line in report.splitlines() if "euclidean_normal" in line) == 3
+    # parts of different runs, a claim twice, no --out: one-line errors, exit 2
+    other = json.loads(open(parts[0]).read())
+    other["seed"] += 1
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(InputError, match="seed"):
+        merge_validations([parts[1], str(tmp_path / "other.json")], str(tmp_path / "x"))
+    with pytest.raises(InputError, match="euclidean_normal"):
+        merge_validations([parts[0], parts[0]], str(tmp_path / "x"))
+    assert report_main(["--merge", parts[0]]) == 2

@@ -160,8 +160,8 @@ def remainder_fit(etas, rem, cov):
     lambda), ``chi2`` and ``dof``; s is NaN with fewer than five points.
 
     Two nuisance terms, because one is too few at the resolution of ``validate --device cuda``:
-    3.2e9 samples of the claim's router gave s = 2.035 +- 0.0016 at chi^2 = 80/7 without lambda,
-    s = 2.0001 +- 0.0044 at chi^2 = 6.6/6 with it. The next term, eta^3 in log rem, is sized by
+    3.2e9 samples of the claim's router gave s = 2.035 (SE 0.0016) at chi^2 = 80/7 without
+    lambda, s = 2.0001 (SE 0.0044) at chi^2 = 6.6/6 with it. The next term, eta^3 in log rem, is sized by
     :func:`judge_overhead`: the fitted shape as a polynomial, c2 eta^2 (1 + kappa eta + (lambda +
     kappa^2/2) eta^2), has that term in its log; refitted, its s is off 2 by the term's effect,
     the exponent row's band (0.004 on the device run, about one SE there).
