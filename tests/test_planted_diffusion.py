@@ -290,6 +290,18 @@ def test_overhead_resolution_has_95_percent_power_both_sides():
         assert hit >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / 200), (p, hit)
 
 
+def test_overhead_negative_remainder_is_judged_and_a_linear_one_fails_both_rows():
+    rng = np.random.default_rng(RNG_SEED)
+    pred = 18.5 * OVERHEAD_ETAS
+    meas, se = _nested_overhead(OVERHEAD_ETAS, pred, 2.0, 3_200_000_000, rng)
+    lead, expo = cs.judge_overhead(OVERHEAD_ETAS, 2 * pred - meas, se, pred)  # c1 eta - remainder
+    assert lead.passed and expo.passed and expo.data["sign"] == -1.0
+    # c1 1% high: the remainder turns linear, its exponent fails, so it excuses no leading order
+    # (at 0.5% the leading row alone cannot tell: the true remainder is 0.5% of c1 eta at eta_0)
+    lead, expo = cs.judge_overhead(OVERHEAD_ETAS, meas, se, 1.01 * pred)
+    assert not expo.passed and not lead.passed and lead.band == 0.0
+
+
 def test_overhead_remainder_fit_is_exact_on_its_model_and_its_band_is_the_next_term():
     pred = 18.5 * OVERHEAD_ETAS
     x = OVERHEAD_ETAS
