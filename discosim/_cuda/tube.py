@@ -56,7 +56,8 @@ from .._kernels.codes import METRIC_SCORE  # noqa: E402
 from .._kernels.geometry import (fibre_point, lower_matvec, orthonormal_normal_basis,  # noqa: E402
                                  project_out)
 from .._kernels.sampling import sort_small  # noqa: E402
-from .._kernels.tube import power_law_draw, power_law_log_constant, score_circumradius2  # noqa: E402
+from .._kernels.tube import (power_law_draw, power_law_log_constant, score_circumradius2,  # noqa: E402
+                             subset_spread)
 from .rng import gamma_mt, gamma_params, next64, normals64, stream_state  # noqa: E402
 from .twins import device_twin  # noqa: E402
 from .volume import float64_selection  # noqa: E402
@@ -84,6 +85,7 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
     draw_beta = device_twin(power_law_draw)
     point = device_twin(fibre_point)
     sort_j = device_twin(sort_small)
+    spread = device_twin(subset_spread)
     insert, window = float64_selection(M, K, R)
     INV53 = 2.0 ** -53
 
@@ -153,13 +155,7 @@ def tube_kernel(M, K, R, SCORE, ON_DEVICE):
             # relative slack far above the float64 differences of device and host arithmetic
             keep = True
             if SCORE:
-                lo = s[J[0]]
-                hi = lo
-                for l in range(1, R + 1):
-                    v2 = s[J[l]]
-                    lo = v2 if v2 < lo else lo
-                    hi = v2 if v2 > hi else hi
-                keep = hi - lo <= thr
+                keep = spread(s, J, R) <= thr
             if keep:
                 for q in range(L):
                     top[q] = -math.inf

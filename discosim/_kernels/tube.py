@@ -142,6 +142,18 @@ def family_count_subspace(s, gram, r, eps, wmax, order_idx, T, idx, G, e, lam):
 
 
 @njit(cache=True, nogil=True)
+def subset_spread(s, Ji, r):
+    """``max - min`` of the scores ``s[Ji[0..r]]`` (the slice's experts): <= eps on the score tube."""
+    lo = s[Ji[0]]
+    hi = lo
+    for l in range(1, r + 1):
+        v = s[Ji[l]]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return hi - lo
+
+
+@njit(cache=True, nogil=True)
 def score_point(s, Ji, fac, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat, e,
                 lam, order_idx, T, idx, in_T):
     """Score of one tube sample with scores ``s`` drawn in the fibre of slice ``Ji``.
@@ -152,13 +164,7 @@ def score_point(s, Ji, fac, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws
     score_metric = metric == METRIC_SCORE
     in_tube = True
     if score_metric:
-        lo = s[Ji[0]]
-        hi = lo
-        for l in range(1, r + 1):
-            v = s[Ji[l]]
-            lo = min(lo, v)
-            hi = max(hi, v)
-        in_tube = hi - lo <= eps
+        in_tube = subset_spread(s, Ji, r) <= eps
     if in_tube:
         point_stats(s, gram, k, r, metric, eps, wmax, pairs, ws_G, ws_v, ws_i, stat)
         in_tube = stat[r - 1] <= eps
