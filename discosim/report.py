@@ -37,13 +37,12 @@ def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
 
     ``complete=False`` marks the copy saved after each claim while later claims still run.
     """
+    from .cache import code_version
     from .claims import Z_POWER, Z_VERDICT, family_false_alarm
 
-    from .cache import code_version
-
     rows = [r for out in outputs.values() for r in out.rows]
-    return {"code_version": code_version(), "seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale, "n_jobs": ctx.n_jobs,
-            "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
+    return {"code_version": code_version(), "seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale,
+            "n_jobs": ctx.n_jobs, "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
             "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
             "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(rows),
             "family_false_alarm": family_false_alarm(rows),
@@ -52,7 +51,8 @@ def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
             "series": {name: out.series for name, out in outputs.items()}}
 
 
-def _header(payload):
+def _summary(payload):
+    """First sentence of the header: rows held, seed, kind of run, device, time."""
     n_pass = sum(c["passed"] for c in payload["claims"])
     device = payload.get("device", "cpu")
     on = (f", device {device}: the estimator calls that run there take "
@@ -61,7 +61,11 @@ def _header(payload):
     if payload.get("merged_from"):
         part += f", merged from {len(payload['merged_from'])} files (`merged_from` in validate.json)"
     return (f"{n_pass}/{payload['n_rows']} rows hold (seed {payload['seed']}, "
-            f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s). "
+            f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s)")
+
+
+def _header(payload):
+    return (f"{_summary(payload)}. "
             f"Family-wise false-alarm rate of this table: {payload['family_false_alarm']:.2g} "
             f"(each correct two-sided row fails with probability 2 Phi(-{payload['z_verdict']:g}), "
             f"a bound with Phi(-{payload['z_verdict']:g})). Resolution: the smallest deviation "
@@ -109,7 +113,7 @@ def write_report(payload, figs, out_dir, reference=None):
     lines = ["# discosim validation report", "",
              _header(payload) + " Each row compares a formula of THEORY.md with a Monte Carlo "
              "estimate. Numbers: `validate.json`."
-             + (f" Reference run: {_header(reference).split('. Family')[0]}." if reference else ""), "",
+             + (f" Reference run: {_summary(reference)}." if reference else ""), "",
              head + " verdict |", "|---" * head.count("|") + "|"]
     seen = {}
     for c in payload["claims"]:

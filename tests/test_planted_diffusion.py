@@ -309,11 +309,28 @@ def test_overhead_remainder_fit_is_exact_on_its_model_and_its_band_is_the_next_t
     se = np.sqrt((pred + rem) / 3.2e9)
     row = cs.judge_overhead(x, pred + rem, se, pred)[1]
     assert abs(row.measured - 2.0) < 1e-9 and row.passed
-    # the band: the same shape as a polynomial (an eta^3 term in its log) is read off 2 by it
-    poly = C2 * x ** 2 * (1 + KAPPA * x + (LAMBDA + KAPPA ** 2 / 2) * x * x)
-    shifted = cs.judge_overhead(x, pred + poly, se, pred)[1]
-    assert abs(shifted.measured - 2.0) == pytest.approx(row.band, rel=0.05)
-    assert shifted.passed
+    # the band is the shift of s by an eta^3 term of log rem of the stated size mu, either sign
+    # (linear in mu at fixed weights; the weights follow the misfit mu eta^3 <= 1% at eta_max,
+    # so the shift matches the band to about that)
+    mu = max(abs(KAPPA) ** 3, abs(LAMBDA) ** 1.5)
+    for sign in (-1.0, 1.0):
+        shifted = cs.judge_overhead(x, pred + rem * np.exp(sign * mu * x ** 3), se, pred)[1]
+        assert abs(shifted.measured - 2.0) == pytest.approx(row.band, rel=0.02)
+        assert shifted.passed
+
+
+def test_overhead_fit_the_data_reject_fails_on_its_chi2_alone():
+    # a remainder of exponent 2 with a wiggle of +-2 SE about it: s stays within its band and
+    # SEs, but chi^2 is far beyond the verdict's tail, so the row fails (the one-term model of
+    # the previous judge read s = 2.035 at chi^2 = 80/7 on the GPU's numbers)
+    pred = 18.5 * OVERHEAD_ETAS
+    x = OVERHEAD_ETAS
+    rem = C2 * x ** 2 * np.exp(KAPPA * x + LAMBDA * x * x)
+    se = np.sqrt((pred + rem) / 3.2e9)
+    wiggle = 2.0 * se * np.where(np.arange(x.size) % 2 == 0, 1.0, -1.0)
+    row = cs.judge_overhead(x, pred + rem + wiggle, se, pred)[1]
+    assert abs(row.measured - 2.0) <= 4 * row.stderr + row.band
+    assert row.data["chi2_tail"] < 2 * cs._phi_tail(cs.Z_VERDICT) and not row.passed
 
 
 def test_nested_slope_stderr_is_the_spread_over_replicates():

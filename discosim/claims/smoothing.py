@@ -107,7 +107,7 @@ def judge_overhead(etas, meas, se, pred, pred_rel_se=0.0, **data):
     # the fitted remainder excuses the leading order only when it is next order (s = 2 holds)
     band0 = 0.0
     if expo.passed:
-        band0 = float(math.exp(fit["coef"] @ np.array([1.0, math.log(e_[0]), e_[0], e_[0] ** 2])))
+        band0 = float(np.exp(_remainder_design(e_[:1]) @ fit["coef"])[0])
     se0 = math.hypot(se[0], pred_rel_se * pred[0])
     lead = close_to("smooth_overhead", S7, f"E N_eta at eta={etas[0]:g} = c1 eta", pred[0], meas[0], se0,
                     band=band0, band_reason=f"next-order term c2 eta^s (from the remainder fit, whose "
@@ -129,7 +129,7 @@ def exponent_resolution(fit, etas, cov, band):
 
     c = fit["cov"]
     log_pivot = -c[0, 1] / c[1, 1]
-    base = fit["coef"] @ np.vstack([np.ones_like(etas), np.log(etas), etas, etas ** 2])
+    base = _remainder_design(etas) @ fit["coef"]
     sd = np.sqrt(np.diag(cov))
 
     def detected(d):
@@ -150,6 +150,11 @@ def exponent_resolution(fit, etas, cov, band):
             lo, hi = (lo, mid) if detected(sign * mid) else (mid, hi)
         out = max(out, float(hi))
     return out
+
+
+def _remainder_design(etas):
+    """Columns of log rem's model: 1, log eta, eta, eta^2 (log c2, s, kappa, lambda)."""
+    return np.vstack([np.ones_like(etas), np.log(etas), etas, etas ** 2]).T
 
 
 def remainder_fit(etas, rem, cov, reweight=3):
@@ -179,7 +184,7 @@ def remainder_fit(etas, rem, cov, reweight=3):
     if etas.size <= n_par:
         return {"s": nan, "s_se": nan, "coef": np.full(n_par, nan), "cov": np.full((n_par, n_par), nan),
                 "chi2": nan, "dof": int(etas.size) - n_par, "chi2_tail": nan, "mu": nan, "band": 0.0}
-    X = np.vstack([np.ones_like(etas), np.log(etas), etas, etas ** 2]).T
+    X = _remainder_design(etas)
     y = np.log(rem)
     r = rem
     for _ in range(1 + reweight):
