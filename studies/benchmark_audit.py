@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from discosim.audit import audit_checkpoint
+from discosim.audit.estimators import audit_checkpoint
 from discosim.checkpoints.synthetic import encode, write_safetensors
-from discosim.router import Router
-from discosim.routing import round_to_format
+from discosim.model.router import Router
+from discosim.model.selection import round_to_format
 
 
 def _bf16_bytes(v):

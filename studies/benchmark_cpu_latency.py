@@ -75,7 +75,7 @@ def constants_cache(n, repeat):
 
 def in_process(n, n_jobs, backend, repeat):
     from discosim import Router
-    from discosim.volume import estimate_volumes
+    from discosim.volumes.estimators import estimate_volumes
 
     router = Router.gaussian(8, 64, 2, seed=0)
     best = float("inf")

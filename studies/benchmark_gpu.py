@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from discosim.router import Router
+from discosim.model.router import Router
 
 D = 4096
 SHAPES = [(8, 2), (64, 8), (256, 8)]
@@ -70,7 +70,7 @@ def _timed(fn, min_s=1.0, max_reps=20):
 
 def gpu_volume(M, k, metric, n, devices=(0,)):
     from discosim._cuda.rng import run_key
-    from discosim._cuda.volume import uniform_counts
+    from discosim._cuda.volumes.uniform import uniform_counts
 
     r = _router(M, k)
     eps = EPS if metric == "score" else EPS_EUCLID
@@ -93,7 +93,7 @@ TUBE_EPS = {"score": 1e-3, "euclidean": 1e-3}
 def gpu_tube(M, k, metric, n, devices=(0,)):
     """The tube (importance) sampler of order 1 at one eps on the GPU."""
     from discosim._cuda.rng import run_key
-    from discosim._cuda.tube import tube_sums
+    from discosim._cuda.volumes.tube import tube_sums
 
     r = _router(M, k)
     code = {"score": 2, "euclidean": 0}[metric]
@@ -112,7 +112,7 @@ def gpu_tube(M, k, metric, n, devices=(0,)):
 
 def cpu_tube(M, k, metric, n, n_jobs):
     """The CPU tube sampler on ``n_jobs`` cores, same router, order and eps."""
-    from discosim.volume import estimate_volumes
+    from discosim.volumes.estimators import estimate_volumes
 
     r = _router(M, k)
     estimate_volumes(r, 1.0, [TUBE_EPS[metric]], (1,), metric=metric, method="tube",
@@ -168,7 +168,7 @@ def _steps(res, n_steps, dt):
 
 
 def path_steps(device, n_paths, n_jobs=1, devices=None):
-    from discosim.hitting import simulate_first_exit
+    from discosim.diffusion.estimators import simulate_first_exit
 
     r, x0 = _path_setup()
     kw = dict(device=device, devices=devices) if device == "cuda" else dict(n_jobs=n_jobs)
@@ -191,7 +191,7 @@ OCC = dict(M=8, k=2, sigma=0.05, t_max=0.5, dt=1e-3, eps=(1e-3, 1e-2), metric="s
 
 def occupation_steps(device, n_paths, n_jobs=1):
     """Path steps/s of the occupation times (score tubes, orders 1..3) from random ball starts."""
-    from discosim.hitting import estimate_occupation
+    from discosim.diffusion.estimators import estimate_occupation
 
     r = _router(OCC["M"], OCC["k"], seed=4)
     kw = dict(device=device) if device == "cuda" else dict(n_jobs=n_jobs)
@@ -210,7 +210,7 @@ def audit_samples(device, M, k, dim, n, n_jobs=1):
     """Inputs/s of the audit's margins and bf16/fp16 flips on one synthetic layer (sphere)."""
     from types import SimpleNamespace
 
-    from discosim.audit import audit_layers
+    from discosim.audit.estimators import audit_layers
 
     W = np.random.default_rng(5).standard_normal((M, dim)) * 0.02
     layer = SimpleNamespace(name="layers.0.gate.weight", index=0, family="bench", weight=W,
@@ -261,7 +261,7 @@ def scaling(n_max):
 
 
 def cpu_reference():
-    from discosim.cache import code_version
+    from discosim._core.cache import code_version
 
     return {"machine": f"{os.cpu_count()} cores", "code_version": code_version(),
             "paths": path_steps("cpu", 512, n_jobs=2)}
@@ -271,7 +271,7 @@ def load_cpu_reference(path):
     """A ``--cpu-only`` result, refused for other path settings and flagged for other code: a
     reference measured with an older kernel (7.7e5 steps/s against 4.6e6 now) once made the
     GPU ratio 6x too flattering."""
-    from discosim.cache import code_version
+    from discosim._core.cache import code_version
 
     with open(path) as fh:
         ref = json.load(fh)["cpu_reference"]
@@ -303,14 +303,14 @@ def main(argv=None):
     if args.cpu_only:
         doc["cpu_reference"] = cpu_reference()
     elif args.scaling:
-        from discosim.devices import cuda_module
+        from discosim._core.devices import cuda_module
 
         cuda = cuda_module()
         names = [g.name.decode() if isinstance(g.name, bytes) else g.name for g in cuda.gpus]
         doc["devices"] = names
         doc["scaling"] = scaling(len(names))
     else:
-        from discosim.devices import cuda_module
+        from discosim._core.devices import cuda_module
 
         cuda = cuda_module()
         doc["device"] = cuda.get_current_device().name

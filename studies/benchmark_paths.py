@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from discosim import Router
-from discosim.hitting import simulate_first_exit
+from discosim.diffusion.estimators import simulate_first_exit
 from discosim.theory.diffusion import facet_distances
 
 CASES = [(8, 4096, 2)]

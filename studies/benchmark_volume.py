@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from discosim import Router, estimate_volumes
-from discosim.constants import slice_constants
+from discosim.volumes.constants import slice_constants
 
 CASES = [(8, 4096, 2), (64, 2048, 8), (8, 64, 2)]
 

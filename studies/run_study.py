@@ -10,7 +10,7 @@ seed, parameters, code version) made, and ends with the same numbers.
 
 import sys
 
-from discosim.cli import main
+from discosim.app.cli.main import main
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:

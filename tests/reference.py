@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from discosim._kernels import bridge
+from discosim._kernels.diffusion import bridge
 
 METRICS = ("euclidean", "normal", "score")
 
@@ -416,7 +416,7 @@ def _conditioned_gap(rng, ga, gb, v):
 
 
 def _conditioned_midpoint(rng, router, pairs, gaps, x, x1, ga, gb, var, s_mid):
-    """The bridge midpoint given a crossing, in R^D (the algorithm of ``discosim._kernels.bridge``)."""
+    """The bridge midpoint given a crossing, in R^D (the algorithm of ``discosim._kernels.diffusion.bridge``)."""
     W, M = router.tie_weights, router.n_experts
     cw = [bridge.facet_weight(a, b, v) for a, b, v in zip(ga, gb, var)]
     C = 0.0

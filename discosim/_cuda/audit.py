@@ -1,5 +1,5 @@
 """The audit's inputs, exact logits and decision margins on the GPU (THEORY §9; CPU twin:
-``discosim.audit._sample_task``).
+``discosim.audit.estimators._sample_task``).
 
 Input i of a layer draws from stream i (:mod:`.rng`): M float32 normals G and a float32
 chi-square C (sphere: ``D - M`` degrees of freedom, ball: ``D + 2 - M``), the reduced point
@@ -9,7 +9,7 @@ errors of the size of the bf16 effects being measured). A thread per input keeps
 logits by insertion and writes the margin ``g_k - g_{k+1}``, the tie level ``g_k`` and ``max|s|``.
 
 Flips: an input whose margin is at most ``2 (1 + 1e-6) max(2^(1-p) max|s|, 2^(emin+1-p))`` for
-the coarsest format asked (a superset of the rows :func:`discosim.audit._flip_indicator` rounds:
+the coarsest format asked (a superset of the rows :func:`discosim._kernels.audit.flip_indicator` rounds:
 rounding to nearest cannot change the selection of the others) recomputes its logits, rounds
 them to each format (:func:`round_to`, the device twin of ``round_to_format``: ties to even,
 subnormals) and selects again, the lower index first among equal rounded logits as on the CPU;
@@ -25,12 +25,12 @@ import math
 
 import numpy as np
 
-from ..devices import shim_numpy
+from discosim._core.devices import shim_numpy
 
 shim_numpy()
 from numba import config, cuda, float64, int32, uint64  # noqa: E402  (after the shim)
 
-from .rng import gamma_mt, gamma_params, normals64, stream_state  # noqa: E402
+from discosim._cuda.rng import gamma_mt, gamma_params, normals64, stream_state  # noqa: E402
 
 UNIT = 1 << 18
 BLOCK = 128
@@ -47,7 +47,7 @@ else:
 @cuda.jit(device=True, inline=True)
 def round_to(v, prec, emin):
     """``v`` rounded to the format (precision ``prec``, smallest normal exponent ``emin``), ties
-    to even: the device twin of :func:`discosim.routing.round_to_format` (exact: scalings by
+    to even: the device twin of :func:`discosim.model.selection.round_to_format` (exact: scalings by
     powers of two and an integer-valued rint)."""
     if v == 0.0:
         return v
@@ -138,7 +138,7 @@ def audit_kernel(M, K, NF, WRITE_LOGITS):
 
 def _rounding_reach(formats):
     """(relative, absolute) margin below which rounding to some format may change the selection."""
-    from ..routing import FORMATS
+    from discosim.model.selection import FORMATS
 
     rel = max(2.0 ** (1 - FORMATS[f].precision) for f in formats)
     ab = max(2.0 ** (FORMATS[f].emin + 1 - FORMATS[f].precision) for f in formats)
@@ -147,12 +147,12 @@ def _rounding_reach(formats):
 
 def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_samples, seed_seq,
                  devices):
-    """Per-unit sufficient statistics (the dicts of ``discosim.audit._logit_stats``), unit order."""
-    from ..audit import _linear_terms, _logit_stats, _chunk_stats
-    from ..parallel import derive_seed
-    from ..routing import FORMATS, round_to_format
-    from .launch import run_units
-    from .rng import run_key
+    """Per-unit sufficient statistics (the dicts of ``discosim._kernels.audit.logit_stats``), unit order."""
+    from discosim._kernels.audit import chunk_stats, linear_terms, logit_stats
+    from discosim._core.runtime import derive_seed
+    from discosim.model.selection import FORMATS, round_to_format
+    from discosim._cuda.launch import run_units
+    from discosim._cuda.rng import run_key
 
     M = Rt.shape[0]
     k = routing.k
@@ -185,7 +185,7 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
                                         d_logits)
             if not linear:
                 rng = np.random.Generator(np.random.PCG64(derive_seed(seed_seq, 1, u)))
-                return _logit_stats(rng, d_logits[:n].copy_to_host(), routing, eps, formats)
+                return logit_stats(rng, d_logits[:n].copy_to_host(), routing, eps, formats)
             return d_m.copy_to_host(), d_l.copy_to_host(), d_a.copy_to_host(), d_f.copy_to_host()
 
         return work
@@ -199,6 +199,6 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
         flips = {}
         for i, fmt in enumerate(formats):
             round_to_format(np.max(maxabs, initial=0.0), fmt)  # overflow: one line, as on the CPU
-            flips[fmt] = ((bits >> i) & 1 == 1, *_linear_terms(margin, level, fmt))
-        out.append(_chunk_stats(margin, eps, flips))
+            flips[fmt] = ((bits >> i) & 1 == 1, *linear_terms(margin, level, fmt))
+        out.append(chunk_stats(margin, eps, flips))
     return out

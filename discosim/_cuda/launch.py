@@ -19,7 +19,7 @@ def run_units(n_units, devices, make_worker):
     ``make_worker(device_id)`` is called inside the device's context in the worker's thread and
     returns ``work(unit_index) -> result`` (it allocates the device's buffers once).
     """
-    from ..devices import cuda_module
+    from discosim._core.devices import cuda_module
 
     cuda = cuda_module()
     lock = threading.Lock()
@@ -58,9 +58,9 @@ def run_units(n_units, devices, make_worker):
 def path_starts(router, pp, start_seed, u, n):
     """Start points (n, M) of the n paths of unit u: the fixed ``pp.z0``, or random starts drawn
     on the host from ``derive_seed(start_seed, u)`` (so a fixed unit size gives the same starts
-    on any device list). ``pp``: the validated path settings of :mod:`discosim.hitting`."""
-    from ..parallel import derive_seed
-    from ..points import reduced_points
+    on any device list). ``pp``: the validated path settings of :mod:`discosim.diffusion.estimators`."""
+    from discosim._core.runtime import derive_seed
+    from discosim.model.inputs import reduced_points
 
     if pp.z0 is None:
         rng = np.random.Generator(np.random.PCG64(derive_seed(start_seed, u)))

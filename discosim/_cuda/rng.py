@@ -20,14 +20,14 @@ Draw layout (one 64-bit output ``r``):
 
 Everything is float32 except the rejection test above: the quantities drawn (normals, gamma
 variates) are then *exactly* representable, and the host can recompute any sample in float64
-from the very same values (see :mod:`discosim._cuda.volume`).
+from the very same values (see :mod:`discosim._cuda.volumes.uniform`).
 """
 
 import math
 
 import numpy as np
 
-from ..devices import shim_numpy
+from discosim._core.devices import shim_numpy
 
 shim_numpy()
 from numba import config, cuda, float32, float64, uint32, uint64  # noqa: E402  (after the shim)

@@ -10,7 +10,7 @@ were checked with, not a second implementation of them.
 import functools
 import types
 
-from ..devices import shim_numpy
+from discosim._core.devices import shim_numpy
 
 shim_numpy()
 from numba import cuda  # noqa: E402  (after the numpy shim)

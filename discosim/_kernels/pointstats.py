@@ -26,8 +26,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .codes import METRIC_NORMAL, METRIC_SCORE
-from .geometry import next_combination, subset_normal_distance2
+from discosim._kernels.codes import METRIC_NORMAL, METRIC_SCORE
+from discosim._kernels.geometry import next_combination, subset_normal_distance2
 
 
 @njit(cache=True, nogil=True)

@@ -7,7 +7,7 @@ and ``C ~ chi^2_{D+2-M}``. This equals THEORY's ``R U^{1/D} G / sqrt(|G|^2 + chi
 law and saves the uniform and the power. The same lift with ``C ~ chi^2_{D-M}`` gives the reduced
 coordinates of the direction ``x / |x|``, and a uniform point of an m-ball inside an affine
 subspace is the same construction in that subspace (:func:`sphere_lift_norm` serves all three).
-`discosim.points.reduced_points` is the vectorised NumPy version of the same law.
+`discosim.model.inputs.reduced_points` is the vectorised NumPy version of the same law.
 """
 
 import math

@@ -11,9 +11,9 @@ Modules: ``safetensors_io`` (headers, byte ranges, exact widening to float64), `
 ``config`` (k, groups, score function), ``folding`` (W diag γ, W β), ``checkpoint`` (the API).
 """
 
-from .checkpoint import Checkpoint, RouterLayer, open_checkpoint
-from .families import FAMILIES, Family
-from .safetensors_io import read_header, read_tensor
+from discosim.checkpoints.checkpoint import Checkpoint, RouterLayer, open_checkpoint
+from discosim.checkpoints.families import FAMILIES, Family
+from discosim.checkpoints.safetensors_io import read_header, read_tensor
 
 __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer", "FAMILIES", "Family", "read_header",
            "read_tensor"]

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
-from .config import check_shape_against_config, lookup, resolve_settings
-from .families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES, family_from_config,
+from discosim._core.errors import InputError
+from discosim.checkpoints.config import check_shape_against_config, lookup, resolve_settings
+from discosim.checkpoints.families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES, family_from_config,
                        template_regex)
-from .folding import fold_norm
-from .safetensors_io import DTYPE_NAMES, read_tensor
-from .store import open_store
+from discosim.checkpoints.folding import fold_norm
+from discosim.checkpoints.safetensors_io import DTYPE_NAMES, read_tensor
+from discosim.checkpoints.store import open_store
 
 __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer"]
 

@@ -9,8 +9,8 @@ config are checked against the router tensors' shape.
 
 from dataclasses import dataclass
 
-from ..errors import InputError
-from .families import GENERIC_EXPERT_FIELDS, GENERIC_HIDDEN_FIELDS, GENERIC_K_FIELDS
+from discosim._core.errors import InputError
+from discosim.checkpoints.families import GENERIC_EXPERT_FIELDS, GENERIC_HIDDEN_FIELDS, GENERIC_K_FIELDS
 
 __all__ = ["RoutingSettings", "lookup", "resolve_settings"]
 

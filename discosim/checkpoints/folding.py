@@ -13,7 +13,7 @@ sum, rounded in float64 (error <= D · 2^-53 · Σ_j |w_ij β_j|).
 
 import numpy as np
 
-from ..errors import InputError
+from discosim._core.errors import InputError
 
 __all__ = ["fold_norm"]
 

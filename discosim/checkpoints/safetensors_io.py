@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from discosim._core.errors import InputError
 
 __all__ = ["TensorInfo", "read_header", "read_tensor", "widen", "DTYPE_NAMES"]
 

@@ -17,8 +17,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from ..errors import InputError
-from .safetensors_io import read_header
+from discosim._core.errors import InputError
+from discosim.checkpoints.safetensors_io import read_header
 
 __all__ = ["TensorStore", "open_store"]
 

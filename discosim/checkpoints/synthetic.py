@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from ..errors import InputError
+from discosim._core.errors import InputError
 
 __all__ = ["make_checkpoint", "write_safetensors", "representable", "encode", "FAMILY_NAMES",
            "DTYPE_CODES"]

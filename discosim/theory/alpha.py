@@ -2,7 +2,7 @@
 
 ``alpha_J = lambda_d(Gamma_J cap B(0,R)) / (omega_d R^d)`` with ``d = D - r``, ``|J| = r + 1``.
 
-Two deterministic routes live here (the Monte Carlo route is in :mod:`discosim.constants`):
+Two deterministic routes live here (the Monte Carlo route is in :mod:`discosim.volumes.constants`):
 
 - Gaussian orthants (derived): for ``Y ~ N(0, P_{S_J})`` the vector
   ``delta_i = (w_i - w_{j0}).Y`` (i not in J) is Gaussian with covariance ``V P_{S_J} V^T`` and

@@ -22,26 +22,12 @@ import math
 import numpy as np
 from scipy import optimize
 
-from .volumes import log_unit_ball_volume
+from discosim.model.gates import log_band_factor  # the gate's own definition, re-exported
+from discosim.theory.volumes import log_unit_ball_volume
 
 __all__ = ["log_band_factor", "band_factor", "band_factor_derivative", "holder_exponent",
            "band_edge_exponent", "overhead_pair_sum", "overhead_coefficient",
            "max_band_factor_slope", "lipschitz_constant"]
-
-
-def log_band_factor(u, a_s=1.0, b_s=50.0):
-    """``S(u) = log e^{S(u)}``: -inf for u <= 0, 0 for u >= 1, else
-    ``a log u - logaddexp(a log u, b log(1-u))`` (never NaN)."""
-    u = np.asarray(u, dtype=float)
-    out = np.where(u >= 1.0, 0.0, -np.inf)
-    inside = (u > 0.0) & (u < 1.0)
-    if np.any(inside):
-        ui = u[inside]
-        la = a_s * np.log(ui)
-        lb = b_s * np.log1p(-ui)
-        out = out.copy()
-        out[inside] = la - np.logaddexp(la, lb)
-    return out
 
 
 def band_factor(u, a_s=1.0, b_s=50.0):

@@ -111,7 +111,7 @@ def leading_score_fraction(eps, radius, dim, order, score_weight_sum):
     """Leading-order fraction of the order-r score tube.
 
     ``sum_J (r+1) det(G_J)^(-1/2) alpha_J * omega_{D-r} eps^r R^(D-r) / (omega_D R^D)``; pass the
-    sum over slices as ``score_weight_sum`` (see :func:`discosim.constants.slice_constants`).
+    sum over slices as ``score_weight_sum`` (see :func:`discosim.volumes.constants.slice_constants`).
     """
     r = order
     log_f = (log_unit_ball_volume(dim - r) - log_unit_ball_volume(dim)

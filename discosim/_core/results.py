@@ -1,0 +1,183 @@
+"""The result type of every Monte Carlo estimate, and JSON encoding (THEORY §8).
+
+An :class:`Estimate` carries its value, standard error, sample size, the seed entropy that
+produced it and whether its error bar can be trusted. Proportions (indicator means) use the
+Wilson score interval, which stays honest when there are few or no hits; means of general
+weights use the normal interval.
+"""
+
+import json
+import math
+from dataclasses import dataclass, asdict, fields, is_dataclass
+from typing import NamedTuple
+
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = ["Estimate", "ConfidenceInterval", "ResultMixin", "tidy_rows", "proportion_estimate", "mean_estimate", "mean_and_stderr", "to_jsonable",
+           "dumps", "MIN_RELIABLE_HITS"]
+
+# Below this many nonzero samples the CLT behind a stderr is not to be trusted.
+MIN_RELIABLE_HITS = 20
+
+
+class ConfidenceInterval(NamedTuple):
+    """A two-sided confidence interval ``(low, high)``: a plain pair that also has names."""
+
+    low: float
+    high: float
+
+
+def tidy_rows(doc, prefix=""):
+    """Flatten a :meth:`ResultMixin.to_dict` document into one row of ``column -> scalar``.
+
+    Nested dicts join their keys with ``.``; lists of scalars become ``key[i]``; a list of dicts
+    (per order, per layer) becomes one row each, with the shared scalars repeated.
+    """
+    row, many = {}, []
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            sub = tidy_rows(value, name + ".")
+            if len(sub) == 1:
+                row.update(sub[0])
+            else:
+                many.append(sub)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
+            many.append([r for i, v in enumerate(value) for r in tidy_rows(v, name + ".")])
+        elif isinstance(value, (list, tuple)):
+            row.update({f"{name}[{i}]": v for i, v in enumerate(value)})
+        else:
+            row[name] = value
+    if not many:
+        return [row]
+    return [dict(row, **r) for group in many for r in group]
+
+
+class ResultMixin:
+    """``to_dict()`` (plain JSON types: ``json.dumps`` accepts it), ``to_rows()`` (tidy rows) and
+    ``to_frame()`` (a pandas DataFrame of those rows, when pandas is installed) for every result."""
+
+    def to_dict(self):
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)}) if is_dataclass(self) \
+            else to_jsonable(vars(self))
+
+    def to_rows(self):
+        """The result as a list of flat dicts, one per row of a tidy table."""
+        return tidy_rows(to_jsonable(self.to_dict()))
+
+    def to_frame(self):
+        """The tidy rows as a ``pandas.DataFrame`` (pandas is optional: an ImportError names it)."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("to_frame() needs pandas; use to_rows() for plain dicts") from e
+        return pd.DataFrame(self.to_rows())
+
+
+@dataclass(frozen=True)
+class Estimate(ResultMixin):
+    """A Monte Carlo estimate.
+
+    Attributes
+    ----------
+    value : float
+        The estimate.
+    stderr : float
+        Its standard error.
+    n_samples : int
+        Number of samples behind it.
+    n_hits : int
+        Number of samples that contributed a nonzero term.
+    interval : {"wilson", "normal"}
+        The confidence interval: Wilson's for proportions, the normal one for means.
+    seed_entropy : int or None
+        Entropy of the SeedSequence that drew the samples.
+    """
+
+    value: float
+    stderr: float
+    n_samples: int
+    n_hits: int
+    interval: str = "normal"
+    seed_entropy: object = None
+
+    @property
+    def reliable(self):
+        """False when too few samples hit for the error bar to mean anything."""
+        return self.n_hits >= MIN_RELIABLE_HITS
+
+    @property
+    def relative_stderr(self):
+        return self.stderr / abs(self.value) if self.value else math.inf
+
+    def confidence_interval(self, level=0.95):
+        """Two-sided interval at ``level``: Wilson for proportions, normal for means."""
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        if self.interval == "wilson":
+            n, p = self.n_samples, self.value
+            denom = 1 + z * z / n
+            centre = (p + z * z / (2 * n)) / denom
+            half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+            return ConfidenceInterval(max(0.0, centre - half), min(1.0, centre + half))
+        return ConfidenceInterval(self.value - z * self.stderr, self.value + z * self.stderr)
+
+    def to_dict(self, level=0.95):
+        lo, hi = self.confidence_interval(level)
+        d = asdict(self)
+        d.update(ci_low=lo, ci_high=hi, ci_level=level, reliable=self.reliable)
+        return d
+
+
+def proportion_estimate(hits, n, seed_entropy=None):
+    """Estimate of ``hits / n`` from an indicator count (binomial stderr)."""
+    p = hits / n
+    return Estimate(p, math.sqrt(p * (1 - p) / n), int(n), int(hits), "wilson", seed_entropy)
+
+
+def mean_and_stderr(total, total_sq, n):
+    """Sample mean and its standard error from a sum and a sum of squares over ``n`` samples.
+
+    Works elementwise on arrays; uses the unbiased variance ``n/(n-1)`` correction.
+    """
+    mean = np.asarray(total, dtype=float) / n
+    var = np.maximum(np.asarray(total_sq, dtype=float) / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    se = np.sqrt(var / n)
+    if mean.ndim == 0:
+        return float(mean), float(se)
+    return mean, se
+
+
+def mean_estimate(value, stderr, n, hits, seed_entropy=None):
+    return Estimate(float(value), float(stderr), int(n), int(hits), "normal", seed_entropy)
+
+
+def to_jsonable(obj):
+    """Convert results (dataclasses, numpy scalars/arrays, inf/nan) to plain JSON types.
+
+    Non-finite floats become ``null`` so the output is strict JSON that any tool reads.
+    """
+    if hasattr(obj, "to_dict"):
+        return to_jsonable(obj.to_dict())
+    if isinstance(obj, ConfidenceInterval):
+        return obj._asdict()
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+def dumps(obj, **kw):
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`)."""
+    return json.dumps(to_jsonable(obj), allow_nan=False, **kw)

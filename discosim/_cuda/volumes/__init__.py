@@ -1,0 +1,1 @@
+"""GPU kernels of the volume samplers (uniform with NVRTC selection, tube)."""

@@ -1,0 +1,1 @@
+"""numba kernels of the diffusion family (paths, exits, occupation; the bridge step)."""

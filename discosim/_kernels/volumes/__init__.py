@@ -1,0 +1,1 @@
+"""numba kernels of the volume samplers (uniform, tube, slice constants)."""

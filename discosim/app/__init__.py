@@ -1,0 +1,1 @@
+"""The application layer: the command line (:mod:`.cli`) and parameter studies (:mod:`.studies`)."""

@@ -1,0 +1,1 @@
+"""The ``discosim`` command line: :mod:`.main` builds the parser and dispatches."""

@@ -1,0 +1,706 @@
+"""The per-layer audit of a real MoE checkpoint: margins, slice constants and precision (THEORY §9).
+
+For every router layer (gate ``W`` of shape (M, D) with the RMSNorm weight folded in, optional
+router bias ``b``, routing function of :mod:`discosim.model.selection`) and an input model
+
+* ``sphere`` (default): x uniform on ``S^{D-1}(R)``, ``R = sqrt(D)`` (an RMSNorm output of rms 1).
+  In the reduced coordinates of THEORY §3 a sphere point is ``z = R G / sqrt(|G|^2 + chi2_{D-M})``
+  and the exact logits are ``s = Rm^T z + b``: O(M^2) per input, whatever D;
+* ``ball``: x uniform in ``B_D(0, R)``, ``z = R G / sqrt(|G|^2 + chi2_{D+2-M})``;
+* hidden states (an (N, D) array, ``.npy``, or ``.npz`` with one key per layer): the rows, each
+  rescaled to rms 1 when the norm is folded into W (the router sees ``h / rms(h)``); fractions are
+  proportions over those points with binomial errors,
+
+the audit reports
+
+* shape and geometry: M, k, D, the spread of the row norms ``|w_i|``, the smallest ``|w_i - w_j|``;
+* linear families only: the slice constants ``A_r = sum_J alpha_J`` (r = 1..3) and
+  ``B_1 = sum_{i<j} 2 alpha_ij / |w_i - w_j|`` with standard errors, by the Monte Carlo route of
+  :func:`discosim.volumes.constants.slice_constants` (exact Genz sums over ``C(M, r+1)`` slices are
+  impossible at M = 256);
+* the decision margin ``g`` (THEORY §9): quantiles, and the tube fractions ``P(g <= eps)`` with
+  binomial errors; for linear families with b = 0 and sphere (ball) inputs the leading order of
+  §5/§9 for the order-1 score tube, ``(B_1 / 2) (eps / R) Gamma(D/2) / (Gamma(3/2) Gamma((D-1)/2))``
+  (ball: ``Gamma(D/2+1) / (Gamma(3/2) Gamma((D+1)/2))``);
+* the precision audit, per float format: the fraction of inputs whose selected set differs between
+  exact logits and logits rounded to the format (round to nearest even; sigmoid, bias and groups
+  exact), measured directly, and predicted to leading order in the unit roundoff.
+
+Flip prediction
+    Linear families (THEORY §9): ``P(flip) = (1/4) lim_{eps->0} E[ulp(v) 1{g <= eps}] / eps``, v the
+    tie level ``g_k``. DeepSeek-V3: the two tied selection scores sit on different logits, so their
+    rounding errors are independent; a selection score moves by ``sigma'(l) delta``, and
+    ``P(flip) = lim E[phi 1{g <= eps}] / eps`` with ``phi = E[X^+]`` for X the change of the
+    margin (expert ties: two independent uniform rounding errors, closed form; group ties: four,
+    by Monte Carlo over the offsets). The §5 closed forms do not apply to DeepSeek-V3: its ties are
+    curved, so its slice constants and margin predictions are not reported.
+
+    The limit is estimated from the same samples with a window proportional to each sample's own
+    scale ``s`` (``s = ulp(v)`` for linear gates): ``F(h) = mean(phi 1{g <= h s} / (h s))`` has
+    bias ``c_1 h`` from the slope of the margin density, and the Richardson combination
+    ``2 F(h) - F(2h)`` (h = 1/2) removes it, leaving O(h^2). ``window_correction = F(h) - (2F(h) -
+    F(2h))`` is reported: when it exceeds the standard error the ulp is not small against the
+    margin scale and the leading order itself is in doubt (``leading_order_ok``). The agreement
+    rule compares measured and predicted with the standard error of their per-sample difference
+    (both come from the same inputs), within ``AGREEMENT_SE`` = 4 of them.
+
+Reproducible for any ``n_jobs``: chunk i of layer j draws from ``derive_seed(seed, j, i)``.
+"""
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from discosim._core.errors import InputError, check_int
+from discosim._core.results import mean_and_stderr
+from discosim._core.runtime import check_n_jobs, derive_seed, run_chunks
+from discosim.model.selection import FORMATS, Routing
+from discosim._core.seeding import as_seed_sequence
+from discosim._kernels.audit import OFFSET_DRAWS, WINDOW, logit_stats  # noqa: F401  (re-exported for old imports)
+from discosim.theory.audit import TIE_MERGE, margin_leading  # noqa: F401
+
+__all__ = ["audit_checkpoint", "audit_layers", "study_rows", "default_n_samples", "AuditResult", "LayerAudit", "FlipAudit",
+           "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]
+
+DEFAULT_EPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+# Default inputs per layer (n_samples=None): 100k for M >= 64, up to 400k for small M, where a
+# sample costs far less (O(M^2)) and flips are rarer. Measured (studies/benchmark_audit.py):
+# DeepSeek-V3 shape (M=256), bf16 flip rate 2.5% +- 2% relative, fp16 0.31% +- 6%; Mixtral shape
+# (M=8, 400k) bf16 0.19% +- 3.5%, fp16 0.025% +- 10%; both well inside the time targets.
+DEFAULT_N_SAMPLES = 100_000
+
+
+# margins of every input are kept for the quantiles (8 bytes each): 1e8 inputs = 0.8 GB a layer
+MAX_SAMPLES_PER_LAYER = 10 ** 8
+
+
+def default_n_samples(n_experts):
+    """Inputs per layer when ``n_samples`` is None: ``100000 * clip(64 // M, 1, 4)``."""
+    return DEFAULT_N_SAMPLES * min(4, max(1, 64 // int(n_experts)))
+QUANTILE_LEVELS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5)
+AGREEMENT_SE = 4.0
+CHUNK = 1 << 13       # inputs per chunk (memory: a few (CHUNK, M) float64 arrays)
+INPUT_MODELS = ("sphere", "ball")
+CONSTANT_ORDERS = (1, 2, 3)
+CURVED_NOTE = ("DeepSeek-V3 ties are curved (sigmoid scores with a selection bias, group-limited "
+               "selection): THEORY §5 closed forms (slice constants, tube leading orders) do not "
+               "apply; margins and flip rates are Monte Carlo only")
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class FlipAudit:
+    """Precision audit of one float format on one layer.
+
+    ``measured`` is the fraction of inputs whose selected set changes when the logits are rounded
+    to ``format``; ``predicted`` the leading-order prediction (see the module docstring);
+    ``difference_stderr`` the standard error of ``measured - predicted`` from the paired samples.
+    """
+
+    format: str
+    measured: float
+    stderr: float
+    n_flips: int
+    n_samples: int
+    predicted: float
+    predicted_stderr: float
+    difference_stderr: float
+    window_correction: float
+    model: str
+    claim: bool
+    # sums behind the paired rule, so a planted constant can be tested with the same rule
+    sums: tuple = field(repr=False, default=())
+
+    @property
+    def leading_order_ok(self):
+        return abs(self.window_correction) <= max(self.predicted_stderr, 0.0)
+
+    @property
+    def agrees(self):
+        return flip_agreement(self, 1.0)
+
+    def to_dict(self):
+        return {"measured": self.measured, "stderr": self.stderr, "predicted": self.predicted,
+                "predicted_stderr": self.predicted_stderr,
+                "difference_stderr": self.difference_stderr, "n_flips": self.n_flips,
+                "n_samples": self.n_samples, "window_correction": self.window_correction,
+                "leading_order_ok": self.leading_order_ok, "model": self.model,
+                "claim": self.claim, "agrees": self.agrees}
+
+
+def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
+    """Whether ``measured`` and ``scale * predicted`` agree within ``n_se`` paired standard errors.
+
+    ``scale`` lets a test plant a wrong constant (e.g. 1/6 instead of 1/4: ``scale = 2/3``) and
+    check that the same rule rejects it.
+    """
+    n, sf, sy, syy, sfy = flip.sums
+    diff = (sf - scale * sy) / n
+    second = (sf - 2 * scale * sfy + scale * scale * syy) / n  # E[(f - c y)^2], f^2 = f
+    se = math.sqrt(max(second - diff * diff, 0.0) * n / max(n - 1, 1) / n)
+    return bool(abs(diff) <= n_se * se) if se > 0 else bool(diff == 0)
+
+
+@dataclass(frozen=True)
+class LayerAudit:
+    """Audit of one router layer (see the module docstring for every quantity)."""
+
+    name: str
+    index: int
+    family: str
+    routing: str
+    M: int
+    k: int
+    D: int
+    n_group: object
+    topk_group: object
+    has_bias: bool
+    has_selection_bias: bool
+    norm_folded: bool
+    n_samples: int
+    row_norm_min: float
+    row_norm_max: float
+    row_norm_mean: float
+    min_pair_distance: float
+    closed_forms_apply: bool
+    constants: dict          # order -> {"A": (v, se), "B": (v, se), "method": str}; {} for curved
+    eps: np.ndarray
+    margin_fraction: np.ndarray
+    margin_fraction_stderr: np.ndarray
+    margin_fraction_predicted: object   # ndarray or None
+    quantile_levels: np.ndarray
+    margin_quantiles: np.ndarray
+    flips: tuple             # FlipAudit per format
+    note: str = ""
+
+    @property
+    def model_layer(self):
+        """The model's layer number, read from the router tensor's name (None if it has none)."""
+        import re
+
+        m = re.search(r"(?:layers|blocks|block)\.(\d+)\.", self.name)
+        return int(m.group(1)) if m else None
+
+    def flip(self, fmt):
+        for f in self.flips:
+            if f.format == fmt:
+                return f
+        raise KeyError(fmt)
+
+    def to_dict(self):
+        pred = (None if self.margin_fraction_predicted is None
+                else {"1": list(map(float, self.margin_fraction_predicted))})
+        return {
+            "name": self.name, "index": self.index, "layer": self.model_layer,
+            "family": self.family, "routing": self.routing,
+            "M": self.M, "k": self.k, "D": self.D, "n_group": self.n_group,
+            "topk_group": self.topk_group, "bias": self.has_bias,
+            "selection_bias": self.has_selection_bias, "norm_folded": self.norm_folded,
+            "n_samples": self.n_samples,
+            "row_norms": {"min": self.row_norm_min, "max": self.row_norm_max,
+                          "mean": self.row_norm_mean},
+            "min_pair_distance": self.min_pair_distance,
+            "closed_forms_apply": self.closed_forms_apply,
+            "A": {str(r): list(c["A"]) for r, c in self.constants.items()},
+            "B": {str(r): list(c["B"]) for r, c in self.constants.items()},
+            "constants_method": {str(r): c["method"] for r, c in self.constants.items()},
+            "eps": list(map(float, self.eps)),
+            "margin_fraction": {"1": list(map(float, self.margin_fraction))},
+            "margin_fraction_stderr": {"1": list(map(float, self.margin_fraction_stderr))},
+            "margin_fraction_predicted": pred,
+            "margin_quantiles": {f"{q:g}": float(v) for q, v in
+                                 zip(self.quantile_levels, self.margin_quantiles)},
+            "flip": {f.format: f.to_dict() for f in self.flips},
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Audit of every selected router layer of one model."""
+
+    model: str
+    family: str
+    inputs: str
+    layers: tuple
+    n_samples: object        # int, or "auto" (per layer: LayerAudit.n_samples)
+    eps: np.ndarray
+    formats: tuple
+    seed_entropy: object
+    notes: tuple = ()
+
+    def to_dict(self):
+        return {"model": self.model, "family": self.family, "inputs": self.inputs,
+                "n_samples": self.n_samples, "formats": list(self.formats),
+                "eps": list(map(float, self.eps)), "seed_entropy": self.seed_entropy,
+                "notes": list(self.notes), "layers": [l.to_dict() for l in self.layers]}
+
+    def tidy_rows(self):
+        """One row per layer x quantity: model, layer, index, family, quantity, parameter, value,
+        stderr, predicted, predicted_stderr."""
+        rows = []
+
+        def add(layer, quantity, param, value, stderr=None, pred=None, pred_se=None):
+            rows.append({"model": self.model, "layer": layer.name, "layer_index": layer.index,
+                         "family": layer.family, "inputs": self.inputs, "quantity": quantity,
+                         "parameter": param, "value": value, "stderr": stderr, "predicted": pred,
+                         "predicted_stderr": pred_se})
+
+        for L in self.layers:
+            for q in ("M", "k", "D"):
+                add(L, q, "", getattr(L, q))
+            add(L, "row_norm_min", "", L.row_norm_min)
+            add(L, "row_norm_max", "", L.row_norm_max)
+            add(L, "min_pair_distance", "", L.min_pair_distance)
+            for r, c in L.constants.items():
+                add(L, "A", r, c["A"][0], c["A"][1])
+                add(L, "B", r, c["B"][0], c["B"][1])
+            for i, e in enumerate(L.eps):
+                pred = None if L.margin_fraction_predicted is None else L.margin_fraction_predicted[i]
+                add(L, "margin_fraction", float(e), L.margin_fraction[i],
+                    L.margin_fraction_stderr[i], pred)
+            for q, v in zip(L.quantile_levels, L.margin_quantiles):
+                add(L, "margin_quantile", float(q), v)
+            for f in L.flips:
+                add(L, "flip_rate", f.format, f.measured, f.stderr, f.predicted, f.predicted_stderr)
+        return rows
+
+
+# --------------------------------------------------------------------------- validation
+def _check_eps(eps):
+    arr = np.atleast_1d(np.asarray(eps, dtype=float)) if not isinstance(eps, str) else None
+    if arr is None or arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise InputError(f"eps must be a non-empty list of finite numbers > 0, got {eps!r}")
+    return np.sort(arr)
+
+
+def _check_formats(formats):
+    if formats is None or not isinstance(formats, (str, list, tuple)):
+        raise InputError(f"formats must be a list of float formats such as ('bf16', 'fp16'), "
+                         f"got {formats!r}")
+    if isinstance(formats, str):
+        formats = [f for f in formats.split(",") if f]
+    formats = tuple(formats)
+    if not formats:
+        raise InputError("formats must name at least one float format")
+    if len(set(formats)) != len(formats):
+        raise InputError(f"formats are named twice: {list(formats)}")
+    for f in formats:
+        if f not in FORMATS:
+            raise InputError(f"unknown float format {f!r}; choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def _load_inputs(inputs):
+    """('sphere'|'ball', None) or ('points', {key or None: array-like}) without reading data."""
+    if isinstance(inputs, str) and inputs in INPUT_MODELS:
+        return inputs, None, inputs
+    if isinstance(inputs, np.ndarray):
+        return "points", {None: inputs}, f"points[{inputs.shape[0]}]"
+    if isinstance(inputs, (str, os.PathLike)):
+        path = os.fspath(inputs)
+        if not os.path.isfile(path):
+            raise InputError(f"inputs must be sphere, ball or a .npy/.npz file of hidden states; "
+                             f"no file {path!r}")
+        try:
+            if path.endswith(".npy"):
+                return "points", {None: np.load(path, mmap_mode="r", allow_pickle=False)}, path
+            if path.endswith(".npz"):
+                z = np.load(path, allow_pickle=False)
+                return "points", {k: z[k] for k in z.files}, path
+        except (ValueError, OSError) as exc:
+            raise InputError(f"cannot read inputs {path}: {exc}".splitlines()[0]) from None
+        raise InputError(f"inputs file must end in .npy or .npz, got {path!r}")
+    raise InputError(f"inputs must be 'sphere', 'ball', an (N, D) array or a .npy/.npz path, "
+                     f"got {type(inputs).__name__}")
+
+
+def _points_for(layer, table):
+    if None in table:
+        return table[None]
+    for key in (layer.name, str(layer.index), f"layer_{layer.index}"):
+        if key in table:
+            return table[key]
+    if len(table) == 1:
+        return next(iter(table.values()))
+    raise InputError(f"inputs npz has no key for layer {layer.name!r} (tried the name, "
+                     f"{layer.index!r} and 'layer_{layer.index}'); keys: {sorted(table)[:8]}")
+
+
+def _check_points(layer, table):
+    pts = _points_for(layer, table)
+    D = layer.weight.shape[1]
+    if pts.ndim != 2 or pts.shape[1] != D:
+        raise InputError(f"hidden states for layer {layer.name} must have shape (N, {D}), "
+                         f"got {pts.shape}")
+    if pts.shape[0] < 2:
+        raise InputError(f"hidden states for layer {layer.name} need at least 2 rows")
+    # checked here, before any arithmetic, so a bad file is one line and never a cast warning
+    if pts.dtype.kind not in "fiu":
+        raise InputError(f"hidden states for layer {layer.name} must be real numbers, "
+                         f"got dtype {pts.dtype}")
+    bad = ~np.all(np.isfinite(pts), axis=1)
+    if bad.any():
+        raise InputError(f"hidden states for layer {layer.name} have non-finite entries "
+                         f"(first in row {int(np.argmax(bad))})")
+    biggest = float(np.max(np.abs(pts))) if pts.size else 0.0
+    if biggest > 1e150:
+        raise InputError(f"hidden states for layer {layer.name} hold values up to {biggest:.3g}: "
+                         f"too large to normalise (rescale them)")
+    return pts
+
+
+# --------------------------------------------------------------------------- per-chunk statistics
+def _sphere_or_ball(rng, n, M, D, radius, distribution):
+    g = rng.standard_normal((n, M))
+    extra = D - M + (2 if distribution == "ball" else 0)
+    c = rng.chisquare(extra, size=n) if extra > 0 else np.zeros(n)
+    return radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
+
+
+def _sample_task(rng, n, Rt, bias, routing, radius, dim, distribution, eps, formats):
+    z = _sphere_or_ball(rng, n, Rt.shape[0], dim, radius, distribution)
+    logits = z @ Rt.T
+    if bias is not None:
+        logits += bias
+    return logit_stats(rng, logits, routing, eps, formats)
+
+
+# --------------------------------------------------------------------------- one layer
+@dataclass(frozen=True, eq=False)
+class _Reduced:
+    """The reduction of THEORY §3 for a gate W (M, D): ``reduced_weights = R^T`` with
+    ``W^T = Q R`` and ``diag R > 0``; ``R^T R = W W^T``, so ``R^T`` is the Cholesky factor of the
+    Gram matrix (unique), one (M, D) x (D, M) product instead of an SVD and a QR of W. Has the
+    attributes :func:`discosim.volumes.constants.slice_constants` reads."""
+
+    reduced_weights: np.ndarray
+    gram: np.ndarray
+    k: int
+    kind: str = "linear"
+
+    @property
+    def n_experts(self):
+        return self.gram.shape[0]
+
+    @property
+    def bias(self):
+        # slice constants are properties of the cones of W (THEORY §2): no bias
+        return np.zeros(self.n_experts)
+
+
+def _reduce(W, k, name):
+    gram = W @ W.T
+    try:
+        L = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        L = None
+    d = np.sqrt(np.max(np.diag(gram)))
+    # pivots below ~ sqrt(M D eps) of the largest row norm: numerically rank-deficient
+    if L is None or np.min(np.diag(L)) <= d * math.sqrt(W.size * np.finfo(float).eps):
+        raise InputError(f"layer {name}: gate weight is rank-deficient (THEORY §1 needs full row rank)")
+    return _Reduced(np.ascontiguousarray(L), gram, int(k))
+
+
+def _geometry(W, gram=None):
+    gram = W @ W.T if gram is None else gram
+    sq = np.diag(gram)
+    norms = np.sqrt(sq)
+    d2 = sq[:, None] + sq[None, :] - 2 * gram
+    iu = np.triu_indices(W.shape[0], 1)
+    return norms, float(np.sqrt(max(np.min(d2[iu]), 0.0)))
+
+
+def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n_jobs,
+                 constants_samples, devices=None):
+    W = np.asarray(layer.weight, dtype=np.float64)
+    M, D = W.shape
+    if not np.all(np.isfinite(W)):
+        raise InputError(f"layer {layer.name}: gate weight has non-finite entries")
+    routing = Routing.of(layer).check(M)
+    bias = None if layer.bias is None else np.asarray(layer.bias, dtype=np.float64)
+    has_bias = bias is not None and bool(np.any(bias != 0))
+    sel_bias = getattr(layer, "selection_bias", None)
+    layernorm = bool(getattr(layer, "norm_folded", False)) and getattr(layer, "norm_type", None) == "layernorm"
+    if layernorm:
+        # a LayerNorm output is centred: it lies on the sphere of radius sqrt(D) in the
+        # hyperplane orthogonal to the all-ones vector, so the gate acting on it is W P
+        W = W - W.mean(axis=1, keepdims=True)
+    if W.shape[0] >= (W.shape[1] - 1 if layernorm else W.shape[1]):
+        raise InputError(f"layer {layer.name}: need M < D (THEORY §1), got M={M}, D={D}")
+    reduced = _reduce(W, routing.k, layer.name)
+    norms, min_pair = _geometry(W, reduced.gram)
+    # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
+    lseed = derive_seed(seed_seq, int(getattr(layer, "index", index)))
+    constants = {}
+    predicted = None
+    note = "" if routing.linear else CURVED_NOTE
+    radius = math.sqrt(D)
+    dim = D - 1 if layernorm else D  # dimension of the input sphere (or ball)
+    if mode == "points":
+        pts = np.asarray(_check_points(layer, table), dtype=np.float64)
+        if getattr(layer, "norm_folded", False):
+            if layernorm:
+                pts = pts - pts.mean(axis=1, keepdims=True)
+            rms = np.sqrt(np.mean(pts * pts, axis=1))
+            if np.any(rms == 0) or not np.all(np.isfinite(rms)):
+                raise InputError(f"hidden states for layer {layer.name} have zero or non-finite rows")
+            pts = pts / rms[:, None]
+        chunks = []
+        for i, a in enumerate(range(0, pts.shape[0], CHUNK)):
+            rng = np.random.Generator(np.random.PCG64(derive_seed(lseed, i)))
+            logits = pts[a:a + CHUNK] @ W.T
+            if bias is not None:
+                logits += bias
+            chunks.append(logit_stats(rng, logits, routing, eps, formats))
+    else:
+        n_draw = default_n_samples(M) if n_samples is None else n_samples
+        if devices is not None:  # device="cuda": its own streams (discosim._cuda.audit)
+            from discosim._cuda.audit import audit_chunks
+
+            chunks = audit_chunks(reduced.reduced_weights, bias, routing, radius, dim, mode, eps,
+                                  formats, n_draw, derive_seed(lseed, 1 << 21), devices)
+        else:
+            chunks = run_chunks(_sample_task, (reduced.reduced_weights, bias, routing, radius, dim,
+                                           mode, eps, formats), n_draw, CHUNK, lseed,
+                            n_jobs=n_jobs, progress=False)
+    if routing.linear and constants_samples:
+        # properties of W alone (cones of THEORY §2), whatever the input model
+        from discosim.volumes.constants import slice_constants
+
+        for r in CONSTANT_ORDERS:
+            if r > M - 1:
+                break
+            c = slice_constants(reduced, r, method="mc", n_samples=constants_samples,
+                                seed=derive_seed(lseed, 1 << 20, r), n_jobs=n_jobs)
+            constants[r] = {"A": (c.alpha_sum, c.alpha_sum_stderr),
+                            "B": (c.score_weight_sum, c.score_weight_stderr), "method": c.method}
+        if has_bias:
+            note = ("router bias: slice constants are the R -> infinity limit (THEORY §2); "
+                    "no margin prediction")
+        elif mode != "points" and 1 in constants:
+            predicted = margin_leading(constants[1]["B"][0], eps, radius, dim, mode)
+    n = sum(c["n"] for c in chunks)
+    margins = np.concatenate([c["margin"] for c in chunks])
+    below = np.sum([c["below"] for c in chunks], axis=0)
+    frac = below / n
+    frac_se = np.sqrt(frac * (1 - frac) / n)
+    finite = margins[np.isfinite(margins)]
+    quant = (np.quantile(finite, QUANTILE_LEVELS) if finite.size
+             else np.full(len(QUANTILE_LEVELS), np.inf))
+    flips = []
+    for fmt in formats:
+        sf, sy, syy, sfy, sp, spp = np.sum([c["flip"][fmt] for c in chunks], axis=0)
+        p = sf / n
+        pred, pred_se = mean_and_stderr(sy, syy, n)
+        plain, _ = mean_and_stderr(sp, spp, n)
+        second = (sf - 2 * sfy + syy) / n
+        diff = p - pred
+        dse = math.sqrt(max(second - diff * diff, 0.0) / max(n - 1, 1))
+        model = ("tie merge, 1/4 (THEORY §9)" if routing.linear
+                 else "independent rounding errors through the sigmoid (reported, no claim)")
+        flips.append(FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n),
+                               float(pred), float(pred_se), dse, float(plain - pred), model,
+                               routing.linear, (int(n), float(sf), float(sy), float(syy), float(sfy))))
+    return LayerAudit(
+        name=layer.name, index=int(getattr(layer, "index", index)),
+        family=str(getattr(layer, "family", "")), routing=routing.kind, M=M, k=routing.k, D=D,
+        n_group=getattr(layer, "n_group", None), topk_group=getattr(layer, "topk_group", None),
+        has_bias=has_bias, has_selection_bias=sel_bias is not None,
+        norm_folded=bool(getattr(layer, "norm_folded", False)), n_samples=int(n),
+        row_norm_min=float(norms.min()), row_norm_max=float(norms.max()),
+        row_norm_mean=float(norms.mean()), min_pair_distance=min_pair,
+        closed_forms_apply=routing.linear, constants=constants, eps=eps, margin_fraction=frac,
+        margin_fraction_stderr=frac_se, margin_fraction_predicted=predicted,
+        quantile_levels=np.asarray(QUANTILE_LEVELS), margin_quantiles=quant, flips=tuple(flips),
+        note=note)
+
+
+# --------------------------------------------------------------------------- public entry points
+def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EPS,
+                 n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
+                 progress=None, constants_samples=20_000, notes=(), device="cpu", devices=None):
+    """Audit a sequence of router layers (objects with the attributes of a checkpoint
+    ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
+    topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters."""
+    eps = _check_eps(eps)
+    formats = _check_formats(formats)
+    if n_samples is not None:
+        # each layer keeps its inputs' margins (for the quantiles): memory grows with n_samples
+        n_samples = check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
+    n_jobs = check_n_jobs(n_jobs)
+    constants_samples = check_int("constants_samples", constants_samples, 0)
+    ss = as_seed_sequence(seed)
+    mode, table, label = _load_inputs(inputs)
+    from discosim._core.devices import check_device, resolve_devices
+
+    devices = None if check_device(device) == "cpu" else resolve_devices(devices)
+    if not hasattr(layers, "__getitem__"):
+        layers = list(layers)
+    if len(layers) == 0:
+        raise InputError("no router layers to audit")
+    # Checks before any work. Layers may be read lazily (a checkpoint): with hidden states every
+    # layer is read once here to check the shapes, one at a time, never all held at once.
+    for j in (range(len(layers)) if mode == "points" else range(1)):
+        layer = layers[j]
+        W = np.asarray(layer.weight)
+        if W.ndim != 2:
+            raise InputError(f"layer {layer.name}: gate weight must be 2-dimensional, got {W.shape}")
+        Routing.of(layer).check(W.shape[0])
+        if mode == "points":
+            _check_points(layer, table)
+        del layer, W
+    from discosim._core.runtime import _progress_bar
+
+    bar = _progress_bar(len(layers), "audit", progress)
+    out = []
+    try:
+        for i in range(len(layers)):
+            out.append(_audit_layer(layers[i], i, mode, table, eps, formats, n_samples, ss, n_jobs,
+                                    constants_samples, devices))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    notes = list(notes)
+    if any(not l.closed_forms_apply for l in out):
+        notes.append(CURVED_NOTE)
+    return AuditResult(model=str(model), family=str(family), inputs=label, layers=tuple(out),
+                       n_samples=(out[0].n_samples if mode == "points" else
+                                  n_samples if n_samples is not None else "auto"), eps=eps,
+                       formats=formats, seed_entropy=ss.entropy, notes=tuple(notes))
+
+
+class _LazyLayers:
+    """The chosen layers of a checkpoint, read when indexed (one layer in memory at a time)."""
+
+    def __init__(self, ckpt, idx):
+        self._ckpt, self._idx = ckpt, list(idx)
+
+    def __len__(self):
+        return len(self._idx)
+
+    def __getitem__(self, j):
+        return self._ckpt[self._idx[j]]
+
+
+def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
+                     n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
+                     layers=None, progress=None, constants_samples=20_000, device="cpu",
+                     devices=None, **open_kw):
+    """Audit every router of a checkpoint (THEORY §9; see the module docstring).
+
+    Parameters
+    ----------
+    path_or_checkpoint : str, path or opened checkpoint
+        A model directory, a ``.safetensors`` file, or the result of
+        :func:`discosim.checkpoints.open_checkpoint`.
+    inputs : {"sphere", "ball"}, ndarray (N, D), or path to ``.npy`` / ``.npz``
+        Input model (an npz holds one (N, D) array per layer, keyed by the router tensor's name
+        or the layer index).
+    eps : sequence of float
+        Margins at which the tube fractions ``P(g <= eps)`` are reported (selection-score units).
+    n_samples : int or None
+        Random inputs per layer (sphere and ball); None: :func:`default_n_samples` of the
+        layer's M (100k for M >= 64, up to 400k for small M).
+    seed : int, SeedSequence or None
+        None draws fresh entropy; it is recorded in ``seed_entropy``.
+    n_jobs : int
+        Workers for the chunks of each layer; the numbers do not depend on it.
+    formats : sequence of {"bf16", "fp16", "fp32"}
+        Float formats of the precision audit.
+    layers : sequence of int, optional
+        Positions of the layers to audit (default all).
+    progress : bool or None
+        Progress bar over layers (None: when stderr is a terminal).
+    constants_samples : int
+        Monte Carlo size of the slice constants (0 skips them).
+    device : {"cpu", "cuda"}
+        ``cuda``: random inputs (sphere, ball), their exact float64 logits and margins are
+        computed on the GPUs ``devices`` (:mod:`discosim._cuda.audit`; its own random streams,
+        the same law); hidden-state inputs and the slice constants stay on the CPU.
+    devices : None, int or list of int
+        GPUs for ``device="cuda"`` (None: every visible one).
+    **open_kw
+        Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).
+
+    Returns
+    -------
+    AuditResult
+    """
+    eps = _check_eps(eps)
+    formats = _check_formats(formats)
+    if n_samples is not None:
+        check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
+    check_n_jobs(n_jobs)
+    from discosim._core.devices import check_device
+
+    check_device(device)
+    as_seed_sequence(seed) if not isinstance(seed, np.random.SeedSequence) else None
+    _load_inputs(inputs)
+    if path_or_checkpoint is None or isinstance(path_or_checkpoint, (int, float, bytes)):
+        raise InputError(f"path_or_checkpoint must be a model directory, a .safetensors file or an "
+                         f"opened checkpoint, got {type(path_or_checkpoint).__name__}")
+    if layers is not None and (isinstance(layers, (str, bytes))
+                               or not hasattr(layers, "__iter__")):
+        raise InputError(f"layers must be a list of layer positions, got {layers!r}")
+    if isinstance(path_or_checkpoint, (str, os.PathLike)):
+        from discosim.checkpoints import open_checkpoint
+
+        ckpt = open_checkpoint(path_or_checkpoint, **open_kw)
+    else:
+        if open_kw:
+            raise InputError(f"options {sorted(open_kw)} apply only when a path is given")
+        ckpt = path_or_checkpoint
+    n = len(ckpt)
+    if layers is None:
+        idx = list(range(n))
+    else:
+        idx = [check_int("layers", i, 0, n - 1) for i in layers]
+        if not idx:
+            raise InputError("layers must name at least one layer")
+        if len(set(idx)) != len(idx):
+            raise InputError(f"layers are named twice: {idx}")
+    notes = []
+    numbers = [x for x in getattr(ckpt, "layer_numbers", []) if x is not None]
+    if numbers:
+        gaps = sorted(set(range(min(numbers), max(numbers) + 1)) - set(numbers))
+        if gaps:  # dense layers, or router tensors missing from the files: never silent
+            notes.append(f"{len(numbers)} routers found at model layers {min(numbers)}..{max(numbers)}; "
+                         f"layers {gaps} have none (dense layers, or missing router tensors)")
+    return audit_layers(_LazyLayers(ckpt, idx), notes=notes,
+                        model=getattr(ckpt, "model_name", "") or "",
+                        family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
+                        n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
+                        progress=progress, constants_samples=constants_samples, device=device,
+                        devices=devices)
+
+
+def study_rows(params, seed_seq, device="cpu"):
+    """Rows of the ``audit`` study (``discosim study audit --set path=A,B``): per model and layer,
+    the flip rate of each format and the margin fraction at ``eps``, tidy (one row per quantity)."""
+    path = params.get("path")
+    if not path:
+        raise InputError("study audit needs checkpoints: --set path=DIR1,DIR2")
+    open_kw = {key: params[key] for key in ("family", "k") if params.get(key)}
+    eps = float(params.get("eps", 0.01))
+    res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],
+                           n_samples=params.get("n_samples"), seed=seed_seq,
+                           progress=False, constants_samples=params.get("constants_samples", 0),
+                           device=device, **open_kw)
+    rows = []
+    for L in res.layers:
+        base = {"model": res.model, "family": L.family, "layer": L.name, "layer_index": L.index,
+                "M": L.M, "k": L.k, "D": L.D}
+        for f in L.flips:
+            rows.append({**base, "quantity": "flip_rate", "parameter": f.format, "value": f.measured,
+                         "stderr": f.stderr, "predicted": f.predicted,
+                         "agrees": f.agrees if f.claim else None})
+        pred = None if L.margin_fraction_predicted is None else float(L.margin_fraction_predicted[0])
+        rows.append({**base, "quantity": "margin_fraction", "parameter": eps,
+                     "value": float(L.margin_fraction[0]),
+                     "stderr": float(L.margin_fraction_stderr[0]), "predicted": pred, "agrees": None})
+    return rows

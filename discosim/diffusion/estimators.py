@@ -1,0 +1,504 @@
+"""Public first-hit estimators for Brownian input perturbations (THEORY §6).
+
+:func:`estimate_first_hit` simulates ``X_t = x0 + sigma B_t`` exactly in the router's reduced
+coordinates and returns, with standard errors, ``P(tau <= t)`` at requested times next to the
+THEORY §6 bounds, and the hit-order profile ``q(delta) = P(X_tau within delta of Gamma^(>=2))``
+with its fitted log-log exponent next to the predicted ``pi / theta*``. Paths are simulated and
+counted chunk by chunk, so memory does not grow with ``n_paths``.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from discosim._kernels.codes import METRIC_CODE, METRICS
+from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
+                     check_positive_array)
+from discosim._core.devices import check_device, resolve_devices
+from discosim._core.results import mean_and_stderr, proportion_estimate
+from discosim._core.fitting import loglog_fit
+from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim.model.inputs import check_start, reduced_points
+from discosim.model.router import Router
+from discosim._core.seeding import as_seed_sequence
+from discosim.theory import diffusion as td
+
+__all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit", "FirstExitResult",
+           "estimate_occupation", "OccupationResult", "hit_order_wos", "WosResult", "MAX_STEPS",
+           "PROCESSES"]
+
+PATH_CHUNK = 256
+PROCESSES = ("bm", "ou")
+# Steps per path: beyond this one path takes seconds to minutes and a run never ends.
+MAX_STEPS = 10_000_000
+# simulate_first_exit returns every path: refuse outputs larger than this (estimate_first_hit streams).
+MAX_RESULT_BYTES = 2 << 30
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """Validated path settings shared by every path estimator."""
+
+    x0: np.ndarray  # None: random start per path
+    z0: np.ndarray
+    inputs: str
+    radius: float
+    sigma: float
+    t_max: float
+    dt: float
+    n_steps: int
+    theta: float  # 0 for Brownian motion
+    process: str
+
+
+def _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta):
+    if not isinstance(router, Router):
+        raise InputError("router must be a discosim.Router")
+    process = check_choice("process", process, PROCESSES)
+    theta = check_positive("theta", theta) if process == "ou" else 0.0
+    x0, z0, inputs, radius = check_start(router, x0, inputs, radius)
+    sigma = check_positive("sigma", sigma)
+    t_max = check_positive("t_max", t_max)
+    dt = check_positive("dt", dt)
+    if dt > t_max:
+        raise InputError(f"dt={dt} exceeds t_max={t_max}")
+    ratio = t_max / dt
+    if not ratio <= MAX_STEPS:
+        raise InputError(f"t_max/dt = {ratio:.3g} steps per path exceeds {MAX_STEPS:.0e}; "
+                         "raise dt or lower t_max")
+    n_steps = int(math.ceil(ratio - 1e-9))
+    return _Paths(x0, z0, inputs, radius, sigma, t_max, dt, n_steps, theta, process)
+
+
+def _starts(rng, n, router, pp):
+    if pp.z0 is None:
+        return np.ascontiguousarray(reduced_points(rng, n, router.n_experts, router.dim,
+                                                   pp.radius, pp.inputs))
+    return np.ascontiguousarray(np.broadcast_to(pp.z0, (n, pp.z0.size)))
+
+
+def _probe_tie_enumeration(router, pp, eps_max, ss, what):
+    """The euclidean enumeration check of :func:`discosim.volumes.estimators.check_tie_enumeration` at inputs
+    where the paths go: the starts spread by the Brownian motion's law at t_max."""
+    from discosim.volumes.estimators import PROBE_POINTS, check_tie_candidates
+
+    rng = np.random.Generator(np.random.PCG64(derive_seed(ss, 99)))
+    Z = _starts(rng, PROBE_POINTS, router, pp)
+    Z = Z + pp.sigma * math.sqrt(pp.t_max) * rng.standard_normal(Z.shape)
+    check_tie_candidates(router, Z, eps_max, what)
+
+
+def _exit_chunk(rng, n, router, pp, depth, bridge):
+    from discosim._kernels.diffusion.paths import first_exit_chunk
+
+    Z0 = _starts(rng, n, router, pp)
+    tau = np.empty(n)
+    zhit = np.full((n, router.n_experts), np.nan)
+    # the refinement's own stream: PCG64 jumped by 2^127 steps, independent of the chunk's
+    refine = np.random.Generator(rng.bit_generator.jumped())
+    first_exit_chunk(rng, refine, Z0, router.reduced_weights, router.bias, router.gram, router.k,
+                     pp.sigma, pp.dt, pp.n_steps, pp.theta, depth, bridge, tau, zhit)
+    tau[tau > pp.t_max] = np.inf
+    return tau, zhit
+
+
+def _exit_task(rng, n, router, pp, depth, bridge):
+    return _exit_chunk(rng, n, router, pp, depth, bridge)
+
+
+def _hit_distances(router, zhit, tau, metric, delta_max):
+    from discosim._kernels.diffusion.paths import hit_point_stats
+    from discosim._kernels.pointstats import sort_pairs_for
+
+    dist = np.empty(tau.size)
+    hit_point_stats(np.ascontiguousarray(np.nan_to_num(zhit)), tau, router.reduced_weights,
+                    router.bias, router.gram, router.k, METRIC_CODE[metric], float(delta_max),
+                    router.max_row_norm, sort_pairs_for(router.n_experts), dist)
+    return dist
+
+
+def _check_device(device, devices):
+    """None for the CPU, else the validated GPU ids (before any work)."""
+    if check_device(device) == "cpu":
+        return None
+    return resolve_devices(devices)
+
+
+def _hit_task(rng, n, router, pp, depth, bridge, times, deltas, metric):
+    """Counts of one chunk: [tau <= t per time, hits, dist <= delta per delta]."""
+    return _hit_counts(*_exit_chunk(rng, n, router, pp, depth, bridge), router, times, deltas,
+                       metric)
+
+
+def _hit_counts(tau, zhit, router, times, deltas, metric):
+    out = np.zeros(times.size + 1 + deltas.size, dtype=np.int64)
+    out[:times.size] = np.sum(tau[None, :] <= times[:, None], axis=1)
+    hit = np.isfinite(tau)
+    out[times.size] = hit.sum()
+    if deltas.size:
+        dist = _hit_distances(router, zhit, tau, metric, deltas.max())[hit]
+        out[times.size + 1:] = np.sum(dist[None, :] <= deltas[:, None], axis=1)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class FirstExitResult:
+    """Every path of :func:`simulate_first_exit`.
+
+    Attributes
+    ----------
+    tau : ndarray, shape (n_paths,)
+        Exit times; ``inf`` where the path had not left its start cell by ``t_max``.
+    exit_points : ndarray, shape (n_paths, M)
+        Reduced exit points (NaN where ``tau`` is inf).
+    """
+
+    tau: np.ndarray
+    exit_points: np.ndarray
+    t_max: float
+    n_steps: int
+    seed_entropy: int
+
+    def to_dict(self):
+        return {"tau": self.tau, "exit_points": self.exit_points, "t_max": self.t_max,
+                "n_steps": self.n_steps, "seed_entropy": self.seed_entropy}
+
+
+def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_jobs=1,
+                        backend="threads", bridge=True, depth=20, inputs="ball", radius=1.0,
+                        process="bm", theta=1.0, force_jobs=False, device="cpu", devices=None):
+    """Exit times and reduced exit points of ``n_paths`` paths (all kept in memory).
+
+    Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
+    ``inputs="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
+    ``process``: ``bm`` (x0 + sigma B_t) or ``ou`` (dX = -theta (X - x0) dt + sigma dB).
+    For statistics of many paths use :func:`estimate_first_hit`, which streams.
+
+    Returns
+    -------
+    FirstExitResult
+    """
+    pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
+    n_paths = check_int("n_paths", n_paths, 2)
+    nbytes = n_paths * (router.n_experts + 1) * 8
+    if nbytes > MAX_RESULT_BYTES:
+        raise InputError(f"n_paths={n_paths} would keep {nbytes / 2**30:.1f} GiB of exit points; "
+                         "use estimate_first_hit (streams) or fewer paths")
+    depth = check_int("depth", depth, 0, 60)
+    bridge = check_bool("bridge", bridge)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    devices = _check_device(device, devices)
+    ss = as_seed_sequence(seed)
+    if devices is not None:  # device="cuda": its own streams (discosim._cuda.diffusion.paths)
+        from discosim._cuda.diffusion.paths import first_exit_units
+        from discosim._cuda.rng import run_key
+
+        parts = first_exit_units(router, pp, depth, bridge, n_paths, run_key(derive_seed(ss, 5)),
+                                 derive_seed(ss, 5, 1), devices, lambda tau, zhit: (tau, zhit))
+    else:
+        parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
+                           derive_seed(ss, 5), n_jobs, backend, progress=False,
+                           force_jobs=force_jobs)
+    tau = np.concatenate([p[0] for p in parts])
+    zhit = np.concatenate([p[1] for p in parts])
+    return FirstExitResult(tau, zhit, pp.t_max, pp.n_steps, ss.entropy)
+
+
+@dataclass(frozen=True, eq=False)
+class HitResult:
+    """Result of :func:`estimate_first_hit`.
+
+    ``cdf[i]`` estimates ``P(tau <= times[i])``; ``lower_bound``/``upper_bound`` are the THEORY §6
+    bounds (None without a fixed Brownian start). ``q[j]`` estimates ``q(deltas[j])`` among the
+    paths that hit; the exponent is the weighted log-log slope (:func:`discosim._core.fitting.loglog_fit`).
+    """
+
+    times: tuple
+    cdf: tuple
+    lower_bound: np.ndarray
+    upper_bound: np.ndarray
+    fraction_hit: float
+    deltas: tuple
+    q: tuple
+    exponent_fit: float
+    exponent_stderr: float
+    exponent_predicted: float
+    n_paths: int
+    seed_entropy: int
+    elapsed_s: float
+
+    def to_dict(self):
+        n = len(self.times)
+        lo = [None] * n if self.lower_bound is None else self.lower_bound.tolist()
+        hi = [None] * n if self.upper_bound is None else self.upper_bound.tolist()
+        return {"first_hit": {"times": list(self.times), "cdf": [e.value for e in self.cdf],
+                              "stderr": [e.stderr for e in self.cdf],
+                              "lower_bound": lo, "upper_bound": hi,
+                              "fraction_hit": self.fraction_hit},
+                "hit_order": {"deltas": list(self.deltas), "q": [e.value for e in self.q],
+                              "stderr": [e.stderr for e in self.q],
+                              "exponent_fit": self.exponent_fit,
+                              "exponent_stderr": self.exponent_stderr,
+                              "exponent_predicted": self.exponent_predicted},
+                "n_paths": self.n_paths, "seed_entropy": self.seed_entropy}
+
+
+def fit_hit_order(deltas, q):
+    """Exponent of ``q(delta)`` by :func:`~discosim._core.fitting.loglog_fit` over the trusted points.
+
+    Points with fewer than ``MIN_RELIABLE_HITS`` hits or ``q = 1`` (no information on the slope)
+    are left out; fewer than two left give NaN.
+    """
+    ok = [i for i, e in enumerate(q) if e.reliable and 0 < e.value < 1]
+    if len(ok) < 2:
+        return math.nan, math.nan
+    fit = loglog_fit(np.asarray(deltas)[ok], [q[i].value for i in ok], [q[i].stderr for i in ok])
+    return fit.slope, fit.slope_stderr
+
+
+def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(),
+                       metric="euclidean", seed=None, n_jobs=1, backend="threads", bridge=True,
+                       depth=20, inputs="ball", radius=1.0, process="bm", theta=1.0,
+                       progress=None, force_jobs=False, device="cpu", devices=None):
+    """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6).
+
+    Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
+    they are None otherwise. Everything is validated before the first path is simulated.
+
+    Returns
+    -------
+    HitResult
+    """
+    pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
+    n_paths = check_int("n_paths", n_paths, 2)
+    metric = check_choice("metric", metric, METRICS)
+    times = check_positive_array("times", times)
+    if np.any(times > pp.t_max):
+        raise InputError(f"times must be <= t_max={pp.t_max}")
+    deltas = (check_positive_array("deltas", deltas) if deltas is not None and len(deltas)
+              else np.empty(0))
+    depth = check_int("depth", depth, 0, 60)
+    bridge = check_bool("bridge", bridge)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    devices = _check_device(device, devices)
+    ss = as_seed_sequence(seed)
+    if metric == "euclidean" and deltas.size:
+        _probe_tie_enumeration(router, pp, float(deltas.max()), ss, "delta")
+    t0 = time.perf_counter()
+    if devices is not None:  # device="cuda": its own streams (discosim._cuda.diffusion.paths)
+        from discosim._cuda.diffusion.paths import first_exit_units
+        from discosim._cuda.rng import run_key
+
+        counts = np.sum(first_exit_units(
+            router, pp, depth, bridge, n_paths, run_key(derive_seed(ss, 5)), derive_seed(ss, 5, 1),
+            devices, lambda tau, zhit: _hit_counts(tau, zhit, router, times, deltas, metric)),
+            axis=0)
+    else:
+        counts = run_chunks(_hit_task, (router, pp, depth, bridge, times, deltas, metric),
+                            n_paths, PATH_CHUNK, derive_seed(ss, 5), n_jobs, backend, progress,
+                            "paths", reduce=add, unit="path", force_jobs=force_jobs)
+    cdf = tuple(proportion_estimate(int(c), n_paths, ss.entropy) for c in counts[:times.size])
+    fixed = pp.x0 is not None and process == "bm"
+    lo = hi = None
+    if fixed:
+        lo, hi = td.hitting_bounds(router, pp.x0, pp.sigma, times)
+    nh = int(counts[times.size])
+    q, fit, fit_se, pred = (), math.nan, math.nan, None
+    if deltas.size:
+        if nh >= 2:
+            q = tuple(proportion_estimate(int(c), nh, ss.entropy) for c in counts[times.size + 1:])
+            fit, fit_se = fit_hit_order(deltas, q)
+        pred = td.hit_order_exponent(router, pp.x0) if pp.x0 is not None else None
+    return HitResult(tuple(times.tolist()), cdf, lo, hi, nh / n_paths, tuple(deltas.tolist()), q,
+                     fit, fit_se, pred, n_paths, ss.entropy, time.perf_counter() - t0)
+
+
+def _occupation_task(rng, n, router, pp, rmax, metric, eps, pairs, checkpoints):
+    from discosim._kernels.diffusion.paths import occupation_chunk
+
+    Z0 = _starts(rng, n, router, pp)
+    out_sum = np.zeros((checkpoints.size, rmax, eps.size))
+    out_sq = np.zeros_like(out_sum)
+    occupation_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k, rmax,
+                     metric, eps, router.max_row_norm, pairs, pp.sigma, pp.dt, pp.n_steps,
+                     pp.theta, checkpoints, out_sum, out_sq)
+    return out_sum, out_sq
+
+
+@dataclass(frozen=True, eq=False)
+class OccupationResult:
+    """Mean occupation ``E L_r^eps(t)`` at checkpoint times: ``mean[c, j, e]`` with stderr.
+
+    ``c`` indexes ``times``, ``j`` ``orders``, ``e`` ``eps``; ``bound[j, e]`` is the THEORY §6
+    bound at t_max (NaN where not available).
+    """
+
+    metric: str
+    eps: tuple
+    orders: tuple
+    times: tuple
+    mean: np.ndarray
+    stderr: np.ndarray
+    bound: np.ndarray
+    n_paths: int
+    seed_entropy: int
+
+    def eps_slopes(self):
+        """Per order: :func:`~discosim._core.fitting.loglog_fit` slope of E L_r^eps(t_max) on eps."""
+        out = {}
+        for j, r in enumerate(self.orders):
+            m, se = self.mean[-1, j], self.stderr[-1, j]
+            ok = (m > 0) & (se > 0)
+            if ok.sum() < 2:
+                out[r] = (math.nan, math.nan)
+                continue
+            fit = loglog_fit(np.array(self.eps)[ok], m[ok], se[ok])
+            out[r] = (fit.slope, fit.slope_stderr)
+        return out
+
+    def to_dict(self):
+        slopes = self.eps_slopes()
+        return {"metric": self.metric, "eps": list(self.eps), "times": list(self.times),
+                "n_paths": self.n_paths, "seed_entropy": self.seed_entropy,
+                "orders": {str(r): {"mean": self.mean[-1, j].tolist(),
+                                    "stderr": self.stderr[-1, j].tolist(),
+                                    "bound": [None if not np.isfinite(b) else float(b)
+                                              for b in self.bound[j]],
+                                    "mean_vs_time": self.mean[:, j].tolist(),
+                                    "eps_slope": slopes[r][0], "eps_slope_stderr": slopes[r][1]}
+                           for j, r in enumerate(self.orders)}}
+
+
+def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=None,
+                        metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
+                        n_jobs=1, backend="threads", inputs="ball", radius=1.0, progress=None,
+                        force_jobs=False, device="cpu", devices=None):
+    """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
+
+    The whole horizon counts (not stopped at the first hit). Returns means with standard errors
+    at ``n_checkpoints`` log-spaced times up to t_max and, for the Brownian motion with the
+    euclidean or normal metric, the THEORY §6 bound at t_max (infinite-horizon exact form for
+    r >= 3 is available from :func:`discosim.theory.diffusion.occupation_infinite_horizon`).
+    ``orders`` defaults to ``1 .. min(3, M - 1)``.
+
+    ``device="cuda"``: the paths run on the GPUs ``devices`` (:mod:`discosim._cuda.diffusion.occupation`:
+    the same tube statistics compiled for the device, its own random streams; same law).
+
+    Returns
+    -------
+    OccupationResult
+    """
+    from discosim._kernels.pointstats import sort_pairs_for
+    from discosim.volumes.estimators import check_orders
+
+    pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
+    metric = check_choice("metric", metric, METRICS)
+    eps = np.sort(check_positive_array("eps", eps))
+    orders = check_orders(orders, router.n_experts)
+    n_paths = check_int("n_paths", n_paths, 2)
+    n_checkpoints = check_int("n_checkpoints", n_checkpoints, 1, 10_000)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    devices = _check_device(device, devices)
+    n_steps = pp.n_steps
+    grid = np.geomspace(max(1, n_steps / 10 ** 3), n_steps, n_checkpoints)
+    cps = np.unique(np.append(grid.round(), n_steps).astype(np.int64))  # t_max always included
+    ss = as_seed_sequence(seed)
+    if metric == "euclidean":
+        _probe_tie_enumeration(router, pp, float(eps[-1]), ss, "eps")
+    if devices is not None:
+        from discosim._cuda.diffusion.occupation import occupation_sums
+        from discosim._cuda.rng import run_key
+
+        counts, counts2 = occupation_sums(router, pp, max(orders), METRIC_CODE[metric], eps, cps,
+                                          n_paths, run_key(derive_seed(ss, 6, 1)),
+                                          derive_seed(ss, 6, 2), devices)
+        tot, tot2 = pp.dt * counts, pp.dt * pp.dt * counts2
+    else:
+        tot, tot2 = run_chunks(_occupation_task, (router, pp, max(orders), METRIC_CODE[metric],
+                                                  eps, sort_pairs_for(router.n_experts), cps),
+                               n_paths, 64, derive_seed(ss, 6), n_jobs, backend, progress,
+                               "occupation", reduce=add, unit="path", force_jobs=force_jobs)
+    mean, se = mean_and_stderr(tot, tot2, n_paths)
+    idx = [r - 1 for r in orders]
+    bound = np.full((len(orders), eps.size), np.nan)
+    if pp.process == "bm" and metric in ("euclidean", "normal") and pp.x0 is not None:
+        for j, r in enumerate(orders):
+            for e, ep in enumerate(eps):
+                bound[j, e] = td.occupation_bound(router, pp.x0, pp.sigma, ep, r, pp.t_max)
+    return OccupationResult(metric, tuple(eps.tolist()), orders, tuple((cps * pp.dt).tolist()),
+                            mean[:, idx, :], se[:, idx, :], bound, n_paths, ss.entropy)
+
+
+def _wos_task(rng, n, router, pp, tol, max_steps, deltas, metric):
+    from discosim._kernels.diffusion.paths import walk_on_spheres_chunk
+
+    Z0 = _starts(rng, n, router, pp)
+    zexit = np.empty((n, router.n_experts))
+    steps = np.empty(n, dtype=np.int64)
+    walk_on_spheres_chunk(rng, Z0, router.reduced_weights, router.bias, router.gram, router.k,
+                          tol, max_steps, zexit, steps)
+    dist = _hit_distances(router, zexit, np.zeros(n), metric, deltas.max())
+    out = np.zeros(deltas.size + 2, dtype=np.int64)
+    out[:deltas.size] = np.sum(dist[None, :] <= deltas[:, None], axis=1)
+    out[deltas.size] = steps.sum()
+    out[deltas.size + 1] = np.sum(steps >= max_steps)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class WosResult:
+    """``q(delta)`` by walk on spheres: ``q[j]`` at ``deltas[j]``, and the mean steps per path.
+
+    ``n_truncated`` paths reached ``max_steps`` and were stopped on their nearest facet.
+    """
+
+    deltas: tuple
+    q: tuple
+    mean_steps: float
+    n_truncated: int
+    n_paths: int
+    seed_entropy: int
+
+    def to_dict(self):
+        return {"deltas": list(self.deltas), "q": [e.value for e in self.q],
+                "stderr": [e.stderr for e in self.q], "mean_steps": self.mean_steps,
+                "n_truncated": self.n_truncated, "n_paths": self.n_paths,
+                "seed_entropy": self.seed_entropy}
+
+
+def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, seed=None,
+                  n_jobs=1, backend="threads", inputs="ball", radius=1.0, max_steps=100_000,
+                  progress=None, force_jobs=False):
+    """``q(delta)`` from exit positions drawn by walk on spheres (no time stepping).
+
+    A second, independent estimator of the hit-order statistics of :func:`estimate_first_hit`
+    (exit positions over an infinite horizon; Brownian motion only). ``tol`` defaults to
+    ``1e-3 * min(deltas)``, far below the resolution asked for.
+
+    Returns
+    -------
+    WosResult
+    """
+    if not isinstance(router, Router):
+        raise InputError("router must be a discosim.Router")
+    metric = check_choice("metric", metric, METRICS)
+    deltas = check_positive_array("deltas", deltas)
+    n_paths = check_int("n_paths", n_paths, 2)
+    x0, z0, inputs, radius = check_start(router, x0, inputs, radius)
+    tol = check_positive("tol", tol if tol is not None else 1e-3 * float(deltas.min()))
+    max_steps = check_int("max_steps", max_steps, 1)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    pp = _Paths(x0, z0, inputs, radius, 1.0, 1.0, 1.0, 1, 0.0, "bm")
+    ss = as_seed_sequence(seed)
+    tot = run_chunks(_wos_task, (router, pp, tol, max_steps, deltas, metric), n_paths,
+                     PATH_CHUNK, derive_seed(ss, 7), n_jobs, backend, progress, "walk on spheres",
+                     reduce=add, unit="path", force_jobs=force_jobs)
+    q = tuple(proportion_estimate(int(c), n_paths, ss.entropy) for c in tot[:deltas.size])
+    return WosResult(tuple(deltas.tolist()), q, float(tot[deltas.size]) / n_paths,
+                     int(tot[deltas.size + 1]), n_paths, ss.entropy)

@@ -1,0 +1,1 @@
+"""Figures of claims, studies and audits (matplotlib; never calls ``matplotlib.use``)."""

@@ -1,0 +1,434 @@
+"""The smoothing gate on an SMoE map: continuity and overhead estimators (THEORY §7).
+
+``f(x) = sum_i p_i(x) E_i(x)`` with random experts (``linear``: ``A_i x``; ``mlp``:
+``B_i tanh(C_i x)``) and either the plain top-k gate or the smoothing gate.
+
+- Continuity: jumps ``|f(y + delta v) - f(y - delta v)|`` at points y of Gamma^(1) (normal v), and
+  at points of the band edge ``{s_j = g_k - eta}``; log-log exponents with standard errors.
+- Overhead: ``E N_eta`` for x uniform in the ball or Gaussian, against ``c_1 eta``.
+- Calibration: the eta whose estimated overhead equals a target, with the first guess ``h/c_1``.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from discosim.volumes.constants import SliceConstants, slice_constants
+from discosim._core.devices import check_device, resolve_devices
+from discosim._core.errors import InputError, check_choice, check_int, check_positive, check_positive_array
+from discosim._core.results import mean_and_stderr, mean_estimate
+from discosim.model.gates import kth_largest, smooth_gate, topk_gate
+from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim.model.inputs import INPUTS, ball_points, reduced_points
+from discosim.model.router import Router
+from discosim._core.seeding import as_seed_sequence
+from discosim.theory import smoothing as ts
+
+__all__ = ["SMoE", "estimate_overhead", "OverheadResult", "measure_continuity", "ContinuityResult",
+           "calibrate_eta", "Calibration", "mean_pointwise_slope", "PointwiseSlope"]
+
+EXPERTS = ("linear", "mlp")
+# continuity points are held in memory as (n_points, D) arrays and placed one by one
+MAX_POINTS = 100_000
+
+
+class SMoE:
+    """An SMoE layer on a router with random experts.
+
+    Parameters
+    ----------
+    router : Router
+    experts : {"linear", "mlp"}
+    out_dim : int
+    seed : None, int, SeedSequence or numpy Generator
+        Seed of the expert weights (its entropy is kept as ``seed_entropy``).
+    hidden : int
+        Hidden width of ``mlp`` experts.
+    """
+
+    def __init__(self, router, experts="linear", out_dim=8, *, seed=None, hidden=16):
+        if not isinstance(router, Router):
+            raise InputError("router must be a discosim.Router")
+        self.router = router
+        self.experts = check_choice("experts", experts, EXPERTS)
+        self.out_dim = check_int("out_dim", out_dim, 1)
+        hidden = check_int("hidden", hidden, 1)
+        ss = as_seed_sequence(seed)
+        self.seed_entropy = ss.entropy
+        rng = np.random.default_rng(ss)
+        M, D = router.n_experts, router.dim
+        if self.experts == "linear":
+            self.A = rng.standard_normal((M, self.out_dim, D)) / math.sqrt(D)
+        else:
+            # unit-variance first layer: pre-activations are O(1) for |x| of order 1
+            self.C = rng.standard_normal((M, hidden, D))
+            self.B = rng.standard_normal((M, self.out_dim, hidden)) / math.sqrt(hidden)
+
+    def expert_outputs(self, X):
+        """(n, M, out_dim) outputs of every expert at points X (n, D)."""
+        if self.experts == "linear":
+            return np.einsum("mod,nd->nmo", self.A, X)
+        h = np.tanh(np.einsum("mhd,nd->nmh", self.C, X))
+        return np.einsum("moh,nmh->nmo", self.B, h)
+
+    def gate(self, X, gate="smooth", eta=None, a_s=1.0, b_s=50.0):
+        s = self.router.scores(X)
+        if gate == "topk":
+            return topk_gate(s, self.router.k)
+        return smooth_gate(s, self.router.k, eta, a_s, b_s)
+
+    def __call__(self, X, gate="smooth", eta=None, a_s=1.0, b_s=50.0):
+        """f(X), shape (n, out_dim)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        p = self.gate(X, gate, eta, a_s, b_s)
+        return np.einsum("nm,nmo->no", p, self.expert_outputs(X))
+
+
+def discontinuity_points(router, rng, n, radius):
+    """Points of Gamma^(1) with unit normals: project uniform points on their nearest facet.
+
+    For x in the cell with top-k set K the nearest point of Gamma lies on the facet
+    ``s_i = s_j`` (i in K, j not in K) of least ``(s_i - s_j)/|w_i - w_j|`` (THEORY §4.1).
+    Returns (Y, V, pairs): points (n, D), normals (n, D), and the swapping experts.
+    """
+    W, b, k = router.tie_weights, router.bias, router.k
+    X = ball_points(rng, n, router.dim, radius)
+    S = X @ W.T + b
+    order = np.argsort(-S, axis=1)
+    Y = np.empty_like(X)
+    V = np.empty_like(X)
+    pairs = np.empty((n, 2), dtype=int)
+    for t in range(n):
+        K, rest = order[t, :k], order[t, k:]
+        diff = W[K][:, None, :] - W[rest][None, :, :]
+        norms = np.linalg.norm(diff, axis=2)
+        gaps = (S[t, K][:, None] - S[t, rest][None, :]) / norms
+        a, c = np.unravel_index(np.argmin(gaps), gaps.shape)
+        i, j = K[a], rest[c]
+        v = diff[a, c] / norms[a, c]
+        Y[t] = X[t] - gaps[a, c] * v
+        V[t] = v
+        pairs[t] = (i, j)
+    return Y, V, pairs
+
+
+def band_edge_points(router, rng, n, radius, eta):
+    """Points where the (k+1)-th expert sits exactly at ``g_k - eta``, with unit normals.
+
+    Moves a uniform point along ``w_j - w_l`` (j the (k+1)-th, l the k-th expert) until
+    ``s_j = s_l - eta``; points whose ranking changes on the way are redrawn.
+    """
+    W, b, k = router.tie_weights, router.bias, router.k
+    Ys, Vs = [], []
+    tries = 0
+    while len(Ys) < n:
+        tries += 1
+        if tries > 200 * n + 1000:
+            raise InputError(f"could not place band-edge points: eta={eta} is too wide for this router")
+        x = ball_points(rng, 1, router.dim, radius)[0]
+        s = W @ x + b
+        order = np.argsort(-s)
+        l, j = order[k - 1], order[k]
+        d = W[j] - W[l]
+        nd = np.linalg.norm(d)
+        y = x + (-eta - (s[j] - s[l])) / nd ** 2 * d
+        sy = W @ y + b
+        oy = np.argsort(-sy)
+        if oy[k - 1] != l or oy[k] != j:
+            continue
+        Ys.append(y)
+        Vs.append(d / nd)
+    return np.array(Ys), np.array(Vs)
+
+
+@dataclass(frozen=True)
+class PointwiseSlope:
+    """Mean over points of each point's least-squares log-log slope of jump vs delta.
+
+    A different estimator from :func:`discosim._core.fitting.loglog_fit` (one fit of pooled values):
+    every point has its own constant in ``jump ~ c_y delta^a``, so the slope is fitted per point
+    and the points' slopes are averaged; the standard error is their spread over sqrt(n).
+    """
+
+    slope: float
+    slope_stderr: float
+    n_points: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def mean_pointwise_slope(deltas, jumps):
+    """:class:`PointwiseSlope` of ``jumps`` (n_points, n_deltas) against ``deltas``.
+
+    Points whose jumps are not all positive (no discontinuity met) are dropped; fewer than two
+    deltas or points left give NaN.
+    """
+    deltas = np.asarray(deltas, dtype=float)
+    jumps = np.asarray(jumps, dtype=float)
+    keep = np.all(jumps > 0, axis=1)
+    if deltas.size < 2 or keep.sum() < 2:
+        return PointwiseSlope(math.nan, math.nan, int(keep.sum()))
+    ld = np.log(deltas)
+    lj = np.log(jumps[keep])
+    x = ld - ld.mean()
+    slopes = (lj - lj.mean(axis=1, keepdims=True)) @ x / np.sum(x * x)
+    return PointwiseSlope(float(np.mean(slopes)), float(np.std(slopes, ddof=1) / math.sqrt(slopes.size)),
+                          int(slopes.size))
+
+
+@dataclass(frozen=True, eq=False)
+class ContinuityResult:
+    """Jumps ``|f(y + delta v) - f(y - delta v)|``: ``jumps[name]`` (n_points, len(deltas)).
+
+    ``name`` is ``topk`` or ``smooth`` (at points of Gamma^(1)) or ``band_edge`` (smoothed map at
+    the band edge); ``exponents[name]`` is its :class:`PointwiseSlope`.
+    """
+
+    deltas: tuple
+    eta: float
+    a_s: float
+    b_s: float
+    jumps: dict
+    exponents: dict
+    seed_entropy: int
+
+    def summary(self, name):
+        jump = self.jumps[name]
+        return {"median": np.median(jump, axis=0).tolist(), "mean": jump.mean(axis=0).tolist(),
+                "mean_stderr": (jump.std(axis=0, ddof=1) / math.sqrt(jump.shape[0])).tolist(),
+                "exponent": self.exponents[name].slope,
+                "exponent_stderr": self.exponents[name].slope_stderr}
+
+    def to_dict(self):
+        return {"deltas": list(self.deltas), "eta": self.eta, "a_s": self.a_s, "b_s": self.b_s,
+                "seed_entropy": self.seed_entropy,
+                "jumps": {name: self.summary(name) for name in self.jumps}}
+
+
+WHERE = ("discontinuity", "band_edge")
+
+
+def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, radius=1.0,
+                       seed=None, where=WHERE):
+    """Jumps of the top-k and smoothed maps across Gamma^(1) and across the band edge.
+
+    Returns a :class:`ContinuityResult` with jumps ``topk`` and ``smooth`` at Gamma^(1)
+    points and ``band_edge`` for the smoothed map, each (n_points, len(deltas)).
+    """
+    if not isinstance(model, SMoE):
+        raise InputError("model must be a discosim.smoothing.estimators.SMoE")
+    deltas = np.sort(check_positive_array("deltas", deltas))
+    eta = check_positive("eta", eta)
+    if isinstance(where, str) or not where:
+        raise InputError(f"where must be a non-empty list of {', '.join(WHERE)}")
+    where = tuple(check_choice("where", w, WHERE) for w in where)
+    a_s = check_positive("a_s", a_s)
+    b_s = check_positive("b_s", b_s)
+    n_points = check_int("n_points", n_points, 2, MAX_POINTS)
+    radius = check_positive("radius", radius)
+    ss = as_seed_sequence(seed)
+    jumps, exps = {}, {}
+    if "discontinuity" in where:
+        Y, V, _ = discontinuity_points(model.router, np.random.default_rng(derive_seed(ss, 0)),
+                                       n_points, radius)
+        for name in ("topk", "smooth"):
+            jump = np.empty((n_points, deltas.size))
+            for c, d in enumerate(deltas):
+                jump[:, c] = np.linalg.norm(model(Y + d * V, name, eta, a_s, b_s)
+                                         - model(Y - d * V, name, eta, a_s, b_s), axis=1)
+            jumps[name] = jump
+            exps[name] = mean_pointwise_slope(deltas, jump)
+    if "band_edge" in where:
+        Y, V = band_edge_points(model.router, np.random.default_rng(derive_seed(ss, 1)),
+                                n_points, radius, eta)
+        jump = np.empty((n_points, deltas.size))
+        for c, d in enumerate(deltas):
+            jump[:, c] = np.linalg.norm(model(Y + d * V, "smooth", eta, a_s, b_s)
+                                     - model(Y - d * V, "smooth", eta, a_s, b_s), axis=1)
+        jumps["band_edge"] = jump
+        exps["band_edge"] = mean_pointwise_slope(deltas, jump)
+    return ContinuityResult(tuple(deltas.tolist()), eta, a_s, b_s, jumps, exps, ss.entropy)
+
+
+def _gaps_below_gk(router, z):
+    """``g_k - s_i`` for reduced points z (n, M): positive exactly for experts below rank k."""
+    S = z @ router.reduced_weights.T + router.bias
+    return kth_largest(S, router.k)[:, None] - S
+
+
+def _overhead_task(rng, n, router, radius, inputs, etas):
+    z = reduced_points(rng, n, router.n_experts, router.dim, radius, inputs)
+    gap = _gaps_below_gk(router, z)
+    out = np.empty((etas.size, 2))
+    for e, eta in enumerate(etas):
+        cnt = np.sum((gap > 0) & (gap < eta), axis=1)
+        out[e] = (cnt.sum(), np.sum(cnt.astype(float) ** 2))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class OverheadResult:
+    """``E N_eta`` per eta (``estimates[i]`` at ``etas[i]``) and the leading order ``c_1 eta``."""
+
+    etas: tuple
+    estimates: tuple
+    predicted_leading: np.ndarray
+    coefficient: float
+    coefficient_rel_stderr: float
+    inputs: str
+    n_samples: int
+    seed_entropy: int
+
+    def to_dict(self):
+        return {"etas": list(self.etas), "mean_extra": [e.value for e in self.estimates],
+                "stderr": [e.stderr for e in self.estimates],
+                "predicted_leading": self.predicted_leading, "c1": self.coefficient,
+                "c1_rel_stderr": self.coefficient_rel_stderr, "inputs": self.inputs,
+                "n_samples": self.n_samples, "seed_entropy": self.seed_entropy}
+
+
+def _c1(router, radius, inputs, constants, seed_seq, n_jobs, backend, force_jobs):
+    """``c_1`` of THEORY §7 and its relative standard error, from the order-1 slice constants."""
+    if constants is None:
+        constants = slice_constants(router, 1, seed=derive_seed(seed_seq, 8), n_jobs=n_jobs,
+                                    backend=backend, force_jobs=force_jobs)
+    # for order 1, det G_J = |w_i - w_j|^2, so B_1 = 2 sum_{i<j} alpha_ij / |w_i - w_j|
+    coef = ts.overhead_coefficient(constants.score_weight_sum / 2.0, router.dim, radius, inputs)
+    rel = (constants.score_weight_stderr / constants.score_weight_sum
+           if constants.score_weight_sum else 0.0)
+    return coef, rel
+
+
+def _check_router(router):
+    if not isinstance(router, Router):
+        raise InputError("router must be a discosim.Router")
+
+
+def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_jobs=1,
+                      backend="threads", inputs="ball", constants=None, progress=None,
+                      force_jobs=False, device="cpu", devices=None):
+    """Mean number of extra active experts ``E N_eta`` (THEORY §7) for several eta.
+
+    ``inputs``: ``ball`` (uniform in B_D(0, R)) or ``gaussian`` (N(0, R^2/D I_D)). The slice
+    constant behind ``c_1`` is seeded from ``seed`` unless ``constants`` (order 1) is given.
+    ``device="cuda"``: the samples are drawn and counted on the GPU (:mod:`discosim._cuda.smoothing`;
+    same law, its own random streams); ``devices`` picks the GPUs. ``c_1`` is computed on the CPU.
+
+    Returns
+    -------
+    OverheadResult
+    """
+    _check_router(router)
+    radius = check_positive("radius", radius)
+    etas = check_positive_array("eta", etas)
+    inputs = check_choice("inputs", inputs, INPUTS)
+    n_samples = check_int("n_samples", n_samples, 2)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    device = check_device(device)
+    ss = as_seed_sequence(seed)
+    if device == "cuda":
+        from discosim._cuda.smoothing import overhead_sums
+        from discosim._cuda.rng import run_key
+
+        tot = overhead_sums(router, radius, etas, inputs, n_samples, run_key(derive_seed(ss, 3)),
+                            resolve_devices(devices))
+    else:
+        tot = run_chunks(_overhead_task, (router, radius, inputs, etas), n_samples, 1 << 15,
+                         derive_seed(ss, 3), n_jobs, backend, progress, "overhead", reduce=add,
+                         force_jobs=force_jobs)
+    ests = []
+    for e in range(etas.size):
+        m, se = mean_and_stderr(tot[e, 0], tot[e, 1], n_samples)
+        ests.append(mean_estimate(m, se, n_samples, int(tot[e, 0]), ss.entropy))
+    coef, rel = _c1(router, radius, inputs, constants, ss, n_jobs, backend, force_jobs)
+    return OverheadResult(tuple(etas.tolist()), tuple(ests), coef * etas, coef, rel, inputs,
+                          n_samples, ss.entropy)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The eta whose estimated overhead ``E N_eta`` equals ``target``, and the guess ``target/c_1``."""
+
+    eta: float
+    eta_first_guess: float
+    target: float
+    inputs: str
+    n_samples: int
+    seed_entropy: int
+
+    def to_dict(self):
+        return asdict(self)
+
+
+# the bracket around the calibrated eta is narrowed until it holds at most this many gaps
+_COLLECT_MAX = 1 << 20
+_N_BINS = 4096
+
+
+def _gap_task(rng, n, router, radius, inputs, edges, collect):
+    """Positive gaps ``g_k - s_i`` of one chunk: counts per bin of ``edges``, or the gaps inside."""
+    gap = _gaps_below_gk(router, reduced_points(rng, n, router.n_experts, router.dim, radius, inputs))
+    gap = gap[gap > 0]
+    if collect:
+        return [np.sort(gap[(gap > edges[0]) & (gap <= edges[-1])])]
+    return np.bincount(np.searchsorted(edges, gap, side="left"), minlength=edges.size + 1)
+
+
+def _concat(a, b):
+    return a + b
+
+
+def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=None, inputs="ball",
+                  constants=None, n_jobs=1, backend="threads", force_jobs=False):
+    """The eta with estimated ``E N_eta = target`` (exact inversion on common random numbers).
+
+    ``mean N_eta = #{positive gaps < eta} / n`` is a step function of eta, so the answer is the
+    ``ceil(target n)``-th smallest positive gap ``g_k - s_i`` over the n samples. It is found in
+    bounded memory: each pass regenerates the same samples (same chunk seeds) and counts the gaps
+    per bin of a bracket, which narrows until the gaps inside it fit in memory and are sorted.
+
+    Returns
+    -------
+    Calibration
+    """
+    _check_router(router)
+    target = check_positive("target overhead", target)
+    radius = check_positive("radius", radius)
+    inputs = check_choice("inputs", inputs, INPUTS)
+    n_samples = check_int("n_samples", n_samples, 2)
+    n_jobs = check_n_jobs(n_jobs, force_jobs)
+    backend = check_backend(backend)
+    if target >= router.n_experts - router.k:
+        raise InputError(f"target overhead must be < M - k = {router.n_experts - router.k}")
+    if constants is not None and not isinstance(constants, SliceConstants):
+        raise InputError("constants must be the order-1 SliceConstants")
+    ss = as_seed_sequence(seed)
+    gss = derive_seed(ss, 4)
+    run = dict(n_jobs=n_jobs, backend=backend, progress=False, force_jobs=force_jobs)
+    args = (router, radius, inputs)
+    need = int(math.ceil(target * n_samples))  # rank of eta among the positive gaps (1-based)
+    scale = router.max_row_norm * radius
+    lo, hi = 0.0, math.inf
+    # bin i of a pass counts the gaps in (edges[i-1], edges[i]]; bin 0 all gaps <= edges[0]
+    edges = np.concatenate([[0.0], np.geomspace(1e-12 * scale, 1e3 * scale, _N_BINS)])
+    while True:
+        counts = run_chunks(_gap_task, args + (edges, False), n_samples, 1 << 15, gss,
+                            reduce=add, **run)
+        cum = np.cumsum(counts)
+        b = int(np.searchsorted(cum, need, side="left"))  # the bin holding the need-th gap
+        below = int(cum[b - 1]) if b else 0  # gaps <= lo
+        lo = float(edges[b - 1]) if b else lo
+        hi = float(edges[b]) if b < edges.size else math.inf
+        if counts[b] <= _COLLECT_MAX or not math.isfinite(hi) or hi <= np.nextafter(lo, math.inf):
+            break
+        edges = np.linspace(lo, hi, _N_BINS + 1)
+    if not math.isfinite(hi):
+        raise InputError("cannot calibrate: the target needs gaps beyond the score range")
+    gaps = run_chunks(_gap_task, args + (np.array([lo, hi]), True), n_samples, 1 << 15, gss,
+                      reduce=_concat, **run)
+    eta = float(np.sort(np.concatenate(gaps))[need - below - 1])
+    coef, _ = _c1(router, radius, inputs, constants, ss, n_jobs, backend, force_jobs)
+    return Calibration(eta, target / coef, target, inputs, n_samples, ss.entropy)

@@ -1,0 +1,540 @@
+"""Diffusion claims (THEORY §6): hit order, exact first-hit laws, bounds, occupation times.
+
+Every row is two-sided against an exact value or a sharp constant wherever THEORY has one:
+
+- ``hit_order``: the exponent of ``q(delta)`` over two decades of delta (five points) next to
+  ``pi/theta*``, on an orthonormal router (3/2) and on a Gaussian router started near its widest
+  ridge (a non-round exponent); walk on spheres against time stepping, both estimating the
+  infinite-horizon exit law (time-stepped paths not out by T are counted as censored).
+- ``first_hit_exact``: Levy (M = 2), Spitzer's wedge law (top-1, M = 3), the orthant law
+  ``prod_j erf(d_j/(sigma sqrt(2t)))`` (top-1, orthogonal facet normals: the bridge step's
+  independent half-spaces are exact there, even at a coarse dt) and an acute wedge, where they are
+  not: the deviation against dt is a series of the report.
+- ``first_hit_bounds``: times where the two bounds are within 10% of each other.
+- ``occupation``: one hyperplane exactly (BM and OU) and its sqrt-t constant; from the apex of an
+  orthonormal router the union tubes against ``A_r`` times the exact per-slice integrals minus the
+  overlaps, sampled inside the tubes: r = 1 (sqrt t), r = 2 (the log-rate per decade), and the
+  overlaps' exponent 1 in ``u = eps/(sigma sqrt t)`` (the leading order is the limit); r = 3
+  (bounded, the infinite-horizon value).
+
+The rules live in ``judge_*`` functions that the planted-error tests call on wrong inputs.
+"""
+
+import math
+
+import numpy as np
+
+from discosim._core.fitting import loglog_fit
+from discosim.model.router import Router
+from discosim.validation.rules import (ClaimOutput, at_least, at_most, band_layer, claim, close_to, curve, figure,
+                   points)
+
+S6 = "§6"
+
+# two decades of delta/rho, five points (issue 9 item 3)
+HIT_DELTAS = np.geomspace(3e-3, 3e-1, 5)
+
+
+# ------------------------------------------------------------------------------------ judges
+def nested_slope(deltas, counts, n):
+    """Slope of ``log q`` on ``log delta`` (:func:`discosim._core.fitting.loglog_fit`), with its true SE.
+
+    ``q(delta) = counts/n`` are nested proportions (a hit within delta_a is within every larger
+    delta_b), so their errors are correlated: ``cov(log q_a, log q_b) = (1 - q_b)/(n q_b)`` for
+    ``delta_a <= delta_b``. The slope is a fixed linear combination ``c . log q`` of the fit, so
+    its variance is ``c^T C c``; the fit's own SE (independent points) would understate it.
+    """
+    deltas = np.asarray(deltas, dtype=float)
+    q = np.asarray(counts, dtype=float) / n
+    if np.any(q <= 0) or np.any(q >= 1):
+        return math.nan, math.nan
+    se = np.sqrt(q * (1 - q) / n)
+    fit = loglog_fit(deltas, q, se)
+    w = (q / se) ** 2
+    X = np.vstack([np.ones_like(deltas), np.log(deltas)]).T
+    c = (np.linalg.inv(X.T @ (X * w[:, None])) @ (X.T * w))[1]
+    qa, qb = np.meshgrid(q, q, indexing="ij")
+    cov = (np.minimum(qa, qb) - qa * qb) / (n * qa * qb)
+    return fit.slope, float(math.sqrt(c @ cov @ c))
+
+
+def wedge_curvature_band(r0, phi0, theta, deltas, n):
+    """``|slope - pi/theta|`` of the same fit applied to the exact wedge profile (next-order term).
+
+    The exit law near a ridge is the planar wedge's (the path's component in the ridge's normal
+    plane is a planar BM in the wedge until a far facet is met); over a finite range of delta
+    its effective slope differs from pi/theta by the next term ``(delta/r0)^(2 pi/theta)``
+    (or ``^(3 pi/theta)`` on the bisector) of the harmonic measure.
+    """
+    from discosim.theory.diffusion import wedge_hit_profile
+
+    q = wedge_hit_profile(r0, phi0, theta, deltas)
+    return abs(nested_slope(deltas, np.round(q * n), n)[0] - math.pi / theta)
+
+
+def judge_hit_exponent(quantity, deltas, counts, n, predicted, band, **data):
+    """Two-sided, absolute: the fitted exponent of ``q(delta)`` against ``pi/theta*``."""
+    slope, se = nested_slope(deltas, counts, n)
+    return close_to("hit_order", S6, quantity, predicted, slope, se, relative=False, band=band,
+                    band_reason=f"next-order term of the wedge harmonic measure over the fitted "
+                                f"delta range: {band:.2g}", **data)
+
+
+def judge_q_agreement(quantity, wos_count, n_wos, step_count, n_censored, n_steps, **data):
+    """Two-sided: walk on spheres against time stepping for the infinite-horizon ``q(delta)``.
+
+    Time stepping sees ``c`` hits within delta among n paths and ``u`` paths not out by T, so
+    ``q_inf`` lies in ``[c/n, (c+u)/n]``: predicted is the middle, the band half the width.
+    """
+    q_w = wos_count / n_wos
+    lo, hi = step_count / n_steps, (step_count + n_censored) / n_steps
+    pred = 0.5 * (lo + hi)
+    se = math.hypot(math.sqrt(q_w * (1 - q_w) / n_wos), math.sqrt(pred * (1 - pred) / n_steps))
+    band = 0.5 * (hi - lo)
+    return close_to("hit_order", S6, quantity, pred, q_w, se, band=band,
+                    band_reason=f"censoring: {n_censored} time-stepped paths not out by T" if band else None,
+                    **data)
+
+
+def judge_probability(claim_name, quantity, exact, hits, n, **data):
+    """Two-sided, relative: a probability estimated from ``hits`` of ``n`` against its exact value."""
+    p = hits / n
+    return close_to(claim_name, S6, quantity, exact, p, math.sqrt(max(p * (1 - p), 1e-300) / n),
+                    **data)
+
+
+def judge_bounds(quantity, lower, upper, hits, n, **data):
+    """Both sides of ``lower <= P(tau <= t) <= upper``: two one-sided rows."""
+    p = hits / n
+    se = math.sqrt(max(p * (1 - p), 1e-300) / n)
+    return (at_least("first_hit_bounds", S6, quantity + " >= lower", lower, p, se, **data),
+            at_most("first_hit_bounds", S6, quantity + " <= upper", upper, p, se, **data))
+
+
+def judge_mean(quantity, predicted, mean, stderr, band=0.0, band_reason=None, relative=True, **data):
+    """Two-sided: a mean occupation time (or a constant made from one) against its exact value."""
+    return close_to("occupation", S6, quantity, predicted, mean, stderr, relative=relative, band=band,
+                    band_reason=band_reason, **data)
+
+
+def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
+    """Exponent s of the overlap fraction ``f(u) = c u^s (1 + kappa u)``, fitted with its next-order term.
+
+    THEORY §5: the union of order-r slice tubes is the slice sum ``+ O(eps^{r+1})``, so the overlaps
+    are a fraction ``O(u)`` of it (u the tube radius over the Gaussian's scale): s = 1. Weighted
+    least squares in ``log f`` (sd se/f); the standard error of s carries kappa's uncertainty.
+    """
+    us, frac, se = (np.asarray(a, dtype=float) for a in (us, frac, se))
+    w = frac / se
+    X = np.vstack([np.ones_like(us), np.log(us), us]).T * w[:, None]
+    beta = np.linalg.lstsq(X, np.log(frac) * w, rcond=None)[0]
+    slope_se = float(math.sqrt(np.linalg.inv(X.T @ X)[1, 1]))
+    return close_to("occupation", S6, quantity, predicted, float(beta[1]), slope_se, relative=False,
+                    u=us.tolist(), overlap_fraction=frac.tolist(), overlap_fraction_se=se.tolist(),
+                    kappa=float(beta[2]), **data)
+
+
+def overlap_fraction(router, order, u, n, rng):
+    """Fraction of the slice sum that the order-r slice tubes share, under the standard Gaussian.
+
+    For b = 0 the tubes are cones' neighbourhoods, so at radius eps under ``N(0, sigma^2 s I)`` the
+    fraction depends on ``u = eps/(sigma sqrt s)`` alone. With m(x) the number of slice tubes
+    holding x, the overlap ``E (m - 1)_+ = sum_J E[1{x in T_J} (1 - 1/m)]``, so x is drawn from
+    one tube's own law: J uniform (the router's slices must be equivalent under a symmetry, as
+    for the orthonormal router), the normal part ``N(0, I_r)`` conditioned on ``|n| <= u`` (exactly,
+    by the inverse chi-square law), the tangential part ``N(0, I)`` on ``S_J`` conditioned, by
+    rejection, on the tie straddling ranks k, k+1. Returns ``(f, se)``; the Monte Carlo error is
+    ``sqrt(f/n)``, not the ``sqrt(1/(n P(tube)))`` of counting plain Gaussian points.
+    """
+    import itertools
+
+    from scipy.special import gammainc, gammaincinv
+
+    from discosim.validation.volumes import normal_fibre_membership
+
+    Wr, k, r = router.reduced_weights, router.k, order
+    M, dim = Wr.shape
+    slices = list(itertools.combinations(range(M), r + 1))
+    draws = []
+    counts = np.bincount(rng.integers(0, len(slices), n), minlength=len(slices))
+    for J, c in zip(slices, counts):
+        if c == 0:
+            continue
+        V = Wr[list(J[1:])] - Wr[J[0]]
+        Q = np.linalg.qr(V.T)[0]  # orthonormal basis of the normal space N_J
+        others = [i for i in range(M) if i not in J]
+        got = []
+        while sum(len(g) for g in got) < c:
+            z = rng.standard_normal((2 * c, dim))
+            t = z - (z @ Q) @ Q.T
+            s = t @ Wr.T
+            above = np.sum(s[:, others] > s[:, [J[0]]], axis=1)
+            got.append(t[(above >= k - r) & (above <= k - 1)])
+        t = np.concatenate(got)[:c]
+        rad2 = 2.0 * gammaincinv(r / 2, rng.random(c) * gammainc(r / 2, u * u / 2))
+        g = rng.standard_normal((c, r))
+        g *= (np.sqrt(rad2) / np.linalg.norm(g, axis=1))[:, None]
+        draws.append(t + g @ Q.T)
+    X = np.concatenate(draws)
+    m = normal_fibre_membership(Wr, k, r, X, u, slices).sum(axis=1)
+    if np.any(m < 1):
+        raise AssertionError("a point drawn in a slice tube lies in no tube")
+    v = 1.0 - 1.0 / m
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
+
+
+# ------------------------------------------------------------------------------- set-ups
+def _start_point(router, seed, scale=0.5):
+    return np.random.default_rng(seed).standard_normal(router.dim) * scale
+
+
+def widest_ridge(router):
+    """(i, j, j2) whose ridge is the widest of the cell that :func:`ridge_start` builds around it.
+
+    Only ridges that are the largest of their own cell qualify (so ``pi/theta*`` of the cell
+    is the local exponent); among those the widest is taken.
+    """
+    import itertools
+
+    from discosim.theory import diffusion as td
+
+    W = router.tie_weights
+    best = None
+    for i in range(router.n_experts):
+        for j, j2 in itertools.combinations([m for m in range(router.n_experts) if m != i], 2):
+            n1, n2 = W[i] - W[j], W[i] - W[j2]
+            ang = math.pi - math.acos(np.clip(n1 @ n2 / np.linalg.norm(n1) / np.linalg.norm(n2), -1, 1))
+            x0 = td.ridge_start(router, i, j, j2, 1.0)
+            if abs(td.ridge_angles(router, x0).max() - ang) < 1e-12 and (best is None or ang > best[0]):
+                best = (ang, (i, j, j2))
+    return best[1]
+
+
+def _step_counts(router, x0, deltas, n, dt, t_max, seed, kw):
+    """(hits within each delta, censored paths) of time-stepped paths (infinite-horizon q)."""
+    from discosim.diffusion.estimators import estimate_first_hit
+
+    res = estimate_first_hit(router, x0, 1.0, t_max, dt, n, [t_max], deltas=deltas, seed=seed, **kw)
+    n_hit = int(round(res.fraction_hit * n))
+    counts = [int(e.n_hits) for e in res.q] if res.q else [0] * len(deltas)
+    return np.array(counts), n - n_hit
+
+
+# ------------------------------------------------------------------------------- claims
+@claim("hit_order", S6, "first hit on Gamma^(1): q(delta) ~ delta^(pi/theta*) over two decades, two routers",
+       figures={"hit_order_q_vs_delta": "q(delta) against the pi/theta* power law, two routers"})
+def hit_order(ctx):
+    from discosim.diffusion.estimators import hit_order_wos
+    from discosim.theory import diffusion as td
+
+    seed = ctx.seed
+    rho = 1.0
+    deltas = HIT_DELTAS * rho
+    n = ctx.samples(400_000, 20_000)
+    rows, layers = [], []
+    setups = (("orthonormal M=6 k=2", Router.orthonormal(6, 10, 2, seed=seed), (0, 1, 2)),
+              ("gaussian M=6 k=2", Router.gaussian(6, 10, 2, seed=seed), None))
+    for g, (name, router, triple) in enumerate(setups):
+        i, j, j2 = triple if triple is not None else widest_ridge(router)
+        # far facets at >= 30 rho: the path sees the ridge's wedge
+        x0 = td.ridge_start(router, i, j, j2, rho, spread=30.0)
+        pred = td.hit_order_exponent(router, x0)
+        r0, phi0, theta = rho, 0.5 * math.pi / pred, math.pi / pred
+        q = hit_order_wos(router, x0, deltas, n, seed=seed + 10 + g, n_jobs=ctx.n_jobs).q
+        counts = np.array([e.n_hits for e in q])
+        band = wedge_curvature_band(r0, phi0, theta, deltas, n)
+        rows.append(judge_hit_exponent(
+            f"exponent of q(delta), {name}, theta*={theta / math.pi:.4f} pi, delta/rho in "
+            f"[{HIT_DELTAS[0]:g}, {HIT_DELTAS[-1]:g}] (walk on spheres)",
+            deltas, counts, n, pred, band, n_paths=n, q=(counts / n).tolist(),
+            delta=deltas.tolist(), ridge=[int(i), int(j), int(j2)]))
+        qv = counts / n
+        layers.append(points(deltas / rho, qv, np.sqrt(qv * (1 - qv) / n),
+                             f"{name}: walk on spheres (95% CI)", group=f"g{g}"))
+        layers.append(curve(deltas / rho, td.wedge_hit_profile(r0, phi0, theta, deltas),
+                            f"{name}: wedge law, slope pi/theta* = {pred:.3g}", group=f"g{g}",
+                            style="--"))
+    # the same infinite-horizon q(delta) from time stepping and from walk on spheres; near
+    # facets (spread 3) keep the paths short
+    router = setups[0][1]
+    x0 = td.ridge_start(router, 0, 1, 2, rho, spread=3.0)
+    # delta = 0.3 rho and rho: q ~ 0.13 and 0.6, which 4e5 time-stepped paths resolve to 3%
+    cmp_deltas = np.array([0.3, 1.0]) * rho
+    n_steps = ctx.device_samples(400_000, 2_000)
+    counts, cens = _step_counts(router, x0, cmp_deltas, n_steps, 0.04 * rho ** 2, 400 * rho ** 2,
+                                seed + 20, ctx.estimator_kwargs())
+    n_w = ctx.samples(1_000_000, 5_000)
+    qw = hit_order_wos(router, x0, cmp_deltas, n_w, seed=seed + 21, n_jobs=ctx.n_jobs).q
+    for dl, c, w in zip(cmp_deltas, counts, qw):
+        rows.append(judge_q_agreement(
+            f"q(delta={dl / rho:g} rho): walk on spheres vs time stepping (dt=0.04 rho^2, T=400 rho^2)",
+            w.n_hits, n_w, int(c), int(cens), n_steps, paths_wos=n_w, paths_steps=n_steps))
+    series = {"hit_order_q_vs_delta": figure(
+        "hit order near the widest ridge", r"$\delta / \rho$ ($\rho$: start's distance to the ridge)",
+        r"$q(\delta) = P(X_\tau$ within $\delta$ of $\Gamma^{(\geq 2)})$", layers)}
+    return ClaimOutput(tuple(rows), series)
+
+
+def _exit_cdf(router, x0, times, n, dt, seed, kw, t_max=None):
+    from discosim.diffusion.estimators import estimate_first_hit
+
+    res = estimate_first_hit(router, x0, 1.0, t_max or max(times), dt, n, times, seed=seed, **kw)
+    return np.array([e.n_hits for e in res.cdf])
+
+
+@claim("first_hit_exact", S6, "tau: Levy (M=2), Spitzer's wedge (top-1, M=3), the orthant law "
+       "(top-1, orthogonal facets) at a coarse dt, and the bridge step's error at an acute angle",
+       figures={"first_hit_bridge_error_vs_dt": "acute wedge: first-hit CDF error against dt"})
+def first_hit_exact(ctx):
+    from discosim.theory import diffusion as td
+
+    seed = ctx.seed
+    rows = []
+    n = ctx.device_samples(80_000, 2_000)
+    # Levy: one hyperplane
+    router = Router.gaussian(2, 6, 1, seed=seed)
+    x0 = _start_point(router, seed + 1)
+    d = td.facet_distances(router, x0).min()
+    times = d * d * np.array([1.0, 4.0, 16.0])
+    # one half-space: the bridge crossing probability is exact, so a coarse dt = d^2/4 is too
+    hits = _exit_cdf(router, x0, times, n, 0.25 * d * d, seed, ctx.estimator_kwargs())
+    for t, h, x in zip(times, hits, td.levy_cdf(d, 1.0, times)):
+        rows.append(judge_probability("first_hit_exact", f"Levy M=2, dt=d^2/4, t/d^2={t / d / d:g}", x, h, n))
+    # Spitzer: a generic top-1 M=3 router is a wedge x R
+    router = Router.gaussian(3, 6, 1, seed=seed)
+    x0 = _start_point(router, seed + 2)
+    r0, phi0, theta = td.wedge_geometry(router, x0)
+    d = td.facet_distances(router, x0).min()
+    times = r0 * r0 * np.array([1.0, 3.0, 10.0])
+    hits = _exit_cdf(router, x0, times, n, 0.01 * d * d, seed, ctx.estimator_kwargs())
+    for t, h, x in zip(times, hits, 1 - td.wedge_survival(r0, phi0, theta, times)):
+        rows.append(judge_probability("first_hit_exact", f"wedge theta={theta:.3f}, t/r0^2={t / r0 / r0:g}",
+                                      x, h, n))
+    # orthant: M=4 top-1, facet normals w_1 - w_j orthonormal; coarse dt = d_1^2 / 4
+    router = Router(td.orthant_router_weights(4, 8), 1)
+    dist = np.array([0.1, 0.13, 0.17])
+    x0 = np.zeros(8)
+    x0[1:4] = dist
+    d1 = dist[0]
+    times = d1 * d1 * np.array([1.0, 2.0, 8.0])
+    hits = _exit_cdf(router, x0, times, n, 0.25 * d1 * d1, seed + 3, ctx.estimator_kwargs())
+    exact = 1 - td.orthant_survival(td.facet_distances(router, x0).ravel(), 1.0, times)
+    for t, h, x in zip(times, hits, exact):
+        rows.append(judge_probability(
+            "first_hit_exact", f"orthant M=4 (3 orthogonal facets), dt=d1^2/4, t/d1^2={t / d1 / d1:g}",
+            x, h, n, distances=dist.tolist()))
+    # acute wedge (theta = pi/3): independent half-spaces are an approximation; error vs dt
+    theta = math.pi / 3
+    router = Router(td.wedge_router_weights(theta, 6), 1)
+    x0 = td.ridge_start(router, 0, 1, 2, 0.2)
+    r0, phi0, _ = td.wedge_geometry(router, x0)
+    t1 = r0 * r0 * 2.0
+    exact = float(1 - td.wedge_survival(r0, phi0, theta, [t1])[0])
+    dts = r0 * r0 * np.array([2.0, 1.0, 0.3, 0.1, 0.03, 0.01])
+    n_dt = ctx.device_samples(40_000, 2_000)
+    errs, ses = [], []
+    for c, dt in enumerate(dts):
+        h = _exit_cdf(router, x0, [t1], n_dt, dt, seed + 100 + c, ctx.estimator_kwargs())[0]
+        p = h / n_dt
+        errs.append(p - exact)
+        ses.append(math.sqrt(p * (1 - p) / n_dt))
+    h_last = int(round((exact + errs[-1]) * n_dt))
+    rows.append(judge_probability(
+        "first_hit_exact", f"acute wedge theta=pi/3, t/r0^2=2, dt={dts[-1] / r0 / r0:g} r0^2 (error vs dt: series)",
+        exact, h_last, n_dt, dt_over_r0sq=(dts / r0 / r0).tolist(), cdf_error=errs,
+        cdf_error_se=ses))
+    ae = np.abs(errs)
+    series = {"first_hit_bridge_error_vs_dt": figure(
+        "bridge step at an acute ridge (wedge pi/3)", r"$dt / r_0^2$",
+        r"$|\hat P(\tau \leq 2 r_0^2) - P_{exact}|$",
+        [points(dts / r0 / r0, np.maximum(ae, 1e-6), ses, "measured error (95% CI)"),
+         curve(dts / r0 / r0, 1.96 * np.array(ses), "1.96 SE (noise level)", style=":")])}
+    return ClaimOutput(tuple(rows), series)
+
+
+def bounds_start(router, d, far=5.0):
+    """x0 with one facet at distance d and every other facet at >= about ``far * d``.
+
+    Expert 0 at rank k scores 0, expert 1 just below at ``-d |w_0 - w_1|``; the others are spread
+    at ``+-far * d * max|w_i - w_j| * c`` (c = 1, 2, ...), so the bounds of THEORY §6 pinch.
+    """
+    W = router.tie_weights
+    M, k = router.n_experts, router.k
+    maxd = max(np.linalg.norm(W[a] - W[b]) for a in range(M) for b in range(M))
+    L = far * d * maxd
+    target = np.zeros(M)
+    target[1] = -d * np.linalg.norm(W[0] - W[1])
+    others = list(range(2, M))
+    for c, m in enumerate(others):
+        target[m] = L * (c + 1) if c < k - 1 else -L * (c - (k - 1) + 1) - d * maxd
+    z = np.linalg.solve(router.reduced_weights, target - router.bias)
+    return router.basis @ z
+
+
+@claim("first_hit_bounds", S6, "max 2 Phibar(d/(sigma sqrt t)) <= P(tau <= t) <= sum 2 Phibar(...), "
+       "at times where the bounds pinch",
+       figures={"first_hit_cdf_bounds": "first-hit CDF against the THEORY §6 bounds"})
+def first_hit_bounds(ctx):
+    from discosim.theory import diffusion as td
+
+    seed = ctx.seed
+    router = Router.gaussian(6, 10, 2, seed=seed)
+    d = 0.1
+    x0 = bounds_start(router, d, far=4.0)
+    times = d * d * np.array([1.0, 2.0, 3.0, 5.0])
+    n = ctx.device_samples(100_000, 2_000)
+    hits = _exit_cdf(router, x0, times, n, 0.02 * d * d, seed, ctx.estimator_kwargs())
+    lo, hi = td.hitting_bounds(router, x0, 1.0, times)
+    rows = []
+    for t, h, a, b in zip(times, hits, lo, hi):
+        rows.extend(judge_bounds(f"P(tau<=t), t/d^2={t / d / d:g} (bounds {a:.4g}..{b:.4g})", a, b, h, n,
+                                 bounds_gap=float(b / a - 1)))
+    p = hits / n
+    series = {"first_hit_cdf_bounds": figure(
+        "first hit of Gamma where the bounds pinch",
+        r"$t / d^2$ ($\sigma = 1$; d nearest facet, the others $\geq 5d$)", r"$P(\tau \leq t)$",
+        [band_layer(times / d / d, lo, hi, "THEORY §6 bounds"),
+         points(times / d / d, p, np.sqrt(p * (1 - p) / n), r"measured $P(\tau \leq t)$ (95% CI)")],
+        logy=False)}
+    return ClaimOutput(tuple(rows), series)
+
+
+@claim("occupation", S6, "occupation times: one hyperplane exactly (BM, OU) and its sqrt-t constant; "
+       "from the apex A_r times the exact slice integrals: sqrt t (r=1), log rate (r=2), bounded (r=3)",
+       figures={"occupation_vs_time": "mean occupation times against the exact slice integrals"})
+def occupation(ctx):
+    from discosim.diffusion.estimators import estimate_occupation
+    from discosim.theory import diffusion as td
+    from discosim.theory.alpha import orthonormal_alpha
+
+    seed = ctx.seed
+    rows, layers = [], []
+    sigma = 1.0
+    # one hyperplane (M = 2, top-1) at distance d
+    router = Router.gaussian(2, 4, 1, seed=seed)
+    W = router.tie_weights
+    nrm = (W[0] - W[1]) / np.linalg.norm(W[0] - W[1])
+    d, eps, t_max, dt = 0.1, 0.2, 64.0, 0.04
+    x0 = d * nrm
+    n = ctx.device_samples(50_000, 1_000)
+    for g, (proc, theta) in enumerate((("bm", None), ("ou", 1.0))):
+        kw = {"process": "ou", "theta": theta} if theta else {}
+        res = estimate_occupation(router, x0, sigma, t_max, dt, n, [eps], orders=(1,), n_checkpoints=5,
+                                  seed=seed + 30 + g, **kw,
+                                  **ctx.estimator_kwargs())
+        m, se = float(res.mean[-1, 0, 0]), float(res.stderr[-1, 0, 0])
+        exact = td.slab_occupation(d, eps, sigma, t_max, theta=theta, dt=dt)
+        rows.append(judge_mean(f"one hyperplane, {proc.upper()}{'' if not theta else f' theta={theta:g}'}: "
+                               f"E L(t={t_max:g}), d={d:g}, eps={eps:g}", exact, m, se, n_paths=n))
+        tt = np.array(res.times)
+        layers.append(points(tt, res.mean[:, 0, 0], res.stderr[:, 0, 0], f"hyperplane {proc.upper()}",
+                             group=f"h{g}"))
+        layers.append(curve(tt, [td.slab_occupation(d, eps, sigma, t, theta=theta, dt=dt) for t in tt],
+                            f"exact slab integral ({proc.upper()})", group=f"h{g}", style="--"))
+        if proc == "bm":
+            const = td.sqrt_growth_constant(1.0, eps, sigma)
+            band = abs(exact / math.sqrt(t_max) - const)
+            rows.append(judge_mean(
+                f"one hyperplane: sqrt-t constant E L(t)/sqrt(t) at t={t_max:g}", const,
+                m / math.sqrt(t_max), se / math.sqrt(t_max), band=band,
+                band_reason=f"next-order terms of the slab integral (-(eps^2 + d^2)/sigma^2 ... and the "
+                            f"grid) at t={t_max:g}: {band / const:.2%} of the constant"))
+    # the apex of an orthonormal router (b = 0), normal fibre tubes, A_r exact: late in time the
+    # path sees each slice as its cone, a fraction alpha_J of its subspace (THEORY §6)
+    M, k, D = 5, 2, 9
+    router = Router.orthonormal(M, D, k, seed=seed)
+    # order 1 at eps small against sigma sqrt(t1) keeps its overlap band (~ eps / (sigma sqrt s))
+    # near 1% (a thin tube's occupation has the relative spread of a thick one: L ~ eps^r x local
+    # time); order 2 at a wider eps, where its Gaussian-law overlap measurement is sharp (its
+    # probability ~ eps^2). The predictions are exact on the time grid, so dt only sets the cost.
+    eps_of = {1: 0.05, 2: 0.2}
+    e_of = {1: 0, 2: 1}  # index in the sorted eps list
+    eps = [eps_of[1], eps_of[2]]
+    t1, t_max, dt = 4.0, 40.0, 0.01
+    n = ctx.device_samples(80_000, 100)
+    # Markov at t1: X_{t1} ~ N(0, sigma^2 t1 I_D) from the apex, so the growth over [t1, t_max] is
+    # the occupation over [0, t_max - t1] from Gaussian starts (its own per-path standard error)
+    res = estimate_occupation(router, None, sigma, t_max - t1, dt, n, eps, orders=(1, 2),
+                              metric="normal", n_checkpoints=1, seed=seed + 40, inputs="gaussian",
+                              radius=sigma * math.sqrt(t1 * D), **ctx.estimator_kwargs())
+    A = {r: math.comb(M, r + 1) * orthonormal_alpha(M, k, r) for r in (1, 2)}
+    # the next-order term: tubes of different slices overlap (near Gamma^(r+1)), a fraction
+    # f_r(u), u = eps/(sigma sqrt s), of the slice sum at time s (X_s ~ N(0, sigma^2 s I_D), b = 0).
+    # Measured by sampling inside the tubes (:func:`overlap_fraction`), no paths, at six times
+    s_grid = np.geomspace(t1, t_max, 6)
+    n_o = ctx.samples(400_000, 20_000)
+    rng = np.random.default_rng([seed, 61])
+    frac, frac_se = np.empty((2, s_grid.size)), np.empty((2, s_grid.size))
+    for r in (1, 2):
+        for c, s_ in enumerate(s_grid):
+            frac[r - 1, c], frac_se[r - 1, c] = overlap_fraction(router, r, eps_of[r] / (sigma * math.sqrt(s_)),
+                                                                 n_o, rng)
+    grid = np.arange(int(round(t1 / dt)), int(round(t_max / dt))) * dt
+    # piecewise-linear interpolation of f_r in log s (~ exp(-log(s)/2): 0.7% of the overlap between
+    # the six times): the overlap is linear in the six values
+    wts = np.array([np.interp(np.log(grid), np.log(s_grid), np.eye(s_grid.size)[c]) for c in range(s_grid.size)])
+    for r in (1, 2):
+        ep = eps_of[r]
+        inc, inc_se = float(res.mean[-1, r - 1, e_of[r]]), float(res.stderr[-1, r - 1, e_of[r]])
+        pred = td.apex_occupation(A[r], r, ep, sigma, t_max, dt=dt, t0=t1)
+        dens = dt * A[r] * td.apex_probability(r, ep, sigma, grid)
+        coef = wts @ dens  # d(overlap)/d f_r(s_c)
+        ov = float(coef @ frac[r - 1])
+        ov_se = float(math.sqrt(np.sum((coef * frac_se[r - 1]) ** 2)))
+        data = dict(A=A[r], overlap_times=s_grid.tolist(), overlap_fraction=frac[r - 1].tolist(),
+                    overlap_fraction_se=frac_se[r - 1].tolist(), overlap=ov / pred)
+        if r == 1:
+            # order 1 at eps = 0.05: the overlap is small enough to be a band
+            rows.append(judge_mean(
+                f"apex r=1, eps={ep:g}: E L_1 growth over t in [{t1:g}, {t_max:g}] = A_1 x slab integral "
+                f"(sqrt-t constant A_1 2 eps sqrt(2/pi)/sigma = {td.sqrt_growth_constant(A[1], ep, sigma):.4g})",
+                pred, inc, inc_se, band=abs(ov) + 4.0 * ov_se,
+                band_reason=f"overlaps of different slices' tubes near Gamma^(2), sampled inside the "
+                            f"tubes: {ov / pred:.2%} +- {100 * ov_se / pred:.1g}% of the slice sum", **data))
+        # the growth against the slice sum minus the measured overlaps: two-sided, no band
+        label = f"apex r={r}, eps={ep:g}: the same growth against slice sum minus measured overlaps"
+        if r == 2:
+            label = (f"apex r=2, eps={ep:g}: E L_2 growth over t in [{t1:g}, {t_max:g}] = A_2 x exact integral "
+                     f"minus measured overlaps ({ov / pred:.1%}; sharp log-rate "
+                     f"{td.log_rate_per_decade(A[2], ep, sigma):.4g} per decade as they vanish)")
+        rows.append(judge_mean(label, pred - ov, inc, math.hypot(inc_se, ov_se), **data))
+    # the leading order is the limit: the overlaps are O(u) of the slice sum (THEORY §5, union over
+    # slices), measured over 1.3 decades of u; with s = 1 the growth tends to A_r x the integral
+    us = np.geomspace(0.01, 0.2, 6)
+    for r in (1, 2):
+        fr = np.array([overlap_fraction(router, r, u, n_o, rng) for u in us])
+        rows.append(judge_overlap_exponent(
+            f"apex r={r}: overlaps of the order-{r} slice tubes vanish as u^s, u = eps/(sigma sqrt t): "
+            f"exponent s of f(u) = c u^s (1 + kappa u), u in [{us[0]:g}, {us[-1]:g}]", us, fr[:, 0], fr[:, 1]))
+    # r = 3: with M = 4 the order-3 set is the whole subspace {s_0 = .. = s_3} (alpha = 1), so its
+    # tube's occupation is exact at every t and tends to the infinite-horizon value
+    router = Router.orthonormal(4, 8, 2, seed=seed)
+    # start inside the tube (d < eps): every path collects time, so the relative error is small
+    d3, eps3, t3, dt3 = 0.1, 0.2, 4.0, 0.004
+    zt = np.linalg.solve(router.reduced_weights, np.array([0.0, 1.0, -1.0, 0.5]))
+    x0 = router.basis @ zt
+    x0 *= d3 / td.slice_distances(router, x0, 3)[0]
+    n = ctx.device_samples(30_000, 400)
+    res = estimate_occupation(router, x0, sigma, t3, dt3, n, [eps3], orders=(3,), metric="normal",
+                              n_checkpoints=4, seed=seed + 50, **ctx.estimator_kwargs())
+    tt = np.array(res.times)
+    m3, s3 = float(res.mean[-1, 0, 0]), float(res.stderr[-1, 0, 0])
+    pred3 = td.subspace_occupation(d3, eps3, sigma, 3, t3, dt=dt3)
+    inf3 = td.subspace_occupation_infinite(d3, eps3, sigma, 3)
+    cont3 = td.subspace_occupation(d3, eps3, sigma, 3, t3)
+    # E L(inf) = (grid estimate) + (continuous - grid integral up to t) + (exact tail beyond t)
+    rows.append(judge_mean(f"r=3 subspace tube (M=4), d={d3:g}, eps={eps3:g}: E L_3(inf) from E L_3(t={t3:g}) "
+                           f"+ exact tail and grid correction", inf3, m3 + (inf3 - pred3), s3,
+                           measured_grid=m3, exact_grid=pred3, tail=inf3 - cont3, grid_correction=cont3 - pred3))
+    # bounded in t: the measured curve follows the exact one, which levels off at its finite limit
+    i1 = int(np.argmin(np.abs(tt - t3 / 10)))
+    early = td.subspace_occupation(d3, eps3, sigma, 3, tt[i1], dt=dt3)
+    rows.append(judge_mean(f"r=3 bounded: E L_3(t={tt[i1]:g}) against the exact integral "
+                           f"({early / inf3:.1%} of the limit {inf3:.4g}; {pred3 / inf3:.1%} at t={t3:g})",
+                           early, float(res.mean[i1, 0, 0]), float(res.stderr[i1, 0, 0])))
+    layers.append(points(tt, res.mean[:, 0, 0], res.stderr[:, 0, 0], "order-3 subspace (M=4)", group="s3"))
+    layers.append(curve(tt, [td.subspace_occupation(d3, eps3, sigma, 3, t, dt=dt3) for t in tt],
+                        "exact subspace integral", group="s3", style="--"))
+    series = {"occupation_vs_time": figure("occupation times", r"time $t$ ($\sigma = 1$)",
+                                           r"mean occupation $E L(t)$", layers)}
+    return ClaimOutput(tuple(rows), series)

@@ -1,0 +1,340 @@
+"""The validation report: terminal table, ``validate.json``, ``REPORT.md``, figures, README block.
+
+Everything here reads what the claims returned (:class:`discosim.validation.ClaimOutput`: rows and
+figure series); nothing is recomputed, and figures are redrawn from ``validate.json`` alone.
+Every row shows its rule, its resolution (the smallest deviation its rule detects with >= 95%
+power, see :mod:`discosim.validation.rules`) and its verdict; the header states the family-wise
+false-alarm rate of the table, ``1 - prod(1 - sides Phi(-Z_VERDICT))``.
+
+``python -m discosim.validation.report --readme README.md`` rewrites the generated blocks of the README
+(claims table and figure list, between ``<!-- claims:start -->``/``<!-- claims:end -->`` and
+``<!-- figures:start -->``/``<!-- figures:end -->``) from the registry.
+"""
+
+import json
+import os
+import sys
+import time
+
+from discosim._core.errors import InputError
+from discosim._core.io import write_atomic
+
+__all__ = ["run_validation", "build_payload", "format_table", "write_report", "write_json",
+           "redraw_figures", "readme_blocks", "update_readme", "format_resolution"]
+
+
+
+def format_resolution(row):
+    """``1.3% rel`` or ``0.052 abs``."""
+    res, kind = row["resolution"], row["resolution_kind"]
+    if res is None or res != res or res == float("inf"):
+        return "n/a"
+    return f"{100 * res:.2g}% rel" if kind == "relative" else f"{res:.2g} abs"
+
+
+def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
+    """The ``validate.json`` document of ``{name: ClaimOutput}`` run under ``ctx``.
+
+    ``complete=False`` marks the copy saved after each claim while later claims still run.
+    """
+    from discosim._core.cache import code_version
+    from discosim.validation import Z_POWER, Z_VERDICT, family_false_alarm
+
+    rows = [r for out in outputs.values() for r in out.rows]
+    return {"code_version": code_version(), "seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale,
+            "n_jobs": ctx.n_jobs, "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
+            "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
+            "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(rows),
+            "family_false_alarm": family_false_alarm(rows),
+            "all_passed": all(r.passed for r in rows),
+            "claims": [r.to_dict() for r in rows],
+            "series": {name: out.series for name, out in outputs.items()}}
+
+
+def _summary(payload):
+    """First sentence of the header: rows held, seed, kind of run, device, time."""
+    n_pass = sum(c["passed"] for c in payload["claims"])
+    device = payload.get("device", "cpu")
+    on = (f", device {device}: the estimator calls that run there take "
+          f"{payload.get('device_scale', 1.0):g}x the samples" if device != "cpu" else "")
+    part = "" if payload.get("complete", True) else ", INCOMPLETE: a later claim did not finish"
+    if payload.get("merged_from"):
+        part += f", merged from {len(payload['merged_from'])} files (`merged_from` in validate.json)"
+    return (f"{n_pass}/{payload['n_rows']} rows hold (seed {payload['seed']}, "
+            f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s)")
+
+
+def _header(payload):
+    return (f"{_summary(payload)}. "
+            f"Family-wise false-alarm rate of this table: {payload['family_false_alarm']:.2g} "
+            f"(each correct two-sided row fails with probability 2 Phi(-{payload['z_verdict']:g}), "
+            f"a bound with Phi(-{payload['z_verdict']:g})). Resolution: the smallest deviation "
+            f"from the prediction the row's rule detects with 95% power, band + "
+            f"({payload['z_verdict']:g} + {payload['z_power']:g}) SE.")
+
+
+def format_table(payload):
+    """The terminal table (one line per row) with the header line."""
+    w = (20, 44, 11, 22, 12, 6)
+    head = (f"{'claim':<{w[0]}} {'quantity':<{w[1]}} {'predicted':>{w[2]}} "
+            f"{'measured ± 95% CI':>{w[3]}} {'resolution':>{w[4]}} {'verdict':>{w[5]}}  rule")
+    lines = [head, "-" * len(head)]
+    for c in payload["claims"]:
+        meas = f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g}"
+        lines.append(f"{c['claim']:<{w[0]}} {c['quantity']:<{w[1]}} {c['predicted']:>{w[2]}.5g} "
+                     f"{meas:>{w[3]}} {format_resolution(c):>{w[4]}} {c['verdict']:>{w[5]}}  "
+                     f"{c['rule']}")
+    lines += ["", _header(payload)]
+    return "\n".join(lines)
+
+
+def write_json(payload, out_dir):
+    from discosim._core.results import dumps
+
+    path = os.path.join(out_dir, "validate.json")
+    write_atomic(path, dumps(payload, indent=1))
+    return path
+
+
+def write_report(payload, figs, out_dir, reference=None):
+    """``REPORT.md``: header, verdict table with rule and resolution, claims, every figure.
+
+    ``reference``: another run's payload (the CPU run beside a ``--device cuda`` one); its
+    resolution of the same row (same claim, same place among the claim's rows) gets a column.
+    """
+    from discosim.validation import CLAIMS
+
+    ref = {}
+    for c in (reference or {}).get("claims", []):
+        ref.setdefault(c["claim"], []).append(c)
+    head = "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | resolution |"
+    if reference is not None:
+        head += " resolution, reference run |"
+    lines = ["# discosim validation report", "",
+             _header(payload) + " Each row compares a formula of THEORY.md with a Monte Carlo "
+             "estimate. Numbers: `validate.json`."
+             + (f" Reference run: {_summary(reference)}." if reference else ""), "",
+             head + " verdict |", "|---" * head.count("|") + "|"]
+    seen = {}
+    for c in payload["claims"]:
+        rule = c["rule"].replace("|", "\\|")  # a bare | would split the markdown cell
+        i = seen[c["claim"]] = seen.get(c["claim"], -1) + 1
+        other = ref.get(c["claim"], [])
+        extra = ""
+        if reference is not None:
+            extra = f" {format_resolution(other[i]) if i < len(other) else '—'} |"
+        lines.append(f"| {c['claim']} | {c['section']} | {c['quantity']} | {c['predicted']:.5g} | "
+                     f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g} | {rule} | "
+                     f"{format_resolution(c)} |{extra} {'PASS' if c['passed'] else '**FAIL**'} |")
+    ran = set(payload.get("series", {}))
+    lines += ["", "## Claims", ""]
+    took = payload.get("claim_elapsed_s", {})
+    lines += [f"- **{c.name}** ({c.section}): {c.summary}"
+              + (f" ({took[c.name]:.1f} s)" if c.name in took else "")
+              for c in CLAIMS if not ran or c.name in ran]
+    lines += ["", "## Figures", ""]
+    for p in figs:
+        if p.endswith(".png"):
+            name = os.path.basename(p)
+            lines += [f"### {name[:-4].replace('_', ' ')}", "", f"![{name}]({name})", ""]
+    path = os.path.join(out_dir, "REPORT.md")
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progress=None,
+                   stream=None):
+    """Run the claims, save ``validate.json`` first, then figures and ``REPORT.md``, print.
+
+    Returns the process exit status: 0 iff every row passes.
+    """
+    from discosim.validation import Context, run_claims
+    from discosim.validation.rules import _select
+    from discosim._core.results import dumps
+    from discosim.plotting.figures import plot_validation
+
+    ctx = Context() if ctx is None else ctx
+    stream = sys.stdout if stream is None else stream
+    selected = _select(names)  # unknown names fail here, before any work
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--out {out_dir} is a file, not a directory")
+    os.makedirs(out_dir, exist_ok=True)
+    outputs, timings = {}, {}
+    t0 = time.perf_counter()
+    for c in selected:
+        t1 = time.perf_counter()
+        outputs.update(run_claims([c.name], ctx, progress))
+        timings[c.name] = time.perf_counter() - t1
+        if c is not selected[-1]:  # a later claim that fails or is killed keeps these rows
+            write_json(build_payload(outputs, ctx, time.perf_counter() - t0, timings, False), out_dir)
+    payload = build_payload(outputs, ctx, time.perf_counter() - t0, timings)
+    json_path = write_json(payload, out_dir)  # the numbers first: a plotting failure keeps them
+    figs = plot_validation(payload, out_dir)
+    report = write_report(payload, figs, out_dir)
+    if as_json:
+        stream.write(dumps(payload) + "\n")
+    else:
+        stream.write(format_table(payload) + "\n")
+        stream.write(f"Report: {report}; numbers: {json_path}; figures: {len(figs) // 2} "
+                     f"(PNG + SVG) in {out_dir}/\n")
+    return 0 if payload["all_passed"] else 1
+
+
+_SAME_RUN_KEYS = ("seed", "quick", "scale", "device", "device_scale")
+
+
+def merge_payloads(named):
+    """One ``validate.json`` document from ``[(source name, payload), ...]`` of runs that split
+    the claims between them (a job limit, a lost machine).
+
+    The runs must share seed, quick, scale, device and device_scale, and no claim may appear
+    twice; rows come in registry order. ``merged_from`` keeps each run's source, code version,
+    claims and time: runs of different code versions are merged but say so.
+    """
+    from types import SimpleNamespace
+
+    from discosim.validation import CLAIMS, family_false_alarm
+
+    if not named:
+        raise InputError("nothing to merge")
+    first = named[0][1]
+    by_claim, series, took, sources = {}, {}, {}, []
+    for name, p in named:
+        for key in _SAME_RUN_KEYS:
+            if p.get(key) != first.get(key):
+                raise InputError(f"{name}: {key}={p.get(key)!r}, but {named[0][0]} has "
+                                 f"{first.get(key)!r}: not parts of one run")
+        claims = list(dict.fromkeys(r["claim"] for r in p["claims"]))
+        for c in claims:
+            if c in by_claim:
+                raise InputError(f"claim {c} is in {by_claim[c][0]} and in {name}")
+            by_claim[c] = (name, [r for r in p["claims"] if r["claim"] == c])
+        series.update(p.get("series", {}))
+        took.update(p.get("claim_elapsed_s", {}))
+        sources.append({"source": name, "code_version": p.get("code_version", "unknown"),
+                        "claims": claims, "elapsed_s": p.get("elapsed_s"),
+                        "complete": p.get("complete", True)})
+    order = [c.name for c in CLAIMS if c.name in by_claim]
+    rows = [r for c in order for r in by_claim[c][1]]
+    out = {k: first.get(k) for k in ("seed", "quick", "scale", "n_jobs") + _SAME_RUN_KEYS[3:]}
+    out.update(code_version=sorted({s["code_version"] for s in sources}),
+               complete=all(s["complete"] for s in sources),
+               # two files of one run (one per claim) would count its time twice
+               elapsed_s=(sum(took.values()) if set(took) >= set(order)
+                          else sum(s["elapsed_s"] or 0.0 for s in sources)), claim_elapsed_s=took,
+               z_verdict=first["z_verdict"], z_power=first["z_power"], n_rows=len(rows),
+               family_false_alarm=family_false_alarm([SimpleNamespace(sides=r.get("sides", 2))
+                                                      for r in rows]),
+               all_passed=all(r["passed"] for r in rows), claims=rows,
+               series={c: series[c] for c in order if c in series}, merged_from=sources)
+    return out
+
+
+def merge_validations(paths, out_dir, reference=None):
+    """Merge the ``validate.json`` files at ``paths`` into ``out_dir`` (validate.json, REPORT.md,
+    figures); ``reference``: a validate.json whose resolutions REPORT.md shows beside."""
+    from discosim.plotting.figures import plot_validation
+
+    named = []
+    for path in list(paths) + ([reference] if reference else []):
+        try:
+            with open(path) as fh:
+                named.append((path, json.load(fh)))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: {exc}") from None
+    ref = named.pop()[1] if reference else None
+    payload = merge_payloads(named)
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(payload, out_dir)
+    figs = plot_validation(payload, out_dir)
+    write_report(payload, figs, out_dir, reference=ref)
+    return payload
+
+
+def redraw_figures(out_dir):
+    """Redraw the validation figures from ``out_dir/validate.json``; returns the written paths."""
+    from discosim.plotting.figures import plot_validation
+
+    path = os.path.join(out_dir, "validate.json")
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path) as fh:
+            payload = json.load(fh)
+        series = payload["series"]
+        if not isinstance(series, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a validate.json of this discosim version "
+                         f"({type(exc).__name__}): rerun discosim validate") from None
+    figs = plot_validation(payload, out_dir)
+    write_report(payload, figs, out_dir)
+    return figs
+
+
+# ------------------------------------------------------------------ README generation
+MARKERS = {"claims": ("<!-- claims:start -->", "<!-- claims:end -->"),
+           "figures": ("<!-- figures:start -->", "<!-- figures:end -->")}
+
+
+def readme_blocks():
+    """``{"claims": markdown, "figures": markdown}`` generated from the claim registry."""
+    from discosim.validation import CLAIMS
+
+    claims = ["| claim | THEORY | what is checked |", "|---|---|---|"]
+    claims += [f"| `{c.name}` | {c.section} | {c.summary.replace('|', chr(92) + '|')} |" for c in CLAIMS]
+    figs = []
+    for c in CLAIMS:
+        for name, caption in c.figures:
+            figs.append(f"- `figures/{name}.png` ({c.name}): {caption}")
+    return {"claims": "\n".join(claims), "figures": "\n".join(figs)}
+
+
+def update_readme(path, check=False):
+    """Rewrite the generated blocks of the README at ``path``; with ``check``, only compare.
+
+    Returns True iff the file already matched the registry.
+    """
+    with open(path) as fh:
+        text = fh.read()
+    new = text
+    for key, body in readme_blocks().items():
+        start, end = MARKERS[key]
+        i, j = new.find(start), new.find(end)
+        if i < 0 or j < i:
+            raise InputError(f"{path} lacks the markers {start} ... {end}")
+        new = new[:i + len(start)] + "\n" + body + "\n" + new[j:]
+    if not check and new != text:
+        write_atomic(path, new)
+    return new == text
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m discosim.validation.report",
+                                description="regenerate the README blocks from the claim registry, "
+                                            "or merge validate.json files of one split run")
+    p.add_argument("--readme", help="README.md to rewrite")
+    p.add_argument("--check", action="store_true", help="only check; exit 1 if out of date")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="validate.json files to merge")
+    p.add_argument("--out", help="directory for the merged validate.json, REPORT.md and figures")
+    p.add_argument("--reference", help="validate.json whose resolutions REPORT.md shows beside")
+    args = p.parse_args(argv)
+    try:
+        if args.merge:
+            if not args.out:
+                raise InputError("--merge needs --out")
+            payload = merge_validations(args.merge, args.out, args.reference)
+            return 0 if payload["all_passed"] else 1
+        if not args.readme:
+            raise InputError("give --readme or --merge")
+        same = update_readme(args.readme, check=args.check)
+    except InputError as exc:
+        sys.stderr.write(f"discosim: error: {exc}\n")
+        return 2
+    return 1 if (args.check and not same) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Planted errors: every volume claim family's own rule FAILS on a deliberately wrong input.
+
+Each test judges with the same ``judge_*`` function that ``discosim validate`` uses, and checks the
+correct input PASSES beside it (so a FAIL is the planted error's doing, not a broken judge).
+Standard errors are those of the full validate run (binomial at its sample size) or come from a
+small real measurement; no tolerance is chosen here.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from discosim.validation import volumes as cv
+from discosim.model.router import Router
+from discosim.theory import volumes as tv
+from discosim.theory.alpha import alpha_orthants, orthonormal_alpha, slice_normal_basis
+from discosim.volumes.estimators import estimate_slice_volume, estimate_volumes
+
+SEED = 20260623
+
+
+def _binomial_se(p, n):
+    return math.sqrt(p * (1 - p) / n)
+
+
+# ------------------------------------------------------------------ slice_exact
+@pytest.mark.parametrize("inputs", ["ball", "sphere"])
+@pytest.mark.parametrize("r", [1, 2])
+def test_slice_fraction_off_by_3_percent_fails(inputs, r):
+    s = cv.SLICE_SETUP
+    pred = cv.slice_prediction(orthonormal_alpha(s["M"], s["k"], r), s["eps"], 1.0, s["D"], r, inputs)
+    se = _binomial_se(pred, 1_500_000)  # the full run's sample size
+    assert cv.judge_slice_fraction("slice_exact", "§5", "q", pred, se, pred).passed
+    assert not cv.judge_slice_fraction("slice_exact", "§5", "q", 1.03 * pred, se, pred).passed
+    assert not cv.judge_slice_fraction("slice_exact", "§5", "q", 0.97 * pred, se, pred).passed
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_slice_fraction_with_a_wrong_alpha_fails(r):
+    # alpha of the same slice order for top-1 and top-3 routing instead of top-2
+    s = cv.SLICE_SETUP
+    right = orthonormal_alpha(s["M"], s["k"], r)
+    pred = cv.slice_prediction(right, s["eps"], 1.0, s["D"], r)
+    se = _binomial_se(pred, 1_500_000)
+    for k in (1, 3):
+        wrong = cv.slice_prediction(orthonormal_alpha(s["M"], k, r), s["eps"], 1.0, s["D"], r)
+        assert not cv.judge_slice_fraction("slice_exact", "§5", "q", pred, se, wrong).passed
+
+
+def test_sphere_measurement_against_ball_beta_parameter_fails():
+    # the wrong incomplete-beta parameter: d/2 + 1 (ball) for sphere inputs
+    s = cv.SLICE_SETUP
+    router = Router.orthonormal(s["M"], s["D"], s["k"], seed=SEED)
+    est = estimate_slice_volume(router, (0, 1), 1.0, s["eps"], n_samples=300_000, seed=1, inputs="sphere")
+    alpha = orthonormal_alpha(s["M"], s["k"], 1)
+    right = cv.slice_prediction(alpha, s["eps"], 1.0, s["D"], 1, "sphere")
+    wrong = cv.slice_prediction(alpha, s["eps"], 1.0, s["D"], 1, "ball")
+    assert cv.judge_slice_fraction("slice_exact", "§9", "q", est.value, est.stderr, right).passed
+    assert not cv.judge_slice_fraction("slice_exact", "§9", "q", est.value, est.stderr, wrong).passed
+
+
+# ------------------------------------------------------------------ biased_slice
+def test_biased_slice_against_infinite_R_alpha_fails():
+    s = cv.SLICE_SETUP
+    router = cv.biased_router(SEED)
+    J = (0, 1)
+    est = estimate_slice_volume(router, J, 1.0, s["eps"], n_samples=250_000, seed=2)
+    pred, pred_se = tv.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J, s["eps"],
+                                            1.0, s["D"], 100_000, rng=3)
+    se = math.hypot(est.stderr, pred_se)
+    # the R -> infinity prediction: alpha_J of the unbiased cone times the exact subspace tube
+    wrong = orthonormal_alpha(s["M"], s["k"], 1) * float(tv.tube_fraction(s["eps"], 1.0, s["D"], 1))
+    assert cv.judge_slice_fraction("biased_slice", "§5", "q", est.value, se, pred).passed
+    assert not cv.judge_slice_fraction("biased_slice", "§5", "q", est.value, se, wrong).passed
+
+
+# ------------------------------------------------------------------ real_sizes
+@pytest.mark.parametrize("D", [4096, 8192])
+@pytest.mark.parametrize("r", [1, 2])
+def test_relative_correction_planted(D, r):
+    d = D - r
+    eps = math.sqrt(0.4 / d)
+    alpha = orthonormal_alpha(4, 2, r)
+    exact = alpha * float(tv.tube_fraction(eps, 1.0, D, r))
+    lead = alpha * float(tv.leading_tube_fraction(eps, 1.0, D, r))
+    se = _binomial_se(exact, 1_000_000) / lead
+    true_corr = exact / lead - 1
+    assert cv.judge_relative_correction("q", true_corr, se, D, r, eps).passed
+    # no correction at all (the leading order taken as exact)
+    assert not cv.judge_relative_correction("q", 0.0, se, D, r, eps).passed
+    # a wrong denominator: -r d eps^2 / (2 (r+1) R^2) in place of (r+2)
+    wrong = -r * d * eps ** 2 / (2 * (r + 1))
+    assert not cv.judge_relative_correction("q", wrong, se, D, r, eps).passed
+
+
+# ------------------------------------------------------------------ slice_sum_vs_union
+def test_overlap_of_higher_order_fails():
+    router = Router.orthonormal(4, 8, 2, seed=SEED)
+    m = cv.measure_tube_fractions(router, cv.UNION_EPS, (2,), 25_000, 5, metric="normal")
+    gap, gap_se = m["ov"][2] / m["S"][2], m["ov_se"][2] / m["S"][2]
+    assert cv.judge_overlap_order("q", cv.UNION_EPS, gap, gap_se).passed
+    # an overlap one order smaller, O(eps^(r+2)): the relative gap ~ eps^2
+    planted = gap * cv.UNION_EPS / cv.UNION_EPS[0]
+    assert not cv.judge_overlap_order("q", cv.UNION_EPS, planted, gap_se * planted / gap).passed
+
+
+# ------------------------------------------------------------------ ratio_theorem
+def _synthetic_ratio(C, eps, D, n, rel_se=0.01, c=-2.0):
+    ratio = C * eps ** (n - 1) * cv.curvature_factor(eps, D, n) * (1 + c * eps)
+    return ratio, rel_se * ratio
+
+
+def test_ratio_constant_of_another_order_fails():
+    router = Router.orthonormal(6, 10, 2, seed=SEED)
+    D = router.dim
+    A = {r: math.comb(6, r + 1) * orthonormal_alpha(6, 2, r) for r in (1, 2, 3)}
+    C2 = float(tv.ratio_constant(A[2], A[1], 2, 1, D))
+    C3 = float(tv.ratio_constant(A[3], A[1], 3, 1, D))
+    eps = cv.RATIO_EPS
+    ratio, se = _synthetic_ratio(C2, eps, D, 2)
+    assert cv.judge_ratio_constant("q", eps, ratio, se, C2, D, 2).passed
+    assert cv.judge_ratio_slope("q", eps, ratio, se, 1, D, 2).passed
+    assert not cv.judge_ratio_constant("q", eps, ratio, se, C3, D, 2).passed
+    # 3% off the constant
+    assert not cv.judge_ratio_constant("q", eps, ratio, se, 1.03 * C2, D, 2).passed
+    # the slope of another order
+    assert not cv.judge_ratio_slope("q", eps, ratio, se, 2, D, 2).passed
+    # a slope off by 0.1
+    r_off, se_off = ratio * eps ** 0.1, se * eps ** 0.1
+    assert not cv.judge_ratio_slope("q", eps, r_off, se_off, 1, D, 2).passed
+
+
+# ------------------------------------------------------------------ euclidean_normal
+def test_single_slice_normal_tube_fails():
+    router = Router.gaussian(6, 10, 2, seed=SEED)
+    for r in (1, 2):
+        rng = np.random.default_rng(r)
+        e, n, caps = cv.measure_membership(router.reduced_weights, router.k, r, 300, 0.05, rng)
+        assert cv.judge_membership(r, e, n, caps).passed
+        rng = np.random.default_rng(r)
+        e, n, caps = cv.measure_membership(router.reduced_weights, router.k, r, 300, 0.05, rng,
+                                           single_slice=True)
+        assert caps > 0
+        assert not cv.judge_membership(r, e, n, caps).passed
+
+
+# ------------------------------------------------------------------ scaling_law
+def test_scaling_with_R_to_the_D_minus_1_fails():
+    router = Router.orthonormal(6, 10, 2, seed=SEED)
+    R, e1 = 2.5, 0.05
+    kw = dict(orders=(1,), metric="euclidean", method="uniform", n_samples=200_000)
+    a = estimate_volumes(router, R, [R * e1], seed=1, **kw).order_result(0, 1).estimate
+    b = estimate_volumes(router, 1.0, [e1], seed=2, **kw).order_result(0, 1).estimate
+    assert cv.judge_scaling("q", a.value, a.stderr, b.value, b.stderr).passed
+    # U_r(R, eps) = R^(D-1) U_r(1, eps/R) makes the fraction of B_R 1/R times that of B_1
+    assert not cv.judge_scaling("q", a.value, a.stderr, b.value / R, b.stderr / R).passed
+
+
+# ------------------------------------------------------------------ score_tube_constant
+def test_score_tube_against_normal_metric_constant_fails():
+    router = Router.gaussian(6, 12, 2, seed=SEED)
+    from discosim.volumes.constants import slice_constants
+
+    c = slice_constants(router, 1, seed=SEED)
+    score = float(tv.leading_score_fraction(1e-3, 1.0, 12, 1, c.score_weight_sum))
+    normal = float(tv.predicted_union_fraction(c.alpha_sum, 1e-3, 1.0, 12, 1))
+    se = 0.005 * score / 2  # the full run's relative error (quick run: 1.9% at a quarter of it)
+    assert cv.judge_score_constant("q", score, se, score).passed
+    assert not cv.judge_score_constant("q", score, se, normal).passed
+    assert not cv.judge_score_constant("q", 1.03 * score, se, score).passed
+
+
+def test_cosine_with_ball_beta_parameter_fails():
+    cos = Router.gaussian(6, 12, 2, seed=SEED, kind="cosine")
+    eps = cv.COSINE_EPS
+    sphere = cv.cosine_slice_sum(cos, eps)
+    U = sphere * (1 - 2.3 * eps)  # an O(eps) overlap, as measured
+    se = 0.002 * U  # about the full run's errors (3M points)
+    assert cv.judge_cosine_intercept(eps, U, se, sphere).passed
+    ball = sphere * 0  # the slab fraction of the ball: I(1/2, d/2 + 1)
+    rng = np.random.default_rng(0)
+    for J in itertools.combinations(range(6), 2):
+        a = alpha_orthants(cos.reduced_weights, 2, J, rng=rng)
+        _, det = slice_normal_basis(cos.reduced_weights, J)
+        ball = ball + a * tv.tube_fraction(eps / math.sqrt(det), 1.0, 12, 1)
+    assert not cv.judge_cosine_intercept(eps, U, se, ball).passed
+
+
+# ------------------------------------------------------------------ importance_sampler
+def test_tube_sampler_off_by_3_percent_fails():
+    u, n_u = 0.372, 600_000
+    u_se = _binomial_se(u, n_u)
+    t_se = 1.5 * u / math.sqrt(500_000)  # per-sample relative sd ~1.5 (measured) at 500k
+    assert cv.judge_samplers("q", u, t_se, u, u_se).passed
+    assert not cv.judge_samplers("q", 1.03 * u, t_se, u, u_se).passed
+
+
+def test_unbounded_relative_error_fails():
+    eps = cv.RELERR_EPS
+    # hit-or-miss sampling: relative sd sqrt((1-p)/p) with p ~ eps grows like eps^(-1/2); at
+    # 4e6 samples even the smallest p has ~100 hits, so the sds themselves are well determined
+    p = 3.0 * eps
+    rel = np.sqrt((1 - p) / p)
+    assert not cv.judge_bounded_relerr(1, eps, rel, 4_000_000, p).passed
+    flat = np.array([1.8, 1.85, 1.87, 1.87])
+    assert cv.judge_bounded_relerr(1, eps, flat, 40_000, [0.5] * 4).passed
