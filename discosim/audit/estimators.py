@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from discosim._core.errors import InputError, check_int
+from discosim._core.memory import check_memory, max_entries
 from discosim._core.results import mean_and_stderr
 from discosim._core.runtime import check_n_jobs, derive_seed, run_chunks
 from discosim.model.selection import FORMATS, Routing
@@ -72,8 +73,9 @@ DEFAULT_EPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DEFAULT_N_SAMPLES = 100_000
 
 
-# margins of every input are kept for the quantiles (8 bytes each): 1e8 inputs = 0.8 GB a layer
-MAX_SAMPLES_PER_LAYER = 10 ** 8
+# The margin of every input is kept for the quantiles: about 17 bytes per input at the peak
+# (measured, _core.memory.COST): 1e8 inputs of one layer peak near 1.6 GB with everything else.
+MAX_SAMPLES_PER_LAYER = min(10 ** 8, max_entries("audit_sample"))
 
 
 def default_n_samples(n_experts):
@@ -174,14 +176,17 @@ class LayerAudit:
     margin_quantiles: np.ndarray
     flips: tuple             # FlipAudit per format
     note: str = ""
+    layer_number: object = None  # the model's layer, as the checkpoint reader parsed it
 
     @property
     def model_layer(self):
-        """The model's layer number, read from the router tensor's name (None if it has none)."""
-        import re
+        """The model's layer number: the checkpoint's (``RouterLayer.layer``), else read from the
+        router tensor's name (None if it has none)."""
+        if self.layer_number is not None:
+            return self.layer_number
+        from discosim.checkpoints.families import GENERIC_LAYER, layer_number
 
-        m = re.search(r"(?:layers|blocks|block)\.(\d+)\.", self.name)
-        return int(m.group(1)) if m else None
+        return layer_number(GENERIC_LAYER.search(self.name), self.name)
 
     def flip(self, fmt):
         for f in self.flips:
@@ -304,52 +309,91 @@ def _load_inputs(inputs):
         if not os.path.isfile(path):
             raise InputError(f"inputs must be sphere, ball or a .npy/.npz file of hidden states; "
                              f"no file {path!r}")
-        try:
-            if path.endswith(".npy"):
-                return "points", {None: np.load(path, mmap_mode="r", allow_pickle=False)}, path
-            if path.endswith(".npz"):
-                z = np.load(path, allow_pickle=False)
-                return "points", {k: z[k] for k in z.files}, path
-        except (ValueError, OSError) as exc:
-            raise InputError(f"cannot read inputs {path}: {exc}".splitlines()[0]) from None
+        from discosim.model.weights import NpzArrays, map_npy
+
+        # headers only: an .npy is mapped, an .npz member is read when its layer comes
+        if path.endswith(".npy"):
+            return "points", {None: map_npy(path)}, path
+        if path.endswith(".npz"):
+            return "points", NpzArrays(path, max_entries=None), path
         raise InputError(f"inputs file must end in .npy or .npz, got {path!r}")
     raise InputError(f"inputs must be 'sphere', 'ball', an (N, D) array or a .npy/.npz path, "
                      f"got {type(inputs).__name__}")
 
 
-def _points_for(layer, table):
+def _points_key(layer, table):
     if None in table:
-        return table[None]
+        return None
     for key in (layer.name, str(layer.index), f"layer_{layer.index}"):
         if key in table:
-            return table[key]
+            return key
     if len(table) == 1:
-        return next(iter(table.values()))
+        return next(iter(table))
     raise InputError(f"inputs npz has no key for layer {layer.name!r} (tried the name, "
                      f"{layer.index!r} and 'layer_{layer.index}'); keys: {sorted(table)[:8]}")
 
 
+def _point_rows(D):
+    """Rows of hidden states converted to float64 at a time: CHUNK, or fewer so that one block
+    stays near 32 MB (the chunks, and so the random streams, are those of CHUNK rows)."""
+    return max(1, min(CHUNK, (1 << 22) // max(D, 1)))
+
+
 def _check_points(layer, table):
-    pts = _points_for(layer, table)
+    key = _points_key(layer, table)
+    if hasattr(table, "shape"):  # an .npz: shape and dtype from the member's header
+        shape, dtype = tuple(table.shape(key)), table.dtype(key)
+    else:  # an array in memory, or an .npy mapped
+        shape, dtype = table[key].shape, table[key].dtype
     D = layer.weight.shape[1]
-    if pts.ndim != 2 or pts.shape[1] != D:
+    if len(shape) != 2 or shape[1] != D:
         raise InputError(f"hidden states for layer {layer.name} must have shape (N, {D}), "
-                         f"got {pts.shape}")
-    if pts.shape[0] < 2:
+                         f"got {shape}")
+    if shape[0] < 2:
         raise InputError(f"hidden states for layer {layer.name} need at least 2 rows")
     # checked here, before any arithmetic, so a bad file is one line and never a cast warning
-    if pts.dtype.kind not in "fiu":
+    if dtype.kind not in "fiu":
         raise InputError(f"hidden states for layer {layer.name} must be real numbers, "
-                         f"got dtype {pts.dtype}")
-    bad = ~np.all(np.isfinite(pts), axis=1)
-    if bad.any():
-        raise InputError(f"hidden states for layer {layer.name} have non-finite entries "
-                         f"(first in row {int(np.argmax(bad))})")
-    biggest = float(np.max(np.abs(pts))) if pts.size else 0.0
+                         f"got dtype {dtype}")
+    # held as stored (in memory or mapped), converted to float64 by blocks of rows
+    check_memory([(f"hidden states of layer {layer.name!r}", shape[0] * D * dtype.itemsize,
+                   "bytes"), (f"router {layer.name!r}", layer.weight.size, "audit_router")],
+                 "audit fewer hidden states per layer")
+    pts = table[key]
+    step = _point_rows(D)
+    biggest = 0.0
+    for a in range(0, shape[0], step):
+        block = np.asarray(pts[a:a + step])
+        bad = ~np.all(np.isfinite(block), axis=1)
+        if bad.any():
+            raise InputError(f"hidden states for layer {layer.name} have non-finite entries "
+                             f"(first in row {a + int(np.argmax(bad))})")
+        biggest = max(biggest, float(np.max(np.abs(block))) if block.size else 0.0)
     if biggest > 1e150:
         raise InputError(f"hidden states for layer {layer.name} hold values up to {biggest:.3g}: "
                          f"too large to normalise (rescale them)")
     return pts
+
+
+def _point_logits(pts, a, b, W, bias, name, folded, layernorm):
+    """Logits of hidden-state rows a..b, each row rescaled to rms 1 (after centring, for a
+    LayerNorm) when the norm is folded into W; float64 blocks of :func:`_point_rows` rows."""
+    logits = np.empty((b - a, W.shape[0]))
+    step = _point_rows(W.shape[1])
+    for s in range(a, b, step):
+        e = min(b, s + step)
+        p = np.asarray(pts[s:e], dtype=np.float64)
+        if folded:
+            if layernorm:
+                p = p - p.mean(axis=1, keepdims=True)
+            rms = np.sqrt(np.mean(p * p, axis=1))
+            if np.any(rms == 0) or not np.all(np.isfinite(rms)):
+                raise InputError(f"hidden states for layer {name} have zero or non-finite rows")
+            p = p / rms[:, None]
+        logits[s - a:e - a] = p @ W.T
+    if bias is not None:
+        logits += bias
+    return logits
 
 
 # --------------------------------------------------------------------------- per-chunk statistics
@@ -440,21 +484,15 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     radius = math.sqrt(D)
     dim = D - 1 if layernorm else D  # dimension of the input sphere (or ball)
     if mode == "points":
-        pts = np.asarray(_check_points(layer, table), dtype=np.float64)
-        if getattr(layer, "norm_folded", False):
-            if layernorm:
-                pts = pts - pts.mean(axis=1, keepdims=True)
-            rms = np.sqrt(np.mean(pts * pts, axis=1))
-            if np.any(rms == 0) or not np.all(np.isfinite(rms)):
-                raise InputError(f"hidden states for layer {layer.name} have zero or non-finite rows")
-            pts = pts / rms[:, None]
+        pts = _check_points(layer, table)
+        folded = bool(getattr(layer, "norm_folded", False))
         chunks = []
         for i, a in enumerate(range(0, pts.shape[0], CHUNK)):
             rng = np.random.Generator(np.random.PCG64(derive_seed(lseed, i)))
-            logits = pts[a:a + CHUNK] @ W.T
-            if bias is not None:
-                logits += bias
+            logits = _point_logits(pts, a, min(a + CHUNK, pts.shape[0]), W, bias, layer.name,
+                                   folded, layernorm)
             chunks.append(logit_stats(rng, logits, routing, eps, formats))
+        del pts
     else:
         n_draw = default_n_samples(M) if n_samples is None else n_samples
         if devices is not None:  # device="cuda": its own streams (discosim._cuda.audit)
@@ -483,13 +521,18 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         elif mode != "points" and 1 in constants:
             predicted = margin_leading(constants[1]["B"][0], eps, radius, dim, mode)
     n = sum(c["n"] for c in chunks)
-    margins = np.concatenate([c["margin"] for c in chunks])
+    # memory (17 bytes per input at the peak, _core.memory.COST): the chunks' margins are freed
+    # once merged, and the quantiles partition the merged array in place
+    margins = np.concatenate([c.pop("margin") for c in chunks])
     below = np.sum([c["below"] for c in chunks], axis=0)
     frac = below / n
     frac_se = np.sqrt(frac * (1 - frac) / n)
-    finite = margins[np.isfinite(margins)]
-    quant = (np.quantile(finite, QUANTILE_LEVELS) if finite.size
+    keep = np.isfinite(margins)
+    finite = margins if keep.all() else margins[keep]
+    del keep, margins
+    quant = (np.quantile(finite, QUANTILE_LEVELS, overwrite_input=True) if finite.size
              else np.full(len(QUANTILE_LEVELS), np.inf))
+    del finite
     flips = []
     for fmt in formats:
         sf, sy, syy, sfy, sp, spp = np.sum([c["flip"][fmt] for c in chunks], axis=0)
@@ -515,7 +558,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         closed_forms_apply=routing.linear, constants=constants, eps=eps, margin_fraction=frac,
         margin_fraction_stderr=frac_se, margin_fraction_predicted=predicted,
         quantile_levels=np.asarray(QUANTILE_LEVELS), margin_quantiles=quant, flips=tuple(flips),
-        note=note)
+        note=note, layer_number=getattr(layer, "layer", None))
 
 
 # --------------------------------------------------------------------------- public entry points
@@ -551,6 +594,11 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
         Routing.of(layer).check(W.shape[0])
         if mode == "points":
             _check_points(layer, table)
+        else:
+            n_draw = default_n_samples(W.shape[0]) if n_samples is None else n_samples
+            check_memory([(f"margins of {n_draw} inputs", n_draw, "audit_sample"),
+                          (f"router {layer.name!r}", W.size, "audit_router")],
+                         "lower n_samples")
         del layer, W
     from discosim._core.runtime import _progress_bar
 

@@ -6,14 +6,15 @@ Jamba, Granite-MoE, gpt-oss, Switch, or the user's own key pattern), k and group
 config.json, and folds the norm in front of each router into its weight. Tensors are read lazily,
 one layer at a time, and only the router and norm tensors: expert weights are never touched.
 
-Modules: ``safetensors_io`` (headers, byte ranges, exact widening to float64), ``store``
+Modules: :mod:`discosim.model.safetensors` (the format: headers, byte ranges, exact widening to
+float64; shared with :mod:`discosim.model.weights`), ``store``
 (index / shards / single file / config.json), ``families`` (the family table, as data),
 ``config`` (k, groups, score function), ``folding`` (W diag γ, W β), ``checkpoint`` (the API).
 """
 
 from discosim.checkpoints.checkpoint import Checkpoint, RouterLayer, open_checkpoint
 from discosim.checkpoints.families import FAMILIES, Family
-from discosim.checkpoints.safetensors_io import read_header, read_tensor
+from discosim.model.safetensors import read_header, read_tensor
 
 __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer", "FAMILIES", "Family", "read_header",
            "read_tensor"]

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from discosim._core.errors import InputError
-from discosim.checkpoints.config import check_shape_against_config, lookup, resolve_settings
-from discosim.checkpoints.families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES, family_from_config,
-                       template_regex)
+from discosim._core.memory import check_memory
+from discosim.checkpoints.config import (check_identity, check_shape_against_config, lookup_int,
+                                         resolve_settings)
+from discosim.checkpoints.families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES,
+                                           family_from_config, layer_number, template_regex)
 from discosim.checkpoints.folding import fold_norm
-from discosim.checkpoints.safetensors_io import DTYPE_NAMES, read_tensor
 from discosim.checkpoints.store import open_store
+from discosim.model.safetensors import DTYPE_NAMES, read_tensor
 
 __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer"]
 
@@ -228,9 +230,13 @@ def _router_like(keys, limit=6):
 
 
 def _order(match, key):
-    # encoder before decoder (Switch), then the numbers in the name in order
+    # encoder before decoder (Switch), then the numbers in the name in order; a run of digits
+    # sorts by (length, digits) without leading zeros: numeric order, and no int() of a name's
+    # 5000-digit run (Python refuses those)
     stack = 1 if key.startswith("decoder") else 0
-    return (stack,) + tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key))
+    parts = re.split(r"([0-9]+)", key)
+    return (stack,) + tuple((len(t.lstrip("0")), t.lstrip("0"), t) if i % 2 else t
+                            for i, t in enumerate(parts))
 
 
 def _match(regex, keys):
@@ -272,7 +278,7 @@ def _choose(store, family, key_pattern, path):
                              f"{_router_like(keys)}")
         return "custom", None, found, "key_pattern"
     if family is not None:
-        if family not in FAMILIES:
+        if not isinstance(family, str) or family not in FAMILIES:
             raise InputError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
         fam = FAMILIES[family]
         found = _match(fam.router_regex, keys)
@@ -347,12 +353,13 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
     if not isinstance(fold_norm, (bool, np.bool_)):
         raise InputError(f"fold_norm must be True or False, got {fold_norm!r}")
     store = open_store(path)
+    check_identity(store.config)
     family_name, fam, found, how = _choose(store, family, key_pattern, os.fspath(path))
     keys = store.infos
     if fam is not None and fam.layer_limit_field is not None:
-        _, limit = lookup(store.config, (fam.layer_limit_field,))
-        if isinstance(limit, int):
-            found = [(key, m) for key, m in found if int(m.group("layer")) < limit]
+        _, limit = lookup_int(store.config, (fam.layer_limit_field,), fam.layer_limit_field)
+        if limit is not None:
+            found = [(key, m) for key, m in found if layer_number(m, key) < limit]
             if not found:
                 raise InputError(f"every {family_name} router in {path} has a layer number >= "
                                  f"config.json {fam.layer_limit_field} = {limit}")
@@ -370,6 +377,9 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
             raise InputError(f"routers have different shapes: {found[0][0]} is {list(shape)}, "
                              f"{key} is {list(info.shape)}")
     M, D = shape
+    # one router layer is read at a time: its entries must fit, checked before any is read
+    check_memory([(f"router {found[0][0]!r} of shape [{M}, {D}]", M * D, "audit_router")],
+                 "this router is wider than discosim can read")
     plans = []
     for key, m in found:
         bias = _sibling(key, "bias")
@@ -398,7 +408,7 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
                                          f"[{D}] (the router's width)")
             if base + ".bias" in keys and fam.norm_type == "layernorm":
                 norm_b = base + ".bias"
-        layer = int(m.group("layer")) if "layer" in m.groupdict() else None
+        layer = layer_number(m, key)
         plans.append(_Plan(name=key, layer=layer, bias=bias, selection_bias=sel,
                            norm_weight=norm_w, norm_bias=norm_b))
     if M < 2:

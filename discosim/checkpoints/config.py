@@ -9,10 +9,10 @@ config are checked against the router tensors' shape.
 
 from dataclasses import dataclass
 
-from discosim._core.errors import InputError
+from discosim._core.errors import InputError, check_int
 from discosim.checkpoints.families import GENERIC_EXPERT_FIELDS, GENERIC_HIDDEN_FIELDS, GENERIC_K_FIELDS
 
-__all__ = ["RoutingSettings", "lookup", "resolve_settings"]
+__all__ = ["RoutingSettings", "lookup", "lookup_int", "check_identity", "resolve_settings"]
 
 
 @dataclass(frozen=True)
@@ -40,19 +40,45 @@ def lookup(config, fields):
 
 
 def _as_int(name, value, source):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-        raise InputError(f"{name} must be an integer, got {value!r} ({source})")
-    return int(value)
+    """Every integer of config.json and of the overrides passes here: finite, whole, not a bool
+    (JSON ``1e999`` is inf, ``NaN`` parses too), at most 2**62 (Python ints never overflow, but
+    a count that large is a corrupt file)."""
+    try:
+        return check_int(name, value, None, 2 ** 62)
+    except InputError as exc:
+        raise InputError(f"{exc} ({source})") from None
+
+
+def lookup_int(config, fields, name):
+    """``(field, int)`` of the first of ``fields`` present, checked by :func:`_as_int`."""
+    field, value = lookup(config, fields)
+    if field is None:
+        return None, None
+    return field, _as_int(name, value, f"config.json {field}")
+
+
+def check_identity(config):
+    """Check the config.json fields that name the model: ``model_type`` a string,
+    ``architectures`` a string or a list of strings (both optional)."""
+    model_type = config.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        raise InputError(f"config.json model_type must be a string, got "
+                         f"{type(model_type).__name__}")
+    archs = config.get("architectures")
+    if archs is not None and not isinstance(archs, str) and not (
+            isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
+        raise InputError("config.json architectures must be a list of strings")
 
 
 def check_shape_against_config(config, family, M, D, where):
     """Raise when config.json names an expert count or width other than the router's shape."""
     fields = (family.expert_fields if family else ()) + GENERIC_EXPERT_FIELDS
-    field, value = lookup(config, fields)
-    if field is not None and isinstance(value, int) and value != M:
+    field, value = lookup_int(config, fields, "the number of experts")
+    if field is not None and value != M:
         raise InputError(f"router {where} has {M} experts but config.json {field} = {value}")
-    field, value = lookup(config, (family.hidden_fields if family else ()) + GENERIC_HIDDEN_FIELDS)
-    if field is not None and isinstance(value, int) and value != D:
+    fields = (family.hidden_fields if family else ()) + GENERIC_HIDDEN_FIELDS
+    field, value = lookup_int(config, fields, "the hidden size")
+    if field is not None and value != D:
         raise InputError(f"router {where} has width D = {D} but config.json {field} = {value}")
 
 
@@ -76,16 +102,15 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
     elif family is not None and family.fixed_k is not None:
         k = family.fixed_k
     else:
-        field, value = lookup(config, (family.k_fields if family else ()) + GENERIC_K_FIELDS)
+        field, k = lookup_int(config, (family.k_fields if family else ()) + GENERIC_K_FIELDS, "k")
         if field is None:
             what = family.name if family else "key_pattern"
             raise InputError(f"k is not in config.json for this {what} checkpoint; pass k")
-        k = _as_int("k", value, f"config.json {field}")
     if routing != "deepseek_v3":
         if n_group is not None or topk_group is not None:
             raise InputError(f"n_group/topk_group apply to deepseek_v3 routing only, not to "
                              f"{family.name if family else 'key_pattern'} routers")
-        _, groups = lookup(config, ("n_group",))
+        _, groups = lookup_int(config, ("n_group",), "n_group")
         if groups is not None and groups != 1:
             # DeepSeek-V2-style group-limited routing under another model_type: refuse rather
             # than audit the wrong routing function.
@@ -98,16 +123,20 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
 
     field, value = lookup(config, ("scoring_func",))
     if value is not None:
-        if value not in ("sigmoid", "softmax"):
+        if not isinstance(value, str) or value not in ("sigmoid", "softmax"):
             raise InputError(f"config.json scoring_func must be 'sigmoid' or 'softmax', got "
                              f"{value!r}")
         score_func = value
     if n_group is None:
-        n_group = lookup(config, ("n_group",))[1]
+        n_group = lookup_int(config, ("n_group",), "n_group")[1]
+    else:
+        n_group = _as_int("n_group", n_group, "argument")
     if topk_group is None:
-        topk_group = lookup(config, ("topk_group",))[1]
-    n_group = 1 if n_group is None else _as_int("n_group", n_group, "n_group")
-    topk_group = n_group if topk_group is None else _as_int("topk_group", topk_group, "topk_group")
+        topk_group = lookup_int(config, ("topk_group",), "topk_group")[1]
+    else:
+        topk_group = _as_int("topk_group", topk_group, "argument")
+    n_group = 1 if n_group is None else n_group
+    topk_group = n_group if topk_group is None else topk_group
     if n_group < 1 or M % n_group:
         raise InputError(f"n_group must divide the number of experts {M}, got {n_group}")
     if n_group > 1 and M // n_group < 2:

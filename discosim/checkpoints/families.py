@@ -42,8 +42,10 @@ import re
 import types
 from dataclasses import dataclass
 
+from discosim._core.errors import InputError
+
 __all__ = ["Family", "FAMILIES", "KEY_ONLY_ORDER", "UNSUPPORTED_MODEL_TYPES", "family_from_config",
-           "template_regex"]
+           "template_regex", "layer_number", "GENERIC_LAYER"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,11 @@ GENERIC_HIDDEN_FIELDS = ("hidden_size", "d_model", "n_embd")
 
 
 def family_from_config(config):
-    """The family named by ``config['model_type']`` or ``config['architectures']``, else None."""
+    """The family named by ``config['model_type']`` or ``config['architectures']``, else None.
+
+    The two fields must have been checked (:func:`discosim.checkpoints.config.check_identity`):
+    a string, and a string or list of strings.
+    """
     model_type = config.get("model_type")
     archs = config.get("architectures") or ()
     if isinstance(archs, str):
@@ -181,6 +187,35 @@ def family_from_config(config):
         if any(a in fam.architectures for a in archs):
             return fam
     return None
+
+
+# Where a tensor name says its block when no family regex does: ``...layers.3.``, ``blocks.3.``
+GENERIC_LAYER = re.compile(r"(?:layers|blocks|block)\.(?P<layer>[0-9]{1,9})\.")
+# a model's layer number: at most 9 digits (the largest models have about 100 layers)
+_MAX_LAYER_DIGITS = 9
+
+
+def layer_number(match, key):
+    """The model's layer number from a router regex ``match`` of tensor ``key`` (its ``layer``
+    group), or None when there is no match or no ``layer`` group.
+
+    The one parser of layer numbers: checkpoints (family regexes and key patterns) and the audit
+    of routers that come without one (:data:`GENERIC_LAYER`) all read them here.
+
+    Raises
+    ------
+    InputError
+        When the ``layer`` group matched something other than a plain number of at most 9 digits
+        (a user's ``key_pattern`` such as ``(?P<layer>\\w+)``).
+    """
+    text = match.groupdict().get("layer") if match is not None else None
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_LAYER_DIGITS:
+        raise InputError(f"the layer group of the router pattern matched {text[:40]!r} in tensor "
+                         f"{key[:200]!r}: a layer number is at most {_MAX_LAYER_DIGITS} digits "
+                         f"0-9")
+    return int(text)
 
 
 def template_regex(pattern):

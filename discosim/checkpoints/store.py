@@ -13,12 +13,12 @@ checkpoint reads a few MB.
 """
 
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 
 from discosim._core.errors import InputError
-from discosim.checkpoints.safetensors_io import read_header
+from discosim._core.io import safe_name
+from discosim.model.safetensors import MAX_HEADER_BYTES, parse_json, read_header
 
 __all__ = ["TensorStore", "open_store"]
 
@@ -44,22 +44,30 @@ class TensorStore:
         return self.infos.keys()
 
 
-def _read_json(path, what):
+def _read_json(path, what, strict):
+    """The JSON document at ``path``, at most ``MAX_HEADER_BYTES`` long (an index of DeepSeek-V3's
+    91k tensors is 9 MB); NaN and Infinity refused when ``strict``."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        if os.path.getsize(path) > MAX_HEADER_BYTES:
+            raise InputError(f"{what} {path} is larger than {MAX_HEADER_BYTES} bytes")
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise InputError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {what} {path}: {exc}".splitlines()[0]) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return parse_json(raw, f"{what} {path}", strict=strict)
 
 
 def _from_index(index_path):
-    index = _read_json(index_path, "checkpoint index")
+    index = _read_json(index_path, "checkpoint index", strict=True)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise InputError(f"checkpoint index {index_path} has no weight_map")
     root = os.path.dirname(os.path.abspath(index_path))
+    # a shard is a plain file name beside the index: never a path that leaves the directory
+    for name, shard in weight_map.items():
+        safe_name(shard, f"shard file name (of tensor {name!r} in {index_path})")
     shards = sorted(set(weight_map.values()))
     missing = [s for s in shards if not os.path.isfile(os.path.join(root, s))]
     if missing:
@@ -129,7 +137,7 @@ def open_store(path):
         raise InputError(f"checkpoint path not found: {path}")
     config_path = os.path.join(root, "config.json")
     if os.path.isfile(config_path):
-        config = _read_json(config_path, "config")
+        config = _read_json(config_path, "config", strict=False)
         if not isinstance(config, dict):
             raise InputError(f"config {config_path} is not a JSON object")
     else:

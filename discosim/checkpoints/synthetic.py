@@ -12,7 +12,7 @@ The safetensors files are written by hand (8-byte header length, JSON header pad
 raw little-endian data) so bfloat16 can be stored (as uint16 words, dtype "BF16"). Values are drawn
 so that they are exactly representable in the chosen dtype: a float64 with at most p significant
 bits (bf16 8, fp16 11, fp32 24), built with frexp/ldexp, independently of the reader's widening.
-This module shares no code with the reader (it imports only numpy and json), so the tests that
+This module shares no code with the reader (it imports numpy, json and discosim._core only), so the tests that
 read its checkpoints check the reader against an independent writer.
 
 Command line (a README example, a benchmark input)::
@@ -23,12 +23,14 @@ Command line (a README example, a benchmark input)::
 
 import argparse
 import json
+import math
 import os
 import sys
 
 import numpy as np
 
 from discosim._core.errors import InputError
+from discosim._core.memory import check_memory
 
 __all__ = ["make_checkpoint", "write_safetensors", "representable", "encode", "FAMILY_NAMES",
            "DTYPE_CODES"]
@@ -316,6 +318,10 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
     else:
         plan, total = _decoder_layout(family, n_layers, M, D, F)
 
+    # every tensor but the big one is drawn, rounded and encoded in memory: refuse before drawing
+    entries = sum(math.prod(shape) for _, _, shape in plan)
+    check_memory([(f"{len(plan)} tensors of {entries} entries in all", entries, "synthetic")],
+                 "write fewer layers, experts or a smaller dim")
     values = {}
     for name, kind, shape in plan:
         if kind == "router":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from discosim._kernels.codes import METRIC_CODE, METRICS
+from discosim._core.memory import AVAILABLE_BYTES, check_memory
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from discosim._core.devices import check_device, resolve_devices
@@ -33,8 +34,9 @@ PATH_CHUNK = 256
 PROCESSES = ("bm", "ou")
 # Steps per path: beyond this one path takes seconds to minutes and a run never ends.
 MAX_STEPS = 10_000_000
-# simulate_first_exit returns every path: refuse outputs larger than this (estimate_first_hit streams).
-MAX_RESULT_BYTES = 2 << 30
+# simulate_first_exit returns every path: refuse outputs beyond the memory budget (estimate_first_hit
+# streams). Its exit points (n_paths x (M + 1) float64) exist twice for a moment: per chunk, merged.
+MAX_RESULT_BYTES = AVAILABLE_BYTES // 2
 
 
 @dataclass(frozen=True)
@@ -182,10 +184,8 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
     """
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
-    nbytes = n_paths * (router.n_experts + 1) * 8
-    if nbytes > MAX_RESULT_BYTES:
-        raise InputError(f"n_paths={n_paths} would keep {nbytes / 2**30:.1f} GiB of exit points; "
-                         "use estimate_first_hit (streams) or fewer paths")
+    check_memory([(f"exit points of {n_paths} paths", n_paths * (router.n_experts + 1),
+                   "exit_point")], "use estimate_first_hit (streams) or fewer paths")
     depth = check_int("depth", depth, 0, 60)
     bridge = check_bool("bridge", bridge)
     n_jobs = check_n_jobs(n_jobs, force_jobs)

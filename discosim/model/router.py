@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from discosim._core.errors import InputError, check_finite_array, check_int, check_choice
+from discosim._core.memory import check_memory, max_entries
 from discosim._core.seeding import as_seed_sequence
 
 __all__ = ["Router", "KINDS"]
@@ -61,7 +62,9 @@ class Router:
 
     def __post_init__(self):
         # a private, read-only copy: mutating the caller's array must not change this router
-        W = np.array(check_finite_array("W", self.weights, 2), dtype=np.float64, copy=True)
+        W = check_finite_array("W", self.weights, 2)
+        _check_entries(*W.shape)
+        W = np.array(W, dtype=np.float64, copy=True)
         M, D = W.shape
         if M < 2:
             raise InputError(f"W must have at least 2 rows (experts), got {M}")
@@ -202,7 +205,8 @@ class Router:
         """
         from discosim.model.weights import load_weights
 
-        W = load_weights(path, key)
+        # a width declared in the file's header is refused before its data are read
+        W = load_weights(path, key, max_entries=MAX_ROUTER_ENTRIES)
         b = load_weights(path, bias_key) if bias_key is not None else None
         return cls(W, k, bias=b, kind=kind)
 
@@ -212,12 +216,17 @@ def _check_shape(n_experts, dim):
     D = check_int("D", dim, 1)
     if M >= D:
         raise InputError(f"need M < D (THEORY §1), got M={M}, D={D}")
-    if M * D > MAX_RANDOM_ENTRIES:
-        # a random gate matrix is drawn in full before it is reduced: refuse before allocating
-        raise InputError(f"a random router of M={M} x D={D} needs {8 * M * D / 2**30:.3g} GiB; "
-                         f"at most {MAX_RANDOM_ENTRIES:.3g} entries (M*D) are drawn")
+    # a random gate matrix is drawn in full before it is reduced: refuse before allocating
+    _check_entries(M, D)
     return M, D
 
 
-# 2**31 float64 entries = 16 GiB: beyond any real router (DeepSeek-V3: 256 x 7168 = 1.8e6)
-MAX_RANDOM_ENTRIES = 2 ** 31
+def _check_entries(M, D):
+    check_memory([(f"a gate matrix of M={M} x D={D}", M * D, "router")],
+                 f"at most {MAX_ROUTER_ENTRIES} entries (M*D) fit")
+
+
+# Building a Router holds about 48 bytes per entry of W (measured, _core.memory.COST): about 3.4e7
+# entries fit the budget, 19x DeepSeek-V3's router (256 x 7168 = 1.8e6).
+MAX_ROUTER_ENTRIES = max_entries("router")
+MAX_RANDOM_ENTRIES = MAX_ROUTER_ENTRIES  # its old name

@@ -17,6 +17,7 @@ import numpy as np
 from discosim.volumes.constants import SliceConstants, slice_constants
 from discosim._core.devices import check_device, resolve_devices
 from discosim._core.errors import InputError, check_choice, check_int, check_positive, check_positive_array
+from discosim._core.memory import check_memory
 from discosim._core.results import mean_and_stderr, mean_estimate
 from discosim.model.gates import kth_largest, smooth_gate, topk_gate
 from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
@@ -29,8 +30,28 @@ __all__ = ["SMoE", "estimate_overhead", "OverheadResult", "measure_continuity", 
            "calibrate_eta", "Calibration", "mean_pointwise_slope", "PointwiseSlope"]
 
 EXPERTS = ("linear", "mlp")
-# continuity points are held in memory as (n_points, D) arrays and placed one by one
+# continuity points are held in memory as (n_points, D) arrays and placed one by one (their
+# memory is checked with the rest by check_continuity_memory)
 MAX_POINTS = 100_000
+
+
+def check_continuity_memory(router, n_points=0, experts="linear", out_dim=8, hidden=16):
+    """Refuse in one line an SMoE (and ``n_points`` continuity points) beyond the memory budget.
+
+    Counted (bytes per entry measured, :data:`discosim._core.memory.COST`): the router's gate
+    matrix, the experts' weights (linear: M x out_dim x D; mlp: M x hidden x D), the continuity
+    points (n_points x D, with their normals and shifted copies) and the experts' outputs at them
+    (n_points x M x out_dim).
+    """
+    M, D = router.n_experts, router.dim
+    width = out_dim if experts == "linear" else hidden
+    check_memory([(f"the gate matrix (M={M} x D={D})", M * D, "router"),
+                  (f"the {experts} experts' weights (M x {width} x D)", M * width * D,
+                   "expert_weight"),
+                  (f"{n_points} continuity points of D={D}", n_points * D, "continuity_point"),
+                  (f"the experts' outputs at them (n_points x M x out_dim)",
+                   n_points * M * out_dim, "expert_output")],
+                 "lower out_dim, n_points or the router's size")
 
 
 class SMoE:
@@ -54,6 +75,7 @@ class SMoE:
         self.experts = check_choice("experts", experts, EXPERTS)
         self.out_dim = check_int("out_dim", out_dim, 1)
         hidden = check_int("hidden", hidden, 1)
+        check_continuity_memory(router, 0, self.experts, self.out_dim, hidden)
         ss = as_seed_sequence(seed)
         self.seed_entropy = ss.entropy
         rng = np.random.default_rng(ss)
@@ -228,6 +250,8 @@ def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, r
     b_s = check_positive("b_s", b_s)
     n_points = check_int("n_points", n_points, 2, MAX_POINTS)
     radius = check_positive("radius", radius)
+    check_continuity_memory(model.router, n_points, model.experts, model.out_dim,
+                            model.B.shape[2] if model.experts == "mlp" else 16)
     ss = as_seed_sequence(seed)
     jumps, exps = {}, {}
     if "discontinuity" in where:

@@ -153,7 +153,7 @@ def test_audit_path_types_are_input_errors(path):
 
 
 def test_a_router_missing_from_a_layer_is_never_silent(tmp_path):
-    from discosim.checkpoints.safetensors_io import read_header  # noqa: F401 (the reader in use)
+    from discosim.model.safetensors import read_header  # noqa: F401 (the reader in use)
 
     path = make_checkpoint(tmp_path / "gap", "mixtral", n_layers=3, n_experts=8, dim=32, k=2,
                            dtype="float32", shards=1)
