@@ -24,30 +24,33 @@ BUDGET_BYTES = 2 << 30
 BASE_BYTES = 400 << 20
 AVAILABLE_BYTES = BUDGET_BYTES - BASE_BYTES
 
-# Measured bytes per entry of each code path (studies/benchmark_memory.py, numpy 2.4, Linux).
+# Measured bytes per entry of each code path (studies/benchmark_memory.py: numpy 2.4, Linux x86-64,
+# one thread; the slope of peak RSS between two sizes, in brackets, rounded up).
 COST = {
     # Router(W) of M x D entries: W, its copy, the row-norm scratch, SVD and QR workspaces, Q
+    # (volume, hit and smooth with a random or a file router: 47.4, 48.1, 47.3)
     "router": 48,
-    # an array read from .npy/.npz/.safetensors and converted to float64 (stored + float64)
+    # an array read from .npy/.npz/.safetensors and converted to float64: stored + float64
+    # (by construction: the data are read into one array of their dtype, then converted)
     "array": 16,
-    # smooth: each continuity point is a D-vector, held with its normal and shifted copies
-    "continuity_point": 64,
-    # smooth: linear experts A (M, out_dim, D) and MLP experts C (M, hidden, D), float64
+    # smooth: each continuity point is a D-vector, held with its normal and shifted copies (48.0)
+    "continuity_point": 48,
+    # smooth: linear experts A (M, out_dim, D) and MLP experts C (M, hidden, D), float64 (8.0)
     "expert_weight": 8,
-    # smooth: the experts' outputs (n, M, out_dim) at each side of each continuity point
-    "expert_output": 32,
-    # audit: the margin of each input is kept for the quantiles (chunks, merged, sorted in place)
+    # smooth: the experts' outputs (n, M, out_dim) at each side of each continuity point (6.7)
+    "expert_output": 8,
+    # audit: the margin of each input, kept for the quantiles: per chunk, merged, then
+    # partitioned in place (16.1)
     "audit_sample": 17,
-    # audit: a router tensor read, widened, folded with its norm, centred, reduced
-    "audit_router": 40,
-    # audit: a hidden state as stored (itemsize) plus its float64 copy, normalised by chunks
-    "hidden_state": 8,
-    # the synthetic checkpoint writer: values drawn, rounded and encoded in memory
-    "synthetic": 64,
+    # audit: a router tensor read, widened from bf16, folded with its norm, reduced (21.3)
+    "audit_router": 24,
+    # the synthetic checkpoint writer: values drawn, rounded and encoded in memory (11.7)
+    "synthetic": 12,
     # diffusion.simulate_first_exit: every path's exit time and reduced exit point (M + 1
-    # float64), per chunk and merged
-    "exit_point": 16,
-    # plain bytes (an array held as stored, whatever its dtype)
+    # float64), per chunk and merged (16.5)
+    "exit_point": 17,
+    # plain bytes: hidden states held as stored (in memory or mapped) while the audit converts
+    # them to float64 by blocks of ~32 MB (1.00 per byte of .npz float32 and of .npy float64)
     "bytes": 1,
 }
 

@@ -355,9 +355,11 @@ def _check_points(layer, table):
     if dtype.kind not in "fiu":
         raise InputError(f"hidden states for layer {layer.name} must be real numbers, "
                          f"got dtype {dtype}")
-    # held as stored (in memory or mapped), converted to float64 by blocks of rows
+    # held as stored (in memory or mapped), converted to float64 by blocks of rows; the margin
+    # of every row is kept for the quantiles
     check_memory([(f"hidden states of layer {layer.name!r}", shape[0] * D * dtype.itemsize,
-                   "bytes"), (f"router {layer.name!r}", layer.weight.size, "audit_router")],
+                   "bytes"), (f"the margins of {shape[0]} rows", shape[0], "audit_sample"),
+                  (f"router {layer.name!r}", layer.weight.size, "audit_router")],
                  "audit fewer hidden states per layer")
     pts = table[key]
     step = _point_rows(D)

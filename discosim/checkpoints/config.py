@@ -43,6 +43,8 @@ def _as_int(name, value, source):
     """Every integer of config.json and of the overrides passes here: finite, whole, not a bool
     (JSON ``1e999`` is inf, ``NaN`` parses too), at most 2**62 (Python ints never overflow, but
     a count that large is a corrupt file)."""
+    if isinstance(value, int) and abs(value) > 2 ** 62:  # not printed: it may have 4000 digits
+        raise InputError(f"{name} is an integer of {len(str(abs(value)))} digits ({source})")
     try:
         return check_int(name, value, None, 2 ** 62)
     except InputError as exc:

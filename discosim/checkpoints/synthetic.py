@@ -110,7 +110,7 @@ def _decoder_layout(family, n_layers, M, D, F):
     n_dense = 1 if family == "deepseek_v3" else 0
     period = 2 if family == "jamba" else 1
     total = n_dense + n_layers * period
-    routers = [L for L in range(total) if L >= n_dense and (period == 1 or L % 2 == 1)]
+    routers = {L for L in range(total) if L >= n_dense and (period == 1 or L % 2 == 1)}
     layers = list(range(total)) + ([total] if family == "deepseek_v3" else [])  # + MTP layer
     for L in layers:
         p = f"model.layers.{L}."
@@ -298,6 +298,9 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     if not big_tensor_mb >= 0:
         raise InputError(f"big_tensor_mb must be >= 0, got {big_tensor_mb!r}")
+    # the routers alone, before the plan of every tensor is even listed
+    check_memory([(f"{n_layers} routers of {n_experts} x {dim}", n_layers * n_experts * dim,
+                   "synthetic")], "write fewer layers, experts or a smaller dim")
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(seed)

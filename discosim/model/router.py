@@ -62,6 +62,8 @@ class Router:
 
     def __post_init__(self):
         # a private, read-only copy: mutating the caller's array must not change this router
+        if isinstance(self.weights, np.ndarray) and self.weights.ndim == 2:
+            _check_entries(*self.weights.shape)  # before any copy is made
         W = check_finite_array("W", self.weights, 2)
         _check_entries(*W.shape)
         W = np.array(W, dtype=np.float64, copy=True)

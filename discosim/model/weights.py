@@ -66,8 +66,8 @@ def _read_data(fp, shape, dtype, fortran, nbytes, where):
     arr = np.empty(math.prod(shape), dtype=dtype)
     view = memoryview(arr.view(np.uint8).reshape(-1)) if nbytes else None
     got = 0
-    while got < nbytes:  # streamed: a compressed member is inflated into ``arr`` directly
-        n = fp.readinto(view[got:min(nbytes, got + (1 << 24))])
+    while got < nbytes:  # by 1 MB: a compressed member is inflated into ``arr`` piece by piece
+        n = fp.readinto(view[got:min(nbytes, got + (1 << 20))])
         if not n:
             raise InputError(f"{where} is truncated: {nbytes} bytes of data expected, {got} found")
         got += n
