@@ -176,8 +176,10 @@ class Router:
         rng = np.random.default_rng(as_seed_sequence(seed))
         q, r = np.linalg.qr(rng.standard_normal((D, M)))
         # Sign fix makes Q Haar-distributed, not just orthonormal.
-        q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
-        return cls(np.ascontiguousarray(q.T), k, kind=kind)
+        q *= np.where(np.diag(r) < 0, -1.0, 1.0)
+        W = np.ascontiguousarray(q.T)
+        del q  # one D x M array alive while the Router is built (its cost, 48 bytes per entry)
+        return cls(W, k, kind=kind)
 
     @classmethod
     def correlated(cls, n_experts, dim, k, rho, seed=None, kind="linear"):

@@ -149,3 +149,21 @@ def test_header_size_cap_and_its_cost():
 
     # parsing costs 9.4 bytes per header byte (studies/benchmark_memory.py)
     assert math.ceil(9.4 * MAX_HEADER_BYTES) <= memory.AVAILABLE_BYTES
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: a, lambda a: np.asfortranarray(a), lambda a: a.astype(">f8"),
+    lambda a: a.astype(np.float16), lambda a: (a * 100).astype(np.int32), lambda a: a[:, :0],
+])
+def test_reading_by_headers_gives_what_numpy_loads(tmp_path, make):
+    """The header-first reader (npy, npz stored and compressed) against np.load."""
+    from discosim.model.weights import NpzArrays, load_weights, map_npy
+
+    a = make(np.random.default_rng(0).standard_normal((5, 7)))
+    np.save(tmp_path / "a.npy", a)
+    np.savez(tmp_path / "a.npz", w=a, other=a[:1])
+    np.savez_compressed(tmp_path / "c.npz", w=a)
+    for got in (load_weights(tmp_path / "a.npy"), load_weights(tmp_path / "a.npz", "w"),
+                load_weights(tmp_path / "c.npz"), NpzArrays(tmp_path / "c.npz")["w"],
+                np.asarray(map_npy(tmp_path / "a.npy"))):
+        assert got.shape == a.shape and np.array_equal(got, a.astype(np.float64))
