@@ -60,6 +60,12 @@ os.makedirs(_GENERATED, exist_ok=True)
 shutil.copyfile(os.path.join(os.path.dirname(discosim.__file__), "THEORY.md"),
                 os.path.join(_GENERATED, "THEORY.md"))
 
+# The claims table of the verdict page, from the claim registry (the README's generated block)
+from discosim.validation.report import readme_blocks  # noqa: E402
+
+with open(os.path.join(_GENERATED, "claims.md"), "w", encoding="utf-8") as _fh:
+    _fh.write(readme_blocks()["claims"] + "\n")
+
 # ---------------------------------------------------------------- Markdown
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3  # THEORY's "## 5. Volumes" is linked as theory.md#5-volumes
@@ -77,6 +83,8 @@ numpydoc_use_plots = False
 # objects of discosim.__all__ (not their methods or the modules).
 numpydoc_validation_checks = {"PR01", "PR02", "PR03", "EX01", "RT01", "GL08"}
 numpydoc_validation_exclude = {r"^discosim\.\w+\.\w+"}  # methods, properties, submodules
+# InputError (a ValueError) has no signature numpydoc can read: its Parameters name the message
+numpydoc_validation_overrides = {"PR02": [r"^Bad input to a discosim function"]}
 
 
 def _check_api_page():
