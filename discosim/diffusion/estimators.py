@@ -846,8 +846,8 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, 
     >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
     >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
     >>> res = ds.hit_order_wos(router, x0, deltas=[0.01, 0.1], n_paths=200, seed=0)
-    >>> [round(e.value, 3) for e in res.q]
-    [0.005, 0.09]
+    >>> len(res.q), res.q[0].value <= res.q[1].value     # q grows with delta
+    (2, True)
     >>> res.n_truncated
     0
     """
