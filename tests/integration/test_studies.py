@@ -4,8 +4,6 @@ import csv
 import math
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
