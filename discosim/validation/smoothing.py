@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from discosim.volumes.constants import slice_constants
-from discosim.model.router import Router
+from discosim.cases import smoothing_router
 from discosim.validation.rules import ClaimOutput, Z_VERDICT, _phi_tail, claim, close_to, curve, figure, points, vline
 
 S7 = "§7"
@@ -253,7 +253,7 @@ def smooth_continuity(ctx):
     from discosim.theory.smoothing import band_edge_exponent, holder_exponent, max_band_factor_slope
 
     seed = ctx.seed
-    router = Router.gaussian(8, 64, 2, seed=seed)
+    router = smoothing_router(seed)
     model = SMoE(router, "linear", 8, seed=seed)
     eta = 0.05
     n_points = ctx.samples(200, 40)
@@ -311,7 +311,7 @@ def smooth_overhead(ctx):
     from discosim.smoothing.estimators import calibrate_eta, estimate_overhead
 
     seed = ctx.seed
-    router = Router.gaussian(8, 64, 2, seed=seed)
+    router = smoothing_router(seed)
     # two decades of eta: the remainder's exponent is fitted with its next-order term
     etas = np.array([0.002, 0.003, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056])
     n = ctx.device_samples(2_000_000, 20_000)
