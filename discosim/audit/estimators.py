@@ -55,7 +55,7 @@ import numpy as np
 
 from discosim._core.errors import InputError, check_int
 from discosim._core.results import mean_and_stderr
-from discosim._core.runtime import check_n_jobs, derive_seed, run_chunks
+from discosim._core.runtime import RUN_DEFAULT, check_n_jobs, derive_seed, resolve_run_options, run_chunks
 from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
 from discosim._kernels.audit import OFFSET_DRAWS, WINDOW, logit_stats  # noqa: F401  (re-exported for old imports)
@@ -433,7 +433,8 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     reduced = _reduce(W, routing.k, layer.name)
     norms, min_pair = _geometry(W, reduced.gram)
     # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
-    lseed = derive_seed(seed_seq, int(getattr(layer, "index", index)))
+    position = int(getattr(layer, "index", index))
+    lseed = derive_seed(seed_seq, position)
     constants = {}
     predicted = None
     note = "" if routing.linear else CURVED_NOTE
@@ -520,11 +521,17 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
 
 # --------------------------------------------------------------------------- public entry points
 def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EPS,
-                 n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                 progress=None, constants_samples=20_000, notes=(), device="cpu", devices=None):
+                 n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                 formats=("bf16", "fp16"), progress=RUN_DEFAULT.progress,
+                 constants_samples=20_000, notes=(), device=RUN_DEFAULT.device,
+                 devices=RUN_DEFAULT.devices, options=None):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters."""
+    run = resolve_run_options("audit_layers", options, seed=seed, n_jobs=n_jobs,
+                              progress=progress, device=device, devices=devices)
+    seed, n_jobs, progress = run.seed, run.n_jobs, run.progress
+    device, devices = run.device, run.devices
     eps = _check_eps(eps)
     formats = _check_formats(formats)
     if n_samples is not None:
@@ -588,9 +595,10 @@ class _LazyLayers:
 
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
-                     n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                     layers=None, progress=None, constants_samples=20_000, device="cpu",
-                     devices=None, **open_kw):
+                     n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                     formats=("bf16", "fp16"), layers=None, progress=RUN_DEFAULT.progress,
+                     constants_samples=20_000, device=RUN_DEFAULT.device,
+                     devices=RUN_DEFAULT.devices, options=None, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
     Parameters
@@ -624,6 +632,9 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         the same law); hidden-state inputs and the slice constants stay on the CPU.
     devices : None, int or list of int
         GPUs for ``device="cuda"`` (None: every visible one).
+    options : RunOptions, optional
+        seed, n_jobs, progress, device and devices in one object (a name given both ways is an
+        error; its backend and force_jobs do not apply).
     **open_kw
         Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).
 
@@ -631,6 +642,10 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     -------
     AuditResult
     """
+    run = resolve_run_options("audit_checkpoint", options, seed=seed, n_jobs=n_jobs,
+                              progress=progress, device=device, devices=devices)
+    seed, n_jobs, progress = run.seed, run.n_jobs, run.progress
+    device, devices = run.device, run.devices
     eps = _check_eps(eps)
     formats = _check_formats(formats)
     if n_samples is not None:

@@ -19,7 +19,9 @@ from discosim._core.errors import (InputError, check_bool, check_choice, check_i
 from discosim._core.devices import check_device, resolve_devices
 from discosim._core.results import mean_and_stderr, proportion_estimate
 from discosim._core.fitting import loglog_fit
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
+from discosim.diffusion.options import PathOptions, split_keywords
 from discosim.model.inputs import check_start, reduced_points
 from discosim.model.router import Router
 from discosim._core.seeding import as_seed_sequence
@@ -27,7 +29,7 @@ from discosim.theory import diffusion as td
 
 __all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit", "FirstExitResult",
            "estimate_occupation", "OccupationResult", "hit_order_wos", "WosResult", "MAX_STEPS",
-           "PROCESSES"]
+           "PROCESSES", "PathOptions"]
 
 PATH_CHUNK = 256
 PROCESSES = ("bm", "ou")
@@ -166,20 +168,27 @@ class FirstExitResult:
                 "n_steps": self.n_steps, "seed_entropy": self.seed_entropy}
 
 
-def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_jobs=1,
-                        backend="threads", bridge=True, depth=20, inputs="ball", radius=1.0,
-                        process="bm", theta=1.0, force_jobs=False, device="cpu", devices=None):
+def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, inputs="ball", radius=1.0,
+                        path=None, options=None, **keywords):
     """Exit times and reduced exit points of ``n_paths`` paths (all kept in memory).
 
     Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
     ``inputs="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
-    ``process``: ``bm`` (x0 + sigma B_t) or ``ou`` (dX = -theta (X - x0) dt + sigma dB).
+    ``path``: a :class:`~discosim.diffusion.options.PathOptions` (process ``bm``, x0 + sigma B_t,
+    or ``ou``, dX = -theta (X - x0) dt + sigma dB; bridge, depth); ``options``: a
+    :class:`~discosim._core.runtime.RunOptions` (seed, n_jobs, backend, progress, device,
+    devices, force_jobs). Each of those names also works as a keyword (``seed=1``,
+    ``bridge=False``, ...); a name given both ways is an error.
     For statistics of many paths use :func:`estimate_first_hit`, which streams.
 
     Returns
     -------
     FirstExitResult
     """
+    run, dt, bridge, depth, process, theta = split_keywords("simulate_first_exit", keywords,
+                                                            options, path, dt)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
     nbytes = n_paths * (router.n_experts + 1) * 8
@@ -200,8 +209,9 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
                                  derive_seed(ss, 5, 1), devices, lambda tau, zhit: (tau, zhit))
     else:
         parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
-                           derive_seed(ss, 5), n_jobs, backend, progress=False,
-                           force_jobs=force_jobs)
+                           derive_seed(ss, 5), n_jobs, backend,
+                           progress=progress, desc="paths",
+                           unit="path", force_jobs=force_jobs)
     tau = np.concatenate([p[0] for p in parts])
     zhit = np.concatenate([p[1] for p in parts])
     return FirstExitResult(tau, zhit, pp.t_max, pp.n_steps, ss.entropy)
@@ -260,18 +270,32 @@ def fit_hit_order(deltas, q):
 
 
 def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(),
-                       metric="euclidean", seed=None, n_jobs=1, backend="threads", bridge=True,
-                       depth=20, inputs="ball", radius=1.0, process="bm", theta=1.0,
-                       progress=None, force_jobs=False, device="cpu", devices=None):
+                       metric="euclidean", inputs="ball", radius=1.0, path=None, options=None,
+                       **keywords):
     """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6).
 
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
     they are None otherwise. Everything is validated before the first path is simulated.
 
+    Parameters
+    ----------
+    path : PathOptions, optional
+        The process (``bm`` or ``ou`` with ``theta``), the bridge test between grid times and its
+        bisection ``depth``; ``PathOptions(dt=...)`` may carry the step instead of ``dt``.
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress, device, devices, force_jobs.
+    **keywords
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``bridge=False``, ...), as
+        before they were grouped; a name given both ways is an error.
+
     Returns
     -------
     HitResult
     """
+    run, dt, bridge, depth, process, theta = split_keywords("estimate_first_hit", keywords,
+                                                            options, path, dt)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
     metric = check_choice("metric", metric, METRICS)
@@ -374,9 +398,8 @@ class OccupationResult:
 
 
 def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=None,
-                        metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
-                        n_jobs=1, backend="threads", inputs="ball", radius=1.0, progress=None,
-                        force_jobs=False, device="cpu", devices=None):
+                        metric="euclidean", n_checkpoints=8, inputs="ball", radius=1.0,
+                        path=None, options=None, **keywords):
     """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
 
     The whole horizon counts (not stopped at the first hit). Returns means with standard errors
@@ -388,10 +411,18 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     ``device="cuda"``: the paths run on the GPUs ``devices`` (:mod:`discosim._cuda.diffusion.occupation`:
     the same tube statistics compiled for the device, its own random streams; same law).
 
+    ``path``: a :class:`~discosim.diffusion.options.PathOptions` (``process``, ``theta``, and
+    ``dt`` instead of the argument); ``options``: a :class:`~discosim._core.runtime.RunOptions`.
+    Their names also work one by one as keywords (``process="ou"``, ``seed=1``, ...).
+
     Returns
     -------
     OccupationResult
     """
+    run, dt, _, _, process, theta = split_keywords("estimate_occupation", keywords, options,
+                                                   path, dt, path_fields=("process", "theta"))
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     from discosim._kernels.pointstats import sort_pairs_for
     from discosim.volumes.estimators import check_orders
 
@@ -471,19 +502,25 @@ class WosResult:
                 "seed_entropy": self.seed_entropy}
 
 
-def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, seed=None,
-                  n_jobs=1, backend="threads", inputs="ball", radius=1.0, max_steps=100_000,
-                  progress=None, force_jobs=False):
+def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None,
+                  seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend,
+                  inputs="ball", radius=1.0, max_steps=100_000, progress=RUN_DEFAULT.progress,
+                  force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """``q(delta)`` from exit positions drawn by walk on spheres (no time stepping).
 
     A second, independent estimator of the hit-order statistics of :func:`estimate_first_hit`
     (exit positions over an infinite horizon; Brownian motion only). ``tol`` defaults to
-    ``1e-3 * min(deltas)``, far below the resolution asked for.
+    ``1e-3 * min(deltas)``, far below the resolution asked for. ``options``: a
+    :class:`~discosim._core.runtime.RunOptions` instead of the run-control keywords (CPU only).
 
     Returns
     -------
     WosResult
     """
+    run = resolve_run_options("hit_order_wos", options, seed=seed, n_jobs=n_jobs, backend=backend,
+                              progress=progress, force_jobs=force_jobs)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs = run.force_jobs
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
     metric = check_choice("metric", metric, METRICS)

@@ -19,7 +19,8 @@ from discosim._core.devices import check_device, resolve_devices
 from discosim._core.errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from discosim._core.results import mean_and_stderr, mean_estimate
 from discosim.model.gates import kth_largest, smooth_gate, topk_gate
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
 from discosim.model.inputs import INPUTS, ball_points, reduced_points
 from discosim.model.router import Router
 from discosim._core.seeding import as_seed_sequence
@@ -211,12 +212,14 @@ WHERE = ("discontinuity", "band_edge")
 
 
 def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, radius=1.0,
-                       seed=None, where=WHERE):
+                       seed=RUN_DEFAULT.seed, where=WHERE, options=None):
     """Jumps of the top-k and smoothed maps across Gamma^(1) and across the band edge.
 
     Returns a :class:`ContinuityResult` with jumps ``topk`` and ``smooth`` at Gamma^(1)
-    points and ``band_edge`` for the smoothed map, each (n_points, len(deltas)).
+    points and ``band_edge`` for the smoothed map, each (n_points, len(deltas)). ``options``: a
+    :class:`~discosim._core.runtime.RunOptions` (its seed; the rest does not apply).
     """
+    seed = resolve_run_options("measure_continuity", options, seed=seed).seed
     if not isinstance(model, SMoE):
         raise InputError("model must be a discosim.smoothing.estimators.SMoE")
     deltas = np.sort(check_positive_array("deltas", deltas))
@@ -306,20 +309,29 @@ def _check_router(router):
         raise InputError("router must be a discosim.Router")
 
 
-def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_jobs=1,
-                      backend="threads", inputs="ball", constants=None, progress=None,
-                      force_jobs=False, device="cpu", devices=None):
+def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAULT.seed,
+                      n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend, inputs="ball",
+                      constants=None, progress=RUN_DEFAULT.progress,
+                      force_jobs=RUN_DEFAULT.force_jobs, device=RUN_DEFAULT.device,
+                      devices=RUN_DEFAULT.devices, options=None):
     """Mean number of extra active experts ``E N_eta`` (THEORY §7) for several eta.
 
     ``inputs``: ``ball`` (uniform in B_D(0, R)) or ``gaussian`` (N(0, R^2/D I_D)). The slice
     constant behind ``c_1`` is seeded from ``seed`` unless ``constants`` (order 1) is given.
     ``device="cuda"``: the samples are drawn and counted on the GPU (:mod:`discosim._cuda.smoothing`;
     same law, its own random streams); ``devices`` picks the GPUs. ``c_1`` is computed on the CPU.
+    ``options``: a :class:`~discosim._core.runtime.RunOptions` instead of the run-control
+    keywords (a name given both ways is an error).
 
     Returns
     -------
     OverheadResult
     """
+    run = resolve_run_options("estimate_overhead", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, progress=progress, force_jobs=force_jobs,
+                              device=device, devices=devices)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     _check_router(router)
     radius = check_positive("radius", radius)
     etas = check_positive_array("eta", etas)
@@ -381,19 +393,25 @@ def _concat(a, b):
     return a + b
 
 
-def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=None, inputs="ball",
-                  constants=None, n_jobs=1, backend="threads", force_jobs=False):
+def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=RUN_DEFAULT.seed,
+                  inputs="ball", constants=None, n_jobs=RUN_DEFAULT.n_jobs,
+                  backend=RUN_DEFAULT.backend, force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """The eta with estimated ``E N_eta = target`` (exact inversion on common random numbers).
 
     ``mean N_eta = #{positive gaps < eta} / n`` is a step function of eta, so the answer is the
     ``ceil(target n)``-th smallest positive gap ``g_k - s_i`` over the n samples. It is found in
     bounded memory: each pass regenerates the same samples (same chunk seeds) and counts the gaps
     per bin of a bracket, which narrows until the gaps inside it fit in memory and are sorted.
+    ``options``: a :class:`~discosim._core.runtime.RunOptions` instead of ``seed``, ``n_jobs``,
+    ``backend``, ``force_jobs`` (CPU only).
 
     Returns
     -------
     Calibration
     """
+    run = resolve_run_options("calibrate_eta", options, seed=seed, n_jobs=n_jobs, backend=backend,
+                              force_jobs=force_jobs)
+    seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
     _check_router(router)
     target = check_positive("target overhead", target)
     radius = check_positive("radius", radius)

@@ -21,7 +21,7 @@ import numpy as np
 from discosim._core import cache
 from discosim._core.errors import InputError, check_choice, check_int
 from discosim._core.results import mean_and_stderr
-from discosim._core.runtime import add, derive_seed, run_chunks
+from discosim._core.runtime import RUN_DEFAULT, add, derive_seed, resolve_run_options, run_chunks
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
 
@@ -96,25 +96,32 @@ def _check_slice(router, J):
     return J
 
 
-def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=None, n_jobs=1,
-                backend="threads"):
+def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=RUN_DEFAULT.seed,
+                n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend,
+                force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """alpha_J of one slice: ``genz`` (orthant sum) or ``mc`` (directions).
+
+    ``seed``, ``n_jobs``, ``backend``, ``force_jobs``: as for :func:`slice_constants`, or in one
+    :class:`~discosim._core.runtime.RunOptions` as ``options``.
 
     Returns
     -------
     SliceAlpha
     """
+    run = resolve_run_options("slice_alpha", options, seed=seed, n_jobs=n_jobs, backend=backend,
+                              force_jobs=force_jobs)
+    seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
     method = check_choice("alpha method", method, ("genz", "mc"))
     J = _check_slice(router, J)
     n_samples = check_int("n_samples", n_samples, 2)
     ss = as_seed_sequence(seed)
     if method == "genz":
         rng = np.random.default_rng(ss)
-        value = alpha_orthants(router.reduced_weights, router.k, J, rng=rng)
+        value = alpha_orthants(router.reduced_weights, router.k, J, seed=rng)
         return SliceAlpha(tuple(J.tolist()), float(value), 0.0, method, 0, ss.entropy)
     s = run_chunks(_alpha_mc_task, (router.reduced_weights, router.k,
                                     J.size - 1, J), n_samples, 1 << 15, ss, n_jobs=n_jobs,
-                   backend=backend, reduce=add)
+                   backend=backend, reduce=add, force_jobs=force_jobs)
     p = s[0] / n_samples
     return SliceAlpha(tuple(J.tolist()), float(p), math.sqrt(p * (1 - p) / n_samples), method,
                       n_samples, ss.entropy)
@@ -132,8 +139,9 @@ _CACHE = {}
 _CACHE_MAX = 256
 
 
-def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=None, n_jobs=1,
-                    backend="threads", force_jobs=False):
+def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=RUN_DEFAULT.seed,
+                    n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend,
+                    force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """``A_r`` and ``B_r`` for ``order`` r (see the module docstring).
 
     Results are cached per (router's reduced weights, order, method, n_samples, seed): a study
@@ -148,7 +156,14 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=Non
         Draws for the Monte Carlo route.
     seed : None, int, SeedSequence or numpy Generator
         Seed of Genz's randomised lattice and of the Monte Carlo route.
+    n_jobs, backend, force_jobs
+        Workers of the Monte Carlo route (the numbers do not depend on them).
+    options : RunOptions, optional
+        The run-control names above in one object (a name given both ways is an error).
     """
+    run = resolve_run_options("slice_constants", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, force_jobs=force_jobs)
+    seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
     r = check_int("order", order, 1, router.n_experts - 1)
     method = check_choice("constants method", method, ("auto", "orthonormal", "genz", "mc"))
     n_samples = check_int("n_samples", n_samples, 2)
@@ -196,7 +211,7 @@ def _slice_constants(router, r, method, n_samples, ss, n_jobs, backend, force_jo
         rng = np.random.default_rng(ss)
         A = B = 0.0
         for J in itertools.combinations(range(M), r + 1):
-            alpha = alpha_orthants(router.reduced_weights, k, J, rng=rng)
+            alpha = alpha_orthants(router.reduced_weights, k, J, seed=rng)
             _, det = slice_normal_basis(router.reduced_weights, J)
             A += alpha
             B += (r + 1) * alpha / math.sqrt(det)

@@ -24,7 +24,8 @@ from discosim._core.devices import check_device, resolve_devices
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from discosim._core.results import Estimate, mean_and_stderr, proportion_estimate
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
 from discosim.model.inputs import reduced_points
 from discosim.model.router import Router
 from discosim._core.seeding import as_seed_sequence
@@ -217,9 +218,10 @@ def check_tie_candidates(router, Z, eps_max, what="eps"):
 
 
 def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", method="uniform",
-                     n_samples=1_000_000, seed=None, n_jobs=1, backend="threads", progress=None,
-                     constants=None, predict=True, prediction_samples=100_000, force_jobs=False,
-                     device="cpu", devices=None):
+                     n_samples=1_000_000, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                     backend=RUN_DEFAULT.backend, progress=RUN_DEFAULT.progress, constants=None,
+                     predict=True, prediction_samples=100_000, force_jobs=RUN_DEFAULT.force_jobs,
+                     device=RUN_DEFAULT.device, devices=RUN_DEFAULT.devices, options=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
     Parameters
@@ -254,11 +256,19 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         :mod:`discosim._cuda.volumes.tube`; same law, their own random streams); ``devices`` picks the
         GPUs (None: all visible). The ``tube`` method on the GPU draws the normal radius from a power law and reweights it exactly
         (``discosim._cuda.volumes.tube``): same mean, its own standard error.
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress, device, devices and force_jobs in one object (instead
+        of the keywords; a name given both ways is an error).
 
     Returns
     -------
     VolumeResult
     """
+    run = resolve_run_options("estimate_volumes", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, progress=progress, force_jobs=force_jobs,
+                              device=device, devices=devices)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
     radius = check_positive("radius", radius)
@@ -367,8 +377,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                         dict(constants) if (predict and constants) else {})
 
 
-def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *, seed=None,
-                          batch=1 << 16, inputs="ball"):
+def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *,
+                          seed=RUN_DEFAULT.seed, batch=1 << 16, inputs="ball", options=None):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 
     ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}``: a point is in it iff its projection on
@@ -376,10 +386,14 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     b = 0 the exact value is ``alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (THEORY §5). Vectorised NumPy on
     reduced points (an implementation independent of the numba kernels).
 
+    ``options``: a :class:`~discosim._core.runtime.RunOptions` (its seed; one stream, so the
+    speed settings do not apply).
+
     Returns
     -------
     Estimate
     """
+    seed = resolve_run_options("estimate_slice_volume", options, seed=seed).seed
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
