@@ -16,6 +16,7 @@ import numpy as np
 
 from discosim.volumes.constants import SliceConstants, slice_constants
 from discosim._core.devices import check_device, resolve_devices
+from discosim._core.fitting import row_slopes
 from discosim._core.errors import InputError, check_choice, check_int, check_positive, check_positive_array
 from discosim._core.results import mean_and_stderr, mean_estimate
 from discosim.model.gates import kth_largest, smooth_gate, topk_gate
@@ -171,10 +172,7 @@ def mean_pointwise_slope(deltas, jumps):
     keep = np.all(jumps > 0, axis=1)
     if deltas.size < 2 or keep.sum() < 2:
         return PointwiseSlope(math.nan, math.nan, int(keep.sum()))
-    ld = np.log(deltas)
-    lj = np.log(jumps[keep])
-    x = ld - ld.mean()
-    slopes = (lj - lj.mean(axis=1, keepdims=True)) @ x / np.sum(x * x)
+    slopes = row_slopes(np.log(deltas), np.log(jumps[keep]))
     return PointwiseSlope(float(np.mean(slopes)), float(np.std(slopes, ddof=1) / math.sqrt(slopes.size)),
                           int(slopes.size))
 
