@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from discosim._core.errors import InputError, check_int
-from discosim._core.results import mean_and_stderr
+from discosim._core.results import ResultMixin, mean_and_stderr, to_jsonable
 from discosim._core.runtime import RUN_DEFAULT, check_n_jobs, derive_seed, resolve_run_options, run_chunks
 from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
@@ -91,7 +91,7 @@ CURVED_NOTE = ("DeepSeek-V3 ties are curved (sigmoid scores with a selection bia
 
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True)
-class FlipAudit:
+class FlipAudit(ResultMixin):
     """Precision audit of one float format on one layer.
 
     ``measured`` is the fraction of inputs whose selected set changes when the logits are rounded
@@ -129,6 +129,15 @@ class FlipAudit:
                 "leading_order_ok": self.leading_order_ok, "model": self.model,
                 "claim": self.claim, "agrees": self.agrees}
 
+    def to_rows(self):
+        """One row ``flip_rate`` of this format, in the shape of :meth:`AuditResult.tidy_rows`."""
+        return to_jsonable([{"quantity": "flip_rate", "parameter": self.format,
+                             "value": self.measured, "stderr": self.stderr,
+                             "predicted": self.predicted,
+                             "predicted_stderr": self.predicted_stderr,
+                             "n_samples": self.n_samples, "n_flips": self.n_flips,
+                             "agrees": self.agrees if self.claim else None}])
+
 
 def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
     """Whether ``measured`` and ``scale * predicted`` agree within ``n_se`` paired standard errors.
@@ -144,7 +153,7 @@ def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
 
 
 @dataclass(frozen=True)
-class LayerAudit:
+class LayerAudit(ResultMixin):
     """Audit of one router layer (see the module docstring for every quantity)."""
 
     name: str
@@ -216,9 +225,14 @@ class LayerAudit:
             "note": self.note,
         }
 
+    def to_rows(self):
+        """The layer's rows of :meth:`AuditResult.tidy_rows` (model and inputs left empty)."""
+        return AuditResult("", self.family, "", (self,), self.n_samples, self.eps, (),
+                           None).to_rows()
+
 
 @dataclass(frozen=True)
-class AuditResult:
+class AuditResult(ResultMixin):
     """Audit of every selected router layer of one model."""
 
     model: str
@@ -266,6 +280,10 @@ class AuditResult:
             for f in L.flips:
                 add(L, "flip_rate", f.format, f.measured, f.stderr, f.predicted, f.predicted_stderr)
         return rows
+
+    def to_rows(self):
+        """:meth:`tidy_rows` (one row per layer x quantity) in plain JSON types."""
+        return to_jsonable(self.tidy_rows())
 
 
 # --------------------------------------------------------------------------- validation

@@ -17,7 +17,8 @@ from discosim._kernels.codes import METRIC_CODE, METRICS
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from discosim._core.devices import check_device, resolve_devices
-from discosim._core.results import mean_and_stderr, proportion_estimate
+from discosim._core.results import (ResultMixin, estimate_row, mean_and_stderr,
+                                   proportion_estimate, to_jsonable, value_row)
 from discosim._core.fitting import loglog_fit
 from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
                                    resolve_run_options, run_chunks)
@@ -146,7 +147,7 @@ def _hit_counts(tau, zhit, router, times, deltas, metric):
 
 
 @dataclass(frozen=True, eq=False)
-class FirstExitResult:
+class FirstExitResult(ResultMixin):
     """Every path of :func:`simulate_first_exit`.
 
     Attributes
@@ -166,6 +167,14 @@ class FirstExitResult:
     def to_dict(self):
         return {"tau": self.tau, "exit_points": self.exit_points, "t_max": self.t_max,
                 "n_steps": self.n_steps, "seed_entropy": self.seed_entropy}
+
+    def to_rows(self):
+        """One row per path: ``exit_time`` (None where the path had not left by t_max) and the
+        reduced exit point ``exit_point[j]``."""
+        points = to_jsonable(self.exit_points)  # NaN (no exit) -> None
+        return [dict(value_row("exit_time", t, path=i), seed_entropy=self.seed_entropy,
+                     **{f"exit_point[{j}]": v for j, v in enumerate(p)})
+                for i, (t, p) in enumerate(zip(self.tau, points))]
 
 
 def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, inputs="ball", radius=1.0,
@@ -218,7 +227,7 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, inputs="ball",
 
 
 @dataclass(frozen=True, eq=False)
-class HitResult:
+class HitResult(ResultMixin):
     """Result of :func:`estimate_first_hit`.
 
     ``cdf[i]`` estimates ``P(tau <= times[i])``; ``lower_bound``/``upper_bound`` are the THEORY §6
@@ -254,6 +263,22 @@ class HitResult:
                               "exponent_stderr": self.exponent_stderr,
                               "exponent_predicted": self.exponent_predicted},
                 "n_paths": self.n_paths, "seed_entropy": self.seed_entropy}
+
+    def to_rows(self):
+        """Rows ``cdf`` per time (with the THEORY §6 ``lower_bound``, ``upper_bound``), ``q`` per
+        delta, ``exponent`` (fitted, with ``predicted``) and ``fraction_hit``."""
+        rows = []
+        for i, (t, e) in enumerate(zip(self.times, self.cdf)):
+            rows.append(dict(estimate_row("cdf", e, time=t),
+                             lower_bound=None if self.lower_bound is None else self.lower_bound[i],
+                             upper_bound=None if self.upper_bound is None else self.upper_bound[i]))
+        rows += [estimate_row("q", e, delta=d) for d, e in zip(self.deltas, self.q)]
+        if self.deltas:
+            rows.append(dict(value_row("exponent", self.exponent_fit, self.exponent_stderr),
+                             predicted=self.exponent_predicted, seed_entropy=self.seed_entropy))
+        rows.append(dict(value_row("fraction_hit", self.fraction_hit), n_samples=self.n_paths,
+                         seed_entropy=self.seed_entropy))
+        return to_jsonable(rows)
 
 
 def fit_hit_order(deltas, q):
@@ -354,7 +379,7 @@ def _occupation_task(rng, n, router, pp, rmax, metric, eps, pairs, checkpoints):
 
 
 @dataclass(frozen=True, eq=False)
-class OccupationResult:
+class OccupationResult(ResultMixin):
     """Mean occupation ``E L_r^eps(t)`` at checkpoint times: ``mean[c, j, e]`` with stderr.
 
     ``c`` indexes ``times``, ``j`` ``orders``, ``e`` ``eps``; ``bound[j, e]`` is the THEORY §6
@@ -395,6 +420,23 @@ class OccupationResult:
                                     "mean_vs_time": self.mean[:, j].tolist(),
                                     "eps_slope": slopes[r][0], "eps_slope_stderr": slopes[r][1]}
                            for j, r in enumerate(self.orders)}}
+
+    def to_rows(self):
+        """Rows ``mean_occupation`` per (time, order, eps), with the THEORY §6 ``bound`` at t_max,
+        and ``eps_slope`` per order."""
+        rows = []
+        last = len(self.times) - 1
+        for c, t in enumerate(self.times):
+            for j, r in enumerate(self.orders):
+                for e, ep in enumerate(self.eps):
+                    rows.append(dict(value_row("mean_occupation", self.mean[c, j, e],
+                                               self.stderr[c, j, e], time=t, order=r, eps=ep),
+                                     n_samples=self.n_paths,
+                                     bound=self.bound[j, e] if c == last else None))
+        for r, (s, se) in self.eps_slopes().items():
+            rows.append(value_row("eps_slope", s, se, order=r))
+        return to_jsonable([dict(r, metric=self.metric, seed_entropy=self.seed_entropy)
+                            for r in rows])
 
 
 def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=None,
@@ -482,7 +524,7 @@ def _wos_task(rng, n, router, pp, tol, max_steps, deltas, metric):
 
 
 @dataclass(frozen=True, eq=False)
-class WosResult:
+class WosResult(ResultMixin):
     """``q(delta)`` by walk on spheres: ``q[j]`` at ``deltas[j]``, and the mean steps per path.
 
     ``n_truncated`` paths reached ``max_steps`` and were stopped on their nearest facet.
@@ -500,6 +542,13 @@ class WosResult:
                 "stderr": [e.stderr for e in self.q], "mean_steps": self.mean_steps,
                 "n_truncated": self.n_truncated, "n_paths": self.n_paths,
                 "seed_entropy": self.seed_entropy}
+
+    def to_rows(self):
+        """Rows ``q`` per delta, ``mean_steps`` and ``n_truncated``."""
+        extra = dict(n_samples=self.n_paths, seed_entropy=self.seed_entropy)
+        return ([estimate_row("q", e, delta=d) for d, e in zip(self.deltas, self.q)]
+                + [dict(value_row("mean_steps", self.mean_steps), **extra),
+                   dict(value_row("n_truncated", self.n_truncated), **extra)])
 
 
 def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None,

@@ -18,7 +18,8 @@ from discosim.volumes.constants import SliceConstants, slice_constants
 from discosim._core.devices import check_device, resolve_devices
 from discosim._core.fitting import row_slopes
 from discosim._core.errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from discosim._core.results import mean_and_stderr, mean_estimate
+from discosim._core.results import (ResultMixin, estimate_row, mean_and_stderr, mean_estimate,
+                                   value_row)
 from discosim.model.gates import kth_largest, smooth_gate, topk_gate
 from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
                                    resolve_run_options, run_chunks)
@@ -145,7 +146,7 @@ def band_edge_points(router, rng, n, radius, eta):
 
 
 @dataclass(frozen=True)
-class PointwiseSlope:
+class PointwiseSlope(ResultMixin):
     """Mean over points of each point's least-squares log-log slope of jump vs delta.
 
     A different estimator from :func:`discosim._core.fitting.loglog_fit` (one fit of pooled values):
@@ -159,6 +160,9 @@ class PointwiseSlope:
 
     def to_dict(self):
         return asdict(self)
+
+    def to_rows(self):
+        return [dict(value_row("slope", self.slope, self.slope_stderr), n_points=self.n_points)]
 
 
 def mean_pointwise_slope(deltas, jumps):
@@ -178,7 +182,7 @@ def mean_pointwise_slope(deltas, jumps):
 
 
 @dataclass(frozen=True, eq=False)
-class ContinuityResult:
+class ContinuityResult(ResultMixin):
     """Jumps ``|f(y + delta v) - f(y - delta v)|``: ``jumps[name]`` (n_points, len(deltas)).
 
     ``name`` is ``topk`` or ``smooth`` (at points of Gamma^(1)) or ``band_edge`` (smoothed map at
@@ -204,6 +208,21 @@ class ContinuityResult:
         return {"deltas": list(self.deltas), "eta": self.eta, "a_s": self.a_s, "b_s": self.b_s,
                 "seed_entropy": self.seed_entropy,
                 "jumps": {name: self.summary(name) for name in self.jumps}}
+
+    def to_rows(self):
+        """Rows ``jump`` per (map, delta): the mean jump over the points with its standard error
+        and the median; ``exponent`` per map (the mean pointwise slope)."""
+        rows = []
+        for name in self.jumps:
+            s = self.summary(name)
+            for c, d in enumerate(self.deltas):
+                rows.append(dict(value_row("jump", s["mean"][c], s["mean_stderr"][c], map=name,
+                                           delta=d), median=s["median"][c],
+                                 n_samples=self.jumps[name].shape[0]))
+            rows.append(dict(value_row("exponent", s["exponent"], s["exponent_stderr"], map=name),
+                             n_samples=self.exponents[name].n_points))
+        extra = dict(eta=self.eta, a_s=self.a_s, b_s=self.b_s, seed_entropy=self.seed_entropy)
+        return [dict(r, **extra) for r in rows]
 
 
 WHERE = ("discontinuity", "band_edge")
@@ -270,7 +289,7 @@ def _overhead_task(rng, n, router, radius, inputs, etas):
 
 
 @dataclass(frozen=True, eq=False)
-class OverheadResult:
+class OverheadResult(ResultMixin):
     """``E N_eta`` per eta (``estimates[i]`` at ``etas[i]``) and the leading order ``c_1 eta``."""
 
     etas: tuple
@@ -288,6 +307,15 @@ class OverheadResult:
                 "predicted_leading": self.predicted_leading, "c1": self.coefficient,
                 "c1_rel_stderr": self.coefficient_rel_stderr, "inputs": self.inputs,
                 "n_samples": self.n_samples, "seed_entropy": self.seed_entropy}
+
+    def to_rows(self):
+        """Rows ``mean_extra`` per eta (``E N_eta``, with ``predicted`` = c_1 eta) and ``c1``."""
+        rows = [dict(estimate_row("mean_extra", e, eta=eta), predicted=p)
+                for eta, e, p in zip(self.etas, self.estimates, self.predicted_leading.tolist())]
+        rows.append(dict(value_row("c1", self.coefficient,
+                                   abs(self.coefficient) * self.coefficient_rel_stderr),
+                         seed_entropy=self.seed_entropy))
+        return [dict(r, inputs=self.inputs) for r in rows]
 
 
 def _c1(router, radius, inputs, constants, seed_seq, n_jobs, backend, force_jobs):
@@ -359,7 +387,7 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAU
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(ResultMixin):
     """The eta whose estimated overhead ``E N_eta`` equals ``target``, and the guess ``target/c_1``."""
 
     eta: float
@@ -371,6 +399,12 @@ class Calibration:
 
     def to_dict(self):
         return asdict(self)
+
+    def to_rows(self):
+        """One row ``eta``: the calibrated value, the first guess ``target / c_1`` and the target."""
+        return [dict(value_row("eta", self.eta), first_guess=self.eta_first_guess,
+                     target=self.target, inputs=self.inputs, n_samples=self.n_samples,
+                     seed_entropy=self.seed_entropy)]
 
 
 # the bracket around the calibrated eta is narrowed until it holds at most this many gaps

@@ -20,7 +20,7 @@ import numpy as np
 
 from discosim._core import cache
 from discosim._core.errors import InputError, check_choice, check_int
-from discosim._core.results import mean_and_stderr
+from discosim._core.results import ResultMixin, mean_and_stderr, value_row
 from discosim._core.runtime import RUN_DEFAULT, add, derive_seed, resolve_run_options, run_chunks
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
@@ -31,7 +31,7 @@ GENZ_BUDGET = 3000  # orthant evaluations (each ~1 ms) allowed before switching 
 
 
 @dataclass(frozen=True)
-class SliceConstants:
+class SliceConstants(ResultMixin):
     """``A_r`` and ``B_r`` of a router with their standard errors (0 for closed forms)."""
 
     order: int
@@ -45,6 +45,13 @@ class SliceConstants:
 
     def to_dict(self):
         return asdict(self)
+
+    def to_rows(self):
+        """Rows ``A`` (sum of alpha_J) and ``B`` (the score-tube constant) of this order."""
+        extra = dict(n_slices=self.n_slices, method=self.method, seed_entropy=self.seed_entropy)
+        return [value_row("A", self.alpha_sum, self.alpha_sum_stderr, order=self.order, **extra),
+                value_row("B", self.score_weight_sum, self.score_weight_stderr, order=self.order,
+                          **extra)]
 
 
 def is_orthonormal(router, tol=1e-10):
@@ -71,7 +78,7 @@ def _alpha_pairs_task(rng, n, Wr, gram, k):
 
 
 @dataclass(frozen=True)
-class SliceAlpha:
+class SliceAlpha(ResultMixin):
     """``alpha_J`` of one slice J with its standard error (Genz's own error is below 1e-5)."""
 
     slice_experts: tuple
@@ -83,6 +90,11 @@ class SliceAlpha:
 
     def to_dict(self):
         return asdict(self)
+
+    def to_rows(self):
+        return [value_row("alpha", self.value, self.stderr,
+                          slice=",".join(map(str, self.slice_experts)), method=self.method,
+                          n_samples=self.n_samples, seed_entropy=self.seed_entropy)]
 
 
 def _check_slice(router, J):

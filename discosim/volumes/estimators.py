@@ -23,7 +23,8 @@ from discosim._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
 from discosim._core.devices import check_device, resolve_devices
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
-from discosim._core.results import Estimate, mean_and_stderr, proportion_estimate
+from discosim._core.results import (Estimate, ResultMixin, estimate_row, mean_and_stderr,
+                                   proportion_estimate)
 from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
                                    resolve_run_options, run_chunks)
 from discosim.model.inputs import reduced_points
@@ -39,7 +40,7 @@ TUBE_CHUNK = 1 << 14
 
 
 @dataclass(frozen=True)
-class OrderResult:
+class OrderResult(ResultMixin):
     """One order at one eps: the estimated fraction and the THEORY §5 predictions."""
 
     order: int
@@ -60,13 +61,25 @@ class OrderResult:
                 "predicted_leading": self.predicted_leading,
                 "predicted_rel_stderr": self.predicted_rel_stderr}
 
+    def to_rows(self):
+        """One row: the estimate of the order's fraction with the THEORY §5 predictions."""
+        return [self.row()]
+
+    def row(self, **index):
+        row = estimate_row("fraction", self.estimate, **index, order=self.order)
+        row.update(predicted=self.predicted_leading, predicted_slice_sum=self.predicted_slice_sum,
+                   predicted_rel_stderr=self.predicted_rel_stderr)
+        if self.overlap is not None:
+            row.update(overlap=self.overlap.value, overlap_stderr=self.overlap.stderr)
+        return row
+
 
 def _opt(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True, eq=False)
-class VolumeResult:
+class VolumeResult(ResultMixin):
     """Result of :func:`estimate_volumes`: arrays of shape (len(eps), len(orders)).
 
     Column ``j`` is order ``orders[j]``, row ``i`` is ``eps[i]`` (the order given). Predictions
@@ -134,6 +147,12 @@ class VolumeResult:
                 "results": [{"eps": e, "orders": {str(r): self.order_result(i, r).to_dict()
                                                   for r in self.orders}}
                             for i, e in enumerate(self.eps)]}
+
+    def to_rows(self):
+        """One row per (eps, order): the fraction's estimate, ``predicted`` (the leading order)
+        and the slice-sum prediction, with the metric and method."""
+        return [dict(self.order_result(i, r).row(eps=e), metric=self.metric, method=self.method)
+                for i, e in enumerate(self.eps) for r in self.orders]
 
 
 _SERIES = ("fraction", "stderr", "n_hits", "predicted_slice_sum", "predicted_leading", "overlap",
