@@ -26,13 +26,13 @@ from collections import deque
 
 import numpy as np
 
-from discosim._core.devices import check_device
+from discosim._core.devices import check_device, check_devices
 from discosim._core.errors import InputError, check_bool, check_int
 from discosim._core.seeding import check_seed
 
 __all__ = ["derive_seed", "run_chunks", "check_n_jobs", "check_backend", "add", "BACKENDS",
            "FORCE_JOBS_ENV", "RunOptions", "RUN_FIELDS", "resolve_run_options", "progress",
-           "progress_bar", "MAX_TAG"]
+           "progress_bar", "MAX_TAG", "RUN_DEFAULT", "Keyword"]
 
 BACKENDS = ("threads", "loky", "threading", "dask")
 # Set to 1 to allow more workers than cores (e.g. on a cluster scheduler that lies about cores).
@@ -84,27 +84,6 @@ def check_backend(backend):
     return backend
 
 
-def _check_devices_spec(devices):
-    """``devices`` as given to an estimator: None, a count >= 1, or GPU ids >= 0 (a tuple).
-
-    Only the form is checked here; which GPUs exist is checked when ``device="cuda"`` runs
-    (:func:`discosim._core.devices.resolve_devices`).
-    """
-    if devices is None:
-        return None
-    if isinstance(devices, (bool, np.bool_, str, bytes)):
-        raise InputError(f"devices must be None, a count or a list of GPU ids, got {devices!r}")
-    if isinstance(devices, (int, np.integer)):
-        return check_int("devices", devices, 1)
-    try:
-        ids = tuple(check_int("devices", d, 0) for d in devices)
-    except TypeError:
-        raise InputError(f"devices must be None, a count or a list of GPU ids, got {devices!r}") from None
-    if not ids:
-        raise InputError("devices must name at least one GPU id")
-    return ids
-
-
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """How an estimator runs, apart from what it estimates: one object for every estimator.
@@ -153,7 +132,7 @@ class RunOptions:
         if self.progress is not None:
             object.__setattr__(self, "progress", check_bool("progress", self.progress))
         check_device(self.device)
-        object.__setattr__(self, "devices", _check_devices_spec(self.devices))
+        object.__setattr__(self, "devices", check_devices(self.devices))
 
     def to_dict(self):
         """The options as plain JSON types (the seed as its entropy when it is a SeedSequence)."""
