@@ -13,7 +13,26 @@ __all__ = ["InputError", "check_positive", "check_positive_array", "check_finite
 
 
 class InputError(ValueError):
-    """Bad input to a discosim function: the message is one line naming the problem."""
+    """Bad input to a discosim function: the message is one line naming the problem.
+
+    A subclass of :class:`ValueError`. Every public function checks its input before any work
+    and raises this error; the command line prints the message and exits with status 2, without
+    a traceback.
+
+    Parameters
+    ----------
+    message : str
+        One line that names the argument and what is wrong with it.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> try:
+    ...     ds.Router.gaussian(8, 4, k=2)
+    ... except ds.InputError as exc:
+    ...     print(exc)
+    need M < D (THEORY §1), got M=8, D=4
+    """
 
 
 def check_positive(name, value):

@@ -97,6 +97,55 @@ class FlipAudit(ResultMixin):
     ``measured`` is the fraction of inputs whose selected set changes when the logits are rounded
     to ``format``; ``predicted`` the leading-order prediction (see the module docstring);
     ``difference_stderr`` the standard error of ``measured - predicted`` from the paired samples.
+
+    Parameters
+    ----------
+    format : {"bf16", "fp16", "fp32"}
+        The float format the logits are rounded to (round to nearest even).
+    measured : float
+        Fraction of inputs whose selected set changes.
+    stderr : float
+        Its binomial standard error.
+    n_flips : int
+        Inputs that changed experts.
+    n_samples : int
+        Inputs.
+    predicted : float
+        THEORY §9 (linear gates): ``(1/4) lim_{eps->0} E[ulp(v) 1{g <= eps}] / eps``, estimated
+        from the same inputs.
+    predicted_stderr : float
+        Its standard error.
+    difference_stderr : float
+        Standard error of ``measured - predicted`` (paired samples).
+    window_correction : float
+        The Richardson correction of the limit's window; above ``predicted_stderr`` the leading
+        order itself is in doubt (``leading_order_ok`` is False).
+    model : str
+        The rounding model behind ``predicted``.
+    claim : bool
+        Whether the prediction is a claim of THEORY (linear gates) or only reported.
+    sums : tuple
+        Sums behind the paired agreement rule.
+
+    Attributes
+    ----------
+    agrees : bool
+        ``|measured - predicted| <= 4 difference_stderr``.
+    leading_order_ok : bool
+        ``|window_correction| <= predicted_stderr``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> res = ds.audit_checkpoint(path, n_samples=20_000, seed=0, constants_samples=0)
+    >>> flip = res.layers[0].flip("bf16")
+    >>> flip.format, flip.n_samples, flip.claim, flip.agrees
+    ('bf16', 20000, True, True)
+    >>> tmp.cleanup()
     """
 
     format: str
@@ -154,7 +203,72 @@ def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
 
 @dataclass(frozen=True)
 class LayerAudit(ResultMixin):
-    """Audit of one router layer (see the module docstring for every quantity)."""
+    """Audit of one router layer (see the module docstring for every quantity).
+
+    Parameters
+    ----------
+    name : str
+        Tensor name of the router weight.
+    index : int
+        Position in the checkpoint's router order.
+    family : str
+        Router family (``mixtral``, ``deepseek_v3``, ...).
+    routing : {"topk", "deepseek_v3"}
+        The routing function.
+    M, k, D : int
+        Experts, active experts, input dimension.
+    n_group, topk_group : int or None
+        Group-limited selection (DeepSeek-V3).
+    has_bias, has_selection_bias : bool
+        Whether a router bias or a selection-only bias is present.
+    norm_folded : bool
+        Whether the norm in front of the router was folded into W (THEORY §9).
+    n_samples : int
+        Inputs audited.
+    row_norm_min, row_norm_max, row_norm_mean : float
+        Spread of the row norms ``|w_i|``.
+    min_pair_distance : float
+        The smallest ``|w_i - w_j|``.
+    closed_forms_apply : bool
+        Linear families: the §5 closed forms apply (False for DeepSeek-V3's curved ties).
+    constants : dict
+        ``{r: {"A": (value, stderr), "B": (value, stderr), "method": str}}`` for r = 1..3
+        (empty when not computed or not applicable).
+    eps : ndarray
+        Margins of the tube fractions.
+    margin_fraction, margin_fraction_stderr : ndarray, shape (len(eps),)
+        ``P(g <= eps)`` for the decision margin g, and its standard error.
+    margin_fraction_predicted : ndarray or None
+        The leading order ``(B_1/2) (eps/R) Gamma(D/2) / (Gamma(3/2) Gamma((D-1)/2))`` (sphere
+        inputs, linear gates, b = 0; None otherwise).
+    quantile_levels, margin_quantiles : ndarray
+        Quantiles of the margin.
+    flips : tuple of FlipAudit
+        The precision audit, one per format.
+    note : str
+        Why a prediction is missing, where one is.
+
+    Attributes
+    ----------
+    model_layer : int or None
+        The model's layer number read from the tensor name.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> res = ds.audit_checkpoint(path, n_samples=20_000, seed=0, constants_samples=2000)
+    >>> layer = res.layers[0]
+    >>> layer.M, layer.k, layer.D, layer.model_layer, layer.closed_forms_apply
+    (8, 2, 64, 0, True)
+    >>> import numpy as np                    # P(g <= eps) near its leading order
+    >>> bool(np.all(abs(layer.margin_fraction / layer.margin_fraction_predicted - 1) < 0.3))
+    True
+    >>> tmp.cleanup()
+    """
 
     name: str
     index: int
@@ -233,7 +347,46 @@ class LayerAudit(ResultMixin):
 
 @dataclass(frozen=True)
 class AuditResult(ResultMixin):
-    """Audit of every selected router layer of one model."""
+    """Audit of every selected router layer of one model.
+
+    ``to_dict()`` gives plain JSON types (what ``discosim audit --json`` prints);
+    :meth:`tidy_rows` one row per layer and quantity (what its CSV holds).
+
+    Parameters
+    ----------
+    model : str
+        Model name (config.json's ``_name_or_path`` or the directory name).
+    family : str
+        Router family.
+    inputs : str
+        The input model: ``sphere``, ``ball`` or a hidden-states file.
+    layers : tuple of LayerAudit
+        One audit per router layer.
+    n_samples : int or "auto"
+        Inputs per layer (``auto``: the per-layer default).
+    eps : ndarray
+        Margins of the tube fractions.
+    formats : tuple of str
+        Float formats of the precision audit.
+    seed_entropy : int
+        Entropy of the seed.
+    notes : tuple of str
+        Caveats that apply to the whole model.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> res = ds.audit_checkpoint(path, n_samples=5000, seed=0, constants_samples=0)
+    >>> res.family, len(res.layers), res.formats
+    ('mixtral', 2, ('bf16', 'fp16'))
+    >>> res.tidy_rows()[0]["quantity"]
+    'M'
+    >>> tmp.cleanup()
+    """
 
     model: str
     family: str
@@ -545,7 +698,62 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
                  devices=RUN_DEFAULT.devices, options=None):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
-    topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters."""
+    topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters.
+
+    Parameters
+    ----------
+    layers : sequence of RouterLayer
+        The layers (or objects with the same attributes); read one at a time.
+    model : str
+        Model name for the result.
+    family : str
+        Family name for the result.
+    inputs : {"sphere", "ball"}, ndarray (N, D), or path to ``.npy`` / ``.npz``
+        Input model, as in :func:`audit_checkpoint`.
+    eps : sequence of float
+        Margins of the tube fractions ``P(g <= eps)``.
+    n_samples : int or None
+        Random inputs per layer (None: the per-layer default).
+    seed : int, SeedSequence or None
+        Seed; layer i draws from a stream derived from its index, so a subset of layers
+        reproduces their numbers.
+    n_jobs : int
+        Workers; the numbers do not depend on it.
+    formats : sequence of {"bf16", "fp16", "fp32"}
+        Float formats of the precision audit.
+    progress : bool or None
+        Progress bar over layers (None: when stderr is a terminal).
+    constants_samples : int
+        Monte Carlo size of the slice constants (0 skips them).
+    notes : sequence of str
+        Caveats recorded in the result.
+    device : {"cpu", "cuda"}
+        Where random inputs and their logits are drawn.
+    devices : None, int or list of int
+        GPUs for ``device="cuda"``.
+    options : RunOptions, optional
+        seed, n_jobs, progress, device and devices in one object (a name given both ways is an
+        error; its backend and force_jobs do not apply).
+
+    Returns
+    -------
+    AuditResult
+        One :class:`LayerAudit` per layer.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> ckpt = ds.open_checkpoint(path)
+    >>> res = ds.audit_layers(ckpt[:1], model="first layer only", n_samples=5000, seed=0,
+    ...                       constants_samples=0)
+    >>> res.model, [layer.name for layer in res.layers]
+    ('first layer only', ['model.layers.0.block_sparse_moe.gate.weight'])
+    >>> tmp.cleanup()
+    """
     run = resolve_run_options("audit_layers", options, seed=seed, n_jobs=n_jobs,
                               progress=progress, device=device, devices=devices)
     seed, n_jobs, progress = run.seed, run.n_jobs, run.progress
@@ -619,6 +827,14 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                      devices=RUN_DEFAULT.devices, options=None, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
+    For each router layer (the norm in front of it folded into ``W``) and inputs uniform on the
+    sphere of radius ``sqrt(D)`` (an RMSNorm output of rms 1; or the ball, or your own hidden
+    states), drawn in reduced coordinates: the row-norm geometry; for linear families the slice
+    constants ``A_r``, ``B_r`` (r = 1..3, Monte Carlo); the decision margin ``g = g_k - g_{k+1}``
+    of the selection scores, its quantiles and ``P(g <= eps)`` next to its leading order; and,
+    per float format, the fraction of inputs whose selected experts change when the logits are
+    rounded, next to THEORY §9's ``P(flip) ~ (1/4) lim_{eps->0} E[ulp(v) 1{g <= eps}] / eps``.
+
     Parameters
     ----------
     path_or_checkpoint : str, path or opened checkpoint
@@ -659,6 +875,31 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     Returns
     -------
     AuditResult
+        Per layer: geometry, slice constants, margins and the precision audit.
+
+    See Also
+    --------
+    open_checkpoint : the reader behind it.
+    audit_layers : the same for routers already in memory.
+
+    Examples
+    --------
+    A synthetic Mixtral-like checkpoint (real tensor names, two bf16 shards and a config.json):
+
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> res = ds.audit_checkpoint(path, n_samples=20_000, seed=0, constants_samples=0)
+    >>> [layer.name for layer in res.layers]
+    ['model.layers.0.block_sparse_moe.gate.weight', 'model.layers.1.block_sparse_moe.gate.weight']
+
+    The measured bf16 flip rate agrees with the THEORY §9 prediction on every layer:
+
+    >>> [layer.flip("bf16").agrees for layer in res.layers]
+    [True, True]
+    >>> tmp.cleanup()
     """
     run = resolve_run_options("audit_checkpoint", options, seed=seed, n_jobs=n_jobs,
                               progress=progress, device=device, devices=devices)

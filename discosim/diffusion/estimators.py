@@ -150,12 +150,31 @@ def _hit_counts(tau, zhit, router, times, deltas, metric):
 class FirstExitResult(ResultMixin):
     """Every path of :func:`simulate_first_exit`.
 
-    Attributes
+    Parameters
     ----------
     tau : ndarray, shape (n_paths,)
         Exit times; ``inf`` where the path had not left its start cell by ``t_max``.
     exit_points : ndarray, shape (n_paths, M)
         Reduced exit points (NaN where ``tau`` is inf).
+    t_max : float
+        The horizon.
+    n_steps : int
+        Time steps per path, ``ceil(t_max / dt)``.
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.simulate_first_exit(router, x0, 1.0, 1.0, 0.01, 200, seed=0)
+    >>> res.tau.shape, res.exit_points.shape, res.n_steps
+    ((200,), (200, 3), 100)
+    >>> still_inside = ~np.isfinite(res.tau)
+    >>> bool(np.isnan(res.exit_points[still_inside]).all())
+    True
     """
 
     tau: np.ndarray
@@ -183,16 +202,69 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, inputs="ball",
 
     Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
     ``inputs="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
-    ``path``: a :class:`~discosim.diffusion.options.PathOptions` (process ``bm``, x0 + sigma B_t,
-    or ``ou``, dX = -theta (X - x0) dt + sigma dB; bridge, depth); ``options``: a
-    :class:`~discosim._core.runtime.RunOptions` (seed, n_jobs, backend, progress, device,
-    devices, force_jobs). Each of those names also works as a keyword (``seed=1``,
-    ``bridge=False``, ...); a name given both ways is an error.
     For statistics of many paths use :func:`estimate_first_hit`, which streams.
+
+    The first hitting time of Gamma is the exit time of the open cell ``C(x0)`` of the start's
+    top-k set (THEORY §6); the paths move in the router's reduced coordinates
+    (``z_t = z0 + sigma B^(M)_t``, THEORY §3), so D costs nothing.
+
+    Parameters
+    ----------
+    router : Router
+        The router.
+    x0 : array_like, shape (D,), or None
+        Start point; None starts each path at a fresh random point drawn from ``inputs``.
+    sigma : float
+        Noise level: ``X_t = x0 + sigma B_t``.
+    t_max : float
+        Horizon; paths still inside their start cell at ``t_max`` count as not hit.
+    dt : float
+        Time step (exact Gaussian increments in reduced coordinates, THEORY §6).
+    n_paths : int
+        Number of paths.
+    inputs : {"ball", "gaussian"}
+        Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
+    radius : float
+        Their scale.
+    path : PathOptions, optional
+        The law of the paths and their stepping (:class:`~discosim.diffusion.options.PathOptions`):
+        ``process`` ``"bm"`` (Brownian motion ``x0 + sigma B_t``) or ``"ou"``
+        (Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``, simulation only) with its
+        mean-reversion rate ``theta``; ``bridge`` (default True): also detect crossings
+        between steps by the Brownian-bridge crossing probability of each half-space and sample
+        the crossing time from the bridge (THEORY §6), False: sign changes only; ``depth``:
+        bisection depth of the bridge's crossing-time refinement; and optionally ``dt`` instead
+        of the argument.
+    options : RunOptions, optional
+        How the run is executed (:class:`~discosim._core.runtime.RunOptions`): ``seed`` (None,
+        int, SeedSequence or Generator; its entropy is in the result; same seed, same numbers
+        for any ``n_jobs``), ``n_jobs`` (workers, -1: all cores; more than the cores only with
+        ``force_jobs``), ``backend`` (``threads``, ``loky``, ``threading``, ``dask``: how chunks
+        of paths are spread; the numbers do not depend on it), ``progress`` (a bar; None: when
+        stderr is a terminal), ``device`` (``cuda``: the paths run on the GPUs of ``devices``,
+        :mod:`discosim._cuda.diffusion`; the same law, its own random streams).
+    **keywords
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``n_jobs=4``,
+        ``bridge=False``, ``process="ou"``, ...), as before they were grouped; a name given both
+        ways is an InputError.
 
     Returns
     -------
     FirstExitResult
+        Exit times (inf if not hit by ``t_max``) and reduced exit points of every path.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.simulate_first_exit(router, x0, sigma=1.0, t_max=1.0, dt=0.01, n_paths=200,
+    ...                              seed=0)
+    >>> res.tau.shape
+    (200,)
+    >>> bool(np.all(res.tau[np.isfinite(res.tau)] <= 1.0))
+    True
     """
     run, dt, bridge, depth, process, theta = split_keywords("simulate_first_exit", keywords,
                                                             options, path, dt)
@@ -233,6 +305,46 @@ class HitResult(ResultMixin):
     ``cdf[i]`` estimates ``P(tau <= times[i])``; ``lower_bound``/``upper_bound`` are the THEORY §6
     bounds (None without a fixed Brownian start). ``q[j]`` estimates ``q(deltas[j])`` among the
     paths that hit; the exponent is the weighted log-log slope (:func:`discosim._core.fitting.loglog_fit`).
+
+    Parameters
+    ----------
+    times : tuple of float
+        The times t of the CDF.
+    cdf : tuple of Estimate
+        ``P(tau <= t)`` per time.
+    lower_bound, upper_bound : ndarray, shape (len(times),), or None
+        ``max_ij 2 Phibar(d_ij / (sigma sqrt t))`` and ``min(1, sum_ij 2 Phibar(...))``.
+    fraction_hit : float
+        Fraction of paths that hit Gamma by ``t_max``.
+    deltas : tuple of float
+        The resolutions delta of the hit-order profile.
+    q : tuple of Estimate
+        ``q(delta)``: the fraction of hit points within delta of ``Gamma^(>=2)``, among paths that
+        hit (empty without ``deltas``).
+    exponent_fit, exponent_stderr : float
+        Fitted log-log slope of ``q(delta)`` and its standard error (NaN with fewer than two
+        trusted points).
+    exponent_predicted : float or None
+        ``pi / theta*``, theta* the largest ridge angle of the start cell (needs a fixed start).
+    n_paths : int
+        Paths simulated.
+    seed_entropy : int
+        Entropy of the seed.
+    elapsed_s : float
+        Wall time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.estimate_first_hit(router, x0, 1.0, 1.0, 0.01, 1000, [0.1, 1.0],
+    ...                             deltas=[0.01, 0.1], seed=0)
+    >>> len(res.cdf), len(res.q), res.lower_bound.shape
+    (2, 2, (2,))
+    >>> sorted(res.to_dict())
+    ['first_hit', 'hit_order', 'n_paths', 'seed_entropy']
     """
 
     times: tuple
@@ -302,20 +414,83 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
     they are None otherwise. Everything is validated before the first path is simulated.
 
+    THEORY §6: with ``d_ij = (s_i(x0) - s_j(x0)) / |w_i - w_j|`` (i in the top-k set, j not),
+    ``max_ij 2 Phibar(d_ij / (sigma sqrt t)) <= P(tau <= t) <= min(1, sum_ij 2 Phibar(...))``; the
+    first hit lands on ``Gamma^(1)`` almost surely, and ``q(delta)``, the chance that it lands
+    within delta of ``Gamma^(>=2)``, decays like ``delta^(pi / theta*)``. Paths are counted chunk
+    by chunk, so memory does not grow with ``n_paths``.
+
     Parameters
     ----------
+    router : Router
+        The router.
+    x0 : array_like, shape (D,), or None
+        Start point; None starts each path at a fresh random point drawn from ``inputs``.
+    sigma : float
+        Noise level: ``X_t = x0 + sigma B_t``.
+    t_max : float
+        Horizon; paths still inside their start cell at ``t_max`` count as not hit.
+    dt : float
+        Time step (exact Gaussian increments in reduced coordinates, THEORY §6).
+    n_paths : int
+        Number of paths.
+    times : sequence of float
+        Times ``t <= t_max`` at which ``P(tau <= t)`` is estimated.
+    deltas : sequence of float
+        Resolutions of the hit-order profile ``q(delta)`` (empty: none).
+    metric : {"euclidean", "normal", "score"}
+        Distance from the hit point to ``Gamma^(>=2)`` (THEORY §4).
+    inputs : {"ball", "gaussian"}
+        Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
+    radius : float
+        Their scale.
     path : PathOptions, optional
-        The process (``bm`` or ``ou`` with ``theta``), the bridge test between grid times and its
-        bisection ``depth``; ``PathOptions(dt=...)`` may carry the step instead of ``dt``.
+        The law of the paths and their stepping (:class:`~discosim.diffusion.options.PathOptions`):
+        ``process`` ``"bm"`` (Brownian motion ``x0 + sigma B_t``) or ``"ou"``
+        (Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``, simulation only) with its
+        mean-reversion rate ``theta``; ``bridge`` (default True): also detect crossings
+        between steps by the Brownian-bridge crossing probability of each half-space and sample
+        the crossing time from the bridge (THEORY §6), False: sign changes only; ``depth``:
+        bisection depth of the bridge's crossing-time refinement; and optionally ``dt`` instead
+        of the argument.
     options : RunOptions, optional
-        seed, n_jobs, backend, progress, device, devices, force_jobs.
+        How the run is executed (:class:`~discosim._core.runtime.RunOptions`): ``seed`` (None,
+        int, SeedSequence or Generator; its entropy is in the result; same seed, same numbers
+        for any ``n_jobs``), ``n_jobs`` (workers, -1: all cores; more than the cores only with
+        ``force_jobs``), ``backend`` (``threads``, ``loky``, ``threading``, ``dask``: how chunks
+        of paths are spread; the numbers do not depend on it), ``progress`` (a bar; None: when
+        stderr is a terminal), ``device`` (``cuda``: the paths run on the GPUs of ``devices``,
+        :mod:`discosim._cuda.diffusion`; the same law, its own random streams).
     **keywords
-        The names of ``path`` and ``options`` one by one (``seed=1``, ``bridge=False``, ...), as
-        before they were grouped; a name given both ways is an error.
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``n_jobs=4``,
+        ``bridge=False``, ``process="ou"``, ...), as before they were grouped; a name given both
+        ways is an InputError.
 
     Returns
     -------
     HitResult
+        The CDF with its bounds, and ``q(delta)`` with its fitted and predicted exponents.
+
+    See Also
+    --------
+    hit_order_wos : ``q(delta)`` by walk on spheres, an independent estimator.
+
+    Examples
+    --------
+    A top-1 router with 3 experts; the estimated CDF lies between the bounds.
+
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.estimate_first_hit(router, x0, sigma=1.0, t_max=1.0, dt=0.01, n_paths=1000,
+    ...                             times=[0.1, 0.5, 1.0], deltas=[0.01, 0.03, 0.1], seed=0)
+    >>> cdf = np.array([e.value for e in res.cdf])
+    >>> se = np.array([e.stderr for e in res.cdf])
+    >>> bool(np.all((res.lower_bound - 4 * se <= cdf) & (cdf <= res.upper_bound + 4 * se)))
+    True
+    >>> print(round(float(res.exponent_predicted), 2))      # pi / theta*
+    1.46
     """
     run, dt, bridge, depth, process, theta = split_keywords("estimate_first_hit", keywords,
                                                             options, path, dt)
@@ -384,6 +559,37 @@ class OccupationResult(ResultMixin):
 
     ``c`` indexes ``times``, ``j`` ``orders``, ``e`` ``eps``; ``bound[j, e]`` is the THEORY §6
     bound at t_max (NaN where not available).
+
+    Parameters
+    ----------
+    metric : {"euclidean", "normal", "score"}
+        The tube metric.
+    eps : tuple of float
+        Tube radii, increasing.
+    orders : tuple of int
+        The orders r.
+    times : tuple of float
+        Checkpoint times (log-spaced, the last is ``t_max``).
+    mean, stderr : ndarray, shape (len(times), len(orders), len(eps))
+        ``E L_r^eps(t)`` and its standard error.
+    bound : ndarray, shape (len(orders), len(eps))
+        The THEORY §6 bound on ``E L_r^eps(t_max)`` (NaN where none applies).
+    n_paths : int
+        Paths simulated.
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.estimate_occupation(router, x0, 1.0, 1.0, 0.01, 100, [0.05, 0.1], seed=0)
+    >>> res.mean.shape, res.orders, res.times[-1]
+    ((8, 2, 2), (1, 2), 1.0)
+    >>> sorted(res.eps_slopes())
+    [1, 2]
     """
 
     metric: str
@@ -453,13 +659,74 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     ``device="cuda"``: the paths run on the GPUs ``devices`` (:mod:`discosim._cuda.diffusion.occupation`:
     the same tube statistics compiled for the device, its own random streams; same law).
 
-    ``path``: a :class:`~discosim.diffusion.options.PathOptions` (``process``, ``theta``, and
-    ``dt`` instead of the argument); ``options``: a :class:`~discosim._core.runtime.RunOptions`.
-    Their names also work one by one as keywords (``process="ou"``, ``seed=1``, ...).
+    THEORY §6: ``L_r^eps(t) = int_0^t 1{X_s in T_eps(Gamma^(>=r))} ds``, bounded in mean by
+    ``sum_J int_0^t F_{chi'^2_r}(eps^2/(sigma^2 s); d_J^2/(sigma^2 s)) ds`` (noncentral chi^2);
+    it grows like sqrt(t) for r = 1, like log t for r = 2 and stays bounded for r >= 3.
+
+    Parameters
+    ----------
+    router : Router
+        The router.
+    x0 : array_like, shape (D,), or None
+        Start point; None starts each path at a fresh random point drawn from ``inputs``.
+    sigma : float
+        Noise level: ``X_t = x0 + sigma B_t``.
+    t_max : float
+        Horizon; paths still inside their start cell at ``t_max`` count as not hit.
+    dt : float
+        Time step (exact Gaussian increments in reduced coordinates, THEORY §6).
+    n_paths : int
+        Number of paths.
+    eps : sequence of float
+        Tube radii.
+    orders : sequence of int, optional
+        Orders r (default ``1 .. min(3, M - 1)``).
+    metric : {"euclidean", "normal", "score"}
+        The tube metric (THEORY §4).
+    n_checkpoints : int
+        Log-spaced times at which the running means are recorded.
+    inputs : {"ball", "gaussian"}
+        Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
+    radius : float
+        Their scale.
+    path : PathOptions, optional
+        The law of the paths and their stepping (:class:`~discosim.diffusion.options.PathOptions`):
+        ``process`` ``"bm"`` (Brownian motion ``x0 + sigma B_t``) or ``"ou"``
+        (Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``, simulation only) with its
+        mean-reversion rate ``theta``, and optionally ``dt`` instead of the argument.
+    options : RunOptions, optional
+        How the run is executed (:class:`~discosim._core.runtime.RunOptions`): ``seed`` (None,
+        int, SeedSequence or Generator; its entropy is in the result; same seed, same numbers
+        for any ``n_jobs``), ``n_jobs`` (workers, -1: all cores; more than the cores only with
+        ``force_jobs``), ``backend`` (``threads``, ``loky``, ``threading``, ``dask``: how chunks
+        of paths are spread; the numbers do not depend on it), ``progress`` (a bar; None: when
+        stderr is a terminal), ``device`` (``cuda``: the paths run on the GPUs of ``devices``,
+        :mod:`discosim._cuda.diffusion`; the same law, its own random streams).
+    **keywords
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``n_jobs=4``,
+        ``process="ou"``, ...), as before they were grouped; a name given both ways is an
+        InputError.
 
     Returns
     -------
     OccupationResult
+        Means and standard errors per time, order and eps, with the bounds at ``t_max``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.estimate_occupation(router, x0, sigma=1.0, t_max=1.0, dt=0.01, n_paths=100,
+    ...                              eps=[0.05, 0.1], seed=0)
+    >>> res.mean.shape                         # (times, orders, eps)
+    (8, 2, 2)
+    >>> np.round(res.bound, 3)                 # THEORY §6 bound at t_max, per order and eps
+    array([[0.185, 0.37 ],
+           [0.003, 0.013]])
+    >>> bool(np.all(res.mean[-1] <= res.bound + 4 * res.stderr[-1]))
+    True
     """
     run, dt, _, _, process, theta = split_keywords("estimate_occupation", keywords, options,
                                                    path, dt, path_fields=("process", "theta"))
@@ -528,6 +795,31 @@ class WosResult(ResultMixin):
     """``q(delta)`` by walk on spheres: ``q[j]`` at ``deltas[j]``, and the mean steps per path.
 
     ``n_truncated`` paths reached ``max_steps`` and were stopped on their nearest facet.
+
+    Parameters
+    ----------
+    deltas : tuple of float
+        The resolutions delta.
+    q : tuple of Estimate
+        ``q(delta)``: fraction of exit points within delta of ``Gamma^(>=2)``.
+    mean_steps : float
+        Mean walk-on-spheres steps per path.
+    n_truncated : int
+        Paths stopped at ``max_steps``.
+    n_paths : int
+        Paths simulated.
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.hit_order_wos(router, x0, [0.01, 0.1], 200, seed=0)
+    >>> len(res.q), res.n_truncated
+    (2, 0)
     """
 
     deltas: tuple
@@ -559,12 +851,58 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None,
 
     A second, independent estimator of the hit-order statistics of :func:`estimate_first_hit`
     (exit positions over an infinite horizon; Brownian motion only). ``tol`` defaults to
-    ``1e-3 * min(deltas)``, far below the resolution asked for. ``options``: a
-    :class:`~discosim._core.runtime.RunOptions` instead of the run-control keywords (CPU only).
+    ``1e-3 * min(deltas)``, far below the resolution asked for.
+
+    Parameters
+    ----------
+    router : Router
+        The router.
+    x0 : array_like, shape (D,), or None
+        Start point; None starts each path at a fresh random point drawn from ``inputs``.
+    deltas : sequence of float
+        Resolutions delta of ``q(delta)``.
+    n_paths : int
+        Number of walks.
+    metric : {"euclidean", "normal", "score"}
+        Distance from the exit point to ``Gamma^(>=2)``.
+    tol : float, optional
+        A walk stops within ``tol`` of the cell's boundary.
+    seed : None, int, SeedSequence or numpy Generator
+        Seed; its entropy is in the result. Same seed, same numbers for any ``n_jobs``.
+    n_jobs : int
+        Workers (-1: all cores; more than the cores only with ``force_jobs``).
+    backend : {"threads", "loky", "threading", "dask"}
+        How chunks of paths are spread over the workers; the numbers do not depend on it.
+    inputs : {"ball", "gaussian"}
+        Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
+    radius : float
+        Their scale.
+    max_steps : int
+        Steps after which a walk is stopped on its nearest facet (counted in ``n_truncated``).
+    progress : bool or None
+        Progress bar (None: when stderr is a terminal).
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress and force_jobs (CPU only) in one object (:class:`~discosim._core.runtime.RunOptions`); a name given both
+        ways is an InputError.
 
     Returns
     -------
     WosResult
+        ``q(delta)`` per delta, with the walks' mean step count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> res = ds.hit_order_wos(router, x0, deltas=[0.01, 0.1], n_paths=200, seed=0)
+    >>> len(res.q), res.q[0].value <= res.q[1].value     # q grows with delta
+    (2, True)
+    >>> res.n_truncated
+    0
     """
     run = resolve_run_options("hit_order_wos", options, seed=seed, n_jobs=n_jobs, backend=backend,
                               progress=progress, force_jobs=force_jobs)

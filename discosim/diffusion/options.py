@@ -32,6 +32,20 @@ class PathOptions:
         ``bm``: ``x0 + sigma B_t``; ``ou``: ``dX = -theta (X - x0) dt + sigma dB``.
     theta : float
         Mean reversion of ``ou`` (ignored for ``bm``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(3, 6, k=1, seed=0)
+    >>> x0 = 0.3 * np.random.default_rng(1).standard_normal(6)
+    >>> coarse = ds.PathOptions(dt=0.01, bridge=False)
+    >>> res = ds.estimate_first_hit(router, x0, 1.0, 1.0, None, 200, [0.5], path=coarse,
+    ...                             options=ds.RunOptions(seed=0))
+    >>> old = ds.estimate_first_hit(router, x0, 1.0, 1.0, 0.01, 200, [0.5], bridge=False,
+    ...                             seed=0)
+    >>> res.cdf[0].value == old.cdf[0].value     # the same run, spelled two ways
+    True
     """
 
     dt: object = None

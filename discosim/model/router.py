@@ -48,6 +48,41 @@ class Router:
         ``W W^T`` of the tie weights (inner products of gate vectors).
     basis : ndarray, shape (D, M)
         Orthonormal basis ``Q`` of the row space.
+    n_experts, dim : int
+        M and D.
+
+    Notes
+    -----
+    THEORY §1 assumes ``M < D``, ``1 <= k < M`` and ``W`` of full row rank; all three are
+    checked here (with finiteness and the scale of the rows), each with a one-line
+    :class:`InputError`. THEORY §3: with ``W^T = Q R`` every tie set lives in the row space, so
+    a point ``x`` enters only through ``z = Q^T x`` and the scores ``s = R^T z + b``. The
+    constructors :meth:`gaussian`, :meth:`orthonormal`, :meth:`correlated` and
+    :meth:`from_file` make the usual gate ensembles and read real gate weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.gaussian(8, 64, k=2, seed=0)
+    >>> router
+    Router(M=8, D=64, k=2, kind='linear', bias=False)
+    >>> x = np.random.default_rng(1).standard_normal(64)
+    >>> router.scores(x).shape
+    (8,)
+
+    The scores depend on ``x`` only through its reduced coordinates (THEORY §3):
+
+    >>> z = router.to_reduced(x)
+    >>> z.shape
+    (8,)
+    >>> bool(np.allclose(router.reduced_weights @ z, router.scores(x)))
+    True
+
+    A gate matrix of your own, with a bias:
+
+    >>> ds.Router(np.eye(3, 5), k=1, bias=[0.0, 0.5, 0.0]).scores(np.ones(5))
+    array([1. , 1.5, 1. ])
     """
 
     weights: np.ndarray

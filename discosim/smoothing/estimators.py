@@ -39,15 +39,38 @@ MAX_POINTS = 100_000
 class SMoE:
     """An SMoE layer on a router with random experts.
 
+    ``f(x) = sum_i p_i(x) E_i(x)`` with experts ``E_i(x) = A_i x`` (``linear``) or
+    ``B_i tanh(C_i x)`` (``mlp``) and gate weights ``p`` from either the plain top-k gate (softmax
+    over the top-k scores) or the smoothing gate of THEORY §7: with
+    ``u_i = (s_i - g_k + eta) / eta``, ``p = softmax(s + S(u))``, ``S = -inf`` for ``u <= 0``,
+    ``0`` for ``u >= 1`` and ``-softplus(b_s log(1-u) - a_s log u)`` between. Calling the layer on
+    points ``X`` (n, D) gives ``f(X)``, shape (n, out_dim); ``gate="topk"`` or ``"smooth"`` (then
+    ``eta`` is required, ``a_s``, ``b_s`` optional).
+
     Parameters
     ----------
     router : Router
+        The router whose scores gate the experts.
     experts : {"linear", "mlp"}
+        Kind of random expert.
     out_dim : int
+        Output dimension of every expert.
     seed : None, int, SeedSequence or numpy Generator
         Seed of the expert weights (its entropy is kept as ``seed_entropy``).
     hidden : int
         Hidden width of ``mlp`` experts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> model = ds.SMoE(ds.Router.gaussian(4, 8, k=2, seed=0), seed=0)
+    >>> X = np.random.default_rng(1).standard_normal((5, 8))
+    >>> model(X, gate="topk").shape, model(X, eta=0.1).shape
+    ((5, 8), (5, 8))
+    >>> p = model.gate(X, "smooth", eta=0.1)       # weights per expert, rows sum to 1
+    >>> bool(np.allclose(p.sum(axis=1), 1.0)), bool(np.all((p > 0).sum(axis=1) >= 2))
+    (True, True)
     """
 
     def __init__(self, router, experts="linear", out_dim=8, *, seed=None, hidden=16):
@@ -152,6 +175,24 @@ class PointwiseSlope(ResultMixin):
     A different estimator from :func:`discosim._core.fitting.loglog_fit` (one fit of pooled values):
     every point has its own constant in ``jump ~ c_y delta^a``, so the slope is fitted per point
     and the points' slopes are averaged; the standard error is their spread over sqrt(n).
+
+    Parameters
+    ----------
+    slope : float
+        Mean of the per-point slopes (NaN with fewer than two usable points or deltas).
+    slope_stderr : float
+        Their standard deviation over sqrt(n_points).
+    n_points : int
+        Points used (those whose jumps are all positive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> deltas = np.array([0.1, 0.2, 0.4])
+    >>> fit = ds.mean_pointwise_slope(deltas, np.outer([1.0, 3.0], deltas ** 1.5))
+    >>> round(fit.slope, 6), fit.n_points
+    (1.5, 2)
     """
 
     slope: float
@@ -170,6 +211,29 @@ def mean_pointwise_slope(deltas, jumps):
 
     Points whose jumps are not all positive (no discontinuity met) are dropped; fewer than two
     deltas or points left give NaN.
+
+    Parameters
+    ----------
+    deltas : array_like, shape (n_deltas,)
+        Step sizes delta, positive.
+    jumps : array_like, shape (n_points, n_deltas)
+        ``|f(y + delta v) - f(y - delta v)|`` per point and delta.
+
+    Returns
+    -------
+    PointwiseSlope
+        Mean slope of ``log jump`` against ``log delta`` over the points, with its standard error.
+
+    Examples
+    --------
+    Two points whose jumps grow like ``delta^1.5`` with different constants:
+
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> deltas = np.array([0.1, 0.2, 0.4])
+    >>> fit = ds.mean_pointwise_slope(deltas, np.outer([1.0, 3.0], deltas ** 1.5))
+    >>> round(fit.slope, 6)
+    1.5
     """
     deltas = np.asarray(deltas, dtype=float)
     jumps = np.asarray(jumps, dtype=float)
@@ -187,6 +251,29 @@ class ContinuityResult(ResultMixin):
 
     ``name`` is ``topk`` or ``smooth`` (at points of Gamma^(1)) or ``band_edge`` (smoothed map at
     the band edge); ``exponents[name]`` is its :class:`PointwiseSlope`.
+
+    Parameters
+    ----------
+    deltas : tuple of float
+        Half-steps delta, increasing.
+    eta : float
+        Band width of the smoothing gate.
+    a_s, b_s : float
+        Shape parameters of the smoothing gate.
+    jumps : dict of str to ndarray
+        ``{name: (n_points, len(deltas))}`` for the measured maps.
+    exponents : dict of str to PointwiseSlope
+        The jump exponent of each.
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> model = ds.SMoE(ds.Router.gaussian(4, 8, k=2, seed=0), seed=0)
+    >>> res = ds.measure_continuity(model, [1e-4, 1e-3], eta=0.1, n_points=20, seed=0)
+    >>> sorted(res.jumps), res.jumps["topk"].shape
+    (['band_edge', 'smooth', 'topk'], (20, 2))
     """
 
     deltas: tuple
@@ -233,8 +320,47 @@ def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, r
     """Jumps of the top-k and smoothed maps across Gamma^(1) and across the band edge.
 
     Returns a :class:`ContinuityResult` with jumps ``topk`` and ``smooth`` at Gamma^(1)
-    points and ``band_edge`` for the smoothed map, each (n_points, len(deltas)). ``options``: a
-    :class:`~discosim._core.runtime.RunOptions` (its seed; the rest does not apply).
+    points and ``band_edge`` for the smoothed map, each (n_points, len(deltas)).
+
+    THEORY §7: across ``Gamma^(1)`` top-k jumps by O(1) (exponent 0) while the smoothed map is
+    Lipschitz (exponent 1, as ``S(u) ~ -(1-u)^{b_s}`` is flat near u = 1); across the band edge
+    ``{s_j = g_k - eta}`` the weight behaves like ``u^{a_s}``, exponent ``min(a_s, 1)``.
+
+    Parameters
+    ----------
+    model : SMoE
+        The layer whose maps are measured.
+    deltas : sequence of float
+        Half-steps delta along the unit normal v.
+    eta : float
+        Band width of the smoothing gate.
+    a_s, b_s : float
+        Shape parameters of the smoothing gate (THEORY §7 defaults 1 and 50).
+    n_points : int
+        Points per surface (projections of uniform points of ``B_D(0, radius)``).
+    radius : float
+        Radius of the ball the points are drawn from.
+    seed : None, int, SeedSequence or numpy Generator
+        Seed; its entropy is in the result.
+    where : sequence of {"discontinuity", "band_edge"}
+        Which surfaces to measure.
+    options : RunOptions, optional
+        Its seed instead of ``seed`` (one stream: the speed settings do not apply).
+
+    Returns
+    -------
+    ContinuityResult
+        Jumps per map and point, with their per-point log-log exponents.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> model = ds.SMoE(ds.Router.gaussian(4, 8, k=2, seed=0), seed=0)
+    >>> res = ds.measure_continuity(model, [1e-4, 1e-3], eta=0.1, n_points=20, seed=0)
+    >>> bool(abs(res.exponents["topk"].slope) < 0.05)       # top-k jumps: exponent 0
+    True
+    >>> bool(abs(res.exponents["smooth"].slope - 1) < 0.05)  # smoothed map: Lipschitz
+    True
     """
     seed = resolve_run_options("measure_continuity", options, seed=seed).seed
     if not isinstance(model, SMoE):
@@ -290,7 +416,35 @@ def _overhead_task(rng, n, router, radius, inputs, etas):
 
 @dataclass(frozen=True, eq=False)
 class OverheadResult(ResultMixin):
-    """``E N_eta`` per eta (``estimates[i]`` at ``etas[i]``) and the leading order ``c_1 eta``."""
+    """``E N_eta`` per eta (``estimates[i]`` at ``etas[i]``) and the leading order ``c_1 eta``.
+
+    Parameters
+    ----------
+    etas : tuple of float
+        Band widths eta.
+    estimates : tuple of Estimate
+        ``E N_eta`` per eta.
+    predicted_leading : ndarray, shape (len(etas),)
+        ``c_1 eta``.
+    coefficient : float
+        ``c_1`` of THEORY §7.
+    coefficient_rel_stderr : float
+        Its relative standard error (from the slice constants; 0 for closed forms and Genz).
+    inputs : {"ball", "gaussian"}
+        The input distribution.
+    n_samples : int
+        Samples.
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_overhead(router, 1.0, [0.01, 0.02], n_samples=20_000, seed=0)
+    >>> len(res.estimates), round(res.coefficient, 2)
+    (2, 3.87)
+    """
 
     etas: tuple
     estimates: tuple
@@ -346,12 +500,64 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAU
     constant behind ``c_1`` is seeded from ``seed`` unless ``constants`` (order 1) is given.
     ``device="cuda"``: the samples are drawn and counted on the GPU (:mod:`discosim._cuda.smoothing`;
     same law, its own random streams); ``devices`` picks the GPUs. ``c_1`` is computed on the CPU.
-    ``options``: a :class:`~discosim._core.runtime.RunOptions` instead of the run-control
-    keywords (a name given both ways is an error).
+
+    THEORY §7: ``N_eta(x) = #{i : g_k - eta < s_i < g_k}`` and, for x uniform in ``B_D(0, R)``
+    with b = 0, ``E N_eta = c_1 eta + O(eta^2)`` with
+    ``c_1 = (2/R) (omega_{D-1}/omega_D) sum_{i<j} alpha_ij / |w_i - w_j|``.
+
+    Parameters
+    ----------
+    router : Router
+        The router.
+    radius : float
+        R > 0.
+    etas : sequence of float
+        Band widths eta > 0.
+    n_samples : int
+        Inputs drawn (shared by every eta).
+    seed : None, int, SeedSequence or numpy Generator
+        Seed; its entropy is in the result. Same seed, same numbers for any ``n_jobs``.
+    n_jobs : int
+        Workers (-1: all cores; more than the cores only with ``force_jobs``).
+    backend : {"threads", "loky", "threading", "dask"}
+        How chunks are spread over the workers; the numbers do not depend on it.
+    inputs : {"ball", "gaussian"}
+        The input distribution.
+    constants : SliceConstants, optional
+        Order-1 slice constants behind ``c_1`` (computed here when None).
+    progress : bool or None
+        Progress bar (None: when stderr is a terminal).
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
+    device : {"cpu", "cuda"}
+        Where the samples are drawn and counted.
+    devices : None, int or list of int
+        GPUs for ``device="cuda"`` (None: every visible one).
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress, device, devices and force_jobs in one object (:class:`~discosim._core.runtime.RunOptions`); a name given both
+        ways is an InputError.
 
     Returns
     -------
     OverheadResult
+        ``E N_eta`` per eta with standard errors, and ``c_1 eta``.
+
+    See Also
+    --------
+    calibrate_eta : the eta that costs a given overhead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_overhead(router, 1.0, [0.01, 0.02], n_samples=20_000, seed=0)
+    >>> np.round(res.predicted_leading, 4)           # c_1 eta
+    array([0.0387, 0.0774])
+    >>> mean = np.array([e.value for e in res.estimates])
+    >>> se = np.array([e.stderr for e in res.estimates])
+    >>> bool(np.all(abs(mean - res.predicted_leading) < 4 * se))
+    True
     """
     run = resolve_run_options("estimate_overhead", options, seed=seed, n_jobs=n_jobs,
                               backend=backend, progress=progress, force_jobs=force_jobs,
@@ -388,7 +594,31 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAU
 
 @dataclass(frozen=True)
 class Calibration(ResultMixin):
-    """The eta whose estimated overhead ``E N_eta`` equals ``target``, and the guess ``target/c_1``."""
+    """The eta whose estimated overhead ``E N_eta`` equals ``target``, and the guess ``target/c_1``.
+
+    Parameters
+    ----------
+    eta : float
+        The calibrated band width.
+    eta_first_guess : float
+        ``target / c_1``, the leading-order answer (THEORY §7).
+    target : float
+        The overhead asked for (extra active experts on average).
+    inputs : {"ball", "gaussian"}
+        The input distribution.
+    n_samples : int
+        Samples behind the calibration.
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> cal = ds.calibrate_eta(ds.Router.orthonormal(4, 8, k=2, seed=0), 0.05,
+    ...                        n_samples=20_000, seed=0)
+    >>> cal.target, round(cal.eta_first_guess, 4)
+    (0.05, 0.0129)
+    """
 
     eta: float
     eta_first_guess: float
@@ -434,12 +664,45 @@ def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=RUN_DEF
     ``ceil(target n)``-th smallest positive gap ``g_k - s_i`` over the n samples. It is found in
     bounded memory: each pass regenerates the same samples (same chunk seeds) and counts the gaps
     per bin of a bracket, which narrows until the gaps inside it fit in memory and are sorted.
-    ``options``: a :class:`~discosim._core.runtime.RunOptions` instead of ``seed``, ``n_jobs``,
-    ``backend``, ``force_jobs`` (CPU only).
+
+    Parameters
+    ----------
+    router : Router
+        The router.
+    target : float
+        Extra active experts wanted on average, ``0 < target < M - k``.
+    radius : float
+        R > 0.
+    n_samples : int
+        Inputs drawn.
+    seed : None, int, SeedSequence or numpy Generator
+        Seed; its entropy is in the result.
+    inputs : {"ball", "gaussian"}
+        The input distribution.
+    constants : SliceConstants, optional
+        Order-1 slice constants behind the first guess ``target / c_1``.
+    n_jobs : int
+        Workers; the numbers do not depend on it.
+    backend : {"threads", "loky", "threading", "dask"}
+        How chunks are spread over the workers.
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        seed, n_jobs, backend and force_jobs in one object (:class:`~discosim._core.runtime.RunOptions`); a name given both
+        ways is an InputError.
 
     Returns
     -------
     Calibration
+        The calibrated eta and the leading-order guess.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> cal = ds.calibrate_eta(router, 0.05, n_samples=20_000, seed=0)
+    >>> bool(abs(cal.eta / cal.eta_first_guess - 1) < 0.1)   # O(eta^2) apart
+    True
     """
     run = resolve_run_options("calibrate_eta", options, seed=seed, n_jobs=n_jobs, backend=backend,
                               force_jobs=force_jobs)

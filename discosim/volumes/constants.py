@@ -32,7 +32,37 @@ GENZ_BUDGET = 3000  # orthant evaluations (each ~1 ms) allowed before switching 
 
 @dataclass(frozen=True)
 class SliceConstants(ResultMixin):
-    """``A_r`` and ``B_r`` of a router with their standard errors (0 for closed forms)."""
+    """``A_r`` and ``B_r`` of a router with their standard errors (0 for closed forms).
+
+    ``A_r = sum_{|J|=r+1} alpha_J`` sets the leading order of the euclidean and normal tubes,
+    ``B_r = sum_J (r+1) det(G_J)^(-1/2) alpha_J`` that of the score tube (THEORY §5).
+
+    Parameters
+    ----------
+    order : int
+        The order r.
+    n_slices : int
+        ``C(M, r+1)``, the number of slices J.
+    alpha_sum : float
+        ``A_r``.
+    alpha_sum_stderr : float
+        Its standard error (0 for the closed form and Genz).
+    score_weight_sum : float
+        ``B_r``.
+    score_weight_stderr : float
+        Its standard error.
+    method : {"orthonormal", "genz", "mc", "mc-pairs"}
+        How they were computed (``mc-pairs``: order 1 by Monte Carlo over every pair).
+    seed_entropy : int or None
+        Entropy of the seed (None for the closed form).
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> c = ds.slice_constants(ds.Router.orthonormal(4, 8, k=2, seed=0), 1)
+    >>> c.method, c.n_slices, round(c.alpha_sum, 4), round(c.score_weight_sum, 4)
+    ('orthonormal', 6, 2.351, 3.3248)
+    """
 
     order: int
     n_slices: int
@@ -79,7 +109,33 @@ def _alpha_pairs_task(rng, n, Wr, gram, k):
 
 @dataclass(frozen=True)
 class SliceAlpha(ResultMixin):
-    """``alpha_J`` of one slice J with its standard error (Genz's own error is below 1e-5)."""
+    """``alpha_J`` of one slice J with its standard error (Genz's own error is below 1e-5).
+
+    ``alpha_J = lambda_d(Gamma_J ∩ B(0,R)) / (omega_d R^d)`` is the relative angular size of the
+    slice's cone in its subspace ``S_J`` (THEORY §2, §5).
+
+    Parameters
+    ----------
+    slice_experts : tuple of int
+        The slice J, sorted.
+    value : float
+        ``alpha_J``.
+    stderr : float
+        Its standard error (0 reported for Genz).
+    method : {"genz", "mc"}
+        Gaussian orthant sums or Monte Carlo over directions (THEORY §5 (a), (b)).
+    n_samples : int
+        Directions drawn (0 for Genz).
+    seed_entropy : int
+        Entropy of the seed.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> a = ds.slice_alpha(ds.Router.orthonormal(4, 8, k=2, seed=0), [0, 1], seed=0)
+    >>> a.slice_experts, round(a.value, 4), a.method
+    ((0, 1), 0.3918, 'genz')
+    """
 
     slice_experts: tuple
     value: float
@@ -113,12 +169,50 @@ def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=RUN_DEFAULT
                 force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """alpha_J of one slice: ``genz`` (orthant sum) or ``mc`` (directions).
 
-    ``seed``, ``n_jobs``, ``backend``, ``force_jobs``: as for :func:`slice_constants`, or in one
-    :class:`~discosim._core.runtime.RunOptions` as ``options``.
+    THEORY §5: (a) for ``Y ~ N(0, P_{S_J})`` the gaps ``delta_i = (w_i - w_{j0}) . Y`` (i not in J)
+    are Gaussian, and ``alpha_J = sum_A P(delta_A > 0, delta_{A^c} < 0)`` over the "above" sets
+    ``A`` with ``k - r <= |A| <= k - 1`` (Genz); (b) the fraction of directions in ``S_J`` whose
+    ranking puts J across ranks k, k+1.
+
+    Parameters
+    ----------
+    router : Router
+        The router.
+    J : sequence of int
+        The slice: 2 to M distinct expert indices.
+    method : {"genz", "mc"}
+        Orthant sum (scipy's Genz integration) or Monte Carlo over directions.
+    n_samples : int
+        Directions for ``mc``.
+    seed : None, int, SeedSequence or numpy Generator
+        Seed of Genz's randomised lattice or of the directions.
+    n_jobs : int
+        Workers for ``mc``; the numbers do not depend on it.
+    backend : {"threads", "loky", "threading", "dask"}
+        How the ``mc`` chunks are spread.
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        The run-control names above (seed, n_jobs, backend, force_jobs) in one object; a name
+        given both ways is an error.
 
     Returns
     -------
     SliceAlpha
+        ``alpha_J`` with its standard error.
+
+    Examples
+    --------
+    Orthonormal rows (THEORY §5): every slice has the same alpha, and both routes agree.
+
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> exact = ds.slice_alpha(router, [0, 1], seed=0)
+    >>> round(exact.value, 4)
+    0.3918
+    >>> mc = ds.slice_alpha(router, [0, 1], method="mc", n_samples=20_000, seed=0)
+    >>> bool(abs(mc.value - exact.value) < 4 * mc.stderr)
+    True
     """
     run = resolve_run_options("slice_alpha", options, seed=seed, n_jobs=n_jobs, backend=backend,
                               force_jobs=force_jobs)
@@ -160,18 +254,53 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=RUN
     or a session that asks again for the same router pays nothing. The cache key holds the
     seed's entropy and spawn key, so ``seed=None`` (fresh entropy) never hits it.
 
+    ``A_r = sum_{|J|=r+1} alpha_J`` and ``B_r = sum_J (r+1) det(G_J)^(-1/2) alpha_J``, with
+    ``G_J`` the Gram matrix of ``w_{j_i} - w_{j_0}`` (THEORY §5). Orthonormal rows have the closed
+    form ``A_r = C(M, r+1) alpha`` with the equicorrelated orthant integral of THEORY §5.
+
     Parameters
     ----------
+    router : Router
+        The router.
+    order : int
+        The order r, ``1 <= r <= M - 1``.
     method : {"auto", "orthonormal", "genz", "mc"}
         ``auto``: closed form for orthonormal rows, Genz while cheap, else Monte Carlo.
     n_samples : int
         Draws for the Monte Carlo route.
     seed : None, int, SeedSequence or numpy Generator
         Seed of Genz's randomised lattice and of the Monte Carlo route.
-    n_jobs, backend, force_jobs
-        Workers of the Monte Carlo route (the numbers do not depend on them).
+    n_jobs : int
+        Workers for the Monte Carlo route; the numbers do not depend on it.
+    backend : {"threads", "loky", "threading", "dask"}
+        How its chunks are spread.
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
     options : RunOptions, optional
-        The run-control names above in one object (a name given both ways is an error).
+        The run-control names above (seed, n_jobs, backend, force_jobs) in one object; a name
+        given both ways is an error.
+
+    Returns
+    -------
+    SliceConstants
+        ``A_r``, ``B_r`` and their standard errors.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> c = ds.slice_constants(ds.Router.orthonormal(4, 8, k=2, seed=0), 1)
+    >>> c.method, c.n_slices, round(c.alpha_sum, 4)
+    ('orthonormal', 6, 2.351)
+
+    A Gaussian router: Genz while the orthant sums are few, Monte Carlo on request.
+
+    >>> router = ds.Router.gaussian(6, 12, k=2, seed=0)
+    >>> exact = ds.slice_constants(router, 2, seed=0)
+    >>> exact.method, exact.n_slices
+    ('genz', 20)
+    >>> mc = ds.slice_constants(router, 2, method="mc", n_samples=20_000, seed=0)
+    >>> bool(abs(mc.alpha_sum - exact.alpha_sum) < 4 * mc.alpha_sum_stderr)
+    True
     """
     run = resolve_run_options("slice_constants", options, seed=seed, n_jobs=n_jobs,
                               backend=backend, force_jobs=force_jobs)

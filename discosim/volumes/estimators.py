@@ -41,7 +41,38 @@ TUBE_CHUNK = 1 << 14
 
 @dataclass(frozen=True)
 class OrderResult(ResultMixin):
-    """One order at one eps: the estimated fraction and the THEORY §5 predictions."""
+    """One order at one eps: the estimated fraction and the THEORY §5 predictions.
+
+    One cell of a :class:`VolumeResult`, from :meth:`VolumeResult.order_result`.
+
+    Parameters
+    ----------
+    order : int
+        The order r of the tube ``T_eps(Gamma^(r))``.
+    estimate : Estimate
+        The estimated fraction of ``B_D(0, R)`` in the tube.
+    predicted_slice_sum : float or None
+        ``sum_J alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (THEORY §5; b = 0, euclidean and normal
+        metrics), the union's value up to ``O(eps^{r+1})``; None where it does not apply.
+    predicted_leading : float or None
+        The leading order ``A_r omega_r omega_{D-r} eps^r R^{D-r} / (omega_D R^D)`` (score
+        metric: with ``B_r``); None where it does not apply.
+    predicted_rel_stderr : float
+        Relative standard error of the predictions (from Monte Carlo slice constants; 0 for
+        closed forms and Genz).
+    overlap : Estimate or None
+        Tube method, euclidean or normal metric: the slice sum minus the union, ``S - U``,
+        from the same samples.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_volumes(router, 1.0, [0.05, 0.1], n_samples=20_000, seed=0)
+    >>> cell = res.order_result(1, 2)       # eps = 0.1, order 2
+    >>> cell.order, cell.estimate.reliable, round(cell.predicted_slice_sum, 4)
+    (2, True, 0.1576)
+    """
 
     order: int
     estimate: Estimate
@@ -85,7 +116,56 @@ class VolumeResult(ResultMixin):
     Column ``j`` is order ``orders[j]``, row ``i`` is ``eps[i]`` (the order given). Predictions
     are NaN where THEORY §5 gives none (or ``predict=False``); overlaps are NaN except for the
     tube method with the euclidean or normal metric. :meth:`order_result` gives one cell as an
-    :class:`OrderResult`, :meth:`series` one order's column over eps.
+    :class:`OrderResult`, :meth:`series` one order's column over eps, :meth:`estimate` one
+    cell's :class:`Estimate`, ``to_dict()`` the whole result as plain JSON types.
+
+    Parameters
+    ----------
+    router : dict
+        ``Router.summary()``: M, D, k, kind and whether a bias is present.
+    radius : float
+        R.
+    metric : {"euclidean", "normal", "score"}
+        The tube metric (THEORY §4).
+    method : {"uniform", "tube"}
+        The sampler (THEORY §8).
+    n_samples : int
+        Samples (uniform: shared by every cell; tube: per cell).
+    seed_entropy : int
+        Entropy of the seed that drew them: the same entropy reproduces the numbers.
+    eps : tuple of float
+        The tube radii, in the order given.
+    orders : tuple of int
+        The orders r, increasing.
+    fraction, stderr : ndarray, shape (len(eps), len(orders))
+        Estimated fraction of ``B_D(0, R)`` in each tube and its standard error.
+    n_hits : ndarray of int, shape (len(eps), len(orders))
+        Samples that landed in the tube (tube method: with a nonzero weight).
+    predicted_slice_sum, predicted_leading : ndarray, shape (len(eps), len(orders))
+        The THEORY §5 predictions (see :class:`OrderResult`); NaN where none applies.
+    predicted_rel_stderr : ndarray, shape (len(orders),)
+        Relative standard error of the predictions, per order.
+    overlap, overlap_stderr : ndarray, shape (len(eps), len(orders))
+        Tube method, euclidean or normal metric: ``S - U`` (slice sum minus union) and its
+        standard error; NaN otherwise.
+    elapsed_s : float
+        Wall time of the estimate.
+    constants : dict
+        ``{r: SliceConstants}`` behind the predictions.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_volumes(router, 1.0, [0.05, 0.1], n_samples=20_000, seed=0)
+    >>> res.fraction.shape, res.orders
+    ((2, 3), (1, 2, 3))
+    >>> res.series(1).shape                 # order 1 over eps
+    (2,)
+    >>> res.estimate(0, 1).n_samples
+    20000
+    >>> sorted(res.to_dict())[:4]
+    ['constants', 'elapsed_s', 'method', 'metric']
     """
 
     router: dict
@@ -243,9 +323,18 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                      device=RUN_DEFAULT.device, devices=RUN_DEFAULT.devices, options=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
+    For each order r and each eps, the fraction ``U_r / (omega_D R^D)`` of the ball within eps of
+    the tie surfaces ``Gamma^(r)`` in the chosen metric (THEORY §4), with its standard error,
+    next to the predictions of THEORY §5: with b = 0 the slice sum
+    ``sum_J alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (d = D - r), which the union approaches up to
+    ``O(eps^{r+1})``, and the leading order ``A_r omega_r omega_{D-r} (eps/R)^r / omega_D``
+    (score metric: ``B_r omega_{D-r} (eps/R)^r / omega_D``). Points are drawn in reduced
+    coordinates (THEORY §3), so D costs nothing.
+
     Parameters
     ----------
     router : Router
+        The router whose tie surfaces are measured.
     radius : float
         R > 0.
     eps : float or sequence of float
@@ -253,7 +342,12 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     orders : sequence of int, optional
         Orders r, ``1 <= r <= M - 1``; default ``1 .. min(3, M - 1)``.
     metric : {"euclidean", "normal", "score"}
+        The tube (THEORY §4): distance to ``Gamma^(r)``, the normal fibre tube of the slices, or
+        the spread of r+1 consecutive sorted scores around ranks k, k+1.
     method : {"uniform", "tube"}
+        ``uniform``: points uniform in the ball, every eps and order in one pass. ``tube``: the
+        Karp-Luby-Madras importance sampler of THEORY §8, one run per (order, eps), relative
+        error bounded as eps -> 0 (needs b = 0).
     n_samples : int
         Samples for ``uniform`` (shared by every eps and order) or per (order, eps) for ``tube``.
         Memory does not depend on it: chunks are streamed.
@@ -262,6 +356,9 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     n_jobs : int
         Workers (-1: all cores; more than the cores only with ``force_jobs``).
     backend : {"threads", "loky", "threading", "dask"}
+        How chunks are spread over the workers; the numbers do not depend on it.
+    progress : bool or None
+        Progress bar (None: when stderr is a terminal).
     constants : dict, optional
         Precomputed ``{r: SliceConstants}`` (see :func:`discosim.volumes.constants.slice_constants`).
     predict : bool
@@ -270,11 +367,15 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         Monte Carlo size of the slice constants when they are computed here (routers too large
         for the closed form or Genz; M = 256 takes a few seconds per order at the default).
         Their seed is derived from ``seed``.
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
     device : {"cpu", "cuda"}
         ``cuda``: the samplers run on the GPU (:mod:`discosim._cuda.volumes.uniform`,
         :mod:`discosim._cuda.volumes.tube`; same law, their own random streams); ``devices`` picks the
         GPUs (None: all visible). The ``tube`` method on the GPU draws the normal radius from a power law and reweights it exactly
         (``discosim._cuda.volumes.tube``): same mean, its own standard error.
+    devices : None, int or list of int
+        GPUs for ``device="cuda"`` (None: every visible one).
     options : RunOptions, optional
         seed, n_jobs, backend, progress, device, devices and force_jobs in one object (instead
         of the keywords; a name given both ways is an error).
@@ -282,6 +383,37 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     Returns
     -------
     VolumeResult
+        Fractions, standard errors and predictions, each of shape (len(eps), len(orders)).
+
+    See Also
+    --------
+    estimate_slice_volume : the normal tube of one slice, by an independent NumPy estimator.
+    slice_constants : the ``A_r``, ``B_r`` behind the predictions.
+
+    Examples
+    --------
+    An orthonormal router (closed-form slice constants), uniform sampler:
+
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_volumes(router, 1.0, [0.05, 0.1], n_samples=20_000, seed=0)
+    >>> res.orders, res.fraction.shape
+    ((1, 2, 3), (2, 3))
+    >>> np.round(res.predicted_slice_sum[:, 0], 4)      # order 1: sum_J alpha_J I(1/2, 4)
+    array([0.2729, 0.541 ])
+
+    The union lies below the slice sum (the overlaps, THEORY §5):
+
+    >>> bool(np.all(res.fraction <= res.predicted_slice_sum + 4 * res.stderr))
+    True
+
+    The tube sampler resolves a thin order-2 tube to a small relative error:
+
+    >>> thin = ds.estimate_volumes(router, 1.0, 0.01, orders=[2], method="tube",
+    ...                            n_samples=20_000, seed=0)
+    >>> bool(thin.stderr[0, 0] < 1e-3 * thin.fraction[0, 0])
+    True
     """
     run = resolve_run_options("estimate_volumes", options, seed=seed, n_jobs=n_jobs,
                               backend=backend, progress=progress, force_jobs=force_jobs,
@@ -405,12 +537,43 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     b = 0 the exact value is ``alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (THEORY §5). Vectorised NumPy on
     reduced points (an implementation independent of the numba kernels).
 
-    ``options``: a :class:`~discosim._core.runtime.RunOptions` (its seed; one stream, so the
-    speed settings do not apply).
+    Parameters
+    ----------
+    router : Router
+        The router.
+    slice_experts : sequence of int
+        The slice J: at least 2 distinct expert indices (order r = len(J) - 1).
+    radius : float
+        R > 0.
+    eps : float
+        Normal radius of the tube, > 0.
+    n_samples : int
+        Points drawn.
+    seed : None, int, SeedSequence or numpy Generator
+        Seed; its entropy is in the result.
+    batch : int
+        Points per vectorised batch (memory, not the numbers).
+    inputs : {"ball", "sphere", "gaussian"}
+        Where the points lie: uniform in ``B_D(0, R)``, uniform on its sphere (THEORY §9: exact
+        value ``alpha_J I_{eps^2/R^2}(r/2, d/2)``) or ``N(0, R^2/D I_D)``.
+    options : RunOptions, optional
+        Its seed instead of ``seed`` (one stream: the speed settings do not apply).
 
     Returns
     -------
     Estimate
+        The fraction, a proportion with Wilson's interval.
+
+    Examples
+    --------
+    THEORY §5's worked example: M = 4, D = 8, k = 2, R = 1, orthonormal rows; the per-slice
+    normal tube at eps = 0.05 holds 0.04548 of the ball (r = 1).
+
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> e = ds.estimate_slice_volume(router, [0, 1], 1.0, 0.05, n_samples=20_000, seed=0)
+    >>> e.n_samples, bool(abs(e.value - 0.04548) < 4 * e.stderr)
+    (20000, True)
     """
     seed = resolve_run_options("estimate_slice_volume", options, seed=seed).seed
     radius = check_positive("radius", radius)
