@@ -279,10 +279,10 @@ def progress(enabled=True):
     enabled : bool or None
         Bars on, off, or (None) only when stderr is a terminal.
 
-    Yields
-    ------
-    bool or None
-        ``enabled``, checked.
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Entered, it sets the default for the block and gives ``enabled`` back (checked).
 
     Examples
     --------
