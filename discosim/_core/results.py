@@ -4,8 +4,22 @@ An :class:`Estimate` carries its value, standard error, sample size, the seed en
 produced it and whether its error bar can be trusted. Proportions (indicator means) use the
 Wilson score interval, which stays honest when there are few or no hits; means of general
 weights use the normal interval.
+
+Every result class of the package inherits :class:`ResultMixin`: ``to_dict()`` (plain JSON types,
+whatever the class's own ``to_dict`` builds), ``to_rows()`` (a tidy table) and ``to_frame()``.
+Rows have one shape per kind of quantity:
+
+- a Monte Carlo estimate (:func:`estimate_row`): ``quantity``, its index columns (``eps``,
+  ``order``, ``time``, ...), then the columns of :meth:`Estimate.to_dict` (``value``, ``stderr``,
+  ``n_samples``, ``n_hits``, ``interval``, ``seed_entropy``, ``ci_low``, ``ci_high``,
+  ``ci_level``, ``reliable``);
+- any other measured or fitted number (:func:`value_row`): ``quantity``, index columns,
+  ``value``, ``stderr`` (None when it has none);
+- predictions of THEORY next to either: ``predicted`` (and ``predicted_stderr``, or named
+  bounds such as ``lower_bound``), added to the same row.
 """
 
+import functools
 import json
 import math
 from dataclasses import dataclass, asdict, fields, is_dataclass
@@ -15,7 +29,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["Estimate", "ConfidenceInterval", "ResultMixin", "tidy_rows", "proportion_estimate", "mean_estimate", "mean_and_stderr", "to_jsonable",
+__all__ = ["Estimate", "ConfidenceInterval", "ResultMixin", "tidy_rows", "estimate_row",
+           "value_row", "proportion_estimate", "mean_estimate", "mean_and_stderr", "to_jsonable",
            "dumps", "MIN_RELIABLE_HITS"]
 
 # Below this many nonzero samples the CLT behind a stderr is not to be trusted.
@@ -78,11 +93,29 @@ def tidy_rows(doc, prefix=""):
 
 class ResultMixin:
     """``to_dict()`` (plain JSON types: ``json.dumps`` accepts it), ``to_rows()`` (tidy rows) and
-    ``to_frame()`` (a pandas DataFrame of those rows, when pandas is installed) for every result."""
+    ``to_frame()`` (a pandas DataFrame of those rows, when pandas is installed) for every result.
+
+    A subclass's own ``to_dict`` may build numpy arrays, numpy scalars or nested results: it is
+    wrapped so that what it returns goes through :func:`to_jsonable` (arrays become lists, numpy
+    scalars Python ones, results their ``to_dict()``; NaN stays a float, as before, and
+    :func:`dumps` writes it as ``null``). Rows (``to_rows``) hold None for NaN and inf.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("to_dict")
+        if own is not None and not getattr(own, "_jsonable", False):
+            @functools.wraps(own)
+            def to_dict(self, *args, **kw):
+                return to_jsonable(own(self, *args, **kw), finite=False)
+
+            to_dict._jsonable = True
+            cls.to_dict = to_dict
 
     def to_dict(self):
-        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)}) if is_dataclass(self) \
-            else to_jsonable(vars(self))
+        doc = {f.name: getattr(self, f.name) for f in fields(self)} if is_dataclass(self) \
+            else vars(self)
+        return to_jsonable(doc, finite=False)
 
     def to_rows(self):
         """The result as a list of flat dicts, one per row of a tidy table."""
@@ -192,6 +225,22 @@ class Estimate(ResultMixin):
         d.update(ci_low=lo, ci_high=hi, ci_level=level, reliable=self.reliable)
         return d
 
+    def to_rows(self):
+        return [estimate_row("estimate", self)]
+
+
+def estimate_row(quantity, estimate, **index):
+    """The row of one Monte Carlo estimate: ``quantity``, ``index`` columns, then
+    :meth:`Estimate.to_dict` (value, stderr, n_samples, n_hits, interval, seed_entropy, ci_low,
+    ci_high, ci_level, reliable)."""
+    return {"quantity": quantity, **to_jsonable(index), **estimate.to_dict()}
+
+
+def value_row(quantity, value, stderr=None, **index):
+    """The row of a measured or fitted number without an :class:`Estimate`: ``quantity``,
+    ``index`` columns, ``value``, ``stderr``."""
+    return to_jsonable({"quantity": quantity, **index, "value": value, "stderr": stderr})
+
 
 def proportion_estimate(hits, n, seed_entropy=None):
     """Estimate of ``hits / n`` from an indicator count (binomial stderr)."""
@@ -216,26 +265,28 @@ def mean_estimate(value, stderr, n, hits, seed_entropy=None):
     return Estimate(float(value), float(stderr), int(n), int(hits), "normal", seed_entropy)
 
 
-def to_jsonable(obj):
+def to_jsonable(obj, finite=True):
     """Convert results (dataclasses, numpy scalars/arrays, inf/nan) to plain JSON types.
 
-    Non-finite floats become ``null`` so the output is strict JSON that any tool reads.
+    Non-finite floats become ``null`` so the output is strict JSON that any tool reads;
+    ``finite=False`` keeps them as Python floats (what ``to_dict()`` returns: ``json.dumps``
+    writes them as ``NaN``/``Infinity``, :func:`dumps` as ``null``).
     """
     if hasattr(obj, "to_dict"):
-        return to_jsonable(obj.to_dict())
+        return to_jsonable(obj.to_dict(), finite)
     if isinstance(obj, ConfidenceInterval):
         return obj._asdict()
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, finite) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, finite) for v in obj]
     if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
+        return to_jsonable(obj.tolist(), finite)
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         x = float(obj)
-        return x if math.isfinite(x) else None
+        return x if math.isfinite(x) or not finite else None
     if isinstance(obj, (np.bool_,)):
         return bool(obj)
     return obj

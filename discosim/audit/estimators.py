@@ -54,8 +54,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from discosim._core.errors import InputError, check_int
-from discosim._core.results import mean_and_stderr
-from discosim._core.runtime import check_n_jobs, derive_seed, run_chunks
+from discosim._core.results import ResultMixin, mean_and_stderr, to_jsonable
+from discosim._core.runtime import RUN_DEFAULT, check_n_jobs, derive_seed, resolve_run_options, run_chunks
 from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
 from discosim._kernels.audit import OFFSET_DRAWS, WINDOW, logit_stats  # noqa: F401  (re-exported for old imports)
@@ -91,7 +91,7 @@ CURVED_NOTE = ("DeepSeek-V3 ties are curved (sigmoid scores with a selection bia
 
 # --------------------------------------------------------------------------- results
 @dataclass(frozen=True)
-class FlipAudit:
+class FlipAudit(ResultMixin):
     """Precision audit of one float format on one layer.
 
     ``measured`` is the fraction of inputs whose selected set changes when the logits are rounded
@@ -178,6 +178,15 @@ class FlipAudit:
                 "leading_order_ok": self.leading_order_ok, "model": self.model,
                 "claim": self.claim, "agrees": self.agrees}
 
+    def to_rows(self):
+        """One row ``flip_rate`` of this format, in the shape of :meth:`AuditResult.tidy_rows`."""
+        return to_jsonable([{"quantity": "flip_rate", "parameter": self.format,
+                             "value": self.measured, "stderr": self.stderr,
+                             "predicted": self.predicted,
+                             "predicted_stderr": self.predicted_stderr,
+                             "n_samples": self.n_samples, "n_flips": self.n_flips,
+                             "agrees": self.agrees if self.claim else None}])
+
 
 def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
     """Whether ``measured`` and ``scale * predicted`` agree within ``n_se`` paired standard errors.
@@ -193,7 +202,7 @@ def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
 
 
 @dataclass(frozen=True)
-class LayerAudit:
+class LayerAudit(ResultMixin):
     """Audit of one router layer (see the module docstring for every quantity).
 
     Parameters
@@ -330,9 +339,14 @@ class LayerAudit:
             "note": self.note,
         }
 
+    def to_rows(self):
+        """The layer's rows of :meth:`AuditResult.tidy_rows` (model and inputs left empty)."""
+        return AuditResult("", self.family, "", (self,), self.n_samples, self.eps, (),
+                           None).to_rows()
+
 
 @dataclass(frozen=True)
-class AuditResult:
+class AuditResult(ResultMixin):
     """Audit of every selected router layer of one model.
 
     ``to_dict()`` gives plain JSON types (what ``discosim audit --json`` prints);
@@ -419,6 +433,10 @@ class AuditResult:
             for f in L.flips:
                 add(L, "flip_rate", f.format, f.measured, f.stderr, f.predicted, f.predicted_stderr)
         return rows
+
+    def to_rows(self):
+        """:meth:`tidy_rows` (one row per layer x quantity) in plain JSON types."""
+        return to_jsonable(self.tidy_rows())
 
 
 # --------------------------------------------------------------------------- validation
@@ -586,7 +604,8 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     reduced = _reduce(W, routing.k, layer.name)
     norms, min_pair = _geometry(W, reduced.gram)
     # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
-    lseed = derive_seed(seed_seq, int(getattr(layer, "index", index)))
+    position = int(getattr(layer, "index", index))
+    lseed = derive_seed(seed_seq, position)
     constants = {}
     predicted = None
     note = "" if routing.linear else CURVED_NOTE
@@ -673,8 +692,10 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
 
 # --------------------------------------------------------------------------- public entry points
 def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EPS,
-                 n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                 progress=None, constants_samples=20_000, notes=(), device="cpu", devices=None):
+                 n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                 formats=("bf16", "fp16"), progress=RUN_DEFAULT.progress,
+                 constants_samples=20_000, notes=(), device=RUN_DEFAULT.device,
+                 devices=RUN_DEFAULT.devices, options=None):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters.
@@ -710,6 +731,9 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
         Where random inputs and their logits are drawn.
     devices : None, int or list of int
         GPUs for ``device="cuda"``.
+    options : RunOptions, optional
+        seed, n_jobs, progress, device and devices in one object (a name given both ways is an
+        error; its backend and force_jobs do not apply).
 
     Returns
     -------
@@ -730,6 +754,10 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     ('first layer only', ['model.layers.0.block_sparse_moe.gate.weight'])
     >>> tmp.cleanup()
     """
+    run = resolve_run_options("audit_layers", options, seed=seed, n_jobs=n_jobs,
+                              progress=progress, device=device, devices=devices)
+    seed, n_jobs, progress = run.seed, run.n_jobs, run.progress
+    device, devices = run.device, run.devices
     eps = _check_eps(eps)
     formats = _check_formats(formats)
     if n_samples is not None:
@@ -793,9 +821,10 @@ class _LazyLayers:
 
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
-                     n_samples=None, seed=None, n_jobs=1, formats=("bf16", "fp16"),
-                     layers=None, progress=None, constants_samples=20_000, device="cpu",
-                     devices=None, **open_kw):
+                     n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                     formats=("bf16", "fp16"), layers=None, progress=RUN_DEFAULT.progress,
+                     constants_samples=20_000, device=RUN_DEFAULT.device,
+                     devices=RUN_DEFAULT.devices, options=None, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
     For each router layer (the norm in front of it folded into ``W``) and inputs uniform on the
@@ -837,6 +866,9 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         the same law); hidden-state inputs and the slice constants stay on the CPU.
     devices : None, int or list of int
         GPUs for ``device="cuda"`` (None: every visible one).
+    options : RunOptions, optional
+        seed, n_jobs, progress, device and devices in one object (a name given both ways is an
+        error; its backend and force_jobs do not apply).
     **open_kw
         Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).
 
@@ -869,6 +901,10 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     [True, True]
     >>> tmp.cleanup()
     """
+    run = resolve_run_options("audit_checkpoint", options, seed=seed, n_jobs=n_jobs,
+                              progress=progress, device=device, devices=devices)
+    seed, n_jobs, progress = run.seed, run.n_jobs, run.progress
+    device, devices = run.device, run.devices
     eps = _check_eps(eps)
     formats = _check_formats(formats)
     if n_samples is not None:

@@ -17,9 +17,12 @@ from discosim._kernels.codes import METRIC_CODE, METRICS
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
 from discosim._core.devices import check_device, resolve_devices
-from discosim._core.results import mean_and_stderr, proportion_estimate
+from discosim._core.results import (ResultMixin, estimate_row, mean_and_stderr,
+                                   proportion_estimate, to_jsonable, value_row)
 from discosim._core.fitting import loglog_fit
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
+from discosim.diffusion.options import PathOptions, split_keywords
 from discosim.model.inputs import check_start, reduced_points
 from discosim.model.router import Router
 from discosim._core.seeding import as_seed_sequence
@@ -27,7 +30,7 @@ from discosim.theory import diffusion as td
 
 __all__ = ["estimate_first_hit", "HitResult", "simulate_first_exit", "FirstExitResult",
            "estimate_occupation", "OccupationResult", "hit_order_wos", "WosResult", "MAX_STEPS",
-           "PROCESSES"]
+           "PROCESSES", "PathOptions"]
 
 PATH_CHUNK = 256
 PROCESSES = ("bm", "ou")
@@ -144,7 +147,7 @@ def _hit_counts(tau, zhit, router, times, deltas, metric):
 
 
 @dataclass(frozen=True, eq=False)
-class FirstExitResult:
+class FirstExitResult(ResultMixin):
     """Every path of :func:`simulate_first_exit`.
 
     Parameters
@@ -184,15 +187,21 @@ class FirstExitResult:
         return {"tau": self.tau, "exit_points": self.exit_points, "t_max": self.t_max,
                 "n_steps": self.n_steps, "seed_entropy": self.seed_entropy}
 
+    def to_rows(self):
+        """One row per path: ``exit_time`` (None where the path had not left by t_max) and the
+        reduced exit point ``exit_point[j]``."""
+        points = to_jsonable(self.exit_points)  # NaN (no exit) -> None
+        return [dict(value_row("exit_time", t, path=i), seed_entropy=self.seed_entropy,
+                     **{f"exit_point[{j}]": v for j, v in enumerate(p)})
+                for i, (t, p) in enumerate(zip(self.tau, points))]
 
-def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_jobs=1,
-                        backend="threads", bridge=True, depth=20, inputs="ball", radius=1.0,
-                        process="bm", theta=1.0, force_jobs=False, device="cpu", devices=None):
+
+def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, inputs="ball", radius=1.0,
+                        path=None, options=None, **keywords):
     """Exit times and reduced exit points of ``n_paths`` paths (all kept in memory).
 
     Start at ``x0`` (length D), or with ``x0=None`` at a fresh random point per path:
     ``inputs="ball"`` (uniform in B_D(0, radius)) or ``"gaussian"`` (N(0, radius^2/D I_D)).
-    ``process``: ``bm`` (x0 + sigma B_t) or ``ou`` (dX = -theta (X - x0) dt + sigma dB).
     For statistics of many paths use :func:`estimate_first_hit`, which streams.
 
     The first hitting time of Gamma is the exit time of the open cell ``C(x0)`` of the start's
@@ -213,34 +222,31 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
         Time step (exact Gaussian increments in reduced coordinates, THEORY §6).
     n_paths : int
         Number of paths.
-    seed : None, int, SeedSequence or numpy Generator
-        Seed; its entropy is in the result. Same seed, same numbers for any ``n_jobs``.
-    n_jobs : int
-        Workers (-1: all cores; more than the cores only with ``force_jobs``).
-    backend : {"threads", "loky", "threading", "dask"}
-        How chunks of paths are spread over the workers; the numbers do not depend on it.
-    bridge : bool
-        Also detect crossings between steps by the Brownian-bridge crossing probability of each
-        half-space, and sample the crossing time from the bridge (THEORY §6); False: sign
-        changes only.
-    depth : int
-        Bisection depth of the bridge's crossing-time refinement.
     inputs : {"ball", "gaussian"}
         Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
     radius : float
         Their scale.
-    process : {"bm", "ou"}
-        Brownian motion ``x0 + sigma B_t`` or Ornstein-Uhlenbeck
-        ``dX = -theta (X - x0) dt + sigma dB`` (simulation only).
-    theta : float
-        OU mean-reversion rate.
-    force_jobs : bool
-        Allow ``n_jobs`` above the number of cores.
-    device : {"cpu", "cuda"}
-        ``cuda``: the paths run on the GPUs (:mod:`discosim._cuda.diffusion`; the same law, its
-        own random streams).
-    devices : None, int or list of int
-        GPUs for ``device="cuda"`` (None: every visible one).
+    path : PathOptions, optional
+        The law of the paths and their stepping (:class:`~discosim.diffusion.options.PathOptions`):
+        ``process`` ``"bm"`` (Brownian motion ``x0 + sigma B_t``) or ``"ou"``
+        (Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``, simulation only) with its
+        mean-reversion rate ``theta``; ``bridge`` (default True): also detect crossings
+        between steps by the Brownian-bridge crossing probability of each half-space and sample
+        the crossing time from the bridge (THEORY §6), False: sign changes only; ``depth``:
+        bisection depth of the bridge's crossing-time refinement; and optionally ``dt`` instead
+        of the argument.
+    options : RunOptions, optional
+        How the run is executed (:class:`~discosim._core.runtime.RunOptions`): ``seed`` (None,
+        int, SeedSequence or Generator; its entropy is in the result; same seed, same numbers
+        for any ``n_jobs``), ``n_jobs`` (workers, -1: all cores; more than the cores only with
+        ``force_jobs``), ``backend`` (``threads``, ``loky``, ``threading``, ``dask``: how chunks
+        of paths are spread; the numbers do not depend on it), ``progress`` (a bar; None: when
+        stderr is a terminal), ``device`` (``cuda``: the paths run on the GPUs of ``devices``,
+        :mod:`discosim._cuda.diffusion`; the same law, its own random streams).
+    **keywords
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``n_jobs=4``,
+        ``bridge=False``, ``process="ou"``, ...), as before they were grouped; a name given both
+        ways is an InputError.
 
     Returns
     -------
@@ -260,6 +266,10 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
     >>> bool(np.all(res.tau[np.isfinite(res.tau)] <= 1.0))
     True
     """
+    run, dt, bridge, depth, process, theta = split_keywords("simulate_first_exit", keywords,
+                                                            options, path, dt)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
     nbytes = n_paths * (router.n_experts + 1) * 8
@@ -280,15 +290,16 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
                                  derive_seed(ss, 5, 1), devices, lambda tau, zhit: (tau, zhit))
     else:
         parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
-                           derive_seed(ss, 5), n_jobs, backend, progress=False,
-                           force_jobs=force_jobs)
+                           derive_seed(ss, 5), n_jobs, backend,
+                           progress=progress, desc="paths",
+                           unit="path", force_jobs=force_jobs)
     tau = np.concatenate([p[0] for p in parts])
     zhit = np.concatenate([p[1] for p in parts])
     return FirstExitResult(tau, zhit, pp.t_max, pp.n_steps, ss.entropy)
 
 
 @dataclass(frozen=True, eq=False)
-class HitResult:
+class HitResult(ResultMixin):
     """Result of :func:`estimate_first_hit`.
 
     ``cdf[i]`` estimates ``P(tau <= times[i])``; ``lower_bound``/``upper_bound`` are the THEORY §6
@@ -365,6 +376,22 @@ class HitResult:
                               "exponent_predicted": self.exponent_predicted},
                 "n_paths": self.n_paths, "seed_entropy": self.seed_entropy}
 
+    def to_rows(self):
+        """Rows ``cdf`` per time (with the THEORY §6 ``lower_bound``, ``upper_bound``), ``q`` per
+        delta, ``exponent`` (fitted, with ``predicted``) and ``fraction_hit``."""
+        rows = []
+        for i, (t, e) in enumerate(zip(self.times, self.cdf)):
+            rows.append(dict(estimate_row("cdf", e, time=t),
+                             lower_bound=None if self.lower_bound is None else self.lower_bound[i],
+                             upper_bound=None if self.upper_bound is None else self.upper_bound[i]))
+        rows += [estimate_row("q", e, delta=d) for d, e in zip(self.deltas, self.q)]
+        if self.deltas:
+            rows.append(dict(value_row("exponent", self.exponent_fit, self.exponent_stderr),
+                             predicted=self.exponent_predicted, seed_entropy=self.seed_entropy))
+        rows.append(dict(value_row("fraction_hit", self.fraction_hit), n_samples=self.n_paths,
+                         seed_entropy=self.seed_entropy))
+        return to_jsonable(rows)
+
 
 def fit_hit_order(deltas, q):
     """Exponent of ``q(delta)`` by :func:`~discosim._core.fitting.loglog_fit` over the trusted points.
@@ -380,9 +407,8 @@ def fit_hit_order(deltas, q):
 
 
 def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(),
-                       metric="euclidean", seed=None, n_jobs=1, backend="threads", bridge=True,
-                       depth=20, inputs="ball", radius=1.0, process="bm", theta=1.0,
-                       progress=None, force_jobs=False, device="cpu", devices=None):
+                       metric="euclidean", inputs="ball", radius=1.0, path=None, options=None,
+                       **keywords):
     """``P(tau <= t)`` with bounds, and ``q(delta)`` with its exponent (THEORY §6).
 
     Bounds and the predicted exponent need a fixed Brownian start (``x0`` given, ``process="bm"``);
@@ -414,36 +440,31 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(
         Resolutions of the hit-order profile ``q(delta)`` (empty: none).
     metric : {"euclidean", "normal", "score"}
         Distance from the hit point to ``Gamma^(>=2)`` (THEORY §4).
-    seed : None, int, SeedSequence or numpy Generator
-        Seed; its entropy is in the result. Same seed, same numbers for any ``n_jobs``.
-    n_jobs : int
-        Workers (-1: all cores; more than the cores only with ``force_jobs``).
-    backend : {"threads", "loky", "threading", "dask"}
-        How chunks of paths are spread over the workers; the numbers do not depend on it.
-    bridge : bool
-        Also detect crossings between steps by the Brownian-bridge crossing probability of each
-        half-space, and sample the crossing time from the bridge (THEORY §6); False: sign
-        changes only.
-    depth : int
-        Bisection depth of the bridge's crossing-time refinement.
     inputs : {"ball", "gaussian"}
         Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
     radius : float
         Their scale.
-    process : {"bm", "ou"}
-        Brownian motion ``x0 + sigma B_t`` or Ornstein-Uhlenbeck
-        ``dX = -theta (X - x0) dt + sigma dB`` (simulation only).
-    theta : float
-        OU mean-reversion rate.
-    progress : bool or None
-        Progress bar (None: when stderr is a terminal).
-    force_jobs : bool
-        Allow ``n_jobs`` above the number of cores.
-    device : {"cpu", "cuda"}
-        ``cuda``: the paths run on the GPUs (:mod:`discosim._cuda.diffusion`; the same law, its
-        own random streams).
-    devices : None, int or list of int
-        GPUs for ``device="cuda"`` (None: every visible one).
+    path : PathOptions, optional
+        The law of the paths and their stepping (:class:`~discosim.diffusion.options.PathOptions`):
+        ``process`` ``"bm"`` (Brownian motion ``x0 + sigma B_t``) or ``"ou"``
+        (Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``, simulation only) with its
+        mean-reversion rate ``theta``; ``bridge`` (default True): also detect crossings
+        between steps by the Brownian-bridge crossing probability of each half-space and sample
+        the crossing time from the bridge (THEORY §6), False: sign changes only; ``depth``:
+        bisection depth of the bridge's crossing-time refinement; and optionally ``dt`` instead
+        of the argument.
+    options : RunOptions, optional
+        How the run is executed (:class:`~discosim._core.runtime.RunOptions`): ``seed`` (None,
+        int, SeedSequence or Generator; its entropy is in the result; same seed, same numbers
+        for any ``n_jobs``), ``n_jobs`` (workers, -1: all cores; more than the cores only with
+        ``force_jobs``), ``backend`` (``threads``, ``loky``, ``threading``, ``dask``: how chunks
+        of paths are spread; the numbers do not depend on it), ``progress`` (a bar; None: when
+        stderr is a terminal), ``device`` (``cuda``: the paths run on the GPUs of ``devices``,
+        :mod:`discosim._cuda.diffusion`; the same law, its own random streams).
+    **keywords
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``n_jobs=4``,
+        ``bridge=False``, ``process="ou"``, ...), as before they were grouped; a name given both
+        ways is an InputError.
 
     Returns
     -------
@@ -471,6 +492,10 @@ def estimate_first_hit(router, x0, sigma, t_max, dt, n_paths, times, *, deltas=(
     >>> print(round(float(res.exponent_predicted), 2))      # pi / theta*
     1.46
     """
+    run, dt, bridge, depth, process, theta = split_keywords("estimate_first_hit", keywords,
+                                                            options, path, dt)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     pp = _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta)
     n_paths = check_int("n_paths", n_paths, 2)
     metric = check_choice("metric", metric, METRICS)
@@ -529,7 +554,7 @@ def _occupation_task(rng, n, router, pp, rmax, metric, eps, pairs, checkpoints):
 
 
 @dataclass(frozen=True, eq=False)
-class OccupationResult:
+class OccupationResult(ResultMixin):
     """Mean occupation ``E L_r^eps(t)`` at checkpoint times: ``mean[c, j, e]`` with stderr.
 
     ``c`` indexes ``times``, ``j`` ``orders``, ``e`` ``eps``; ``bound[j, e]`` is the THEORY §6
@@ -602,11 +627,27 @@ class OccupationResult:
                                     "eps_slope": slopes[r][0], "eps_slope_stderr": slopes[r][1]}
                            for j, r in enumerate(self.orders)}}
 
+    def to_rows(self):
+        """Rows ``mean_occupation`` per (time, order, eps), with the THEORY §6 ``bound`` at t_max,
+        and ``eps_slope`` per order."""
+        rows = []
+        last = len(self.times) - 1
+        for c, t in enumerate(self.times):
+            for j, r in enumerate(self.orders):
+                for e, ep in enumerate(self.eps):
+                    rows.append(dict(value_row("mean_occupation", self.mean[c, j, e],
+                                               self.stderr[c, j, e], time=t, order=r, eps=ep),
+                                     n_samples=self.n_paths,
+                                     bound=self.bound[j, e] if c == last else None))
+        for r, (s, se) in self.eps_slopes().items():
+            rows.append(value_row("eps_slope", s, se, order=r))
+        return to_jsonable([dict(r, metric=self.metric, seed_entropy=self.seed_entropy)
+                            for r in rows])
+
 
 def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=None,
-                        metric="euclidean", process="bm", theta=1.0, n_checkpoints=8, seed=None,
-                        n_jobs=1, backend="threads", inputs="ball", radius=1.0, progress=None,
-                        force_jobs=False, device="cpu", devices=None):
+                        metric="euclidean", n_checkpoints=8, inputs="ball", radius=1.0,
+                        path=None, options=None, **keywords):
     """Occupation times ``L_r^eps`` of the order-r tubes along paths from x0 (THEORY §6).
 
     The whole horizon counts (not stopped at the first hit). Returns means with standard errors
@@ -642,32 +683,29 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
         Orders r (default ``1 .. min(3, M - 1)``).
     metric : {"euclidean", "normal", "score"}
         The tube metric (THEORY §4).
-    process : {"bm", "ou"}
-        Brownian motion ``x0 + sigma B_t`` or Ornstein-Uhlenbeck
-        ``dX = -theta (X - x0) dt + sigma dB`` (simulation only).
-    theta : float
-        OU mean-reversion rate.
     n_checkpoints : int
         Log-spaced times at which the running means are recorded.
-    seed : None, int, SeedSequence or numpy Generator
-        Seed; its entropy is in the result. Same seed, same numbers for any ``n_jobs``.
-    n_jobs : int
-        Workers (-1: all cores; more than the cores only with ``force_jobs``).
-    backend : {"threads", "loky", "threading", "dask"}
-        How chunks of paths are spread over the workers; the numbers do not depend on it.
     inputs : {"ball", "gaussian"}
         Random starts (``x0=None``): uniform in ``B_D(0, radius)`` or ``N(0, radius^2/D I_D)``.
     radius : float
         Their scale.
-    progress : bool or None
-        Progress bar (None: when stderr is a terminal).
-    force_jobs : bool
-        Allow ``n_jobs`` above the number of cores.
-    device : {"cpu", "cuda"}
-        ``cuda``: the paths run on the GPUs (:mod:`discosim._cuda.diffusion`; the same law, its
-        own random streams).
-    devices : None, int or list of int
-        GPUs for ``device="cuda"`` (None: every visible one).
+    path : PathOptions, optional
+        The law of the paths and their stepping (:class:`~discosim.diffusion.options.PathOptions`):
+        ``process`` ``"bm"`` (Brownian motion ``x0 + sigma B_t``) or ``"ou"``
+        (Ornstein-Uhlenbeck ``dX = -theta (X - x0) dt + sigma dB``, simulation only) with its
+        mean-reversion rate ``theta``, and optionally ``dt`` instead of the argument.
+    options : RunOptions, optional
+        How the run is executed (:class:`~discosim._core.runtime.RunOptions`): ``seed`` (None,
+        int, SeedSequence or Generator; its entropy is in the result; same seed, same numbers
+        for any ``n_jobs``), ``n_jobs`` (workers, -1: all cores; more than the cores only with
+        ``force_jobs``), ``backend`` (``threads``, ``loky``, ``threading``, ``dask``: how chunks
+        of paths are spread; the numbers do not depend on it), ``progress`` (a bar; None: when
+        stderr is a terminal), ``device`` (``cuda``: the paths run on the GPUs of ``devices``,
+        :mod:`discosim._cuda.diffusion`; the same law, its own random streams).
+    **keywords
+        The names of ``path`` and ``options`` one by one (``seed=1``, ``n_jobs=4``,
+        ``process="ou"``, ...), as before they were grouped; a name given both ways is an
+        InputError.
 
     Returns
     -------
@@ -690,6 +728,10 @@ def estimate_occupation(router, x0, sigma, t_max, dt, n_paths, eps, *, orders=No
     >>> bool(np.all(res.mean[-1] <= res.bound + 4 * res.stderr[-1]))
     True
     """
+    run, dt, _, _, process, theta = split_keywords("estimate_occupation", keywords, options,
+                                                   path, dt, path_fields=("process", "theta"))
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     from discosim._kernels.pointstats import sort_pairs_for
     from discosim.volumes.estimators import check_orders
 
@@ -749,7 +791,7 @@ def _wos_task(rng, n, router, pp, tol, max_steps, deltas, metric):
 
 
 @dataclass(frozen=True, eq=False)
-class WosResult:
+class WosResult(ResultMixin):
     """``q(delta)`` by walk on spheres: ``q[j]`` at ``deltas[j]``, and the mean steps per path.
 
     ``n_truncated`` paths reached ``max_steps`` and were stopped on their nearest facet.
@@ -793,10 +835,18 @@ class WosResult:
                 "n_truncated": self.n_truncated, "n_paths": self.n_paths,
                 "seed_entropy": self.seed_entropy}
 
+    def to_rows(self):
+        """Rows ``q`` per delta, ``mean_steps`` and ``n_truncated``."""
+        extra = dict(n_samples=self.n_paths, seed_entropy=self.seed_entropy)
+        return ([estimate_row("q", e, delta=d) for d, e in zip(self.deltas, self.q)]
+                + [dict(value_row("mean_steps", self.mean_steps), **extra),
+                   dict(value_row("n_truncated", self.n_truncated), **extra)])
 
-def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, seed=None,
-                  n_jobs=1, backend="threads", inputs="ball", radius=1.0, max_steps=100_000,
-                  progress=None, force_jobs=False):
+
+def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None,
+                  seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend,
+                  inputs="ball", radius=1.0, max_steps=100_000, progress=RUN_DEFAULT.progress,
+                  force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """``q(delta)`` from exit positions drawn by walk on spheres (no time stepping).
 
     A second, independent estimator of the hit-order statistics of :func:`estimate_first_hit`
@@ -833,6 +883,9 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, 
         Progress bar (None: when stderr is a terminal).
     force_jobs : bool
         Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress and force_jobs (CPU only) in one object (:class:`~discosim._core.runtime.RunOptions`); a name given both
+        ways is an InputError.
 
     Returns
     -------
@@ -851,6 +904,10 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, 
     >>> res.n_truncated
     0
     """
+    run = resolve_run_options("hit_order_wos", options, seed=seed, n_jobs=n_jobs, backend=backend,
+                              progress=progress, force_jobs=force_jobs)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs = run.force_jobs
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
     metric = check_choice("metric", metric, METRICS)

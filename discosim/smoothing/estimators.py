@@ -16,10 +16,13 @@ import numpy as np
 
 from discosim.volumes.constants import SliceConstants, slice_constants
 from discosim._core.devices import check_device, resolve_devices
+from discosim._core.fitting import row_slopes
 from discosim._core.errors import InputError, check_choice, check_int, check_positive, check_positive_array
-from discosim._core.results import mean_and_stderr, mean_estimate
+from discosim._core.results import (ResultMixin, estimate_row, mean_and_stderr, mean_estimate,
+                                   value_row)
 from discosim.model.gates import kth_largest, smooth_gate, topk_gate
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
 from discosim.model.inputs import INPUTS, ball_points, reduced_points
 from discosim.model.router import Router
 from discosim._core.seeding import as_seed_sequence
@@ -166,7 +169,7 @@ def band_edge_points(router, rng, n, radius, eta):
 
 
 @dataclass(frozen=True)
-class PointwiseSlope:
+class PointwiseSlope(ResultMixin):
     """Mean over points of each point's least-squares log-log slope of jump vs delta.
 
     A different estimator from :func:`discosim._core.fitting.loglog_fit` (one fit of pooled values):
@@ -198,6 +201,9 @@ class PointwiseSlope:
 
     def to_dict(self):
         return asdict(self)
+
+    def to_rows(self):
+        return [dict(value_row("slope", self.slope, self.slope_stderr), n_points=self.n_points)]
 
 
 def mean_pointwise_slope(deltas, jumps):
@@ -234,16 +240,13 @@ def mean_pointwise_slope(deltas, jumps):
     keep = np.all(jumps > 0, axis=1)
     if deltas.size < 2 or keep.sum() < 2:
         return PointwiseSlope(math.nan, math.nan, int(keep.sum()))
-    ld = np.log(deltas)
-    lj = np.log(jumps[keep])
-    x = ld - ld.mean()
-    slopes = (lj - lj.mean(axis=1, keepdims=True)) @ x / np.sum(x * x)
+    slopes = row_slopes(np.log(deltas), np.log(jumps[keep]))
     return PointwiseSlope(float(np.mean(slopes)), float(np.std(slopes, ddof=1) / math.sqrt(slopes.size)),
                           int(slopes.size))
 
 
 @dataclass(frozen=True, eq=False)
-class ContinuityResult:
+class ContinuityResult(ResultMixin):
     """Jumps ``|f(y + delta v) - f(y - delta v)|``: ``jumps[name]`` (n_points, len(deltas)).
 
     ``name`` is ``topk`` or ``smooth`` (at points of Gamma^(1)) or ``band_edge`` (smoothed map at
@@ -293,12 +296,27 @@ class ContinuityResult:
                 "seed_entropy": self.seed_entropy,
                 "jumps": {name: self.summary(name) for name in self.jumps}}
 
+    def to_rows(self):
+        """Rows ``jump`` per (map, delta): the mean jump over the points with its standard error
+        and the median; ``exponent`` per map (the mean pointwise slope)."""
+        rows = []
+        for name in self.jumps:
+            s = self.summary(name)
+            for c, d in enumerate(self.deltas):
+                rows.append(dict(value_row("jump", s["mean"][c], s["mean_stderr"][c], map=name,
+                                           delta=d), median=s["median"][c],
+                                 n_samples=self.jumps[name].shape[0]))
+            rows.append(dict(value_row("exponent", s["exponent"], s["exponent_stderr"], map=name),
+                             n_samples=self.exponents[name].n_points))
+        extra = dict(eta=self.eta, a_s=self.a_s, b_s=self.b_s, seed_entropy=self.seed_entropy)
+        return [dict(r, **extra) for r in rows]
+
 
 WHERE = ("discontinuity", "band_edge")
 
 
 def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, radius=1.0,
-                       seed=None, where=WHERE):
+                       seed=RUN_DEFAULT.seed, where=WHERE, options=None):
     """Jumps of the top-k and smoothed maps across Gamma^(1) and across the band edge.
 
     Returns a :class:`ContinuityResult` with jumps ``topk`` and ``smooth`` at Gamma^(1)
@@ -326,6 +344,8 @@ def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, r
         Seed; its entropy is in the result.
     where : sequence of {"discontinuity", "band_edge"}
         Which surfaces to measure.
+    options : RunOptions, optional
+        Its seed instead of ``seed`` (one stream: the speed settings do not apply).
 
     Returns
     -------
@@ -342,6 +362,7 @@ def measure_continuity(model, deltas, eta, *, a_s=1.0, b_s=50.0, n_points=200, r
     >>> bool(abs(res.exponents["smooth"].slope - 1) < 0.05)  # smoothed map: Lipschitz
     True
     """
+    seed = resolve_run_options("measure_continuity", options, seed=seed).seed
     if not isinstance(model, SMoE):
         raise InputError("model must be a discosim.smoothing.estimators.SMoE")
     deltas = np.sort(check_positive_array("deltas", deltas))
@@ -394,7 +415,7 @@ def _overhead_task(rng, n, router, radius, inputs, etas):
 
 
 @dataclass(frozen=True, eq=False)
-class OverheadResult:
+class OverheadResult(ResultMixin):
     """``E N_eta`` per eta (``estimates[i]`` at ``etas[i]``) and the leading order ``c_1 eta``.
 
     Parameters
@@ -441,6 +462,15 @@ class OverheadResult:
                 "c1_rel_stderr": self.coefficient_rel_stderr, "inputs": self.inputs,
                 "n_samples": self.n_samples, "seed_entropy": self.seed_entropy}
 
+    def to_rows(self):
+        """Rows ``mean_extra`` per eta (``E N_eta``, with ``predicted`` = c_1 eta) and ``c1``."""
+        rows = [dict(estimate_row("mean_extra", e, eta=eta), predicted=p)
+                for eta, e, p in zip(self.etas, self.estimates, self.predicted_leading.tolist())]
+        rows.append(dict(value_row("c1", self.coefficient,
+                                   abs(self.coefficient) * self.coefficient_rel_stderr),
+                         seed_entropy=self.seed_entropy))
+        return [dict(r, inputs=self.inputs) for r in rows]
+
 
 def _c1(router, radius, inputs, constants, seed_seq, n_jobs, backend, force_jobs):
     """``c_1`` of THEORY §7 and its relative standard error, from the order-1 slice constants."""
@@ -459,9 +489,11 @@ def _check_router(router):
         raise InputError("router must be a discosim.Router")
 
 
-def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_jobs=1,
-                      backend="threads", inputs="ball", constants=None, progress=None,
-                      force_jobs=False, device="cpu", devices=None):
+def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAULT.seed,
+                      n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend, inputs="ball",
+                      constants=None, progress=RUN_DEFAULT.progress,
+                      force_jobs=RUN_DEFAULT.force_jobs, device=RUN_DEFAULT.device,
+                      devices=RUN_DEFAULT.devices, options=None):
     """Mean number of extra active experts ``E N_eta`` (THEORY §7) for several eta.
 
     ``inputs``: ``ball`` (uniform in B_D(0, R)) or ``gaussian`` (N(0, R^2/D I_D)). The slice
@@ -501,6 +533,9 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_j
         Where the samples are drawn and counted.
     devices : None, int or list of int
         GPUs for ``device="cuda"`` (None: every visible one).
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress, device, devices and force_jobs in one object (:class:`~discosim._core.runtime.RunOptions`); a name given both
+        ways is an InputError.
 
     Returns
     -------
@@ -524,6 +559,11 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_j
     >>> bool(np.all(abs(mean - res.predicted_leading) < 4 * se))
     True
     """
+    run = resolve_run_options("estimate_overhead", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, progress=progress, force_jobs=force_jobs,
+                              device=device, devices=devices)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     _check_router(router)
     radius = check_positive("radius", radius)
     etas = check_positive_array("eta", etas)
@@ -553,7 +593,7 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_j
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(ResultMixin):
     """The eta whose estimated overhead ``E N_eta`` equals ``target``, and the guess ``target/c_1``.
 
     Parameters
@@ -590,6 +630,12 @@ class Calibration:
     def to_dict(self):
         return asdict(self)
 
+    def to_rows(self):
+        """One row ``eta``: the calibrated value, the first guess ``target / c_1`` and the target."""
+        return [dict(value_row("eta", self.eta), first_guess=self.eta_first_guess,
+                     target=self.target, inputs=self.inputs, n_samples=self.n_samples,
+                     seed_entropy=self.seed_entropy)]
+
 
 # the bracket around the calibrated eta is narrowed until it holds at most this many gaps
 _COLLECT_MAX = 1 << 20
@@ -609,8 +655,9 @@ def _concat(a, b):
     return a + b
 
 
-def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=None, inputs="ball",
-                  constants=None, n_jobs=1, backend="threads", force_jobs=False):
+def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=RUN_DEFAULT.seed,
+                  inputs="ball", constants=None, n_jobs=RUN_DEFAULT.n_jobs,
+                  backend=RUN_DEFAULT.backend, force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """The eta with estimated ``E N_eta = target`` (exact inversion on common random numbers).
 
     ``mean N_eta = #{positive gaps < eta} / n`` is a step function of eta, so the answer is the
@@ -640,6 +687,9 @@ def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=None, i
         How chunks are spread over the workers.
     force_jobs : bool
         Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        seed, n_jobs, backend and force_jobs in one object (:class:`~discosim._core.runtime.RunOptions`); a name given both
+        ways is an InputError.
 
     Returns
     -------
@@ -654,6 +704,9 @@ def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=None, i
     >>> bool(abs(cal.eta / cal.eta_first_guess - 1) < 0.1)   # O(eta^2) apart
     True
     """
+    run = resolve_run_options("calibrate_eta", options, seed=seed, n_jobs=n_jobs, backend=backend,
+                              force_jobs=force_jobs)
+    seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
     _check_router(router)
     target = check_positive("target overhead", target)
     radius = check_positive("radius", radius)

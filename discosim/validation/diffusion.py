@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from discosim import cases
-from discosim._core.fitting import loglog_fit
+from discosim._core.fitting import linear_fit, loglog_fit
 from discosim.model.inputs import start_point
 from discosim.model.router import Router
 from discosim.validation.rules import (ClaimOutput, at_least, at_most, band_layer, claim, close_to, curve, figure,
@@ -52,9 +52,7 @@ def nested_slope(deltas, counts, n):
         return math.nan, math.nan
     se = np.sqrt(q * (1 - q) / n)
     fit = loglog_fit(deltas, q, se)
-    w = (q / se) ** 2
-    X = np.vstack([np.ones_like(deltas), np.log(deltas)]).T
-    c = (np.linalg.inv(X.T @ (X * w[:, None])) @ (X.T * w))[1]
+    c = fit.coef_map()[1]
     qa, qb = np.meshgrid(q, q, indexing="ij")
     cov = (np.minimum(qa, qb) - qa * qb) / (n * qa * qb)
     return fit.slope, float(math.sqrt(c @ cov @ c))
@@ -127,13 +125,11 @@ def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
     least squares in ``log f`` (sd se/f); the standard error of s carries kappa's uncertainty.
     """
     us, frac, se = (np.asarray(a, dtype=float) for a in (us, frac, se))
-    w = frac / se
-    X = np.vstack([np.ones_like(us), np.log(us), us]).T * w[:, None]
-    beta = np.linalg.lstsq(X, np.log(frac) * w, rcond=None)[0]
-    slope_se = float(math.sqrt(np.linalg.inv(X.T @ X)[1, 1]))
-    return close_to("occupation", S6, quantity, predicted, float(beta[1]), slope_se, relative=False,
-                    u=us.tolist(), overlap_fraction=frac.tolist(), overlap_fraction_se=se.tolist(),
-                    kappa=float(beta[2]), **data)
+    fit = linear_fit(np.vstack([np.ones_like(us), np.log(us), us]).T, np.log(frac),
+                     row_scale=frac / se, columns=("log c", "s", "kappa"))
+    return close_to("occupation", S6, quantity, predicted, fit.slope, fit.slope_stderr,
+                    relative=False, u=us.tolist(), overlap_fraction=frac.tolist(),
+                    overlap_fraction_se=se.tolist(), kappa=float(fit.coef[2]), **data)
 
 
 def overlap_fraction(router, order, u, n, rng):

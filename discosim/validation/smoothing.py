@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from discosim._core.fitting import linear_fit, row_slopes
 from discosim.volumes.constants import slice_constants
 from discosim.cases import smoothing_router
 from discosim.validation.rules import ClaimOutput, Z_VERDICT, _phi_tail, claim, close_to, curve, figure, points, vline
@@ -39,8 +40,7 @@ def jump_exponent(deltas, jumps):
     if J.shape[0] < 2:
         return math.nan, math.nan, math.nan
     ld, lj = np.log(deltas), np.log(J)
-    x = ld - ld.mean()
-    slopes = (lj - lj.mean(axis=1, keepdims=True)) @ x / np.sum(x * x)
+    slopes = row_slopes(ld, lj)
     first = (lj[:, 1] - lj[:, 0]) / (ld[1] - ld[0])
     last = (lj[:, -1] - lj[:, -2]) / (ld[-1] - ld[-2])
     return (float(slopes.mean()), float(slopes.std(ddof=1) / math.sqrt(slopes.size)),
@@ -188,15 +188,13 @@ def remainder_fit(etas, rem, cov, reweight=3):
     y = np.log(rem)
     r = rem
     for _ in range(1 + reweight):
-        cinv = np.linalg.inv(cov / np.outer(r, r))
-        A = X.T @ cinv @ X
-        coef = np.linalg.solve(A, X.T @ cinv @ y)
+        fit = linear_fit(X, y, y_cov=cov / np.outer(r, r))
+        coef = fit.coef
         r = np.exp(X @ coef)
-    res = y - X @ coef
-    chi2, dof = float(res @ cinv @ res), int(etas.size) - n_par
-    cov_coef = np.linalg.inv(A)
+    chi2, dof = fit.chi2, int(etas.size) - n_par
+    cov_coef = fit.cov
     mu = max(abs(coef[2]) ** 3, abs(coef[3]) ** 1.5)
-    ds_dmu = float(np.linalg.solve(A, X.T @ cinv @ etas ** 3)[1])
+    ds_dmu = float(fit.response(etas ** 3)[1])
     return {"s": float(coef[1]), "s_se": float(math.sqrt(cov_coef[1, 1])), "coef": coef,
             "cov": cov_coef, "chi2": chi2, "dof": dof, "chi2_tail": float(chi2_dist.sf(chi2, dof)),
             "mu": float(mu), "band": abs(ds_dmu) * mu}

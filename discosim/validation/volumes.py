@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from discosim._core.fitting import linear_fit
 from discosim.cases import SLICE_SETUP, biased_router, ratio_router, score_tube_router, slice_router
 from discosim.volumes.constants import slice_constants
 from discosim.model.router import Router
@@ -50,10 +51,8 @@ def _wls(x, y, se, columns):
     The covariance is from the stated errors (weights 1/se^2).
     """
     X = np.column_stack([c(np.asarray(x, dtype=float)) for c in columns])
-    w = 1.0 / np.asarray(se, dtype=float) ** 2
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
-    beta = cov @ (X.T @ (w * np.asarray(y, dtype=float)))
-    return beta, cov
+    fit = linear_fit(X, y, weights=1.0 / np.asarray(se, dtype=float) ** 2)
+    return fit.coef, fit.cov
 
 
 def fit_power_with_next_order(x, y, se, next_power=1.0):

@@ -20,8 +20,8 @@ import numpy as np
 
 from discosim._core import cache
 from discosim._core.errors import InputError, check_choice, check_int
-from discosim._core.results import mean_and_stderr
-from discosim._core.runtime import add, derive_seed, run_chunks
+from discosim._core.results import ResultMixin, mean_and_stderr, value_row
+from discosim._core.runtime import RUN_DEFAULT, add, derive_seed, resolve_run_options, run_chunks
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
 
@@ -31,7 +31,7 @@ GENZ_BUDGET = 3000  # orthant evaluations (each ~1 ms) allowed before switching 
 
 
 @dataclass(frozen=True)
-class SliceConstants:
+class SliceConstants(ResultMixin):
     """``A_r`` and ``B_r`` of a router with their standard errors (0 for closed forms).
 
     ``A_r = sum_{|J|=r+1} alpha_J`` sets the leading order of the euclidean and normal tubes,
@@ -76,6 +76,13 @@ class SliceConstants:
     def to_dict(self):
         return asdict(self)
 
+    def to_rows(self):
+        """Rows ``A`` (sum of alpha_J) and ``B`` (the score-tube constant) of this order."""
+        extra = dict(n_slices=self.n_slices, method=self.method, seed_entropy=self.seed_entropy)
+        return [value_row("A", self.alpha_sum, self.alpha_sum_stderr, order=self.order, **extra),
+                value_row("B", self.score_weight_sum, self.score_weight_stderr, order=self.order,
+                          **extra)]
+
 
 def is_orthonormal(router, tol=1e-10):
     return bool(np.allclose(router.gram, np.eye(router.n_experts), atol=tol, rtol=0))
@@ -101,7 +108,7 @@ def _alpha_pairs_task(rng, n, Wr, gram, k):
 
 
 @dataclass(frozen=True)
-class SliceAlpha:
+class SliceAlpha(ResultMixin):
     """``alpha_J`` of one slice J with its standard error (Genz's own error is below 1e-5).
 
     ``alpha_J = lambda_d(Gamma_J ∩ B(0,R)) / (omega_d R^d)`` is the relative angular size of the
@@ -140,6 +147,11 @@ class SliceAlpha:
     def to_dict(self):
         return asdict(self)
 
+    def to_rows(self):
+        return [value_row("alpha", self.value, self.stderr,
+                          slice=",".join(map(str, self.slice_experts)), method=self.method,
+                          n_samples=self.n_samples, seed_entropy=self.seed_entropy)]
+
 
 def _check_slice(router, J):
     M = router.n_experts
@@ -152,8 +164,9 @@ def _check_slice(router, J):
     return J
 
 
-def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=None, n_jobs=1,
-                backend="threads"):
+def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=RUN_DEFAULT.seed,
+                n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend,
+                force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """alpha_J of one slice: ``genz`` (orthant sum) or ``mc`` (directions).
 
     THEORY §5: (a) for ``Y ~ N(0, P_{S_J})`` the gaps ``delta_i = (w_i - w_{j0}) . Y`` (i not in J)
@@ -177,6 +190,11 @@ def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=None, n_job
         Workers for ``mc``; the numbers do not depend on it.
     backend : {"threads", "loky", "threading", "dask"}
         How the ``mc`` chunks are spread.
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        The run-control names above (seed, n_jobs, backend, force_jobs) in one object; a name
+        given both ways is an error.
 
     Returns
     -------
@@ -196,17 +214,20 @@ def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=None, n_job
     >>> bool(abs(mc.value - exact.value) < 4 * mc.stderr)
     True
     """
+    run = resolve_run_options("slice_alpha", options, seed=seed, n_jobs=n_jobs, backend=backend,
+                              force_jobs=force_jobs)
+    seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
     method = check_choice("alpha method", method, ("genz", "mc"))
     J = _check_slice(router, J)
     n_samples = check_int("n_samples", n_samples, 2)
     ss = as_seed_sequence(seed)
     if method == "genz":
         rng = np.random.default_rng(ss)
-        value = alpha_orthants(router.reduced_weights, router.k, J, rng=rng)
+        value = alpha_orthants(router.reduced_weights, router.k, J, seed=rng)
         return SliceAlpha(tuple(J.tolist()), float(value), 0.0, method, 0, ss.entropy)
     s = run_chunks(_alpha_mc_task, (router.reduced_weights, router.k,
                                     J.size - 1, J), n_samples, 1 << 15, ss, n_jobs=n_jobs,
-                   backend=backend, reduce=add)
+                   backend=backend, reduce=add, force_jobs=force_jobs)
     p = s[0] / n_samples
     return SliceAlpha(tuple(J.tolist()), float(p), math.sqrt(p * (1 - p) / n_samples), method,
                       n_samples, ss.entropy)
@@ -224,8 +245,9 @@ _CACHE = {}
 _CACHE_MAX = 256
 
 
-def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=None, n_jobs=1,
-                    backend="threads", force_jobs=False):
+def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=RUN_DEFAULT.seed,
+                    n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend,
+                    force_jobs=RUN_DEFAULT.force_jobs, options=None):
     """``A_r`` and ``B_r`` for ``order`` r (see the module docstring).
 
     Results are cached per (router's reduced weights, order, method, n_samples, seed): a study
@@ -254,6 +276,9 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=Non
         How its chunks are spread.
     force_jobs : bool
         Allow ``n_jobs`` above the number of cores.
+    options : RunOptions, optional
+        The run-control names above (seed, n_jobs, backend, force_jobs) in one object; a name
+        given both ways is an error.
 
     Returns
     -------
@@ -277,6 +302,9 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=Non
     >>> bool(abs(mc.alpha_sum - exact.alpha_sum) < 4 * mc.alpha_sum_stderr)
     True
     """
+    run = resolve_run_options("slice_constants", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, force_jobs=force_jobs)
+    seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
     r = check_int("order", order, 1, router.n_experts - 1)
     method = check_choice("constants method", method, ("auto", "orthonormal", "genz", "mc"))
     n_samples = check_int("n_samples", n_samples, 2)
@@ -324,7 +352,7 @@ def _slice_constants(router, r, method, n_samples, ss, n_jobs, backend, force_jo
         rng = np.random.default_rng(ss)
         A = B = 0.0
         for J in itertools.combinations(range(M), r + 1):
-            alpha = alpha_orthants(router.reduced_weights, k, J, rng=rng)
+            alpha = alpha_orthants(router.reduced_weights, k, J, seed=rng)
             _, det = slice_normal_basis(router.reduced_weights, J)
             A += alpha
             B += (r + 1) * alpha / math.sqrt(det)

@@ -23,8 +23,10 @@ from discosim._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
 from discosim._core.devices import check_device, resolve_devices
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
-from discosim._core.results import Estimate, mean_and_stderr, proportion_estimate
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.results import (Estimate, ResultMixin, estimate_row, mean_and_stderr,
+                                   proportion_estimate)
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
 from discosim.model.inputs import reduced_points
 from discosim.model.router import Router
 from discosim._core.seeding import as_seed_sequence
@@ -38,7 +40,7 @@ TUBE_CHUNK = 1 << 14
 
 
 @dataclass(frozen=True)
-class OrderResult:
+class OrderResult(ResultMixin):
     """One order at one eps: the estimated fraction and the THEORY §5 predictions.
 
     One cell of a :class:`VolumeResult`, from :meth:`VolumeResult.order_result`.
@@ -90,13 +92,25 @@ class OrderResult:
                 "predicted_leading": self.predicted_leading,
                 "predicted_rel_stderr": self.predicted_rel_stderr}
 
+    def to_rows(self):
+        """One row: the estimate of the order's fraction with the THEORY §5 predictions."""
+        return [self.row()]
+
+    def row(self, **index):
+        row = estimate_row("fraction", self.estimate, **index, order=self.order)
+        row.update(predicted=self.predicted_leading, predicted_slice_sum=self.predicted_slice_sum,
+                   predicted_rel_stderr=self.predicted_rel_stderr)
+        if self.overlap is not None:
+            row.update(overlap=self.overlap.value, overlap_stderr=self.overlap.stderr)
+        return row
+
 
 def _opt(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True, eq=False)
-class VolumeResult:
+class VolumeResult(ResultMixin):
     """Result of :func:`estimate_volumes`: arrays of shape (len(eps), len(orders)).
 
     Column ``j`` is order ``orders[j]``, row ``i`` is ``eps[i]`` (the order given). Predictions
@@ -214,6 +228,12 @@ class VolumeResult:
                                                   for r in self.orders}}
                             for i, e in enumerate(self.eps)]}
 
+    def to_rows(self):
+        """One row per (eps, order): the fraction's estimate, ``predicted`` (the leading order)
+        and the slice-sum prediction, with the metric and method."""
+        return [dict(self.order_result(i, r).row(eps=e), metric=self.metric, method=self.method)
+                for i, e in enumerate(self.eps) for r in self.orders]
+
 
 _SERIES = ("fraction", "stderr", "n_hits", "predicted_slice_sum", "predicted_leading", "overlap",
            "overlap_stderr")
@@ -297,9 +317,10 @@ def check_tie_candidates(router, Z, eps_max, what="eps"):
 
 
 def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", method="uniform",
-                     n_samples=1_000_000, seed=None, n_jobs=1, backend="threads", progress=None,
-                     constants=None, predict=True, prediction_samples=100_000, force_jobs=False,
-                     device="cpu", devices=None):
+                     n_samples=1_000_000, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                     backend=RUN_DEFAULT.backend, progress=RUN_DEFAULT.progress, constants=None,
+                     predict=True, prediction_samples=100_000, force_jobs=RUN_DEFAULT.force_jobs,
+                     device=RUN_DEFAULT.device, devices=RUN_DEFAULT.devices, options=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
 
     For each order r and each eps, the fraction ``U_r / (omega_D R^D)`` of the ball within eps of
@@ -355,6 +376,9 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         (``discosim._cuda.volumes.tube``): same mean, its own standard error.
     devices : None, int or list of int
         GPUs for ``device="cuda"`` (None: every visible one).
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress, device, devices and force_jobs in one object (instead
+        of the keywords; a name given both ways is an error).
 
     Returns
     -------
@@ -391,6 +415,11 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     >>> bool(thin.stderr[0, 0] < 1e-3 * thin.fraction[0, 0])
     True
     """
+    run = resolve_run_options("estimate_volumes", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, progress=progress, force_jobs=force_jobs,
+                              device=device, devices=devices)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     if not isinstance(router, Router):
         raise InputError("router must be a discosim.Router")
     radius = check_positive("radius", radius)
@@ -499,8 +528,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                         dict(constants) if (predict and constants) else {})
 
 
-def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *, seed=None,
-                          batch=1 << 16, inputs="ball"):
+def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *,
+                          seed=RUN_DEFAULT.seed, batch=1 << 16, inputs="ball", options=None):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 
     ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}``: a point is in it iff its projection on
@@ -527,6 +556,8 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     inputs : {"ball", "sphere", "gaussian"}
         Where the points lie: uniform in ``B_D(0, R)``, uniform on its sphere (THEORY §9: exact
         value ``alpha_J I_{eps^2/R^2}(r/2, d/2)``) or ``N(0, R^2/D I_D)``.
+    options : RunOptions, optional
+        Its seed instead of ``seed`` (one stream: the speed settings do not apply).
 
     Returns
     -------
@@ -544,6 +575,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     >>> e.n_samples, bool(abs(e.value - 0.04548) < 4 * e.stderr)
     (20000, True)
     """
+    seed = resolve_run_options("estimate_slice_volume", options, seed=seed).seed
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)

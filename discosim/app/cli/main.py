@@ -479,10 +479,15 @@ def _check_common(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "json", False) or getattr(args, "quiet", False):
-        from discosim._core import runtime as parallel
+    from discosim._core.runtime import progress
 
-        parallel.PROGRESS_DEFAULT = False  # --json output stays the only thing printed
+    # --json output stays the only thing printed; the setting ends with this call
+    quiet = getattr(args, "json", False) or getattr(args, "quiet", False)
+    with progress(False if quiet else None):
+        return _main(args)
+
+
+def _main(args):
     try:
         _check_common(args)
         code = args.func(args)
