@@ -46,7 +46,7 @@ def _default_text(value):
     return str(value)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Every option's help ends with ``(default: ...)`` unless the default is None or False
     (nothing to show) or the help already states it; lists show as they are typed, ``0.01 0.1``."""
 

@@ -399,11 +399,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="seed of the weights")
     ap.add_argument("--n-group", type=int, default=None, help="DeepSeek-V3 n_group")
     ap.add_argument("--topk-group", type=int, default=None, help="DeepSeek-V3 topk_group")
-    args = ap.parse_args(argv)
-    return run_guarded(_main, args)
+    return run_guarded(_main, ap, argv)
 
 
-def _main(args):
+def _main(parser, argv):
+    args = parser.parse_args(argv)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"{args.out} exists and is not a directory")
     path = make_checkpoint(args.out, args.family, n_layers=args.layers,

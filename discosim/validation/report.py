@@ -474,11 +474,11 @@ def main(argv=None):
                    help="directory for the merged validate.json, REPORT.md and figures")
     p.add_argument("--reference", metavar="JSON",
                    help="validate.json whose resolutions REPORT.md shows beside")
-    args = p.parse_args(argv)
-    return run_guarded(_main, args)
+    return run_guarded(_main, p, argv)
 
 
-def _main(args):
+def _main(parser, argv):
+    args = parser.parse_args(argv)
     if args.merge:
         if not args.out:
             raise InputError("--merge needs --out")

@@ -255,3 +255,13 @@ def test_report_entry_point(tmp_path, capsys):
     assert report_main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and err.count("discosim: error: ") == 3 and "Traceback" not in err
+
+
+def test_interrupt_while_the_parser_loads_is_one_line(monkeypatch, capsys):
+    from discosim.app.cli import main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt  # Ctrl-C during the imports behind the parser
+
+    monkeypatch.setattr(cli_main, "build_parser", interrupted)
+    assert main(VOLUME) == 130 and capsys.readouterr().err == "discosim: interrupted\n"

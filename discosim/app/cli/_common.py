@@ -194,9 +194,10 @@ def _lists(p):
 CONVENTIONS = (
     ("help", "`--help` lists every option with its default and its choices.", None),
     ("errors", "Bad input prints one line, `discosim: error: ...`, on stderr and exits with "
-               "status 2, before any work and without a traceback: unreadable or unwritable "
-               "files, an `--out` that is a file, a corrupted JSON file and more threads than the "
-               "system allows included. Names read from files (tensor names, config fields, "
+               "status 2 without a traceback, before any work wherever it can be checked first; "
+               "so do unreadable or unwritable files (an `--out` that is a file, a read-only or "
+               "full folder), a corrupted JSON file and more threads than the system allows. "
+               "Names read from files (tensor names, config fields, "
                "figure and claim names) are printed escaped (`\\n`, `\\x1b`). Ctrl-C stops at "
                "once with one line and status 130; a closed pipe (`| head`) exits quietly "
                "(141). Otherwise the status is 0 (`validate` and `report merge`: 0 iff every row "

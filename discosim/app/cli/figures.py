@@ -17,7 +17,11 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub):
     """Register ``figures``."""
     p = c.new_command(sub, "figures", "redraw every figure from saved results (no recomputation)",
-                      __doc__.split("\n\n", 1)[1])
+                      "Redraw figures from saved results, recomputing nothing. The validation "
+                      "figures and REPORT.md are drawn from a validate.json (--validation DIR, "
+                      "by default the --out folder itself) into --out; its figure names must be "
+                      "plain file names, or nothing is written. Study figures are redrawn "
+                      "beside each study's saved results under --results.")
     p.add_argument("--results", metavar="DIR",
                    help="a folder of study results: each study's figure is redrawn beside its "
                         "results.csv (alone, only these)")

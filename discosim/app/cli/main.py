@@ -63,7 +63,8 @@ def conventions_markdown():
     return _common.conventions_markdown(command_parsers())
 
 
-def _dispatch(args):
+def _run(argv):
+    args = build_parser().parse_args(argv)
     _common.check_common(args)
     with _common.run_options(args):
         return COMMANDS[args.command].run(args)
@@ -73,10 +74,10 @@ def main(argv=None):
     """Run ``discosim`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
     Usage errors raise ``SystemExit(2)`` after one line on stderr, as argparse does; ``--help``
-    and ``--version`` raise ``SystemExit(0)``.
+    and ``--version`` raise ``SystemExit(0)``. Everything, the parser's imports included, runs
+    inside the error boundary (Ctrl-C while numba loads is one line too).
     """
-    args = build_parser().parse_args(argv)
-    return run_guarded(_dispatch, args)
+    return run_guarded(_run, argv)
 
 
 if __name__ == "__main__":

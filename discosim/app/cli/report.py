@@ -21,12 +21,17 @@ def add_parser(sub, conventions):
     the README's "CLI conventions" table (the parser that knows every command builds it)."""
     from discosim._core.cli import ArgumentParser
 
-    p = c.new_command(sub, "report", "merge split validation runs; rewrite the README's tables",
-                      __doc__.split("\n\n", 1)[1])
+    p = c.new_command(sub, "report", "merge split validation runs; rewrite the README's tables")
     actions = p.add_subparsers(dest="action", required=True, metavar="{merge,readme}",
                                parser_class=ArgumentParser)
     m = c.new_command(actions, "merge", "merge validate.json files of one split run into one "
-                                        "report", __doc__.split("\n\n", 1)[1])
+                                        "report",
+                      "Merge the validate.json files of one run split over several jobs into "
+                      "one validate.json, REPORT.md and figures in --out: rows in registry "
+                      "order; runs of other seeds or scales, a claim twice, a malformed file or "
+                      "a figure name that is not a plain file name are refused before anything "
+                      "is written. The same code as python -m discosim.validation.report "
+                      "--merge.")
     m.add_argument("files", nargs="+", metavar="VALIDATE_JSON", help="the runs' validate.json")
     m.add_argument("--out", metavar="DIR", required=True,
                    help="folder of the merged validate.json, REPORT.md and figures")

@@ -19,7 +19,11 @@ DEVICE_SCALE = 100.0
 def add_parser(sub):
     """Register ``validate``."""
     p = c.new_command(sub, "validate", "check every claim of THEORY.md; exit 0 iff all hold",
-                      __doc__.split("\n\n", 1)[1])
+                      "Check every claim of THEORY.md; exit status 0 iff every row holds. The "
+                      "numbers go to OUT/validate.json first (after each claim, marked incomplete "
+                      "until the last), then the figures and OUT/REPORT.md. The committed "
+                      "figures/ of a checkout is regenerated only on request: discosim validate "
+                      "--out figures.")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_SCALE:g}x the samples")
     p.add_argument("--claims", type=c.listed(str), nargs="+", metavar="NAME",
                    help="claims to run, as named in the README's table (default: all)")
