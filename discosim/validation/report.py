@@ -293,6 +293,14 @@ def merge_validations(paths, out_dir, reference=None):
             raise InputError(f"{path}: {exc.strerror or exc}") from None
         named.append((path, check_payload(doc, path)))
     ref = named.pop()[1] if reference else None
+    from discosim.validation import claim_names
+
+    known = set(claim_names())
+    for path, doc in named:  # merge_payloads keeps registered claims only: never drop one silently
+        unknown = sorted({r["claim"] for r in doc["claims"]} - known)
+        if unknown:
+            raise InputError(f"{path}: {', '.join(map(repr, unknown))} is not a claim of this "
+                             f"discosim version; known: {', '.join(sorted(known))}")
     payload = merge_payloads(named)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"--out {out_dir} exists and is not a directory")

@@ -148,10 +148,10 @@ def test_tensor_name_with_a_newline_cannot_forge_a_line(tmp_path, capsys):
 
 def test_claim_name_with_a_newline_cannot_forge_a_line(tmp_path, capsys):
     evil = write_json(str(tmp_path / "a" / "validate.json"), payload(claim=FORGED))
-    # merged with itself: the claim twice, named in the message
-    code = main(["report", "merge", evil, evil, "--out", str(tmp_path / "out")])
+    code = main(["report", "merge", evil, "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert one_line_error(code, err) and printable(FORGED) in err, err
+    assert one_line_error(code, err) and "not a claim" in err and printable(FORGED) in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_usage_errors_are_escaped_too(capsys):
@@ -265,3 +265,13 @@ def test_interrupt_while_the_parser_loads_is_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(cli_main, "build_parser", interrupted)
     assert main(VOLUME) == 130 and capsys.readouterr().err == "discosim: interrupted\n"
+
+
+def test_merged_table_prints_names_from_files_escaped(tmp_path, capsys):
+    doc = payload()
+    doc["claims"][0]["quantity"] = FORGED  # a registered claim; its row's text from the file
+    evil = write_json(str(tmp_path / "a" / "validate.json"), doc)
+    code, out, err = run(["report", "merge", evil, "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert "\x1b" not in out and "\u202e" not in out and printable(FORGED) in out
+    assert not any(line.startswith("discosim: error: forged") for line in out.splitlines())

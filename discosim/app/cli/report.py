@@ -8,7 +8,7 @@ written. ``discosim report readme README.md [--check]`` rewrites the claims tabl
 (as ``python -m discosim.validation.report --readme`` does) and the "CLI conventions" table.
 """
 
-from discosim._core.errors import InputError
+from discosim._core.errors import InputError, printable
 from discosim.app.cli import _common as c
 
 __all__ = ["add_parser", "run", "CLI_MARKERS", "update_cli_block"]
@@ -62,9 +62,13 @@ def run_merge(args):
 
     payload = merge_validations(args.files, args.out, args.reference)
     if args.json:
-        print(dumps(payload))
+        print(dumps(payload))  # JSON escapes control characters itself
     else:
-        print(format_table(payload))
+        # claim names, quantities and rules come from the files: escaped before the table
+        # lays them out, so a newline in one cannot start a line of its own
+        rows = [{k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
+                for row in payload["claims"]]
+        print(format_table({**payload, "claims": rows}))
         print(f"Report: {os.path.join(args.out, 'REPORT.md')}; numbers: "
               f"{os.path.join(args.out, 'validate.json')}")
     return 0 if payload["all_passed"] else 1
