@@ -348,3 +348,10 @@ def test_choices_of_slow_modules_match_their_families():
 
     assert _common.PROCESSES == PROCESSES and _common.EXPERTS == EXPERTS
     assert re.fullmatch(r"[a-z-]+", _common.DEFAULT_OUT)
+
+
+def test_study_grid_values_take_the_count_forms():
+    from discosim.app.cli.study import parse_sets
+
+    grid = parse_sets([["n_samples=100_000", "1e5", "100000"], ["bridge=false"], ["metric=score"]])
+    assert grid == {"n_samples": [100_000] * 3, "bridge": False, "metric": "score"}

@@ -37,7 +37,12 @@ def add_parser(sub):
 
 
 def _parse_value(key, text):
-    """A grid value from the command line: a JSON scalar (numbers, true/false) or else a word."""
+    """A grid value from the command line: an integer (``100_000`` too), a JSON scalar (numbers
+    such as ``1e5``, true/false) or else a word."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
     try:
         value = json.loads(text)
     except ValueError:
