@@ -954,11 +954,11 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
 
 
 def study_rows(params, seed_seq, device="cpu"):
-    """Rows of the ``audit`` study (``discosim study audit --set path=A,B``): per model and layer,
+    """Rows of the ``audit`` study (``discosim study audit --set path=A B``): per model and layer,
     the flip rate of each format and the margin fraction at ``eps``, tidy (one row per quantity)."""
     path = params.get("path")
     if not path:
-        raise InputError("study audit needs checkpoints: --set path=DIR1,DIR2")
+        raise InputError("study audit needs checkpoints: --set path=DIR1 DIR2")
     open_kw = {key: params[key] for key in ("family", "k") if params.get(key)}
     eps = float(params.get("eps", 0.01))
     res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],

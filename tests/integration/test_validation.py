@@ -105,8 +105,8 @@ def test_validate_quick_writes_numbers_and_figures(tmp_path):
         assert os.path.getsize(tmp_path / name) > 1000
     # figures are redrawn from validate.json alone
     os.remove(tmp_path / "volume_ratios_vs_eps.svg")
-    q = subprocess.run([sys.executable, "-m", "discosim", "figures", "--validation", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300)
+    q = subprocess.run([sys.executable, "-m", "discosim", "figures", "--validation", str(tmp_path),
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert q.returncode == 0, q.stderr
     assert os.path.getsize(tmp_path / "volume_ratios_vs_eps.svg") > 1000
 

@@ -221,7 +221,7 @@ def smoothing(params, seed_seq, device="cpu"):
                "group": ["model", "quantity", "parameter"], "xlabel": "router layer",
                "ylabel": "flip rate (bf16, fp16) / P(margin <= eps)", "logx": False})
 def audit(params, seed_seq, device="cpu"):
-    """Checkpoint audits (THEORY §9): per-layer flip rates and margin fraction; --set path=A,B."""
+    """Checkpoint audits (THEORY §9): per-layer flip rates and margin fraction; --set path=A B."""
     from discosim.audit.estimators import study_rows
 
     return study_rows(params, seed_seq, device)
