@@ -877,7 +877,8 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     from discosim._core.devices import check_device
 
     check_device(device)
-    as_seed_sequence(seed) if not isinstance(seed, np.random.SeedSequence) else None
+    # once, here: a caller's Generator is read once, and audit_layers gets the SeedSequence
+    seed = as_seed_sequence(seed)
     _load_inputs(inputs)
     if path_or_checkpoint is None or isinstance(path_or_checkpoint, (int, float, bytes)):
         raise InputError(f"path_or_checkpoint must be a model directory, a .safetensors file or an "
