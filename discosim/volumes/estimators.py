@@ -547,6 +547,8 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
+    # the loop below advances by batch points a pass: batch < 1 never ends
+    batch = check_int("batch", batch, 1)
     inputs = check_choice("inputs", inputs, ("ball", "gaussian", "sphere"))  # sphere: THEORY §9
     M, D, k = router.n_experts, router.dim, router.k
     J = sorted({check_int("slice expert", j, 0, M - 1) for j in np.atleast_1d(slice_experts)})
