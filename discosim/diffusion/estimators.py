@@ -21,7 +21,7 @@ from discosim._core.results import mean_and_stderr, proportion_estimate
 from discosim._core.fitting import loglog_fit
 from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from discosim.model.inputs import check_start, reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory import diffusion as td
 
@@ -54,8 +54,7 @@ class _Paths:
 
 
 def _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta):
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
+    check_router(router)
     process = check_choice("process", process, PROCESSES)
     theta = check_positive("theta", theta) if process == "ou" else 0.0
     x0, z0, inputs, radius = check_start(router, x0, inputs, radius)
@@ -851,8 +850,7 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None, 
     >>> res.n_truncated
     0
     """
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
+    check_router(router)
     metric = check_choice("metric", metric, METRICS)
     deltas = check_positive_array("deltas", deltas)
     n_paths = check_int("n_paths", n_paths, 2)

@@ -21,7 +21,7 @@ from discosim._core.results import mean_and_stderr, mean_estimate
 from discosim.model.gates import kth_largest, smooth_gate, topk_gate
 from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from discosim.model.inputs import INPUTS, ball_points, reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory import smoothing as ts
 
@@ -74,9 +74,7 @@ class SMoE:
     """
 
     def __init__(self, router, experts="linear", out_dim=8, *, seed=None, hidden=16):
-        if not isinstance(router, Router):
-            raise InputError("router must be a discosim.Router")
-        self.router = router
+        self.router = check_router(router)
         self.experts = check_choice("experts", experts, EXPERTS)
         self.out_dim = check_int("out_dim", out_dim, 1)
         hidden = check_int("hidden", hidden, 1)
@@ -457,11 +455,6 @@ def _c1(router, radius, inputs, constants, seed_seq, n_jobs, backend, force_jobs
     return coef, rel
 
 
-def _check_router(router):
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
-
-
 def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_jobs=1,
                       backend="threads", inputs="ball", constants=None, progress=None,
                       force_jobs=False, device="cpu", devices=None):
@@ -527,7 +520,7 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=None, n_j
     >>> bool(np.all(abs(mean - res.predicted_leading) < 4 * se))
     True
     """
-    _check_router(router)
+    check_router(router)
     radius = check_positive("radius", radius)
     etas = check_positive_array("eta", etas)
     inputs = check_choice("inputs", inputs, INPUTS)
@@ -657,7 +650,7 @@ def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=None, i
     >>> bool(abs(cal.eta / cal.eta_first_guess - 1) < 0.1)   # O(eta^2) apart
     True
     """
-    _check_router(router)
+    check_router(router)
     target = check_positive("target overhead", target)
     radius = check_positive("radius", radius)
     inputs = check_choice("inputs", inputs, INPUTS)

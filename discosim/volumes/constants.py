@@ -23,6 +23,7 @@ from discosim._core.errors import InputError, check_choice, check_int
 from discosim._core.results import mean_and_stderr
 from discosim._core.runtime import add, derive_seed, run_chunks
 from discosim._core.seeding import as_seed_sequence
+from discosim.model.router import check_router
 from discosim.theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
 
 __all__ = ["SliceConstants", "SliceAlpha", "slice_constants", "slice_alpha", "is_orthonormal"]
@@ -78,6 +79,8 @@ class SliceConstants:
 
 
 def is_orthonormal(router, tol=1e-10):
+    """Whether the gate rows are orthonormal (``W W^T = I`` to ``tol``): the closed-form case."""
+    check_router(router)
     return bool(np.allclose(router.gram, np.eye(router.n_experts), atol=tol, rtol=0))
 
 
@@ -196,6 +199,7 @@ def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=None, n_job
     >>> bool(abs(mc.value - exact.value) < 4 * mc.stderr)
     True
     """
+    check_router(router)
     method = check_choice("alpha method", method, ("genz", "mc"))
     J = _check_slice(router, J)
     n_samples = check_int("n_samples", n_samples, 2)
@@ -277,6 +281,7 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=Non
     >>> bool(abs(mc.alpha_sum - exact.alpha_sum) < 4 * mc.alpha_sum_stderr)
     True
     """
+    check_router(router)
     r = check_int("order", order, 1, router.n_experts - 1)
     method = check_choice("constants method", method, ("auto", "orthonormal", "genz", "mc"))
     n_samples = check_int("n_samples", n_samples, 2)

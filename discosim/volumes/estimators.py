@@ -26,7 +26,7 @@ from discosim._core.errors import (InputError, check_bool, check_choice, check_i
 from discosim._core.results import Estimate, mean_and_stderr, proportion_estimate
 from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from discosim.model.inputs import reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
 from discosim._core.seeding import as_seed_sequence
 
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
@@ -391,8 +391,7 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     >>> bool(thin.stderr[0, 0] < 1e-3 * thin.fraction[0, 0])
     True
     """
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
+    check_router(router)
     radius = check_positive("radius", radius)
     eps_arr = check_positive_array("eps", eps)
     metric = check_choice("metric", metric, METRICS)
@@ -544,6 +543,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     >>> e.n_samples, bool(abs(e.value - 0.04548) < 4 * e.stderr)
     (20000, True)
     """
+    check_router(router)
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
