@@ -27,6 +27,7 @@ from discosim._core.results import Estimate, mean_and_stderr, proportion_estimat
 from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
 from discosim.model.inputs import reduced_points
 from discosim.model.router import check_router
+from discosim.model.selection import tie_straddles_cut
 from discosim._core.seeding import as_seed_sequence
 
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
@@ -572,8 +573,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
         y = z - lam @ V
         sy = y @ Wr.T + b
         above = np.sum(sy[:, others] > sy[:, [J[0]]], axis=1) if others.size else np.zeros(m)
-        r = len(J) - 1
-        inside = (dist2 <= eps * eps) & (above <= k - 1) & (above >= k - r)
+        inside = (dist2 <= eps * eps) & tie_straddles_cut(above, len(J), k)
         hits += int(np.sum(inside))
         done += m
     return proportion_estimate(hits, n_samples, ss.entropy)
