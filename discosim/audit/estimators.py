@@ -59,8 +59,8 @@ from discosim._core.runtime import check_n_jobs, derive_seed, run_chunks
 from discosim.model.router import Router
 from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
-from discosim._kernels.audit import OFFSET_DRAWS, WINDOW, logit_stats  # noqa: F401  (re-exported for old imports)
-from discosim.theory.audit import TIE_MERGE, margin_leading  # noqa: F401
+from discosim._kernels.audit import logit_stats
+from discosim.theory.audit import margin_leading
 
 __all__ = ["audit_checkpoint", "audit_layers", "study_rows", "default_n_samples", "AuditResult", "LayerAudit", "FlipAudit",
            "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]

@@ -103,10 +103,6 @@ def _exit_chunk(rng, n, router, pp, depth, bridge):
     return tau, zhit
 
 
-def _exit_task(rng, n, router, pp, depth, bridge):
-    return _exit_chunk(rng, n, router, pp, depth, bridge)
-
-
 def _hit_distances(router, zhit, tau, metric, delta_max):
     from discosim._kernels.diffusion.paths import hit_point_stats
     from discosim._kernels.pointstats import sort_pairs_for
@@ -278,7 +274,7 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, seed=None, n_j
         parts = first_exit_units(router, pp, depth, bridge, n_paths, run_key(derive_seed(ss, 5)),
                                  derive_seed(ss, 5, 1), devices, lambda tau, zhit: (tau, zhit))
     else:
-        parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
+        parts = run_chunks(_exit_chunk, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
                            derive_seed(ss, 5), n_jobs, backend, progress=False,
                            force_jobs=force_jobs)
     tau = np.concatenate([p[0] for p in parts])

@@ -315,11 +315,6 @@ class Routing:
         """True when ties are hyperplanes (THEORY §5 applies)."""
         return self.kind == "topk"
 
-    @property
-    def score_lipschitz(self):
-        """Bound on |d selection score / d logit|: 1 for logits, 1/4 for the sigmoid."""
-        return 1.0 if self.linear else 0.25
-
     def check(self, n_experts):
         """Validate against M experts (raises InputError)."""
         check_int("k", self.k, 1, n_experts - 1)
