@@ -56,10 +56,11 @@ import numpy as np
 from discosim._core.errors import InputError, check_int
 from discosim._core.results import ResultMixin, mean_and_stderr, to_jsonable
 from discosim._core.runtime import RUN_DEFAULT, check_n_jobs, derive_seed, resolve_run_options, run_chunks
+from discosim.model.router import Router
 from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
-from discosim._kernels.audit import OFFSET_DRAWS, WINDOW, logit_stats  # noqa: F401  (re-exported for old imports)
-from discosim.theory.audit import TIE_MERGE, margin_leading  # noqa: F401
+from discosim._kernels.audit import logit_stats
+from discosim.theory.audit import margin_leading
 
 __all__ = ["audit_checkpoint", "audit_layers", "study_rows", "default_n_samples", "AuditResult", "LayerAudit", "FlipAudit",
            "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]
@@ -540,47 +541,21 @@ def _sample_task(rng, n, Rt, bias, routing, radius, dim, distribution, eps, form
 
 
 # --------------------------------------------------------------------------- one layer
-@dataclass(frozen=True, eq=False)
-class _Reduced:
-    """The reduction of THEORY §3 for a gate W (M, D): ``reduced_weights = R^T`` with
-    ``W^T = Q R`` and ``diag R > 0``; ``R^T R = W W^T``, so ``R^T`` is the Cholesky factor of the
-    Gram matrix (unique), one (M, D) x (D, M) product instead of an SVD and a QR of W. Has the
-    attributes :func:`discosim.volumes.constants.slice_constants` reads."""
-
-    reduced_weights: np.ndarray
-    gram: np.ndarray
-    k: int
-    kind: str = "linear"
-
-    @property
-    def n_experts(self):
-        return self.gram.shape[0]
-
-    @property
-    def bias(self):
-        # slice constants are properties of the cones of W (THEORY §2): no bias
-        return np.zeros(self.n_experts)
-
-
 def _reduce(W, k, name):
-    gram = W @ W.T
+    """The gate's :class:`~discosim.model.router.Router` (the one reduction of THEORY §3), its
+    errors named by the layer. No bias: the slice constants are properties of the cones of W."""
     try:
-        L = np.linalg.cholesky(gram)
-    except np.linalg.LinAlgError:
-        L = None
-    d = np.sqrt(np.max(np.diag(gram)))
-    # pivots below ~ sqrt(M D eps) of the largest row norm: numerically rank-deficient
-    if L is None or np.min(np.diag(L)) <= d * math.sqrt(W.size * np.finfo(float).eps):
-        raise InputError(f"layer {name}: gate weight is rank-deficient (THEORY §1 needs full row rank)")
-    return _Reduced(np.ascontiguousarray(L), gram, int(k))
+        return Router(W, k)
+    except InputError as e:
+        raise InputError(f"layer {name}: {e}") from None
 
 
-def _geometry(W, gram=None):
-    gram = W @ W.T if gram is None else gram
+def _geometry(gram):
+    """Row norms of W and the least distance between two rows, from ``gram = W W^T``."""
     sq = np.diag(gram)
     norms = np.sqrt(sq)
     d2 = sq[:, None] + sq[None, :] - 2 * gram
-    iu = np.triu_indices(W.shape[0], 1)
+    iu = np.triu_indices(gram.shape[0], 1)
     return norms, float(np.sqrt(max(np.min(d2[iu]), 0.0)))
 
 
@@ -602,7 +577,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     if W.shape[0] >= (W.shape[1] - 1 if layernorm else W.shape[1]):
         raise InputError(f"layer {layer.name}: need M < D (THEORY §1), got M={M}, D={D}")
     reduced = _reduce(W, routing.k, layer.name)
-    norms, min_pair = _geometry(W, reduced.gram)
+    norms, min_pair = _geometry(reduced.gram)
     # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
     position = int(getattr(layer, "index", index))
     lseed = derive_seed(seed_seq, position)
@@ -913,7 +888,8 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     from discosim._core.devices import check_device
 
     check_device(device)
-    as_seed_sequence(seed) if not isinstance(seed, np.random.SeedSequence) else None
+    # once, here: a caller's Generator is read once, and audit_layers gets the SeedSequence
+    seed = as_seed_sequence(seed)
     _load_inputs(inputs)
     if path_or_checkpoint is None or isinstance(path_or_checkpoint, (int, float, bytes)):
         raise InputError(f"path_or_checkpoint must be a model directory, a .safetensors file or an "

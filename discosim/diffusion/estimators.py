@@ -24,7 +24,7 @@ from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_job
                                    resolve_run_options, run_chunks)
 from discosim.diffusion.options import PathOptions, split_keywords
 from discosim.model.inputs import check_start, reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory import diffusion as td
 
@@ -57,8 +57,7 @@ class _Paths:
 
 
 def _check_paths(router, x0, inputs, radius, sigma, t_max, dt, process, theta):
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
+    check_router(router)
     process = check_choice("process", process, PROCESSES)
     theta = check_positive("theta", theta) if process == "ou" else 0.0
     x0, z0, inputs, radius = check_start(router, x0, inputs, radius)
@@ -105,10 +104,6 @@ def _exit_chunk(rng, n, router, pp, depth, bridge):
                      pp.sigma, pp.dt, pp.n_steps, pp.theta, depth, bridge, tau, zhit)
     tau[tau > pp.t_max] = np.inf
     return tau, zhit
-
-
-def _exit_task(rng, n, router, pp, depth, bridge):
-    return _exit_chunk(rng, n, router, pp, depth, bridge)
 
 
 def _hit_distances(router, zhit, tau, metric, delta_max):
@@ -289,7 +284,7 @@ def simulate_first_exit(router, x0, sigma, t_max, dt, n_paths, *, inputs="ball",
         parts = first_exit_units(router, pp, depth, bridge, n_paths, run_key(derive_seed(ss, 5)),
                                  derive_seed(ss, 5, 1), devices, lambda tau, zhit: (tau, zhit))
     else:
-        parts = run_chunks(_exit_task, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
+        parts = run_chunks(_exit_chunk, (router, pp, depth, bridge), n_paths, PATH_CHUNK,
                            derive_seed(ss, 5), n_jobs, backend,
                            progress=progress, desc="paths",
                            unit="path", force_jobs=force_jobs)
@@ -904,12 +899,11 @@ def hit_order_wos(router, x0, deltas, n_paths, *, metric="euclidean", tol=None,
     >>> res.n_truncated
     0
     """
+    check_router(router)
     run = resolve_run_options("hit_order_wos", options, seed=seed, n_jobs=n_jobs, backend=backend,
                               progress=progress, force_jobs=force_jobs)
     seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
     force_jobs = run.force_jobs
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
     metric = check_choice("metric", metric, METRICS)
     deltas = check_positive_array("deltas", deltas)
     n_paths = check_int("n_paths", n_paths, 2)

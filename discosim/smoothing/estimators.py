@@ -24,7 +24,7 @@ from discosim.model.gates import kth_largest, smooth_gate, topk_gate
 from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
                                    resolve_run_options, run_chunks)
 from discosim.model.inputs import INPUTS, ball_points, reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
 from discosim._core.seeding import as_seed_sequence
 from discosim.theory import smoothing as ts
 
@@ -34,6 +34,9 @@ __all__ = ["SMoE", "estimate_overhead", "OverheadResult", "measure_continuity", 
 EXPERTS = ("linear", "mlp")
 # continuity points are held in memory as (n_points, D) arrays and placed one by one
 MAX_POINTS = 100_000
+# stream tag of the expert weights under the SMoE's seed: callers pass one seed to the router and
+# the experts, and the router draws from the seed's root stream, so the experts must not
+EXPERTS_STREAM = 10
 
 
 class SMoE:
@@ -74,15 +77,13 @@ class SMoE:
     """
 
     def __init__(self, router, experts="linear", out_dim=8, *, seed=None, hidden=16):
-        if not isinstance(router, Router):
-            raise InputError("router must be a discosim.Router")
-        self.router = router
+        self.router = check_router(router)
         self.experts = check_choice("experts", experts, EXPERTS)
         self.out_dim = check_int("out_dim", out_dim, 1)
         hidden = check_int("hidden", hidden, 1)
         ss = as_seed_sequence(seed)
         self.seed_entropy = ss.entropy
-        rng = np.random.default_rng(ss)
+        rng = np.random.default_rng(derive_seed(ss, EXPERTS_STREAM))
         M, D = router.n_experts, router.dim
         if self.experts == "linear":
             self.A = rng.standard_normal((M, self.out_dim, D)) / math.sqrt(D)
@@ -484,11 +485,6 @@ def _c1(router, radius, inputs, constants, seed_seq, n_jobs, backend, force_jobs
     return coef, rel
 
 
-def _check_router(router):
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
-
-
 def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAULT.seed,
                       n_jobs=RUN_DEFAULT.n_jobs, backend=RUN_DEFAULT.backend, inputs="ball",
                       constants=None, progress=RUN_DEFAULT.progress,
@@ -559,12 +555,12 @@ def estimate_overhead(router, radius, etas, *, n_samples=400_000, seed=RUN_DEFAU
     >>> bool(np.all(abs(mean - res.predicted_leading) < 4 * se))
     True
     """
+    check_router(router)
     run = resolve_run_options("estimate_overhead", options, seed=seed, n_jobs=n_jobs,
                               backend=backend, progress=progress, force_jobs=force_jobs,
                               device=device, devices=devices)
     seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
     force_jobs, device, devices = run.force_jobs, run.device, run.devices
-    _check_router(router)
     radius = check_positive("radius", radius)
     etas = check_positive_array("eta", etas)
     inputs = check_choice("inputs", inputs, INPUTS)
@@ -704,10 +700,10 @@ def calibrate_eta(router, target, radius=1.0, *, n_samples=200_000, seed=RUN_DEF
     >>> bool(abs(cal.eta / cal.eta_first_guess - 1) < 0.1)   # O(eta^2) apart
     True
     """
+    check_router(router)
     run = resolve_run_options("calibrate_eta", options, seed=seed, n_jobs=n_jobs, backend=backend,
                               force_jobs=force_jobs)
     seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
-    _check_router(router)
     target = check_positive("target overhead", target)
     radius = check_positive("radius", radius)
     inputs = check_choice("inputs", inputs, INPUTS)

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import special
 
 from discosim._core.seeding import as_generator, seed_or_rng
+from discosim.model.selection import tie_straddles_cut
 
 __all__ = [
     "log_unit_ball_volume", "unit_ball_volume", "tube_fraction", "log_tube_fraction",
@@ -204,7 +205,7 @@ def _fibre_weights(reduced_weights, bias, k, J, eps, radius, dim, n, rng):
     others = [i for i in range(M) if i not in J]
     v = sy[:, J[0]]
     above = np.sum(sy[:, others] > v[:, None], axis=1)
-    inside = (above >= k - r) & (above <= k - 1)
+    inside = tie_straddles_cut(above, r + 1, k)
     pn = p + nn @ N
     t = 1.0 - (np.sum(pn * pn, axis=1) + np.sum(s * s, axis=1)) / radius ** 2
     w = np.where(inside & (t > 0), np.maximum(t, 0.0) ** (0.5 * (dim - M)), 0.0)

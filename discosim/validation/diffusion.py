@@ -28,6 +28,7 @@ from discosim import cases
 from discosim._core.fitting import linear_fit, loglog_fit
 from discosim.model.inputs import start_point
 from discosim.model.router import Router
+from discosim.model.selection import tie_straddles_cut
 from discosim.validation.rules import (ClaimOutput, at_least, at_most, band_layer, claim, close_to, curve, figure,
                    points)
 
@@ -167,7 +168,7 @@ def overlap_fraction(router, order, u, n, rng):
             t = z - (z @ Q) @ Q.T
             s = t @ Wr.T
             above = np.sum(s[:, others] > s[:, [J[0]]], axis=1)
-            got.append(t[(above >= k - r) & (above <= k - 1)])
+            got.append(t[tie_straddles_cut(above, r + 1, k)])
         t = np.concatenate(got)[:c]
         rad2 = 2.0 * gammaincinv(r / 2, rng.random(c) * gammainc(r / 2, u * u / 2))
         g = rng.standard_normal((c, r))

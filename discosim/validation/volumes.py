@@ -29,10 +29,11 @@ from discosim._core.fitting import linear_fit
 from discosim.cases import SLICE_SETUP, biased_router, ratio_router, score_tube_router, slice_router
 from discosim.volumes.constants import slice_constants
 from discosim.model.router import Router
+from discosim.model.selection import tie_straddles_cut
 from discosim.theory import volumes as tv
 from discosim.theory.alpha import alpha_orthants, orthonormal_alpha, slice_normal_basis
 from discosim.volumes.estimators import estimate_slice_volume, estimate_volumes
-from discosim.validation.rules import (Z_VERDICT, ClaimOutput, Row, at_most, claim, close_to, curve, figure, points)
+from discosim.validation.rules import (ClaimOutput, Row, at_most, claim, close_to, curve, figure, points)
 
 S5 = "§5"
 S8 = "§8"
@@ -307,7 +308,7 @@ def _face_points(Wr, k, q_min, n, eps, rng):
         s = y @ Wr.T
         others = [i for i in range(M) if i not in Jp]
         above = np.sum(s[:, others] > s[:, [Jp[0]]] + 1e-12, axis=1) if others else np.zeros(len(y))
-        y = y[(above >= k - q) & (above <= k - 1)]
+        y = y[tie_straddles_cut(above, q + 1, k)]
         u = rng.standard_normal(y.shape)
         u /= np.linalg.norm(u, axis=1)[:, None]
         out.append(y + (2.0 * eps * rng.random(len(y)))[:, None] * u)
@@ -365,7 +366,7 @@ def normal_fibre_membership(Wr, k, order, X, eps, slices=None):
         s = Y @ Wr.T
         others = [i for i in range(M) if i not in J]
         above = np.sum(s[:, others] > s[:, [J[0]]], axis=1) if others else np.zeros(len(X))
-        out[:, jj] = (d2 <= eps * eps) & (above >= k - r) & (above <= k - 1)
+        out[:, jj] = (d2 <= eps * eps) & tie_straddles_cut(above, r + 1, k)
     return out
 
 

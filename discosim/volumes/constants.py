@@ -23,6 +23,7 @@ from discosim._core.errors import InputError, check_choice, check_int
 from discosim._core.results import ResultMixin, mean_and_stderr, value_row
 from discosim._core.runtime import RUN_DEFAULT, add, derive_seed, resolve_run_options, run_chunks
 from discosim._core.seeding import as_seed_sequence
+from discosim.model.router import check_router
 from discosim.theory.alpha import alpha_orthants, orthant_terms, orthonormal_alpha, slice_normal_basis
 
 __all__ = ["SliceConstants", "SliceAlpha", "slice_constants", "slice_alpha", "is_orthonormal"]
@@ -85,6 +86,8 @@ class SliceConstants(ResultMixin):
 
 
 def is_orthonormal(router, tol=1e-10):
+    """Whether the gate rows are orthonormal (``W W^T = I`` to ``tol``): the closed-form case."""
+    check_router(router)
     return bool(np.allclose(router.gram, np.eye(router.n_experts), atol=tol, rtol=0))
 
 
@@ -214,6 +217,7 @@ def slice_alpha(router, J, method="genz", *, n_samples=100_000, seed=RUN_DEFAULT
     >>> bool(abs(mc.value - exact.value) < 4 * mc.stderr)
     True
     """
+    check_router(router)
     run = resolve_run_options("slice_alpha", options, seed=seed, n_jobs=n_jobs, backend=backend,
                               force_jobs=force_jobs)
     seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs
@@ -302,6 +306,7 @@ def slice_constants(router, order, method="auto", *, n_samples=100_000, seed=RUN
     >>> bool(abs(mc.alpha_sum - exact.alpha_sum) < 4 * mc.alpha_sum_stderr)
     True
     """
+    check_router(router)
     run = resolve_run_options("slice_constants", options, seed=seed, n_jobs=n_jobs,
                               backend=backend, force_jobs=force_jobs)
     seed, n_jobs, backend, force_jobs = run.seed, run.n_jobs, run.backend, run.force_jobs

@@ -28,7 +28,8 @@ from discosim._core.results import (Estimate, ResultMixin, estimate_row, mean_an
 from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
                                    resolve_run_options, run_chunks)
 from discosim.model.inputs import reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
+from discosim.model.selection import tie_straddles_cut
 from discosim._core.seeding import as_seed_sequence
 
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
@@ -415,13 +416,12 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     >>> bool(thin.stderr[0, 0] < 1e-3 * thin.fraction[0, 0])
     True
     """
+    check_router(router)
     run = resolve_run_options("estimate_volumes", options, seed=seed, n_jobs=n_jobs,
                               backend=backend, progress=progress, force_jobs=force_jobs,
                               device=device, devices=devices)
     seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
     force_jobs, device, devices = run.force_jobs, run.device, run.devices
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
     radius = check_positive("radius", radius)
     eps_arr = check_positive_array("eps", eps)
     metric = check_choice("metric", metric, METRICS)
@@ -575,10 +575,13 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     >>> e.n_samples, bool(abs(e.value - 0.04548) < 4 * e.stderr)
     (20000, True)
     """
+    check_router(router)
     seed = resolve_run_options("estimate_slice_volume", options, seed=seed).seed
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
+    # the loop below advances by batch points a pass: batch < 1 never ends
+    batch = check_int("batch", batch, 1)
     inputs = check_choice("inputs", inputs, ("ball", "gaussian", "sphere"))  # sphere: THEORY §9
     M, D, k = router.n_experts, router.dim, router.k
     J = sorted({check_int("slice expert", j, 0, M - 1) for j in np.atleast_1d(slice_experts)})
@@ -602,8 +605,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
         y = z - lam @ V
         sy = y @ Wr.T + b
         above = np.sum(sy[:, others] > sy[:, [J[0]]], axis=1) if others.size else np.zeros(m)
-        r = len(J) - 1
-        inside = (dist2 <= eps * eps) & (above <= k - 1) & (above >= k - r)
+        inside = (dist2 <= eps * eps) & tie_straddles_cut(above, len(J), k)
         hits += int(np.sum(inside))
         done += m
     return proportion_estimate(hits, n_samples, ss.entropy)
