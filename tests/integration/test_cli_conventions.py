@@ -269,16 +269,16 @@ def test_convention_jobs(name, files, capsys, monkeypatch):
 
 @pytest.mark.parametrize("name", applies("quiet"))
 def test_convention_quiet(name, files, capsys, monkeypatch):
-    monkeypatch.setattr(runtime, "PROGRESS_DEFAULT", True)  # as on a terminal
-    code, out, err = run(argv(name, files, "--quiet"), capsys)
+    with runtime.progress(True):  # bars on, as on a terminal
+        code, out, err = run(argv(name, files, "--quiet"), capsys)
+        assert runtime._PROGRESS.get() is True  # restored for the next command
     assert code == 0 and err == "", err
-    assert runtime.PROGRESS_DEFAULT is True  # restored for the next command
 
 
 def test_progress_bar_shows_without_quiet(files, capsys, monkeypatch):
     # the check above can fail: without --quiet the same run draws a bar on stderr
-    monkeypatch.setattr(runtime, "PROGRESS_DEFAULT", True)
-    code, _, err = run(argv("volume", files, "--n-samples", "2e5"), capsys)
+    with runtime.progress(True):
+        code, _, err = run(argv("volume", files, "--n-samples", "2e5"), capsys)
     assert code == 0 and "volume" in err
 
 

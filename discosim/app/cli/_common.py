@@ -162,7 +162,7 @@ def run_options(args):
     try:
         if getattr(args, "force_jobs", False):
             os.environ[runtime.FORCE_JOBS_ENV] = "1"
-        with runtime.progress(False if quiet else None):
+        with runtime.progress(False) if quiet else contextlib.nullcontext():
             yield
     finally:
         if saved_env is None:
