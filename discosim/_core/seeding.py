@@ -145,6 +145,8 @@ STREAM_TAGS = {
         4: Stream(["calibrate_eta"], "calibration samples, regenerated on every pass (common "
                   "random numbers): chunk i at (4, i)"),
         8: Stream(["_c1"], "seed of the order-1 slice constants behind c_1"),
+        10: Stream(["__init__"], "SMoE's expert weights (apart from the router's own stream, so "
+                   "expert 0 is not a copy of W for the same integer seed)"),
     },
     "discosim.audit.estimators": {
         "position": Stream(["_audit_layer"], "the layer at this checkpoint position: auditing "

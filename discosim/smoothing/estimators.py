@@ -34,9 +34,6 @@ __all__ = ["SMoE", "estimate_overhead", "OverheadResult", "measure_continuity", 
 EXPERTS = ("linear", "mlp")
 # continuity points are held in memory as (n_points, D) arrays and placed one by one
 MAX_POINTS = 100_000
-# stream tag of the expert weights under the SMoE's seed: callers pass one seed to the router and
-# the experts, and the router draws from the seed's root stream, so the experts must not
-EXPERTS_STREAM = 10
 
 
 class SMoE:
@@ -83,7 +80,9 @@ class SMoE:
         hidden = check_int("hidden", hidden, 1)
         ss = as_seed_sequence(seed)
         self.seed_entropy = ss.entropy
-        rng = np.random.default_rng(derive_seed(ss, EXPERTS_STREAM))
+        # own tag (10, in seeding.STREAM_TAGS): callers pass one seed to the router and the experts,
+        # and the router draws from the root stream, so the experts must not
+        rng = np.random.default_rng(derive_seed(ss, 10))
         M, D = router.n_experts, router.dim
         if self.experts == "linear":
             self.A = rng.standard_normal((M, self.out_dim, D)) / math.sqrt(D)
