@@ -23,6 +23,7 @@ estimate_first_hit     -- P(τ ≤ t) and the order of the first surface hit
 simulate_first_exit    -- first-exit times from a start point, paths stepped exactly or bridged
 estimate_occupation    -- occupation times within ε of each order
 hit_order_wos          -- the first-hit order by walk on spheres
+PathOptions            -- the process (bm, ou) and its time stepping (dt, bridge, depth)
 HitResult, FirstExitResult, OccupationResult, WosResult
 
 Smoothing (THEORY §7) -- :mod:`discosim.smoothing`
@@ -43,6 +44,8 @@ Checkpoint, RouterLayer, AuditResult, LayerAudit, FlipAudit
 
 Results and runs
 ----------------
+RunOptions             -- seed, n_jobs, backend, progress, device(s): ``options=`` of every estimator
+progress               -- ``with progress(False):`` progress bars off (True: on) for a block
 Estimate               -- a value, its standard error and its confidence interval
 ConfidenceInterval     -- a named (low, high) pair
 run_study              -- a parameter study (``discosim study``), resumable
@@ -64,6 +67,8 @@ _API = {
     "InputError": "discosim._core.errors",
     "Estimate": "discosim._core.results",
     "ConfidenceInterval": "discosim._core.results",
+    "RunOptions": "discosim._core.runtime",
+    "progress": "discosim._core.runtime",
     "Router": "discosim.model.router",
     "estimate_volumes": "discosim.volumes",
     "estimate_slice_volume": "discosim.volumes",
@@ -77,6 +82,7 @@ _API = {
     "simulate_first_exit": "discosim.diffusion",
     "estimate_occupation": "discosim.diffusion",
     "hit_order_wos": "discosim.diffusion",
+    "PathOptions": "discosim.diffusion",
     "HitResult": "discosim.diffusion",
     "FirstExitResult": "discosim.diffusion",
     "OccupationResult": "discosim.diffusion",

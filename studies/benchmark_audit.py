@@ -15,6 +15,9 @@ Baseline beside the fast path: one layer's inputs and exact logits drawn in full
 (``z = R G / sqrt(|G|^2 + chi2_{D-M})``, logits ``Rm^T z``); the ratio is printed.
 
 Usage: ``python studies/benchmark_audit.py [--n-jobs 2] [--only deepseek|mixtral] [--n-samples N]``
+
+``--smoke``: the same two families at toy sizes (M = 16 and 8, D = 64, two routers each, 200
+inputs), seconds; checks that the script runs, not a timing.
 """
 
 import argparse
@@ -37,21 +40,26 @@ def _bf16_bytes(v):
     return encode(round_to_format(v, "bf16"), "bfloat16")
 
 
-def build(directory, shape, seed=0):
+# (M, D, k, dense layers, MoE layers, groups, groups kept) of the real shapes and of --smoke
+SIZES = {"deepseek": (256, 7168, 8, 3, 58, 8, 4), "mixtral": (8, 4096, 2, 0, 32, None, None)}
+SMOKE_SIZES = {"deepseek": (16, 64, 4, 1, 2, 4, 2), "mixtral": (8, 64, 2, 0, 2, None, None)}
+
+
+def build(directory, shape, seed=0, sizes=SIZES):
     """Write a synthetic checkpoint of ``shape`` ('deepseek' or 'mixtral'); returns its path."""
     rng = np.random.default_rng(seed)
     os.makedirs(directory, exist_ok=True)
+    M, D, k, n_dense, n_moe, n_group, topk_group = sizes[shape]
     if shape == "deepseek":
-        M, D, k, n_dense, n_moe = 256, 7168, 8, 3, 58
         cfg = {"model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"],
                "_name_or_path": "synthetic/deepseek-v3-shape", "hidden_size": D,
                "num_hidden_layers": n_dense + n_moe, "n_routed_experts": M,
-               "num_experts_per_tok": k, "n_group": 8, "topk_group": 4, "scoring_func": "sigmoid",
+               "num_experts_per_tok": k, "n_group": n_group, "topk_group": topk_group,
+               "scoring_func": "sigmoid",
                "topk_method": "noaux_tc", "first_k_dense_replace": n_dense, "n_shared_experts": 1,
                "norm_topk_prob": True, "routed_scaling_factor": 2.5, "rms_norm_eps": 1e-6}
         gate = "model.layers.{i}.mlp.gate.weight"
     else:
-        M, D, k, n_dense, n_moe = 8, 4096, 2, 0, 32
         cfg = {"model_type": "mixtral", "architectures": ["MixtralForCausalLM"],
                "_name_or_path": "synthetic/mixtral-shape", "hidden_size": D,
                "num_hidden_layers": n_moe, "num_local_experts": M, "num_experts_per_tok": k,
@@ -100,32 +108,38 @@ def main(argv=None):
                          "says little; a quiet 2-core machine with --n-jobs 2 takes about CPU/2")
     ap.add_argument("--n-samples", type=int, default=None, help="default: the audit's own")
     ap.add_argument("--only", choices=("deepseek", "mixtral"))
+    ap.add_argument("--smoke", action="store_true", help="toy sizes, seconds (no timing)")
     args = ap.parse_args(argv)
     targets = {"deepseek": 300.0, "mixtral": 60.0}
+    n_samples, n_baseline = (200, 200) if args.smoke else (args.n_samples, 20_000)
     with tempfile.TemporaryDirectory() as tmp:
         for shape in ("mixtral", "deepseek"):
             if args.only and shape != args.only:
                 continue
             t0 = time.perf_counter()
-            path = build(os.path.join(tmp, shape), shape)
+            path = build(os.path.join(tmp, shape), shape,
+                         sizes=SMOKE_SIZES if args.smoke else SIZES)
             t_build = time.perf_counter() - t0
-            full, reduced = baseline_ratio(path)
+            full, reduced = baseline_ratio(path, n=n_baseline)
             t0, c0 = time.perf_counter(), time.process_time()
-            res = audit_checkpoint(path, n_samples=args.n_samples, seed=0, n_jobs=args.n_jobs,
-                                   progress=False)
+            res = audit_checkpoint(path, n_samples=n_samples, seed=0, n_jobs=args.n_jobs,
+                                   progress=False,
+                                   constants_samples=1000 if args.smoke else 20_000)
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
             # on two idle cores the chunks of a layer split evenly: wall ~ CPU / 2
             est = cpu / 2 if args.n_jobs == 1 else dt
             L = res.layers[0]
             flips = ", ".join(f"{f.format} {f.measured:.4g}±{f.stderr:.2g} (pred {f.predicted:.4g})"
                               for f in L.flips)
+            verdict = ("smoke run, no target" if args.smoke else
+                       f"target <= {targets[shape]:.0f} s: "
+                       f"{'met' if est <= targets[shape] else 'MISSED'}")
             print(f"{shape:9s} {len(res.layers)} routers of {L.M}x{L.D}, k={L.k}: wall {dt:7.1f} s, "
                   f"CPU {cpu:7.1f} s in this process (n_jobs={args.n_jobs}); 2-core estimate "
-                  f"{est:6.1f} s (target <= {targets[shape]:.0f} s: "
-                  f"{'met' if est <= targets[shape] else 'MISSED'}); n_samples={L.n_samples} per layer; "
+                  f"{est:6.1f} s ({verdict}); n_samples={L.n_samples} per layer; "
                   f"build {t_build:.1f} s")
             print(f"          layer 0 flips: {flips}")
-            print(f"          inputs + logits, layer 0, 20000 inputs: full-D {full:.3f} s, "
+            print(f"          inputs + logits, layer 0, {n_baseline} inputs: full-D {full:.3f} s, "
                   f"reduced {reduced:.3f} s, ratio {full / reduced:.1f}x")
             sys.stdout.flush()
 

@@ -20,9 +20,14 @@ Usage::
     python studies/benchmark_gpu.py --json --cpu-reference cpu.json   # on the GPU machine
     python studies/benchmark_gpu.py --json --sections paths --paths 262144   # one section
     python studies/benchmark_gpu.py --scaling --json   # 1, 2, 4, ... visible GPUs (issue 12)
+    python studies/benchmark_gpu.py --smoke            # seconds: every section at toy sizes
 
 ``--scaling`` checks that the counts (volume) and exit times (paths) are identical for every
 device count and reports the efficiency ``rate(n) / (n rate(1))``.
+
+``--smoke`` runs every section at toy sizes, each timed once (it checks that the script runs,
+not a rate); without a usable GPU it says so in one line, skips the GPU sections and runs their
+CPU sides (tube sampler, first exit, occupation, audit), which is not a failure.
 
 Timings exclude compilation (each kernel is run once on a small input first; its time is
 reported as ``first_call_s``) and include the float64 recomputation of the samples float32 does
@@ -52,7 +57,11 @@ ORDERS = 3
 
 
 def _router(M, k, seed=0):
-    return Router(np.random.default_rng(seed).standard_normal((M, D)) / math.sqrt(D), k)
+    return Router.gaussian(M, D, k, seed=seed)
+
+
+# --smoke times every call once: the numbers say the script runs, not how fast
+TIMING = {"smoke": False}
 
 
 def _timed(fn, min_s=1.0, max_reps=20):
@@ -63,7 +72,7 @@ def _timed(fn, min_s=1.0, max_reps=20):
         t = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)
-        if time.perf_counter() - t_all > min_s and len(times) >= 2:
+        if TIMING["smoke"] or (time.perf_counter() - t_all > min_s and len(times) >= 2):
             break
     return float(np.median(times)), out
 
@@ -260,11 +269,23 @@ def scaling(n_max):
     return out
 
 
-def cpu_reference():
+def cpu_reference(n_paths=512):
     from discosim._core.cache import code_version
 
     return {"machine": f"{os.cpu_count()} cores", "code_version": code_version(),
-            "paths": path_steps("cpu", 512, n_jobs=2)}
+            "paths": path_steps("cpu", n_paths, n_jobs=min(2, os.cpu_count() or 1))}
+
+
+AUDIT_SHAPES = ((8, 2, 4096), (256, 8, 7168))
+
+
+def cpu_smoke():
+    """The CPU sides of every section at toy sizes (``--smoke`` without a GPU)."""
+    # the tube sampler at M = 256 runs the same kernel as at 64, 5x slower per sample
+    return {"volume": [cpu_tube(M, k, "score", 512, 1) for M, k in SHAPES[:2]],
+            "cpu_reference": cpu_reference(64),
+            "occupation": [occupation_steps("cpu", 64)],
+            "audit": [audit_samples("cpu", M, k, dim, 1000) for M, k, dim in AUDIT_SHAPES]}
 
 
 def load_cpu_reference(path):
@@ -291,7 +312,9 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--cpu-only", action="store_true", help="only the 2-core CPU reference")
     ap.add_argument("--cpu-reference", help="JSON of a --cpu-only run on the reference machine")
-    ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    ap.add_argument("--quick", action="store_true", help="runs 64x smaller")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every section at toy sizes, seconds; CPU sides only without a GPU")
     ap.add_argument("--sections", default="volume,torch,paths",
                     help="comma-separated subset of volume, torch, paths, occupation, audit "
                          "(default: the first three)")
@@ -300,6 +323,24 @@ def main(argv=None):
                     help="multi-GPU run: 1, 2, 4, ... visible devices, same numbers, efficiency")
     args = ap.parse_args(argv)
     doc = {"D": D, "targets": TARGETS}
+    if args.smoke:
+        from discosim._core.devices import cuda_available
+
+        TIMING["smoke"] = True
+        args.sections = "volume,torch,paths,occupation,audit"
+        if args.cpu_only or not cuda_available():
+            print("benchmark_gpu: no usable GPU: the GPU sections are skipped; their CPU sides "
+                  "run at toy sizes", flush=True)
+            doc.update(cpu_smoke())
+            if args.json:
+                print(json.dumps(doc, indent=1))
+            else:
+                for v in doc["volume"] + doc["occupation"] + doc["audit"]:
+                    rate = "samples_per_s" if "samples_per_s" in v else "steps_per_s"
+                    print(f"cpu M={v['M']:3d} k={v['k']} {v.get('metric', 'audit'):9s} "
+                          f"{v[rate]:.3g} {rate.replace('_per_s', '')}/s")
+                print(f"cpu reference: {doc['cpu_reference']['paths']['steps_per_s']:.3g} steps/s")
+            return 0
     if args.cpu_only:
         doc["cpu_reference"] = cpu_reference()
     elif args.scaling:
@@ -315,22 +356,25 @@ def main(argv=None):
         cuda = cuda_module()
         doc["device"] = cuda.get_current_device().name
         doc["device"] = doc["device"].decode() if isinstance(doc["device"], bytes) else doc["device"]
-        scale = 1 / 64 if args.quick else 1
+        scale = 2.0 ** -22 if args.smoke else 1 / 64 if args.quick else 1
+
+        def sized(n, least=1024):  # the run's share of a full-size count (a floor for --smoke)
+            return max(int(n * scale), least)
         sections = set(args.sections.split(","))
         n_of = {8: 1 << 36, 64: 1 << 31, 256: 1 << 29}
         doc["volume"] = []
         for M, k in SHAPES if "volume" in sections else ():
             for metric in ("score", "euclidean"):
                 # euclidean: the host computes exact distances of the screened samples
-                n = int(n_of[M] * scale) if metric == "score" else int((1 << 24) * scale)
+                n = sized(n_of[M]) if metric == "score" else sized(1 << 24)
                 doc["volume"].append(gpu_volume(M, k, metric, n))
                 print(json.dumps(doc["volume"][-1]), file=sys.stderr, flush=True)
             for metric in ("score", "euclidean"):
                 cores = os.cpu_count()
-                doc["volume"].append(gpu_tube(M, k, metric, int((1 << 22) * scale)))
+                doc["volume"].append(gpu_tube(M, k, metric, sized(1 << 22)))
                 # 64 chunks of TUBE_CHUNK at least: every core busy (2^15 samples, two chunks,
                 # kept two threads busy and made the ratio 8x too large)
-                doc["volume"].append(cpu_tube(M, k, metric, int((1 << 20) * scale), cores))
+                doc["volume"].append(cpu_tube(M, k, metric, sized(1 << 20), cores))
                 g, c = doc["volume"][-2:]
                 g["vs_cpu_cores"] = {"n_jobs": cores, "ratio": g["samples_per_s"] / c["samples_per_s"]}
                 print(json.dumps(doc["volume"][-2:]), file=sys.stderr, flush=True)
@@ -343,26 +387,27 @@ def main(argv=None):
             else:
                 doc["torch"] = []
                 for M, k in SHAPES:
-                    doc["torch"].append(torch_volume(M, k, 1 << 22 if M < 256 else 1 << 20, 8))
+                    n_batch = 1 << 10 if args.smoke else 1 << 22 if M < 256 else 1 << 20
+                    doc["torch"].append(torch_volume(M, k, n_batch, 2 if args.smoke else 8))
                     print(json.dumps(doc["torch"][-1]), file=sys.stderr, flush=True)
         if args.cpu_reference:
             doc["cpu_reference"] = load_cpu_reference(args.cpu_reference)
         elif "paths" in sections:
-            doc["cpu_reference"] = cpu_reference()
+            doc["cpu_reference"] = cpu_reference(64 if args.smoke else 512)
         if "paths" in sections:
-            doc["paths_gpu"] = path_steps("cuda", int(args.paths * scale))
+            doc["paths_gpu"] = path_steps("cuda", sized(args.paths, 256))
             print(json.dumps(doc["paths_gpu"]), file=sys.stderr, flush=True)
         if "occupation" in sections:  # GPU beside this machine's CPU (all its cores)
             cores = os.cpu_count()
-            doc["occupation"] = [occupation_steps("cuda", int((1 << 20) * scale)),
-                                 occupation_steps("cpu", int(4096 * scale) or 64, n_jobs=cores)]
+            doc["occupation"] = [occupation_steps("cuda", sized(1 << 20, 256)),
+                                 occupation_steps("cpu", sized(4096, 64), n_jobs=cores)]
             print(json.dumps(doc["occupation"]), file=sys.stderr, flush=True)
         if "audit" in sections:
             cores = os.cpu_count()
             doc["audit"] = []
-            for M, k, dim in ((8, 2, 4096), (256, 8, 7168)):
-                doc["audit"].append(audit_samples("cuda", M, k, dim, int((1 << 26) * scale)))
-                doc["audit"].append(audit_samples("cpu", M, k, dim, int((1 << 20) * scale),
+            for M, k, dim in AUDIT_SHAPES:
+                doc["audit"].append(audit_samples("cuda", M, k, dim, sized(1 << 26, 1000)))
+                doc["audit"].append(audit_samples("cpu", M, k, dim, sized(1 << 20, 1000),
                                                   n_jobs=cores))
                 print(json.dumps(doc["audit"][-2:]), file=sys.stderr, flush=True)
         sc = {f"{v['M']},{v['k']}": v["samples_per_s"] for v in doc["volume"]

@@ -5,7 +5,10 @@ the fast path through ``discosim.estimate_volumes`` (numba kernel, reduced coord
 workers), the naive path by drawing D-dimensional points, multiplying by W and fully sorting the
 scores. Same process, printed side by side with the ratio.
 
-    python studies/benchmark_volume.py [--json] [--n-jobs 2]
+    python studies/benchmark_volume.py [--json] [--n-jobs 2] [--smoke]
+
+``--smoke``: the smallest case at a few thousand samples, seconds; checks that the script runs,
+not a timing.
 """
 
 import argparse
@@ -38,7 +41,8 @@ def naive_fraction(router, eps, n, rng, rmax=3, batch=2000):
     return hits / n
 
 
-def bench_case(M, D, k, n_jobs, fast_seconds=3.0, naive_seconds=3.0):
+def bench_case(M, D, k, n_jobs, fast_seconds=3.0, naive_seconds=3.0, first_n=1 << 20,
+               first_m=2000):
     router = Router.gaussian(M, D, k, seed=0)
     eps = 0.05 / math.sqrt(D)  # a moderate tube: a few to tens of percent of the ball
     # predictions are not timed here: cheap Monte Carlo constants keep set-up out of the loop
@@ -46,8 +50,8 @@ def bench_case(M, D, k, n_jobs, fast_seconds=3.0, naive_seconds=3.0):
     run = lambda n: estimate_volumes(router, 1.0, [eps], orders=(1, 2, 3), metric="score",
                                      n_samples=n, seed=1, n_jobs=n_jobs, progress=False,
                                      constants=consts)
-    run(1 << 16)  # compile and warm the workers
-    n = 1 << 20
+    run(min(1 << 16, first_n))  # compile and warm the workers
+    n = first_n
     while True:
         t = time.perf_counter()
         res = run(n)
@@ -57,8 +61,8 @@ def bench_case(M, D, k, n_jobs, fast_seconds=3.0, naive_seconds=3.0):
         n = int(n * min(8, max(2, fast_seconds / max(dt, 1e-3))))
     fast = n / dt
     rng = np.random.default_rng(2)
-    naive_fraction(router, eps, 500, rng)
-    m = 2000
+    naive_fraction(router, eps, min(500, first_m), rng)
+    m = first_m
     while True:
         t = time.perf_counter()
         frac = naive_fraction(router, eps, m, rng)
@@ -67,18 +71,23 @@ def bench_case(M, D, k, n_jobs, fast_seconds=3.0, naive_seconds=3.0):
             break
         m *= 2
     naive = m / ndt
-    agree = [res.results[0][r].estimate.value for r in (1, 2, 3)]
+    agree = [res.estimate(0, r).value for r in (1, 2, 3)]
     return {"M": M, "D": D, "k": k, "n_jobs": n_jobs, "eps": eps,
             "fast_samples_per_s": fast, "naive_samples_per_s": naive, "speedup": fast / naive,
             "fast_fractions": agree, "naive_fractions": frac.tolist()}
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--n-jobs", type=int, default=2)
-    args = ap.parse_args()
-    cases = [bench_case(M, D, k, args.n_jobs) for M, D, k in CASES]
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (no timing)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        cases = [bench_case(8, 64, 2, args.n_jobs, fast_seconds=0.0, naive_seconds=0.0,
+                            first_n=1 << 12, first_m=200)]
+    else:
+        cases = [bench_case(M, D, k, args.n_jobs) for M, D, k in CASES]
     if args.json:
         print(json.dumps({"cases": cases}))
         return

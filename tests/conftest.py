@@ -34,7 +34,7 @@ def no_work(monkeypatch):
     import discosim.volumes.constants
     import discosim.diffusion.estimators
     import discosim.smoothing.estimators
-    import discosim.app.studies
+    import discosim.app.studies.runner
     import discosim.volumes.estimators
 
     def refuse(*a, **k):
@@ -42,4 +42,4 @@ def no_work(monkeypatch):
 
     for mod in (discosim.volumes.estimators, discosim.diffusion.estimators, discosim.smoothing.estimators, discosim.volumes.constants):
         monkeypatch.setattr(mod, "run_chunks", refuse)
-    monkeypatch.setattr(discosim.app.studies, "_run_point", refuse)
+    monkeypatch.setattr(discosim.app.studies.runner, "_run_point", refuse)

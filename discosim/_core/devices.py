@@ -13,9 +13,10 @@ which is how the multi-device merge is tested on one GPU. Results never depend o
 
 import numpy as np
 
-from discosim._core.errors import InputError
+from discosim._core.errors import InputError, check_int
 
-__all__ = ["DEVICES", "check_device", "cuda_module", "cuda_available", "resolve_devices"]
+__all__ = ["DEVICES", "check_device", "check_devices", "cuda_module", "cuda_available",
+           "resolve_devices"]
 
 DEVICES = ("cpu", "cuda")
 
@@ -32,6 +33,27 @@ def check_device(device):
     if not isinstance(device, str) or device not in DEVICES:
         raise InputError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     return device
+
+
+def check_devices(devices):
+    """``devices`` as given to an estimator: None, a count >= 1, or GPU ids >= 0 (a tuple).
+
+    Only the form is checked here; which GPUs exist is checked when ``device="cuda"`` runs
+    (:func:`discosim._core.devices.resolve_devices`).
+    """
+    if devices is None:
+        return None
+    if isinstance(devices, (bool, np.bool_, str, bytes)):
+        raise InputError(f"devices must be None, a count or a list of GPU ids, got {devices!r}")
+    if isinstance(devices, (int, np.integer)):
+        return check_int("devices", devices, 1)
+    try:
+        ids = tuple(check_int("devices", d, 0) for d in devices)
+    except TypeError:
+        raise InputError(f"devices must be None, a count or a list of GPU ids, got {devices!r}") from None
+    if not ids:
+        raise InputError("devices must name at least one GPU id")
+    return ids
 
 
 def shim_numpy():

@@ -9,11 +9,30 @@ import math
 import numpy as np
 
 __all__ = ["InputError", "check_positive", "check_positive_array", "check_finite_array",
-           "check_choice", "check_int", "check_bool"]
+           "check_choice", "check_int", "check_bool", "printable"]
 
 
 class InputError(ValueError):
-    """Bad input to a discosim function: the message is one line naming the problem."""
+    """Bad input to a discosim function: the message is one line naming the problem.
+
+    A subclass of :class:`ValueError`. Every public function checks its input before any work
+    and raises this error; the command line prints the message and exits with status 2, without
+    a traceback.
+
+    Parameters
+    ----------
+    message : str
+        One line that names the argument and what is wrong with it.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> try:
+    ...     ds.Router.gaussian(8, 4, k=2)
+    ... except ds.InputError as exc:
+    ...     print(exc)
+    need M < D (THEORY §1), got M=8, D=4
+    """
 
 
 def check_positive(name, value):
@@ -99,3 +118,25 @@ def check_finite_array(name, arr, ndim):
     if not np.all(np.isfinite(a)):
         raise InputError(f"{name} has non-finite entries (NaN or inf)")
     return a
+
+
+def printable(text):
+    """``str(text)`` with every character a terminal would act on escaped, ``repr``-style.
+
+    A newline prints as ``\\n``, an escape code as ``\\x1b``, a right-to-left override as
+    ``\\u202e``: a tensor name, a config field or a claim name read from a file can then neither
+    forge a second line of an error message nor recolour or rewrite the terminal. Printable text,
+    non-ASCII letters included, is unchanged.
+
+    Examples
+    --------
+    >>> from discosim._core.errors import printable
+    >>> print(printable("gate.weight\\ndiscosim: error: forged \\x1b[31m"))
+    gate.weight\\ndiscosim: error: forged \\x1b[31m
+    >>> print(printable("Gating ε"))
+    Gating ε
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -28,6 +28,9 @@ from numba import njit
 
 from discosim._kernels.codes import METRIC_NORMAL, METRIC_SCORE
 from discosim._kernels.geometry import next_combination, subset_normal_distance2
+from discosim.model import selection as _selection
+
+tie_straddles_cut = njit(cache=True, nogil=True)(_selection.tie_straddles_cut)
 
 
 @njit(cache=True, nogil=True)
@@ -153,11 +156,11 @@ def projection_straddles(s, gram, k, T, t, lam, in_T, tol):
             sa -= lam[l] * (gram[a, T[l + 1]] - gram[a, j0])
         if sa > v + tol:
             above += 1
-            if above > k - 1:
+            if above > k - 1:  # no tie can bring the cut back inside T
                 return False
         elif sa >= v - tol:
             ties += 1
-    return above + t + ties >= k + 1
+    return tie_straddles_cut(above, t, k, ties)
 
 
 @njit(cache=True, nogil=True)

@@ -31,13 +31,17 @@ __all__ = ["open_checkpoint", "Checkpoint", "RouterLayer"]
 class RouterLayer:
     """One router of a checkpoint, as the routing function sees it.
 
-    Attributes
+    Read from a :class:`Checkpoint` (``ckpt[i]``); not made by hand. ``M`` and ``D`` give the
+    weight's shape, ``to_dict()`` the metadata without arrays.
+
+    Parameters
     ----------
     name : str
         Tensor name of the router weight.
     index : int
         Position in the checkpoint's router order (``ckpt[index]``).
     family : str
+        Router family.
     weight : ndarray of float64, shape (M, D)
         ``W diag(γ)`` when ``norm_folded``, else the stored W (read-only).
     bias : ndarray of float64, shape (M,), or None
@@ -45,11 +49,15 @@ class RouterLayer:
     selection_bias : ndarray of float64, shape (M,), or None
         DeepSeek-V3's ``e_score_correction_bias``: added to the scores for selection only.
     k : int
+        Active experts per token.
     routing : {'topk', 'deepseek_v3'}
+        The routing function (THEORY §9).
     score_func : {'softmax', 'sigmoid'}
+        The score transform (top-k of a monotone transform has the linear gate's ties).
     n_group, topk_group : int or None
         Group-limited selection (DeepSeek-V3); None when every group is kept.
     norm_folded : bool
+        Whether the norm weight was folded into ``weight``.
     norm_key : str or None
         Tensor name of the norm weight folded in.
     dtype : str
@@ -59,6 +67,20 @@ class RouterLayer:
     norm_type : {'rmsnorm', 'layernorm'} or None
         Kind of norm in front of the router; a LayerNorm also centres its input, so the
         normalised inputs lie in the hyperplane orthogonal to the all-ones vector.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> layer = ds.open_checkpoint(path)[1]
+    >>> layer.name, layer.index, layer.layer
+    ('model.layers.1.block_sparse_moe.gate.weight', 1, 1)
+    >>> layer.weight.shape, layer.dtype, layer.norm_folded
+    ((8, 64), 'bfloat16', True)
+    >>> tmp.cleanup()
     """
 
     name: str
@@ -112,6 +134,31 @@ class _Plan:
 class Checkpoint:
     """The routers of one checkpoint, in layer order; ``ckpt[i]`` reads layer i lazily.
 
+    Made by :func:`open_checkpoint`; not constructed by hand. ``len(ckpt)`` routers; indexing
+    (also negative, or a slice) and iteration read :class:`RouterLayer` objects one at a time, and
+    only the router and norm tensors (expert weights are never touched).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The path given to :func:`open_checkpoint`.
+    store : object
+        The opened tensor store (index, shards, config.json).
+    family_name : str
+        The family's name.
+    family : object
+        Its entry in the family table.
+    plans : sequence
+        Per router: the tensors to read.
+    settings : object
+        k, routing, score function and groups.
+    M, D : int
+        Shape of every router.
+    fold : bool
+        Whether norms are folded into the routers.
+    detected_by : {'argument', 'config', 'keys', 'key_pattern'}
+        How the family was found.
+
     Attributes
     ----------
     path, root : str
@@ -126,6 +173,20 @@ class Checkpoint:
         cannot tell Mixtral from Arctic or OLMoE from Qwen-MoE, whose routers behave alike).
     M, D, k, routing, score_func, n_group, topk_group, norm_type, fold_norm
         Settings shared by every layer.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> ckpt = ds.open_checkpoint(path)
+    >>> ckpt
+    Checkpoint('synthetic/mixtral', family='mixtral', routers=2, M=8, D=64, k=2)
+    >>> len(ckpt), ckpt.detected_by, [layer.index for layer in ckpt]
+    (2, 'config', [0, 1])
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path, store, family_name, family, plans, settings, M, D, fold,
@@ -341,6 +402,7 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
     Returns
     -------
     Checkpoint
+        The routers in layer order, read lazily.
 
     Raises
     ------
@@ -349,6 +411,25 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
         router found, a router that is not 2-D, routers of different shapes, M >= D, a norm or
         bias of the wrong length, a missing norm (pass ``fold_norm=False``), a non-float dtype,
         k or groups out of range, a config.json whose expert count or width disagrees.
+
+    Examples
+    --------
+    A synthetic checkpoint with Mixtral's tensor names, two bf16 shards and a config.json
+    (:func:`discosim.checkpoints.synthetic.make_checkpoint`):
+
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=8, dim=64, k=2)
+    >>> ckpt = ds.open_checkpoint(path)
+    >>> ckpt.family, ckpt.k, len(ckpt)
+    ('mixtral', 2, 2)
+    >>> ckpt.layer_names[0]
+    'model.layers.0.block_sparse_moe.gate.weight'
+    >>> ckpt[0].weight.shape                    # W diag(gamma): the RMSNorm weight folded in
+    (8, 64)
+    >>> tmp.cleanup()
     """
     if not isinstance(fold_norm, (bool, np.bool_)):
         raise InputError(f"fold_norm must be True or False, got {fold_norm!r}")

@@ -29,13 +29,20 @@ SINGLE_NAME = "model.safetensors"
 @dataclass(frozen=True)
 class TensorStore:
     """The tensors of a checkpoint by name (``infos``: name -> TensorInfo), its directory, the
-    files they come from, and the parsed ``config.json`` (``{}`` when absent)."""
+    files they come from, the parsed ``config.json`` (``{}`` when absent) and the index read
+    (None for unsharded checkpoints)."""
 
     root: str
     files: tuple
     infos: dict = field(repr=False)
     config: dict = field(repr=False)
     config_path: str = None
+    index_path: str = None
+
+    @property
+    def input_files(self):
+        """Every file that opening this checkpoint reads: the index, the shards, config.json."""
+        return tuple(f for f in (self.index_path, *self.files, self.config_path) if f)
 
     def __contains__(self, name):
         return name in self.infos
@@ -109,17 +116,20 @@ def open_store(path):
     TensorStore
     """
     path = os.fspath(path)
+    index_path = None
     if os.path.isdir(path):
         root = os.path.abspath(path)
         if os.path.isfile(os.path.join(root, INDEX_NAME)):
-            root, files, infos = _from_index(os.path.join(root, INDEX_NAME))
+            index_path = os.path.join(root, INDEX_NAME)
+            root, files, infos = _from_index(index_path)
         elif os.path.isfile(os.path.join(root, SINGLE_NAME)):
             root, files, infos = _from_files(root, [os.path.join(root, SINGLE_NAME)])
         else:
             indexes = sorted(glob.glob(os.path.join(root, "*.safetensors.index.json")))
             found = sorted(glob.glob(os.path.join(root, "*.safetensors")))
             if len(indexes) == 1:
-                root, files, infos = _from_index(indexes[0])
+                index_path = indexes[0]
+                root, files, infos = _from_index(index_path)
             elif found:
                 root, files, infos = _from_files(root, found)
             else:
@@ -127,6 +137,7 @@ def open_store(path):
     elif os.path.isfile(path):
         root = os.path.dirname(os.path.abspath(path))
         if path.endswith(".index.json"):
+            index_path = os.path.abspath(path)
             root, files, infos = _from_index(path)
         elif path.endswith(".safetensors"):
             root, files, infos = _from_files(root, [os.path.abspath(path)])
@@ -142,4 +153,5 @@ def open_store(path):
             raise InputError(f"config {config_path} is not a JSON object")
     else:
         config, config_path = {}, None
-    return TensorStore(root=root, files=files, infos=infos, config=config, config_path=config_path)
+    return TensorStore(root=root, files=files, infos=infos, config=config, config_path=config_path,
+                       index_path=index_path)

@@ -21,7 +21,6 @@ Command line (a README example, a benchmark input)::
         --experts 256 --dim 7168 --k 8 --n-group 8 --topk-group 4 --shards 8
 """
 
-import argparse
 import json
 import math
 import os
@@ -386,31 +385,40 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
 
 
 def main(argv=None):
-    """``python -m discosim.checkpoints.synthetic OUT_DIR --family F ...``: write a checkpoint."""
-    ap = argparse.ArgumentParser(prog="python -m discosim.checkpoints.synthetic",
-                                 description="Write a synthetic MoE checkpoint (safetensors "
-                                             "shards, index, config.json) with a family's real "
-                                             "names.")
+    """``python -m discosim.checkpoints.synthetic OUT_DIR --family F ...``: write a checkpoint.
+
+    Bad input, an OUT_DIR that cannot be written and Ctrl-C end in one line on stderr (exit
+    status 2 or 130), never a traceback: the error boundary of ``discosim``.
+    """
+    from discosim._core.cli import ArgumentParser, HelpFormatter, run_guarded
+
+    ap = ArgumentParser(prog="python -m discosim.checkpoints.synthetic",
+                        formatter_class=HelpFormatter,
+                        description="Write a synthetic MoE checkpoint (safetensors shards, index, "
+                                    "config.json) with a family's real names.")
     ap.add_argument("out", help="directory to write (created if missing)")
-    ap.add_argument("--family", default="mixtral", choices=FAMILY_NAMES)
+    ap.add_argument("--family", default="mixtral", choices=FAMILY_NAMES, help="model family")
     ap.add_argument("--layers", type=int, default=4, help="number of routers")
-    ap.add_argument("--experts", type=int, default=8)
-    ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--k", type=int, default=2)
-    ap.add_argument("--dtype", default="bfloat16", choices=tuple(DTYPE_CODES))
-    ap.add_argument("--shards", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-group", type=int, default=None)
-    ap.add_argument("--topk-group", type=int, default=None)
-    args = ap.parse_args(argv)
-    try:
-        path = make_checkpoint(args.out, args.family, n_layers=args.layers,
-                               n_experts=args.experts, dim=args.dim, k=args.k, dtype=args.dtype,
-                               shards=args.shards, seed=args.seed, n_group=args.n_group,
-                               topk_group=args.topk_group)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    ap.add_argument("--experts", type=int, default=8, help="experts per router (M)")
+    ap.add_argument("--dim", type=int, default=64, help="hidden size (D)")
+    ap.add_argument("--k", type=int, default=2, help="experts per token")
+    ap.add_argument("--dtype", default="bfloat16", choices=tuple(DTYPE_CODES),
+                    help="storage type of the router weights")
+    ap.add_argument("--shards", type=int, default=2, help="safetensors files")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights")
+    ap.add_argument("--n-group", type=int, default=None, help="DeepSeek-V3 n_group")
+    ap.add_argument("--topk-group", type=int, default=None, help="DeepSeek-V3 topk_group")
+    return run_guarded(_main, ap, argv)
+
+
+def _main(parser, argv):
+    args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"{args.out} exists and is not a directory")
+    path = make_checkpoint(args.out, args.family, n_layers=args.layers,
+                           n_experts=args.experts, dim=args.dim, k=args.k, dtype=args.dtype,
+                           shards=args.shards, seed=args.seed, n_group=args.n_group,
+                           topk_group=args.topk_group)
     print(path)
     return 0
 

@@ -40,7 +40,8 @@ import numpy as np
 from discosim._core.errors import InputError, check_choice, check_int
 
 __all__ = ["FORMATS", "FloatFormat", "round_to_format", "ulp", "topk_mask", "topk_margin",
-           "deepseek_v3_mask", "deepseek_v3_margin", "Routing", "ROUTINGS", "sigmoid"]
+           "deepseek_v3_mask", "deepseek_v3_margin", "Routing", "ROUTINGS", "sigmoid",
+           "tie_straddles_cut"]
 
 ROUTINGS = ("topk", "deepseek_v3")
 
@@ -119,6 +120,19 @@ def sigmoid_slope(x):
 
 
 # --------------------------------------------------------------------------- linear top-k
+def tie_straddles_cut(above, size, k, ties=0):
+    """Whether a tie of ``size`` experts spans ranks k and k+1: the top-k cut falls inside it.
+
+    ``above`` experts score strictly above the tie and ``ties`` more are level with it (within a
+    caller's tolerance): a point whose scores tie on J lies on ``Gamma_J`` exactly when
+    ``above <= k - 1`` and ``above + size + ties >= k + 1`` (THEORY §2; with ``size = r + 1``
+    and no ties, ``k - r <= above <= k - 1``). Plain Python on integers or integer arrays
+    (elementwise); the numba kernels compile it (:mod:`discosim._kernels.pointstats`), so every
+    sampler, closed form and claim asks the same question.
+    """
+    return (above <= k - 1) & (above + size + ties >= k + 1)
+
+
 def _kth_values(x, k):
     """(g_k, g_{k+1}) per row: the k-th and (k+1)-th largest entries (g_{k+1} = -inf if k = M)."""
     M = x.shape[1]
@@ -300,11 +314,6 @@ class Routing:
     def linear(self):
         """True when ties are hyperplanes (THEORY §5 applies)."""
         return self.kind == "topk"
-
-    @property
-    def score_lipschitz(self):
-        """Bound on |d selection score / d logit|: 1 for logits, 1/4 for the sigmoid."""
-        return 1.0 if self.linear else 0.25
 
     def check(self, n_experts):
         """Validate against M experts (raises InputError)."""

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from discosim._core.seeding import as_generator, seed_or_rng
+
 __all__ = ["orthonormal_alpha", "alpha_orthants", "slice_normal_basis", "orthant_terms",
            "genz_error_bound", "GENZ_ABS_EPS"]
 
@@ -73,7 +75,7 @@ def genz_error_bound(n_experts, k, order):
     return orthant_terms(n_experts, k, order) * GENZ_ABS_EPS
 
 
-def alpha_orthants(reduced_weights, k, J, rng=None):
+def alpha_orthants(reduced_weights, k, J, seed=None, *, rng=None):
     """alpha_J of slice ``J`` by the Gaussian orthant sum (Genz), THEORY §5 (a).
 
     Parameters
@@ -83,14 +85,18 @@ def alpha_orthants(reduced_weights, k, J, rng=None):
     k : int
     J : sequence of int
         The tied experts, ``|J| = r + 1``.
+    seed : None, int, SeedSequence or numpy Generator, optional
+        Genz's algorithm is randomised quasi-Monte Carlo; give a seed to make it repeatable. A
+        Generator is used as it is and advances (:func:`discosim._core.seeding.as_generator`).
     rng : numpy Generator, optional
-        Genz's algorithm is randomised quasi-Monte Carlo; pass a generator to make it repeatable.
+        The same argument under scipy's name (give one of the two).
 
     Notes
     -----
     Each orthant is computed to absolute error ``GENZ_ABS_EPS``; the sum is within
     :func:`genz_error_bound`.
     """
+    rng = as_generator(seed_or_rng(seed, rng, "alpha_orthants"))
     Wr = np.asarray(reduced_weights, dtype=float)
     M = Wr.shape[0]
     J = tuple(int(j) for j in J)

@@ -24,6 +24,9 @@
   the normal fibre tubes give ``A_r int_0^t F_{chi^2_r}(eps^2/(sigma^2 s)) ds``: sqrt-t constant
   ``A_1 2 eps sqrt(2/pi)/sigma`` (r = 1), ``A_2 eps^2 ln10/(2 sigma^2)`` per decade (r = 2), and the
   infinite-horizon value of the subspace tubes (r >= 3).
+
+The routers and start points these laws hold for (orthant, wedge, ridge and bounds starts) are
+built in :mod:`discosim.cases`.
 """
 
 import math
@@ -32,10 +35,10 @@ import numpy as np
 from scipy import special, stats
 
 __all__ = ["occupation_growth", "occupation_bound", "occupation_infinite_horizon", "slice_distances", "facet_distances", "hitting_bounds", "levy_cdf", "wedge_survival", "wedge_geometry",
-           "ridge_angles", "hit_order_exponent", "orthant_survival", "orthant_router_weights",
+           "ridge_angles", "hit_order_exponent", "orthant_survival",
            "slab_probability", "slab_occupation", "apex_probability", "apex_occupation",
            "sqrt_growth_constant", "log_rate_per_decade", "subspace_occupation_infinite",
-           "wedge_hit_profile", "ridge_start", "wedge_router_weights", "subspace_probability",
+           "wedge_hit_profile", "subspace_probability",
            "subspace_occupation"]
 
 
@@ -217,19 +220,6 @@ def orthant_survival(distances, sigma, times):
     return np.prod(special.erf(d[None, :] / (sigma * np.sqrt(2.0 * t)[:, None])), axis=1)
 
 
-def orthant_router_weights(n_experts, dim, lead=1.0):
-    """Gate matrix of a top-1 router whose facet normals ``w_1 - w_j`` are orthonormal.
-
-    ``w_1 = lead e_0`` and ``w_j = lead e_0 - e_{j-1}`` (j = 2..M): ``w_1 - w_j = e_{j-1}``.
-    Full row rank for ``lead != 0``.
-    """
-    W = np.zeros((n_experts, dim))
-    W[:, 0] = lead
-    for j in range(1, n_experts):
-        W[j, j] = -1.0
-    return W
-
-
 def _normal_variance(sigma, s, theta):
     """Variance of the displacement after time s: ``sigma^2 s`` (BM) or the OU value."""
     s = np.asarray(s, dtype=float)
@@ -354,54 +344,6 @@ def wedge_hit_profile(r0, phi0, theta, deltas):
     u0, v0 = w0.real, w0.imag
     x = np.asarray(deltas, dtype=float) ** nu
     return (np.arctan((x - u0) / v0) + np.arctan((x + u0) / v0)) / math.pi
-
-
-def ridge_start(router, i, j, j2, rho, spread=10.0):
-    """A start point at distance ``rho`` from the ridge of facets (i, j) and (i, j2), on its bisector.
-
-    A point y of the ridge is placed where the tied experts i, j, j2 score 0, the other top-k
-    experts ``+c*spread*rho*max|w|`` and the rest ``-c*spread*rho*max|w|`` (c = 1, 2, ...: distinct,
-    so no far ridge sits near the far facets), so every other facet is far;
-    then ``x0 = y + rho u`` with u the unit bisector of the two inward normals. Returns x0 (D,).
-    With the other facets far, the distance to the two facets is ``rho sin(theta/2)``.
-    """
-    W = router.tie_weights
-    M = router.n_experts
-    # an order-k ranking with i at rank k, j and j2 just below
-    top = [m for m in range(M) if m not in (i, j, j2)]
-    n_above = router.k - 1
-    target = np.empty(M)
-    L = spread * rho * router.max_row_norm
-    for c, m in enumerate(top):
-        # distinct far scores: two far experts tied with each other would put a far ridge
-        # {s_i = s_m = s_m'} right where the far facets are met
-        target[m] = L * (c + 1) if c < n_above else -L * (c - n_above + 1)
-    target[[i, j, j2]] = 0.0
-    z = np.linalg.solve(router.reduced_weights, target - router.bias)
-    y = router.basis @ z
-    n1 = (W[i] - W[j]) / np.linalg.norm(W[i] - W[j])
-    n2 = (W[i] - W[j2]) / np.linalg.norm(W[i] - W[j2])
-    u = n1 + n2
-    u /= np.linalg.norm(u)
-    return y + rho * u
-
-
-def wedge_router_weights(theta, dim):
-    """Gate rows of a top-1 router with M = 3 whose cell of expert 0 is a wedge of opening theta.
-
-    Inward facet normals ``n_a = w_0 - w_1`` and ``n_b = w_0 - w_2`` are unit vectors at angle
-    ``pi - theta``; ``w_0 = e_2`` keeps the rows independent.
-    """
-    W = np.zeros((3, dim))
-    W[0, 2] = 1.0
-    ang = math.pi - theta
-    na = np.zeros(dim)
-    na[0] = 1.0
-    nb = np.zeros(dim)
-    nb[0], nb[1] = math.cos(ang), math.sin(ang)
-    W[1] = W[0] - na
-    W[2] = W[0] - nb
-    return W
 
 
 def subspace_probability(distance, eps, sigma, order, s):

@@ -1,4 +1,4 @@
-"""Closed forms for tube volumes (THEORY §5); numpy/scipy only, no randomness.
+"""Closed forms for tube volumes (THEORY §5); numpy/scipy only.
 
 Raw volumes of D-balls under- and overflow at real sizes (``Gamma(D/2+1)`` overflows near
 D = 340, ``omega_D`` underflows near D = 440), so everything here is a *fraction of the ball*
@@ -25,6 +25,9 @@ Formulas
 
 import numpy as np
 from scipy import special
+
+from discosim._core.seeding import as_generator, seed_or_rng
+from discosim.model.selection import tie_straddles_cut
 
 __all__ = [
     "log_unit_ball_volume", "unit_ball_volume", "tube_fraction", "log_tube_fraction",
@@ -202,7 +205,7 @@ def _fibre_weights(reduced_weights, bias, k, J, eps, radius, dim, n, rng):
     others = [i for i in range(M) if i not in J]
     v = sy[:, J[0]]
     above = np.sum(sy[:, others] > v[:, None], axis=1)
-    inside = (above >= k - r) & (above <= k - 1)
+    inside = tie_straddles_cut(above, r + 1, k)
     pn = p + nn @ N
     t = 1.0 - (np.sum(pn * pn, axis=1) + np.sum(s * s, axis=1)) / radius ** 2
     w = np.where(inside & (t > 0), np.maximum(t, 0.0) ** (0.5 * (dim - M)), 0.0)
@@ -211,7 +214,8 @@ def _fibre_weights(reduced_weights, bias, k, J, eps, radius, dim, n, rng):
     return w, float(log_pref)
 
 
-def slice_fibre_fraction(reduced_weights, bias, k, J, eps, radius, dim, n_samples=400_000, rng=None):
+def slice_fibre_fraction(reduced_weights, bias, k, J, eps, radius, dim, n_samples=400_000,
+                         seed=None, *, rng=None):
     """Fraction of ``B_D(0,R)`` in the normal fibre tube of slice J, any bias (THEORY §5).
 
     Writing a point as ``p + s + n + u`` (``p`` the foot of the affine ``S_J``, ``s`` in its direction
@@ -224,23 +228,28 @@ def slice_fibre_fraction(reduced_weights, bias, k, J, eps, radius, dim, n_sample
     (M-r)-ball of radius R (a smooth integrand: an independent route from hit-or-miss sampling
     of the ball). With b = 0 it equals ``alpha_J I_{eps^2/R^2}(r/2, d/2+1)``.
 
+    ``seed`` (or ``rng``, scipy's name): None, an int, a SeedSequence or a Generator (used as
+    it is; :func:`discosim._core.seeding.as_generator`).
+
     Returns
     -------
     (value, stderr) : tuple of float
     """
-    rng = np.random.default_rng(rng)
+    rng = as_generator(seed_or_rng(seed, rng, "slice_fibre_fraction"))
     w, log_pref = _fibre_weights(reduced_weights, bias, k, J, eps, radius, dim, n_samples, rng)
     scale = np.exp(log_pref)
     return float(scale * w.mean()), float(scale * w.std(ddof=1) / np.sqrt(w.size))
 
 
-def finite_radius_alpha(reduced_weights, bias, k, J, radius, dim, n_samples=400_000, rng=None):
+def finite_radius_alpha(reduced_weights, bias, k, J, radius, dim, n_samples=400_000, seed=None,
+                        *, rng=None):
     """``alpha_J(R) = lambda_d(Gamma_J cap B_R) / (omega_d R^d)`` with affine ``S_J`` (THEORY §2).
 
     The eps -> 0 limit of :func:`slice_fibre_fraction` divided by the full-subspace leading order;
-    equals ``alpha_J`` for b = 0 and tends to it as R -> infinity. Returns ``(value, stderr)``.
+    equals ``alpha_J`` for b = 0 and tends to it as R -> infinity. Returns ``(value, stderr)``;
+    ``seed`` as for :func:`slice_fibre_fraction`.
     """
-    rng = np.random.default_rng(rng)
+    rng = as_generator(seed_or_rng(seed, rng, "finite_radius_alpha"))
     r = len(J) - 1
     tiny = 1e-9 * radius  # the n-integral shrinks to the point p: weights at |p+n| = |p|
     w, log_pref = _fibre_weights(reduced_weights, bias, k, J, tiny, radius, dim, n_samples, rng)

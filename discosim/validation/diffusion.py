@@ -24,8 +24,11 @@ import math
 
 import numpy as np
 
-from discosim._core.fitting import loglog_fit
+from discosim import cases
+from discosim._core.fitting import linear_fit, loglog_fit
+from discosim.model.inputs import start_point
 from discosim.model.router import Router
+from discosim.model.selection import tie_straddles_cut
 from discosim.validation.rules import (ClaimOutput, at_least, at_most, band_layer, claim, close_to, curve, figure,
                    points)
 
@@ -50,9 +53,7 @@ def nested_slope(deltas, counts, n):
         return math.nan, math.nan
     se = np.sqrt(q * (1 - q) / n)
     fit = loglog_fit(deltas, q, se)
-    w = (q / se) ** 2
-    X = np.vstack([np.ones_like(deltas), np.log(deltas)]).T
-    c = (np.linalg.inv(X.T @ (X * w[:, None])) @ (X.T * w))[1]
+    c = fit.coef_map()[1]
     qa, qb = np.meshgrid(q, q, indexing="ij")
     cov = (np.minimum(qa, qb) - qa * qb) / (n * qa * qb)
     return fit.slope, float(math.sqrt(c @ cov @ c))
@@ -125,13 +126,11 @@ def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
     least squares in ``log f`` (sd se/f); the standard error of s carries kappa's uncertainty.
     """
     us, frac, se = (np.asarray(a, dtype=float) for a in (us, frac, se))
-    w = frac / se
-    X = np.vstack([np.ones_like(us), np.log(us), us]).T * w[:, None]
-    beta = np.linalg.lstsq(X, np.log(frac) * w, rcond=None)[0]
-    slope_se = float(math.sqrt(np.linalg.inv(X.T @ X)[1, 1]))
-    return close_to("occupation", S6, quantity, predicted, float(beta[1]), slope_se, relative=False,
-                    u=us.tolist(), overlap_fraction=frac.tolist(), overlap_fraction_se=se.tolist(),
-                    kappa=float(beta[2]), **data)
+    fit = linear_fit(np.vstack([np.ones_like(us), np.log(us), us]).T, np.log(frac),
+                     row_scale=frac / se, columns=("log c", "s", "kappa"))
+    return close_to("occupation", S6, quantity, predicted, fit.slope, fit.slope_stderr,
+                    relative=False, u=us.tolist(), overlap_fraction=frac.tolist(),
+                    overlap_fraction_se=se.tolist(), kappa=float(fit.coef[2]), **data)
 
 
 def overlap_fraction(router, order, u, n, rng):
@@ -169,7 +168,7 @@ def overlap_fraction(router, order, u, n, rng):
             t = z - (z @ Q) @ Q.T
             s = t @ Wr.T
             above = np.sum(s[:, others] > s[:, [J[0]]], axis=1)
-            got.append(t[(above >= k - r) & (above <= k - 1)])
+            got.append(t[tie_straddles_cut(above, r + 1, k)])
         t = np.concatenate(got)[:c]
         rad2 = 2.0 * gammaincinv(r / 2, rng.random(c) * gammainc(r / 2, u * u / 2))
         g = rng.standard_normal((c, r))
@@ -181,33 +180,6 @@ def overlap_fraction(router, order, u, n, rng):
         raise AssertionError("a point drawn in a slice tube lies in no tube")
     v = 1.0 - 1.0 / m
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
-
-
-# ------------------------------------------------------------------------------- set-ups
-def _start_point(router, seed, scale=0.5):
-    return np.random.default_rng(seed).standard_normal(router.dim) * scale
-
-
-def widest_ridge(router):
-    """(i, j, j2) whose ridge is the widest of the cell that :func:`ridge_start` builds around it.
-
-    Only ridges that are the largest of their own cell qualify (so ``pi/theta*`` of the cell
-    is the local exponent); among those the widest is taken.
-    """
-    import itertools
-
-    from discosim.theory import diffusion as td
-
-    W = router.tie_weights
-    best = None
-    for i in range(router.n_experts):
-        for j, j2 in itertools.combinations([m for m in range(router.n_experts) if m != i], 2):
-            n1, n2 = W[i] - W[j], W[i] - W[j2]
-            ang = math.pi - math.acos(np.clip(n1 @ n2 / np.linalg.norm(n1) / np.linalg.norm(n2), -1, 1))
-            x0 = td.ridge_start(router, i, j, j2, 1.0)
-            if abs(td.ridge_angles(router, x0).max() - ang) < 1e-12 and (best is None or ang > best[0]):
-                best = (ang, (i, j, j2))
-    return best[1]
 
 
 def _step_counts(router, x0, deltas, n, dt, t_max, seed, kw):
@@ -235,9 +207,9 @@ def hit_order(ctx):
     setups = (("orthonormal M=6 k=2", Router.orthonormal(6, 10, 2, seed=seed), (0, 1, 2)),
               ("gaussian M=6 k=2", Router.gaussian(6, 10, 2, seed=seed), None))
     for g, (name, router, triple) in enumerate(setups):
-        i, j, j2 = triple if triple is not None else widest_ridge(router)
+        i, j, j2 = triple if triple is not None else cases.widest_ridge(router)
         # far facets at >= 30 rho: the path sees the ridge's wedge
-        x0 = td.ridge_start(router, i, j, j2, rho, spread=30.0)
+        x0 = cases.ridge_start(router, i, j, j2, rho, spread=30.0)
         pred = td.hit_order_exponent(router, x0)
         r0, phi0, theta = rho, 0.5 * math.pi / pred, math.pi / pred
         q = hit_order_wos(router, x0, deltas, n, seed=seed + 10 + g, n_jobs=ctx.n_jobs).q
@@ -257,7 +229,7 @@ def hit_order(ctx):
     # the same infinite-horizon q(delta) from time stepping and from walk on spheres; near
     # facets (spread 3) keep the paths short
     router = setups[0][1]
-    x0 = td.ridge_start(router, 0, 1, 2, rho, spread=3.0)
+    x0 = cases.ridge_start(router, 0, 1, 2, rho, spread=3.0)
     # delta = 0.3 rho and rho: q ~ 0.13 and 0.6, which 4e5 time-stepped paths resolve to 3%
     cmp_deltas = np.array([0.3, 1.0]) * rho
     n_steps = ctx.device_samples(400_000, 2_000)
@@ -292,8 +264,8 @@ def first_hit_exact(ctx):
     rows = []
     n = ctx.device_samples(80_000, 2_000)
     # Levy: one hyperplane
-    router = Router.gaussian(2, 6, 1, seed=seed)
-    x0 = _start_point(router, seed + 1)
+    router = cases.levy_router(seed)
+    x0 = start_point(router, seed + 1)
     d = td.facet_distances(router, x0).min()
     times = d * d * np.array([1.0, 4.0, 16.0])
     # one half-space: the bridge crossing probability is exact, so a coarse dt = d^2/4 is too
@@ -302,7 +274,7 @@ def first_hit_exact(ctx):
         rows.append(judge_probability("first_hit_exact", f"Levy M=2, dt=d^2/4, t/d^2={t / d / d:g}", x, h, n))
     # Spitzer: a generic top-1 M=3 router is a wedge x R
     router = Router.gaussian(3, 6, 1, seed=seed)
-    x0 = _start_point(router, seed + 2)
+    x0 = start_point(router, seed + 2)
     r0, phi0, theta = td.wedge_geometry(router, x0)
     d = td.facet_distances(router, x0).min()
     times = r0 * r0 * np.array([1.0, 3.0, 10.0])
@@ -311,10 +283,9 @@ def first_hit_exact(ctx):
         rows.append(judge_probability("first_hit_exact", f"wedge theta={theta:.3f}, t/r0^2={t / r0 / r0:g}",
                                       x, h, n))
     # orthant: M=4 top-1, facet normals w_1 - w_j orthonormal; coarse dt = d_1^2 / 4
-    router = Router(td.orthant_router_weights(4, 8), 1)
-    dist = np.array([0.1, 0.13, 0.17])
-    x0 = np.zeros(8)
-    x0[1:4] = dist
+    router = cases.orthant_router(4, 8)
+    dist = np.array(cases.ORTHANT_DISTANCES)
+    x0 = cases.orthant_start(router, dist)
     d1 = dist[0]
     times = d1 * d1 * np.array([1.0, 2.0, 8.0])
     hits = _exit_cdf(router, x0, times, n, 0.25 * d1 * d1, seed + 3, ctx.estimator_kwargs())
@@ -325,8 +296,8 @@ def first_hit_exact(ctx):
             x, h, n, distances=dist.tolist()))
     # acute wedge (theta = pi/3): independent half-spaces are an approximation; error vs dt
     theta = math.pi / 3
-    router = Router(td.wedge_router_weights(theta, 6), 1)
-    x0 = td.ridge_start(router, 0, 1, 2, 0.2)
+    router = cases.wedge_router(theta, 6)
+    x0 = cases.ridge_start(router, 0, 1, 2, 0.2)
     r0, phi0, _ = td.wedge_geometry(router, x0)
     t1 = r0 * r0 * 2.0
     exact = float(1 - td.wedge_survival(r0, phi0, theta, [t1])[0])
@@ -352,25 +323,6 @@ def first_hit_exact(ctx):
     return ClaimOutput(tuple(rows), series)
 
 
-def bounds_start(router, d, far=5.0):
-    """x0 with one facet at distance d and every other facet at >= about ``far * d``.
-
-    Expert 0 at rank k scores 0, expert 1 just below at ``-d |w_0 - w_1|``; the others are spread
-    at ``+-far * d * max|w_i - w_j| * c`` (c = 1, 2, ...), so the bounds of THEORY §6 pinch.
-    """
-    W = router.tie_weights
-    M, k = router.n_experts, router.k
-    maxd = max(np.linalg.norm(W[a] - W[b]) for a in range(M) for b in range(M))
-    L = far * d * maxd
-    target = np.zeros(M)
-    target[1] = -d * np.linalg.norm(W[0] - W[1])
-    others = list(range(2, M))
-    for c, m in enumerate(others):
-        target[m] = L * (c + 1) if c < k - 1 else -L * (c - (k - 1) + 1) - d * maxd
-    z = np.linalg.solve(router.reduced_weights, target - router.bias)
-    return router.basis @ z
-
-
 @claim("first_hit_bounds", S6, "max 2 Phibar(d/(sigma sqrt t)) <= P(tau <= t) <= sum 2 Phibar(...), "
        "at times where the bounds pinch",
        figures={"first_hit_cdf_bounds": "first-hit CDF against the THEORY §6 bounds"})
@@ -380,7 +332,7 @@ def first_hit_bounds(ctx):
     seed = ctx.seed
     router = Router.gaussian(6, 10, 2, seed=seed)
     d = 0.1
-    x0 = bounds_start(router, d, far=4.0)
+    x0 = cases.bounds_start(router, d, far=4.0)
     times = d * d * np.array([1.0, 2.0, 3.0, 5.0])
     n = ctx.device_samples(100_000, 2_000)
     hits = _exit_cdf(router, x0, times, n, 0.02 * d * d, seed, ctx.estimator_kwargs())
@@ -441,8 +393,8 @@ def occupation(ctx):
                             f"grid) at t={t_max:g}: {band / const:.2%} of the constant"))
     # the apex of an orthonormal router (b = 0), normal fibre tubes, A_r exact: late in time the
     # path sees each slice as its cone, a fraction alpha_J of its subspace (THEORY §6)
-    M, k, D = 5, 2, 9
-    router = Router.orthonormal(M, D, k, seed=seed)
+    router = cases.apex_router(seed)
+    M, k, D = router.n_experts, router.k, router.dim
     # order 1 at eps small against sigma sqrt(t1) keeps its overlap band (~ eps / (sigma sqrt s))
     # near 1% (a thin tube's occupation has the relative spread of a thick one: L ~ eps^r x local
     # time); order 2 at a wider eps, where its Gaussian-law overlap measurement is sharp (its
@@ -508,7 +460,7 @@ def occupation(ctx):
             f"exponent s of f(u) = c u^s (1 + kappa u), u in [{us[0]:g}, {us[-1]:g}]", us, fr[:, 0], fr[:, 1]))
     # r = 3: with M = 4 the order-3 set is the whole subspace {s_0 = .. = s_3} (alpha = 1), so its
     # tube's occupation is exact at every t and tends to the infinite-horizon value
-    router = Router.orthonormal(4, 8, 2, seed=seed)
+    router = cases.slice_router(seed)
     # start inside the tube (d < eps): every path collects time, so the relative error is small
     d3, eps3, t3, dt3 = 0.1, 0.2, 4.0, 0.004
     zt = np.linalg.solve(router.reduced_weights, np.array([0.0, 1.0, -1.0, 0.5]))

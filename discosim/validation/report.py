@@ -20,7 +20,8 @@ from discosim._core.errors import InputError
 from discosim._core.io import write_atomic
 
 __all__ = ["run_validation", "build_payload", "format_table", "write_report", "write_json",
-           "redraw_figures", "readme_blocks", "update_readme", "format_resolution"]
+           "redraw_figures", "readme_blocks", "update_readme", "format_resolution",
+           "merge_payloads", "merge_validations", "check_payload"]
 
 
 
@@ -147,6 +148,53 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
     """Run the claims, save ``validate.json`` first, then figures and ``REPORT.md``, print.
 
     Returns the process exit status: 0 iff every row passes.
+
+    What ``discosim validate`` runs: every claim of THEORY.md checked numerically against its
+    closed form, each row with its rule, verdict and resolution. ``validate.json`` is rewritten
+    after each claim (``"complete": false`` until the last), so a claim that fails or a run that
+    is killed keeps the finished rows.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Claims to run (default: all), e.g. ``["slice_exact", "first_hit_bounds"]``; an unknown
+        name is refused before any work.
+    ctx : discosim.validation.Context, optional
+        Sample scale, seed, workers, device and quick mode (default: ``Context()``).
+    out_dir : str or path-like
+        Directory of ``validate.json``, ``REPORT.md`` and the figures (created).
+    as_json : bool
+        Print the JSON document instead of the verdict table.
+    progress : bool or None
+        Progress bars (None: when stderr is a terminal).
+    stream : file-like, optional
+        Where to print (default: standard output).
+
+    Returns
+    -------
+    int
+        0 if every row holds, else 1.
+
+    Examples
+    --------
+    One fast claim (the euclidean tube is the union of the normal fibre tubes, THEORY §5), in
+    quick mode:
+
+    >>> import io
+    >>> import os
+    >>> import tempfile
+    >>> import discosim as ds
+    >>> from discosim.validation import Context
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> table = io.StringIO()
+    >>> ds.run_validation(["euclidean_normal"], Context(quick=True, seed=0), out_dir=tmp.name,
+    ...                   stream=table, progress=False)
+    0
+    >>> sorted(f for f in os.listdir(tmp.name) if f.endswith((".json", ".md")))
+    ['REPORT.md', 'validate.json']
+    >>> "3/3 rows hold" in table.getvalue()
+    True
+    >>> tmp.cleanup()
     """
     from discosim.validation import Context, run_claims
     from discosim.validation.rules import _select
@@ -232,44 +280,153 @@ def merge_payloads(named):
 
 def merge_validations(paths, out_dir, reference=None):
     """Merge the ``validate.json`` files at ``paths`` into ``out_dir`` (validate.json, REPORT.md,
-    figures); ``reference``: a validate.json whose resolutions REPORT.md shows beside."""
-    from discosim.plotting.figures import plot_validation
+    figures); ``reference``: a validate.json whose resolutions REPORT.md shows beside.
 
+    Every file is read and checked whole (:func:`check_payload`: fields, rows, figure names)
+    and the runs are matched before anything is written.
+    """
     named = []
     for path in list(paths) + ([reference] if reference else []):
         try:
-            with open(path) as fh:
-                named.append((path, json.load(fh)))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: {exc}") from None
+            doc = _read_json(path)
+        except OSError as exc:
+            raise InputError(f"{path}: {exc.strerror or exc}") from None
+        named.append((path, check_payload(doc, path)))
     ref = named.pop()[1] if reference else None
+    from discosim.validation import claim_names
+
+    known = set(claim_names())
+    for path, doc in named:  # merge_payloads keeps registered claims only: never drop one silently
+        unknown = sorted({r["claim"] for r in doc["claims"]} - known)
+        if unknown:
+            raise InputError(f"{path}: {', '.join(map(repr, unknown))} is not a claim of this "
+                             f"discosim version; known: {', '.join(sorted(known))}")
     payload = merge_payloads(named)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"--out {out_dir} exists and is not a directory")
     os.makedirs(out_dir, exist_ok=True)
     write_json(payload, out_dir)
-    figs = plot_validation(payload, out_dir)
+    figs = _plot_saved(payload, out_dir, ", ".join(paths))
     write_report(payload, figs, out_dir, reference=ref)
     return payload
 
 
-def redraw_figures(out_dir):
-    """Redraw the validation figures from ``out_dir/validate.json``; returns the written paths."""
-    from discosim.plotting.figures import plot_validation
+def redraw_figures(out_dir, source=None):
+    """Redraw the validation figures and ``REPORT.md`` from ``source/validate.json`` (default
+    ``out_dir``) into ``out_dir``; returns the written figure paths ([] when there is no file).
 
-    path = os.path.join(out_dir, "validate.json")
+    A copy of the file goes beside them when ``source`` is another folder. The file is checked
+    whole (:func:`check_payload`, figure names included) before anything is written.
+    """
+    source = out_dir if source is None else source
+    path = os.path.join(source, "validate.json")
     if not os.path.isfile(path):
         return []
-    try:
-        with open(path) as fh:
-            payload = json.load(fh)
-        series = payload["series"]
-        if not isinstance(series, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path} is not a validate.json of this discosim version "
-                         f"({type(exc).__name__}): rerun discosim validate") from None
-    figs = plot_validation(payload, out_dir)
+    payload = check_payload(_read_json(path), path)
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.realpath(source) != os.path.realpath(out_dir):
+        write_json(payload, out_dir)
+    figs = _plot_saved(payload, out_dir, path)
     write_report(payload, figs, out_dir)
     return figs
+
+
+# ------------------------------------------------------------------ reading a saved validate.json
+def _read_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"{path} is not a validate.json of this discosim version "
+                         f"({type(exc).__name__}: {exc}): rerun discosim validate") from None
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_numbers(v):
+    """A number or a list of numbers (None: a NaN that strict JSON wrote as null)."""
+    if isinstance(v, list):
+        return all(x is None or _is_number(x) for x in v)
+    return _is_number(v)
+
+
+_TOP_FIELDS = {"seed": int, "quick": bool, "elapsed_s": _is_number, "z_verdict": _is_number,
+               "z_power": _is_number, "n_rows": int, "family_false_alarm": _is_number,
+               "claims": list, "series": dict}
+_ROW_FIELDS = {"claim": str, "section": str, "quantity": str, "rule": str, "resolution_kind": str,
+               "passed": bool, "predicted": _is_number, "measured": _is_number,
+               "stderr": _is_number, "resolution": lambda v: v is None or _is_number(v)}
+# the arrays of each kind of figure layer (plotting.figures.plot_series), all of one length
+_LAYER_ARRAYS = {"points": ("x", "y", "se"), "curve": ("x", "y"), "band": ("x", "lo", "hi"),
+                 "vline": ("x",)}
+
+
+def _fits(value, kind):
+    if isinstance(kind, type):
+        return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    return kind(value)
+
+
+def check_payload(doc, source):
+    """``doc`` if it is a ``validate.json`` document that the report and the figures can use;
+    otherwise a one-line :class:`InputError` naming ``source`` and what is wrong.
+
+    Checked before anything is written: the fields the report reads and their types, every row,
+    and every figure: its name a plain file name (:func:`discosim._core.io.safe_name`: no
+    folder, no ``..``, no NUL), its layers of known kinds with numeric arrays of one length.
+    """
+    from discosim._core.io import safe_name
+
+    def bad(what):
+        raise InputError(f"{source} is not a validate.json of this discosim version ({what}): "
+                         f"rerun discosim validate")
+
+    if not isinstance(doc, dict):
+        bad(f"a JSON {type(doc).__name__}, not an object")
+    for key, kind in _TOP_FIELDS.items():
+        if key not in doc:
+            bad(f"no field {key!r}")
+        if not _fits(doc[key], kind):
+            bad(f"field {key!r} is {doc[key]!r:.40}")
+    for i, row in enumerate(doc["claims"]):
+        if not isinstance(row, dict):
+            bad(f"claims[{i}] is not an object")
+        for key, kind in _ROW_FIELDS.items():
+            if key not in row or not _fits(row[key], kind):
+                bad(f"claims[{i}] has no valid {key!r}")
+    for claim, figures in doc["series"].items():
+        if not isinstance(figures, dict):
+            bad(f"series[{claim!r}] is not an object")
+        for name, spec in figures.items():
+            safe_name(name, what=f"figure name in {source}:")
+            if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list) or not all(
+                    isinstance(spec.get(k), str) for k in ("xlabel", "ylabel")):
+                bad(f"figure {name}: no xlabel, ylabel and layers")
+            for layer in spec["layers"]:
+                kind = layer.get("kind") if isinstance(layer, dict) else None
+                arrays = _LAYER_ARRAYS.get(kind) if isinstance(kind, str) else None
+                if (arrays is None or not isinstance(layer.get("label"), str)
+                        or not isinstance(layer.get("style", "-"), str)):
+                    bad(f"figure {name}: a layer of unknown kind, or a label or style that is "
+                        f"not text")
+                if not all(_is_numbers(layer.get(k)) for k in arrays) or len(
+                        {len(layer[k]) if isinstance(layer[k], list) else -1 for k in arrays}) != 1:
+                    bad(f"figure {name}: a {layer['kind']} layer whose {', '.join(arrays)} are "
+                        f"not numbers of one length")
+    return doc
+
+
+def _plot_saved(payload, out_dir, source):
+    """plot_validation for a payload read from a file: a figure matplotlib refuses (a label it
+    cannot parse, a line style it does not know) is the file's fault, one line naming it."""
+    from discosim.plotting.figures import plot_validation
+
+    try:
+        return plot_validation(payload, out_dir)
+    except ValueError as exc:
+        raise InputError(f"{source}: a figure cannot be drawn ({exc})") from None
 
 
 # ------------------------------------------------------------------ README generation
@@ -310,29 +467,34 @@ def update_readme(path, check=False):
 
 
 def main(argv=None):
-    import argparse
+    """``python -m discosim.validation.report --readme README.md [--check]`` or ``--merge A B
+    --out DIR [--reference REF]``; the error boundary of ``discosim`` (one line, exit 2)."""
+    from discosim._core.cli import ArgumentParser, HelpFormatter, run_guarded
 
-    p = argparse.ArgumentParser(prog="python -m discosim.validation.report",
-                                description="regenerate the README blocks from the claim registry, "
-                                            "or merge validate.json files of one split run")
-    p.add_argument("--readme", help="README.md to rewrite")
+    p = ArgumentParser(prog="python -m discosim.validation.report", formatter_class=HelpFormatter,
+                       description="regenerate the README blocks from the claim registry, or "
+                                   "merge validate.json files of one split run (the same as "
+                                   "`discosim report merge`)")
+    p.add_argument("--readme", metavar="README", help="README.md to rewrite")
     p.add_argument("--check", action="store_true", help="only check; exit 1 if out of date")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="validate.json files to merge")
-    p.add_argument("--out", help="directory for the merged validate.json, REPORT.md and figures")
-    p.add_argument("--reference", help="validate.json whose resolutions REPORT.md shows beside")
-    args = p.parse_args(argv)
-    try:
-        if args.merge:
-            if not args.out:
-                raise InputError("--merge needs --out")
-            payload = merge_validations(args.merge, args.out, args.reference)
-            return 0 if payload["all_passed"] else 1
-        if not args.readme:
-            raise InputError("give --readme or --merge")
-        same = update_readme(args.readme, check=args.check)
-    except InputError as exc:
-        sys.stderr.write(f"discosim: error: {exc}\n")
-        return 2
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for the merged validate.json, REPORT.md and figures")
+    p.add_argument("--reference", metavar="JSON",
+                   help="validate.json whose resolutions REPORT.md shows beside")
+    return run_guarded(_main, p, argv)
+
+
+def _main(parser, argv):
+    args = parser.parse_args(argv)
+    if args.merge:
+        if not args.out:
+            raise InputError("--merge needs --out")
+        payload = merge_validations(args.merge, args.out, args.reference)
+        return 0 if payload["all_passed"] else 1
+    if not args.readme:
+        raise InputError("give --readme or --merge")
+    same = update_readme(args.readme, check=args.check)
     return 1 if (args.check and not same) else 0
 
 

@@ -18,8 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from discosim._core.fitting import linear_fit, row_slopes
 from discosim.volumes.constants import slice_constants
-from discosim.model.router import Router
+from discosim.cases import smoothing_router
 from discosim.validation.rules import ClaimOutput, Z_VERDICT, _phi_tail, claim, close_to, curve, figure, points, vline
 
 S7 = "§7"
@@ -39,8 +40,7 @@ def jump_exponent(deltas, jumps):
     if J.shape[0] < 2:
         return math.nan, math.nan, math.nan
     ld, lj = np.log(deltas), np.log(J)
-    x = ld - ld.mean()
-    slopes = (lj - lj.mean(axis=1, keepdims=True)) @ x / np.sum(x * x)
+    slopes = row_slopes(ld, lj)
     first = (lj[:, 1] - lj[:, 0]) / (ld[1] - ld[0])
     last = (lj[:, -1] - lj[:, -2]) / (ld[-1] - ld[-2])
     return (float(slopes.mean()), float(slopes.std(ddof=1) / math.sqrt(slopes.size)),
@@ -188,15 +188,13 @@ def remainder_fit(etas, rem, cov, reweight=3):
     y = np.log(rem)
     r = rem
     for _ in range(1 + reweight):
-        cinv = np.linalg.inv(cov / np.outer(r, r))
-        A = X.T @ cinv @ X
-        coef = np.linalg.solve(A, X.T @ cinv @ y)
+        fit = linear_fit(X, y, y_cov=cov / np.outer(r, r))
+        coef = fit.coef
         r = np.exp(X @ coef)
-    res = y - X @ coef
-    chi2, dof = float(res @ cinv @ res), int(etas.size) - n_par
-    cov_coef = np.linalg.inv(A)
+    chi2, dof = fit.chi2, int(etas.size) - n_par
+    cov_coef = fit.cov
     mu = max(abs(coef[2]) ** 3, abs(coef[3]) ** 1.5)
-    ds_dmu = float(np.linalg.solve(A, X.T @ cinv @ etas ** 3)[1])
+    ds_dmu = float(fit.response(etas ** 3)[1])
     return {"s": float(coef[1]), "s_se": float(math.sqrt(cov_coef[1, 1])), "coef": coef,
             "cov": cov_coef, "chi2": chi2, "dof": dof, "chi2_tail": float(chi2_dist.sf(chi2, dof)),
             "mu": float(mu), "band": abs(ds_dmu) * mu}
@@ -253,7 +251,7 @@ def smooth_continuity(ctx):
     from discosim.theory.smoothing import band_edge_exponent, holder_exponent, max_band_factor_slope
 
     seed = ctx.seed
-    router = Router.gaussian(8, 64, 2, seed=seed)
+    router = smoothing_router(seed)
     model = SMoE(router, "linear", 8, seed=seed)
     eta = 0.05
     n_points = ctx.samples(200, 40)
@@ -311,7 +309,7 @@ def smooth_overhead(ctx):
     from discosim.smoothing.estimators import calibrate_eta, estimate_overhead
 
     seed = ctx.seed
-    router = Router.gaussian(8, 64, 2, seed=seed)
+    router = smoothing_router(seed)
     # two decades of eta: the remainder's exponent is fitted with its next-order term
     etas = np.array([0.002, 0.003, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056])
     n = ctx.device_samples(2_000_000, 20_000)

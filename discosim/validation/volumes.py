@@ -5,7 +5,7 @@ numbers and predictions in, :class:`~discosim.validation.rules.Row` out). ``vali
 planted-error tests (``tests/test_planted_volumes.py``) call the same judges, so a planted error
 fails exactly the rule that the report applies.
 
-Set-ups (fixed; seeds from the context):
+Set-ups (fixed; seeds from the context; the shared routers are built by :mod:`discosim.cases`):
 
 - ``slice_exact``: orthonormal M=4, D=8, k=2, R=1, eps=0.1; ball (``I(r/2, d/2+1)``) and sphere
   (``I(r/2, d/2)``, THEORY §9) inputs; per-slice hit-or-miss in NumPy.
@@ -25,12 +25,15 @@ import math
 
 import numpy as np
 
+from discosim._core.fitting import linear_fit
+from discosim.cases import SLICE_SETUP, biased_router, ratio_router, score_tube_router, slice_router
 from discosim.volumes.constants import slice_constants
 from discosim.model.router import Router
+from discosim.model.selection import tie_straddles_cut
 from discosim.theory import volumes as tv
 from discosim.theory.alpha import alpha_orthants, orthonormal_alpha, slice_normal_basis
 from discosim.volumes.estimators import estimate_slice_volume, estimate_volumes
-from discosim.validation.rules import (Z_VERDICT, ClaimOutput, Row, at_most, claim, close_to, curve, figure, points)
+from discosim.validation.rules import (ClaimOutput, Row, at_most, claim, close_to, curve, figure, points)
 
 S5 = "§5"
 S8 = "§8"
@@ -49,10 +52,8 @@ def _wls(x, y, se, columns):
     The covariance is from the stated errors (weights 1/se^2).
     """
     X = np.column_stack([c(np.asarray(x, dtype=float)) for c in columns])
-    w = 1.0 / np.asarray(se, dtype=float) ** 2
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
-    beta = cov @ (X.T @ (w * np.asarray(y, dtype=float)))
-    return beta, cov
+    fit = linear_fit(X, y, weights=1.0 / np.asarray(se, dtype=float) ** 2)
+    return fit.coef, fit.cov
 
 
 def fit_power_with_next_order(x, y, se, next_power=1.0):
@@ -78,14 +79,11 @@ def slice_prediction(alpha, eps, radius, dim, order, inputs="ball"):
     return float(alpha * f(eps, radius, dim, order))
 
 
-SLICE_SETUP = dict(M=4, D=8, k=2, eps=0.1, radius=1.0)
-
-
 @claim("slice_exact", S5, "per-slice normal tube = α_J I_{ε²/R²}(r/2, d/2+1) in the ball and "
        "α_J I_{ε²/R²}(r/2, d/2) on the sphere (orthonormal M=4, D=8, k=2, ε=0.1)")
 def slice_exact(ctx):
     s = SLICE_SETUP
-    router = Router.orthonormal(s["M"], s["D"], s["k"], seed=ctx.seed)
+    router = slice_router(ctx.seed)
     n = ctx.samples(1_500_000)
     rows = []
     for inputs in ("ball", "sphere"):
@@ -103,13 +101,6 @@ def slice_exact(ctx):
 
 
 # ------------------------------------------------------------------ biased_slice (§5 finite R)
-def biased_router(seed, bias_scale=0.15):
-    s = SLICE_SETUP
-    base = Router.orthonormal(s["M"], s["D"], s["k"], seed=seed)
-    b = bias_scale * np.random.default_rng([seed, 101]).standard_normal(s["M"])
-    return Router(base.weights, s["k"], bias=b)
-
-
 @claim("biased_slice", S5, "with a bias the per-slice tube is the finite-R integral over the "
        "affine S_J (constant λ_d(Γ_J ∩ B_R)/(ω_d R^d)), not the R → ∞ α_J")
 def biased_slice(ctx):
@@ -196,10 +187,6 @@ def real_sizes(ctx):
 RATIO_EPS = np.array([0.1, 0.03, 0.01, 0.003, 0.001])
 
 
-def _ratio_router(seed):
-    return Router.orthonormal(6, 10, 2, seed=seed)
-
-
 def measure_tube_fractions(router, eps, orders, n, seed, metric="euclidean", constants_seed=None,
                            **kw):
     """Tube sampler fractions ``f[r]``, errors ``se[r]``, overlaps ``(S-U)`` and slice sums ``S``.
@@ -235,7 +222,7 @@ UNION_EPS = np.array([0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005])
        "(S−U)/S is of order ε (next-order term fitted)")
 def slice_sum_vs_union(ctx):
     # M=4: large alpha_J, so the overlap S - U is estimated from many samples
-    router = Router.orthonormal(4, 8, 2, seed=ctx.seed)
+    router = slice_router(ctx.seed)
     m = measure_tube_fractions(router, UNION_EPS, (1, 2), ctx.samples(400_000), ctx.seed,
                                metric="normal", **ctx.estimator_kwargs())
     rows = []
@@ -278,7 +265,7 @@ def judge_ratio_constant(quantity, eps, ratio, ratio_se, constant, dim, n, m=1):
        figures={"volume_fraction_vs_eps": "tube fractions of orders 1–3 against ε/R with the leading order",
                 "volume_ratios_vs_eps": "U_n/U_1 against the ratio theorem"})
 def ratio_theorem(ctx):
-    router = _ratio_router(ctx.seed)
+    router = ratio_router(ctx.seed)
     D = router.dim
     eps = RATIO_EPS
     m = measure_tube_fractions(router, eps, (1, 2, 3), ctx.samples(300_000), ctx.seed,
@@ -321,7 +308,7 @@ def _face_points(Wr, k, q_min, n, eps, rng):
         s = y @ Wr.T
         others = [i for i in range(M) if i not in Jp]
         above = np.sum(s[:, others] > s[:, [Jp[0]]] + 1e-12, axis=1) if others else np.zeros(len(y))
-        y = y[(above >= k - q) & (above <= k - 1)]
+        y = y[tie_straddles_cut(above, q + 1, k)]
         u = rng.standard_normal(y.shape)
         u /= np.linalg.norm(u, axis=1)[:, None]
         out.append(y + (2.0 * eps * rng.random(len(y)))[:, None] * u)
@@ -379,7 +366,7 @@ def normal_fibre_membership(Wr, k, order, X, eps, slices=None):
         s = Y @ Wr.T
         others = [i for i in range(M) if i not in J]
         above = np.sum(s[:, others] > s[:, [J[0]]], axis=1) if others else np.zeros(len(X))
-        out[:, jj] = (d2 <= eps * eps) & (above >= k - r) & (above <= k - 1)
+        out[:, jj] = (d2 <= eps * eps) & tie_straddles_cut(above, r + 1, k)
     return out
 
 
@@ -438,7 +425,7 @@ def judge_scaling(quantity, measured, measured_se, predicted, predicted_se):
 @claim("scaling_law", S5, "b = 0: U_r(R, ε) = R^D U_r(1, ε/R), i.e. the fraction of B_R at ε "
        "equals that of B_1 at ε/R (uniform sampler, independent seeds)")
 def scaling_law(ctx):
-    router = _ratio_router(ctx.seed)
+    router = ratio_router(ctx.seed)
     n = ctx.device_samples(1_500_000)
     R, e1 = 2.5, 0.05
     consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2)}
@@ -493,7 +480,7 @@ def judge_cosine_intercept(eps, union, union_se, slice_sum):
 @claim("score_tube_constant", S5, "score tube ≈ Σ_J (r+1) det(G_J)^{−1/2} α_J ω_{D−r} ε^r R^{D−r}; "
        "cosine routers: order-1 score tube = sphere slabs of half-width ε/|ŵ_a − ŵ_b|")
 def score_tube_constant(ctx):
-    router = Router.gaussian(6, 12, 2, seed=ctx.seed)
+    router = score_tube_router(ctx.seed)
     eps = 1e-3
     n = ctx.samples(160_000)
     rows = []
@@ -504,7 +491,7 @@ def score_tube_constant(ctx):
         o = res.order_result(0, r)
         rows.append(judge_score_constant(f"r={r} score fraction at eps/R=1e-3", o.estimate.value,
                                          o.estimate.stderr, o.predicted_leading))
-    cos = Router.gaussian(6, 12, 2, seed=ctx.seed, kind="cosine")
+    cos = score_tube_router(ctx.seed, kind="cosine")
     res = estimate_volumes(cos, 1.0, COSINE_EPS, orders=(1,), metric="score", method="uniform",
                            n_samples=ctx.device_samples(3_000_000), seed=_ss(ctx.seed, 3),
                            constants={1: slice_constants(cos, 1, seed=ctx.seed)}, **ctx.estimator_kwargs())
@@ -551,7 +538,7 @@ RELERR_EPS = np.array([1e-2, 1e-3, 1e-4, 1e-5])
 @claim("importance_sampler", S8, "the tube (Karp–Luby–Madras) sampler agrees with the uniform sampler "
        "where both resolve 2%; its relative error stays bounded over 3 decades of ε")
 def importance_sampler(ctx):
-    router = _ratio_router(ctx.seed)
+    router = ratio_router(ctx.seed)
     consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2, 3)}
     kw = ctx.estimator_kwargs()
     uni = estimate_volumes(router, 1.0, [SAMPLER_EPS[1], SAMPLER_EPS[2]], orders=(1, 2),

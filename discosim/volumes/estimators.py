@@ -23,10 +23,13 @@ from discosim._kernels.codes import METRIC_CODE, METRIC_SCORE, METRICS
 from discosim._core.devices import check_device, resolve_devices
 from discosim._core.errors import (InputError, check_bool, check_choice, check_int, check_positive,
                      check_positive_array)
-from discosim._core.results import Estimate, mean_and_stderr, proportion_estimate
-from discosim._core.runtime import add, check_backend, check_n_jobs, derive_seed, run_chunks
+from discosim._core.results import (Estimate, ResultMixin, estimate_row, mean_and_stderr,
+                                   proportion_estimate)
+from discosim._core.runtime import (RUN_DEFAULT, add, check_backend, check_n_jobs, derive_seed,
+                                   resolve_run_options, run_chunks)
 from discosim.model.inputs import reduced_points
-from discosim.model.router import Router
+from discosim.model.router import check_router
+from discosim.model.selection import tie_straddles_cut
 from discosim._core.seeding import as_seed_sequence
 
 __all__ = ["estimate_volumes", "estimate_slice_volume", "VolumeResult", "OrderResult", "METRICS",
@@ -38,8 +41,39 @@ TUBE_CHUNK = 1 << 14
 
 
 @dataclass(frozen=True)
-class OrderResult:
-    """One order at one eps: the estimated fraction and the THEORY §5 predictions."""
+class OrderResult(ResultMixin):
+    """One order at one eps: the estimated fraction and the THEORY §5 predictions.
+
+    One cell of a :class:`VolumeResult`, from :meth:`VolumeResult.order_result`.
+
+    Parameters
+    ----------
+    order : int
+        The order r of the tube ``T_eps(Gamma^(r))``.
+    estimate : Estimate
+        The estimated fraction of ``B_D(0, R)`` in the tube.
+    predicted_slice_sum : float or None
+        ``sum_J alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (THEORY §5; b = 0, euclidean and normal
+        metrics), the union's value up to ``O(eps^{r+1})``; None where it does not apply.
+    predicted_leading : float or None
+        The leading order ``A_r omega_r omega_{D-r} eps^r R^{D-r} / (omega_D R^D)`` (score
+        metric: with ``B_r``); None where it does not apply.
+    predicted_rel_stderr : float
+        Relative standard error of the predictions (from Monte Carlo slice constants; 0 for
+        closed forms and Genz).
+    overlap : Estimate or None
+        Tube method, euclidean or normal metric: the slice sum minus the union, ``S - U``,
+        from the same samples.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_volumes(router, 1.0, [0.05, 0.1], n_samples=20_000, seed=0)
+    >>> cell = res.order_result(1, 2)       # eps = 0.1, order 2
+    >>> cell.order, cell.estimate.reliable, round(cell.predicted_slice_sum, 4)
+    (2, True, 0.1576)
+    """
 
     order: int
     estimate: Estimate
@@ -59,19 +93,80 @@ class OrderResult:
                 "predicted_leading": self.predicted_leading,
                 "predicted_rel_stderr": self.predicted_rel_stderr}
 
+    def to_rows(self):
+        """One row: the estimate of the order's fraction with the THEORY §5 predictions."""
+        return [self.row()]
+
+    def row(self, **index):
+        row = estimate_row("fraction", self.estimate, **index, order=self.order)
+        row.update(predicted=self.predicted_leading, predicted_slice_sum=self.predicted_slice_sum,
+                   predicted_rel_stderr=self.predicted_rel_stderr)
+        if self.overlap is not None:
+            row.update(overlap=self.overlap.value, overlap_stderr=self.overlap.stderr)
+        return row
+
 
 def _opt(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True, eq=False)
-class VolumeResult:
+class VolumeResult(ResultMixin):
     """Result of :func:`estimate_volumes`: arrays of shape (len(eps), len(orders)).
 
     Column ``j`` is order ``orders[j]``, row ``i`` is ``eps[i]`` (the order given). Predictions
     are NaN where THEORY §5 gives none (or ``predict=False``); overlaps are NaN except for the
     tube method with the euclidean or normal metric. :meth:`order_result` gives one cell as an
-    :class:`OrderResult`, :meth:`series` one order's column over eps.
+    :class:`OrderResult`, :meth:`series` one order's column over eps, :meth:`estimate` one
+    cell's :class:`Estimate`, ``to_dict()`` the whole result as plain JSON types.
+
+    Parameters
+    ----------
+    router : dict
+        ``Router.summary()``: M, D, k, kind and whether a bias is present.
+    radius : float
+        R.
+    metric : {"euclidean", "normal", "score"}
+        The tube metric (THEORY §4).
+    method : {"uniform", "tube"}
+        The sampler (THEORY §8).
+    n_samples : int
+        Samples (uniform: shared by every cell; tube: per cell).
+    seed_entropy : int
+        Entropy of the seed that drew them: the same entropy reproduces the numbers.
+    eps : tuple of float
+        The tube radii, in the order given.
+    orders : tuple of int
+        The orders r, increasing.
+    fraction, stderr : ndarray, shape (len(eps), len(orders))
+        Estimated fraction of ``B_D(0, R)`` in each tube and its standard error.
+    n_hits : ndarray of int, shape (len(eps), len(orders))
+        Samples that landed in the tube (tube method: with a nonzero weight).
+    predicted_slice_sum, predicted_leading : ndarray, shape (len(eps), len(orders))
+        The THEORY §5 predictions (see :class:`OrderResult`); NaN where none applies.
+    predicted_rel_stderr : ndarray, shape (len(orders),)
+        Relative standard error of the predictions, per order.
+    overlap, overlap_stderr : ndarray, shape (len(eps), len(orders))
+        Tube method, euclidean or normal metric: ``S - U`` (slice sum minus union) and its
+        standard error; NaN otherwise.
+    elapsed_s : float
+        Wall time of the estimate.
+    constants : dict
+        ``{r: SliceConstants}`` behind the predictions.
+
+    Examples
+    --------
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_volumes(router, 1.0, [0.05, 0.1], n_samples=20_000, seed=0)
+    >>> res.fraction.shape, res.orders
+    ((2, 3), (1, 2, 3))
+    >>> res.series(1).shape                 # order 1 over eps
+    (2,)
+    >>> res.estimate(0, 1).n_samples
+    20000
+    >>> sorted(res.to_dict())[:4]
+    ['constants', 'elapsed_s', 'method', 'metric']
     """
 
     router: dict
@@ -133,6 +228,12 @@ class VolumeResult:
                 "results": [{"eps": e, "orders": {str(r): self.order_result(i, r).to_dict()
                                                   for r in self.orders}}
                             for i, e in enumerate(self.eps)]}
+
+    def to_rows(self):
+        """One row per (eps, order): the fraction's estimate, ``predicted`` (the leading order)
+        and the slice-sum prediction, with the metric and method."""
+        return [dict(self.order_result(i, r).row(eps=e), metric=self.metric, method=self.method)
+                for i, e in enumerate(self.eps) for r in self.orders]
 
 
 _SERIES = ("fraction", "stderr", "n_hits", "predicted_slice_sum", "predicted_leading", "overlap",
@@ -217,14 +318,24 @@ def check_tie_candidates(router, Z, eps_max, what="eps"):
 
 
 def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", method="uniform",
-                     n_samples=1_000_000, seed=None, n_jobs=1, backend="threads", progress=None,
-                     constants=None, predict=True, prediction_samples=100_000, force_jobs=False,
-                     device="cpu", devices=None):
+                     n_samples=1_000_000, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
+                     backend=RUN_DEFAULT.backend, progress=RUN_DEFAULT.progress, constants=None,
+                     predict=True, prediction_samples=100_000, force_jobs=RUN_DEFAULT.force_jobs,
+                     device=RUN_DEFAULT.device, devices=RUN_DEFAULT.devices, options=None):
     """Estimate the fraction of ``B_D(0, R)`` in the order-r tubes of ``router``.
+
+    For each order r and each eps, the fraction ``U_r / (omega_D R^D)`` of the ball within eps of
+    the tie surfaces ``Gamma^(r)`` in the chosen metric (THEORY §4), with its standard error,
+    next to the predictions of THEORY §5: with b = 0 the slice sum
+    ``sum_J alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (d = D - r), which the union approaches up to
+    ``O(eps^{r+1})``, and the leading order ``A_r omega_r omega_{D-r} (eps/R)^r / omega_D``
+    (score metric: ``B_r omega_{D-r} (eps/R)^r / omega_D``). Points are drawn in reduced
+    coordinates (THEORY §3), so D costs nothing.
 
     Parameters
     ----------
     router : Router
+        The router whose tie surfaces are measured.
     radius : float
         R > 0.
     eps : float or sequence of float
@@ -232,7 +343,12 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     orders : sequence of int, optional
         Orders r, ``1 <= r <= M - 1``; default ``1 .. min(3, M - 1)``.
     metric : {"euclidean", "normal", "score"}
+        The tube (THEORY §4): distance to ``Gamma^(r)``, the normal fibre tube of the slices, or
+        the spread of r+1 consecutive sorted scores around ranks k, k+1.
     method : {"uniform", "tube"}
+        ``uniform``: points uniform in the ball, every eps and order in one pass. ``tube``: the
+        Karp-Luby-Madras importance sampler of THEORY §8, one run per (order, eps), relative
+        error bounded as eps -> 0 (needs b = 0).
     n_samples : int
         Samples for ``uniform`` (shared by every eps and order) or per (order, eps) for ``tube``.
         Memory does not depend on it: chunks are streamed.
@@ -241,6 +357,9 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
     n_jobs : int
         Workers (-1: all cores; more than the cores only with ``force_jobs``).
     backend : {"threads", "loky", "threading", "dask"}
+        How chunks are spread over the workers; the numbers do not depend on it.
+    progress : bool or None
+        Progress bar (None: when stderr is a terminal).
     constants : dict, optional
         Precomputed ``{r: SliceConstants}`` (see :func:`discosim.volumes.constants.slice_constants`).
     predict : bool
@@ -249,18 +368,60 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
         Monte Carlo size of the slice constants when they are computed here (routers too large
         for the closed form or Genz; M = 256 takes a few seconds per order at the default).
         Their seed is derived from ``seed``.
+    force_jobs : bool
+        Allow ``n_jobs`` above the number of cores.
     device : {"cpu", "cuda"}
         ``cuda``: the samplers run on the GPU (:mod:`discosim._cuda.volumes.uniform`,
         :mod:`discosim._cuda.volumes.tube`; same law, their own random streams); ``devices`` picks the
         GPUs (None: all visible). The ``tube`` method on the GPU draws the normal radius from a power law and reweights it exactly
         (``discosim._cuda.volumes.tube``): same mean, its own standard error.
+    devices : None, int or list of int
+        GPUs for ``device="cuda"`` (None: every visible one).
+    options : RunOptions, optional
+        seed, n_jobs, backend, progress, device, devices and force_jobs in one object (instead
+        of the keywords; a name given both ways is an error).
 
     Returns
     -------
     VolumeResult
+        Fractions, standard errors and predictions, each of shape (len(eps), len(orders)).
+
+    See Also
+    --------
+    estimate_slice_volume : the normal tube of one slice, by an independent NumPy estimator.
+    slice_constants : the ``A_r``, ``B_r`` behind the predictions.
+
+    Examples
+    --------
+    An orthonormal router (closed-form slice constants), uniform sampler:
+
+    >>> import numpy as np
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> res = ds.estimate_volumes(router, 1.0, [0.05, 0.1], n_samples=20_000, seed=0)
+    >>> res.orders, res.fraction.shape
+    ((1, 2, 3), (2, 3))
+    >>> np.round(res.predicted_slice_sum[:, 0], 4)      # order 1: sum_J alpha_J I(1/2, 4)
+    array([0.2729, 0.541 ])
+
+    The union lies below the slice sum (the overlaps, THEORY §5):
+
+    >>> bool(np.all(res.fraction <= res.predicted_slice_sum + 4 * res.stderr))
+    True
+
+    The tube sampler resolves a thin order-2 tube to a small relative error:
+
+    >>> thin = ds.estimate_volumes(router, 1.0, 0.01, orders=[2], method="tube",
+    ...                            n_samples=20_000, seed=0)
+    >>> bool(thin.stderr[0, 0] < 1e-3 * thin.fraction[0, 0])
+    True
     """
-    if not isinstance(router, Router):
-        raise InputError("router must be a discosim.Router")
+    check_router(router)
+    run = resolve_run_options("estimate_volumes", options, seed=seed, n_jobs=n_jobs,
+                              backend=backend, progress=progress, force_jobs=force_jobs,
+                              device=device, devices=devices)
+    seed, n_jobs, backend, progress = run.seed, run.n_jobs, run.backend, run.progress
+    force_jobs, device, devices = run.force_jobs, run.device, run.devices
     radius = check_positive("radius", radius)
     eps_arr = check_positive_array("eps", eps)
     metric = check_choice("metric", metric, METRICS)
@@ -367,8 +528,8 @@ def estimate_volumes(router, radius, eps, orders=None, *, metric="euclidean", me
                         dict(constants) if (predict and constants) else {})
 
 
-def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *, seed=None,
-                          batch=1 << 16, inputs="ball"):
+def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_000, *,
+                          seed=RUN_DEFAULT.seed, batch=1 << 16, inputs="ball", options=None):
     """Fraction of ``B_D(0, R)`` in the normal (fibre) tube of one slice ``Gamma_J``.
 
     ``{y + n : y in Gamma_J, n in N_J, |n| <= eps}``: a point is in it iff its projection on
@@ -376,13 +537,51 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
     b = 0 the exact value is ``alpha_J I_{eps^2/R^2}(r/2, d/2+1)`` (THEORY §5). Vectorised NumPy on
     reduced points (an implementation independent of the numba kernels).
 
+    Parameters
+    ----------
+    router : Router
+        The router.
+    slice_experts : sequence of int
+        The slice J: at least 2 distinct expert indices (order r = len(J) - 1).
+    radius : float
+        R > 0.
+    eps : float
+        Normal radius of the tube, > 0.
+    n_samples : int
+        Points drawn.
+    seed : None, int, SeedSequence or numpy Generator
+        Seed; its entropy is in the result.
+    batch : int
+        Points per vectorised batch (memory, not the numbers).
+    inputs : {"ball", "sphere", "gaussian"}
+        Where the points lie: uniform in ``B_D(0, R)``, uniform on its sphere (THEORY §9: exact
+        value ``alpha_J I_{eps^2/R^2}(r/2, d/2)``) or ``N(0, R^2/D I_D)``.
+    options : RunOptions, optional
+        Its seed instead of ``seed`` (one stream: the speed settings do not apply).
+
     Returns
     -------
     Estimate
+        The fraction, a proportion with Wilson's interval.
+
+    Examples
+    --------
+    THEORY §5's worked example: M = 4, D = 8, k = 2, R = 1, orthonormal rows; the per-slice
+    normal tube at eps = 0.05 holds 0.04548 of the ball (r = 1).
+
+    >>> import discosim as ds
+    >>> router = ds.Router.orthonormal(4, 8, k=2, seed=0)
+    >>> e = ds.estimate_slice_volume(router, [0, 1], 1.0, 0.05, n_samples=20_000, seed=0)
+    >>> e.n_samples, bool(abs(e.value - 0.04548) < 4 * e.stderr)
+    (20000, True)
     """
+    check_router(router)
+    seed = resolve_run_options("estimate_slice_volume", options, seed=seed).seed
     radius = check_positive("radius", radius)
     eps = check_positive("eps", eps)
     n_samples = check_int("n_samples", n_samples, 2)
+    # the loop below advances by batch points a pass: batch < 1 never ends
+    batch = check_int("batch", batch, 1)
     inputs = check_choice("inputs", inputs, ("ball", "gaussian", "sphere"))  # sphere: THEORY §9
     M, D, k = router.n_experts, router.dim, router.k
     J = sorted({check_int("slice expert", j, 0, M - 1) for j in np.atleast_1d(slice_experts)})
@@ -406,8 +605,7 @@ def estimate_slice_volume(router, slice_experts, radius, eps, n_samples=1_000_00
         y = z - lam @ V
         sy = y @ Wr.T + b
         above = np.sum(sy[:, others] > sy[:, [J[0]]], axis=1) if others.size else np.zeros(m)
-        r = len(J) - 1
-        inside = (dist2 <= eps * eps) & (above <= k - 1) & (above >= k - r)
+        inside = (dist2 <= eps * eps) & tie_straddles_cut(above, len(J), k)
         hits += int(np.sum(inside))
         done += m
     return proportion_estimate(hits, n_samples, ss.entropy)

@@ -201,7 +201,6 @@ def _rows(path):
 
 def test_points_of_another_seed_study_or_code_are_not_reused(tmp_path, monkeypatch, capsys):
     """The identity of a saved point: study, seed, every parameter, code version."""
-    import discosim.app.studies as st
 
     out = str(tmp_path / "out")
     assert main(STUDY + ["--out", out, "--seed", "0"]) == 0

@@ -46,3 +46,54 @@ def test_missing_markers_is_one_line_error(tmp_path):
     p = subprocess.run([sys.executable, "-m", "discosim.validation.report", "--readme", str(f)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "markers" in p.stderr and "Traceback" not in p.stderr
+
+
+def readme_command_lines():
+    """Every ``discosim ...`` line of the README's bash blocks, continuations joined."""
+    import re
+
+    text = open(README).read()
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("discosim "):
+                lines.append(line)
+    return lines
+
+
+def _as_argv(line):
+    """A README usage line as one concrete argv: optional parts included, the first of each
+    set of alternatives (``[--x0 F | --inputs ball]``, ``bm|ou``), no redirection or ``...``."""
+    import re
+    import shlex
+
+    line = re.sub(r"\s>\s*\S+", "", line)
+    line = re.sub(r"\[([^\[\]]*?)\s\|\s[^\[\]]*\]", r"\1", line)
+    tokens = shlex.split(line.replace("[", " ").replace("]", " "))[1:]
+    return [t.split("|")[0] for t in tokens if t != "..."]
+
+
+def test_every_command_line_in_the_readme_parses():
+    """The README shows the current syntax: lists with spaces, counts as 1e5, real options."""
+    from discosim.app.cli.main import build_parser
+
+    lines = readme_command_lines()
+    assert len(lines) >= 20
+    for line in lines:
+        argv = _as_argv(line)
+        if "|" in line.split()[1]:  # `discosim volume|hit|... ... --device cuda`: a pattern
+            continue
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:  # --version exits 0; a usage error exits 2
+            assert exc.code == 0, line
+
+
+def test_readme_says_where_validate_writes():
+    from discosim.app.cli._common import DEFAULT_OUT
+
+    text = open(README).read()
+    intro = text[:text.index("## What it checks")]
+    assert f"`{DEFAULT_OUT}/validate.json`" in intro and "discosim validate --out figures" in intro
+    assert "discosim report merge" in text and "python -m discosim.validation.report --merge" in text

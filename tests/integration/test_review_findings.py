@@ -116,8 +116,8 @@ def test_figures_with_results_alone_ignore_the_default_validation_dir(tmp_path, 
     out = tmp_path / "r" / "volume_ratios"
     run_study("volume_ratios", str(out), {"eps": [0.1], "n_samples": [200]}, seed=1, progress=False)
     monkeypatch.chdir(tmp_path)
-    os.makedirs("figures")
-    with open("figures/validate.json", "w") as fh:
+    os.makedirs("discosim-results")  # where `discosim figures` reads validate.json by default
+    with open("discosim-results/validate.json", "w") as fh:
         fh.write('{"an": "older format"}')
     code, err = _cli(capsys, "figures", "--results", "r")
     assert code == 0, err

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from discosim import Router
+from discosim import Router, cases
+from discosim.model.inputs import start_point
 from discosim.validation import diffusion as cd
 from discosim.validation import smoothing as cs
 from discosim.theory import diffusion as td
@@ -49,8 +50,8 @@ def test_hit_order_walk_on_spheres_of_another_wedge_fails():
     from discosim.diffusion.estimators import hit_order_wos
 
     theta = 0.8 * math.pi
-    router = Router(td.wedge_router_weights(theta, 6), 1)
-    x0 = td.ridge_start(router, 0, 1, 2, 1.0)
+    router = cases.wedge_router(theta, 6)
+    x0 = cases.ridge_start(router, 0, 1, 2, 1.0)
     n = 100_000
     q = hit_order_wos(router, x0, cd.HIT_DELTAS, n, seed=RNG_SEED).q
     counts = [e.n_hits for e in q]
@@ -81,8 +82,8 @@ def test_hit_order_agreement_rule_catches_three_percent_at_the_full_run_size():
 def test_levy_law_with_sigma_five_percent_off_fails():
     from discosim.diffusion.estimators import estimate_first_hit
 
-    router = Router.gaussian(2, 6, 1, seed=RNG_SEED)
-    x0 = np.random.default_rng(RNG_SEED + 1).standard_normal(6) * 0.5
+    router = cases.levy_router(RNG_SEED)
+    x0 = start_point(router, RNG_SEED + 1)
     d = td.facet_distances(router, x0).min()
     t = d * d
     n = 40_000
@@ -106,7 +107,7 @@ def test_wedge_law_of_another_angle_fails():
 
 
 def test_orthant_law_with_one_facet_moved_fails():
-    dist, n = np.array([0.1, 0.13, 0.17]), 80_000
+    dist, n = np.array(cases.ORTHANT_DISTANCES), 80_000
     t = 0.01 * np.array([1.0, 2.0, 8.0])
     p = 1 - td.orthant_survival(dist, 1.0, t)
     hits = np.random.default_rng(8).binomial(n, p)
@@ -120,9 +121,8 @@ def test_orthant_law_from_the_coarse_step_estimator():
     """The claim's orthant set-up at a coarse dt = d1^2/4 passes (independent half-spaces are exact)."""
     from discosim.diffusion.estimators import estimate_first_hit
 
-    router = Router(td.orthant_router_weights(4, 8), 1)
-    x0 = np.zeros(8)
-    x0[1:4] = [0.1, 0.13, 0.17]
+    router = cases.orthant_router(4, 8)
+    x0 = cases.orthant_start(router, cases.ORTHANT_DISTANCES)
     t = np.array([0.01, 0.02])
     n = 20_000
     res = estimate_first_hit(router, x0, 1.0, t[-1], 0.0025, n, t, seed=RNG_SEED)
@@ -135,7 +135,7 @@ def test_orthant_law_from_the_coarse_step_estimator():
 def test_bounds_with_a_three_percent_bias_fail():
     router = Router.gaussian(6, 10, 2, seed=RNG_SEED)
     d, n = 0.1, 100_000
-    x0 = cd.bounds_start(router, d, far=4.0)
+    x0 = cases.bounds_start(router, d, far=4.0)
     t = d * d * np.array([1.0, 2.0])
     lo, hi = td.hitting_bounds(router, x0, 1.0, t)
     assert np.all(hi / lo - 1 <= 0.1)  # the claim's times: the bounds pinch
@@ -179,7 +179,7 @@ def test_overlap_fraction_matches_counting_plain_gaussian_points():
     """The in-tube sampler against its obvious twin: count the tubes of plain N(0, I) points."""
     from discosim.validation.volumes import normal_fibre_membership
 
-    router = Router.orthonormal(5, 9, 2, seed=RNG_SEED)
+    router = cases.apex_router(RNG_SEED)
     u, n = 0.2, 1_000_000
     f, se = cd.overlap_fraction(router, 2, u, 100_000, np.random.default_rng(RNG_SEED))
     X = np.random.default_rng(RNG_SEED + 1).standard_normal((n, router.reduced_weights.shape[1]))
@@ -191,7 +191,7 @@ def test_overlap_fraction_matches_counting_plain_gaussian_points():
 
 
 def test_overlap_exponent_off_by_a_tenth_fails():
-    router = Router.orthonormal(5, 9, 2, seed=RNG_SEED)
+    router = cases.apex_router(RNG_SEED)
     rng = np.random.default_rng(RNG_SEED)
     us = np.geomspace(0.01, 0.2, 6)
     fr = np.array([cd.overlap_fraction(router, 2, u, 400_000, rng) for u in us])
@@ -205,7 +205,7 @@ def test_overlap_exponent_off_by_a_tenth_fails():
 def smoe():
     from discosim.smoothing.estimators import SMoE
 
-    router = Router.gaussian(8, 64, 2, seed=RNG_SEED)
+    router = cases.smoothing_router(RNG_SEED)
     return SMoE(router, "linear", 8, seed=RNG_SEED)
 
 
@@ -236,7 +236,7 @@ def test_overhead_scaled_by_nine_tenths_fails():
     from discosim.volumes.constants import slice_constants
     from discosim.smoothing.estimators import estimate_overhead
 
-    router = Router.gaussian(8, 64, 2, seed=RNG_SEED)
+    router = cases.smoothing_router(RNG_SEED)
     c1 = slice_constants(router, 1, seed=RNG_SEED)
     etas = np.array([0.002, 0.005, 0.01, 0.02, 0.04])
     res = estimate_overhead(router, 1.0, etas, n_samples=600_000, seed=RNG_SEED, constants=c1)

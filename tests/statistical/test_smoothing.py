@@ -1,9 +1,6 @@
 """The smoothing gate (THEORY §7): gate vs a slow reference, continuity, overhead, bad input."""
 
-import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from discosim import Router
+from discosim import Router, cases
 from discosim.theory import diffusion as td
 from discosim.theory import smoothing as ts
 
@@ -23,12 +23,11 @@ def test_orthant_law_is_spitzers_quadrant(phi0):
 
 
 def test_orthant_router_has_orthonormal_facet_normals_and_product_law():
-    W = td.orthant_router_weights(5, 9, lead=0.7)
-    router = Router(W, 1)
+    router = cases.orthant_router(5, 9, lead=0.7)
+    W = router.weights
     N = W[0] - W[1:]
     np.testing.assert_allclose(N @ N.T, np.eye(4), atol=1e-12)
-    x0 = np.zeros(9)
-    x0[1:5] = [0.2, 0.5, 0.9, 1.4]  # s_0 - s_j = x_j: the distances
+    x0 = cases.orthant_start(router, [0.2, 0.5, 0.9, 1.4])  # s_0 - s_j = x_j: the distances
     d = td.facet_distances(router, x0).ravel()
     np.testing.assert_allclose(np.sort(d), [0.2, 0.5, 0.9, 1.4], atol=1e-12)
     # survival of a product law from simulated independent Levy times (exact samples)
@@ -121,8 +120,8 @@ def test_wedge_hit_profile_is_the_quadrants_image_formula(x0, y0):
 
 def test_wedge_router_geometry_and_exponent():
     theta = 0.8 * math.pi
-    router = Router(td.wedge_router_weights(theta, 6), 1)
-    x0 = td.ridge_start(router, 0, 1, 2, rho=0.3)
+    router = cases.wedge_router(theta, 6)
+    x0 = cases.ridge_start(router, 0, 1, 2, rho=0.3)
     r0, phi0, th = td.wedge_geometry(router, x0)
     assert th == pytest.approx(theta, rel=1e-12)
     assert r0 == pytest.approx(0.3, rel=1e-9) and phi0 == pytest.approx(theta / 2, rel=1e-9)
@@ -131,7 +130,7 @@ def test_wedge_router_geometry_and_exponent():
 
 def test_ridge_start_on_an_orthonormal_router():
     router = Router.orthonormal(6, 10, 2, seed=5)
-    x0 = td.ridge_start(router, 0, 1, 2, rho=0.1)
+    x0 = cases.ridge_start(router, 0, 1, 2, rho=0.1)
     s = router.scores(x0)
     assert set(np.argsort(-s)[:2]) == {0, 3}  # expert 0 at rank k, 3 above, the rest below
     d = np.sort(td.facet_distances(router, x0).ravel())

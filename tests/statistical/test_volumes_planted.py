@@ -12,8 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from discosim.validation import volumes as cv
+from discosim import cases
 from discosim.model.router import Router
+from discosim.validation import volumes as cv
 from discosim.theory import volumes as tv
 from discosim.theory.alpha import alpha_orthants, orthonormal_alpha, slice_normal_basis
 from discosim.volumes.estimators import estimate_slice_volume, estimate_volumes
@@ -29,7 +30,7 @@ def _binomial_se(p, n):
 @pytest.mark.parametrize("inputs", ["ball", "sphere"])
 @pytest.mark.parametrize("r", [1, 2])
 def test_slice_fraction_off_by_3_percent_fails(inputs, r):
-    s = cv.SLICE_SETUP
+    s = cases.SLICE_SETUP
     pred = cv.slice_prediction(orthonormal_alpha(s["M"], s["k"], r), s["eps"], 1.0, s["D"], r, inputs)
     se = _binomial_se(pred, 1_500_000)  # the full run's sample size
     assert cv.judge_slice_fraction("slice_exact", "§5", "q", pred, se, pred).passed
@@ -40,7 +41,7 @@ def test_slice_fraction_off_by_3_percent_fails(inputs, r):
 @pytest.mark.parametrize("r", [1, 2])
 def test_slice_fraction_with_a_wrong_alpha_fails(r):
     # alpha of the same slice order for top-1 and top-3 routing instead of top-2
-    s = cv.SLICE_SETUP
+    s = cases.SLICE_SETUP
     right = orthonormal_alpha(s["M"], s["k"], r)
     pred = cv.slice_prediction(right, s["eps"], 1.0, s["D"], r)
     se = _binomial_se(pred, 1_500_000)
@@ -51,8 +52,8 @@ def test_slice_fraction_with_a_wrong_alpha_fails(r):
 
 def test_sphere_measurement_against_ball_beta_parameter_fails():
     # the wrong incomplete-beta parameter: d/2 + 1 (ball) for sphere inputs
-    s = cv.SLICE_SETUP
-    router = Router.orthonormal(s["M"], s["D"], s["k"], seed=SEED)
+    s = cases.SLICE_SETUP
+    router = cases.slice_router(SEED)
     est = estimate_slice_volume(router, (0, 1), 1.0, s["eps"], n_samples=300_000, seed=1, inputs="sphere")
     alpha = orthonormal_alpha(s["M"], s["k"], 1)
     right = cv.slice_prediction(alpha, s["eps"], 1.0, s["D"], 1, "sphere")
@@ -63,8 +64,8 @@ def test_sphere_measurement_against_ball_beta_parameter_fails():
 
 # ------------------------------------------------------------------ biased_slice
 def test_biased_slice_against_infinite_R_alpha_fails():
-    s = cv.SLICE_SETUP
-    router = cv.biased_router(SEED)
+    s = cases.SLICE_SETUP
+    router = cases.biased_router(SEED)
     J = (0, 1)
     est = estimate_slice_volume(router, J, 1.0, s["eps"], n_samples=250_000, seed=2)
     pred, pred_se = tv.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J, s["eps"],
@@ -97,7 +98,7 @@ def test_relative_correction_planted(D, r):
 
 # ------------------------------------------------------------------ slice_sum_vs_union
 def test_overlap_of_higher_order_fails():
-    router = Router.orthonormal(4, 8, 2, seed=SEED)
+    router = cases.slice_router(SEED)
     m = cv.measure_tube_fractions(router, cv.UNION_EPS, (2,), 25_000, 5, metric="normal")
     gap, gap_se = m["ov"][2] / m["S"][2], m["ov_se"][2] / m["S"][2]
     assert cv.judge_overlap_order("q", cv.UNION_EPS, gap, gap_se).passed
@@ -113,7 +114,7 @@ def _synthetic_ratio(C, eps, D, n, rel_se=0.01, c=-2.0):
 
 
 def test_ratio_constant_of_another_order_fails():
-    router = Router.orthonormal(6, 10, 2, seed=SEED)
+    router = cases.ratio_router(SEED)
     D = router.dim
     A = {r: math.comb(6, r + 1) * orthonormal_alpha(6, 2, r) for r in (1, 2, 3)}
     C2 = float(tv.ratio_constant(A[2], A[1], 2, 1, D))
@@ -148,7 +149,7 @@ def test_single_slice_normal_tube_fails():
 
 # ------------------------------------------------------------------ scaling_law
 def test_scaling_with_R_to_the_D_minus_1_fails():
-    router = Router.orthonormal(6, 10, 2, seed=SEED)
+    router = cases.ratio_router(SEED)
     R, e1 = 2.5, 0.05
     kw = dict(orders=(1,), metric="euclidean", method="uniform", n_samples=200_000)
     a = estimate_volumes(router, R, [R * e1], seed=1, **kw).order_result(0, 1).estimate
@@ -160,7 +161,7 @@ def test_scaling_with_R_to_the_D_minus_1_fails():
 
 # ------------------------------------------------------------------ score_tube_constant
 def test_score_tube_against_normal_metric_constant_fails():
-    router = Router.gaussian(6, 12, 2, seed=SEED)
+    router = cases.score_tube_router(SEED)
     from discosim.volumes.constants import slice_constants
 
     c = slice_constants(router, 1, seed=SEED)
@@ -173,7 +174,7 @@ def test_score_tube_against_normal_metric_constant_fails():
 
 
 def test_cosine_with_ball_beta_parameter_fails():
-    cos = Router.gaussian(6, 12, 2, seed=SEED, kind="cosine")
+    cos = cases.score_tube_router(SEED, kind="cosine")
     eps = cv.COSINE_EPS
     sphere = cv.cosine_slice_sum(cos, eps)
     U = sphere * (1 - 2.3 * eps)  # an O(eps) overlap, as measured

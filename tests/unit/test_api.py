@@ -145,7 +145,7 @@ def test_bad_input_names_the_parameter_before_any_work(func, kw, word, no_work):
 
 
 def test_run_study_validates_the_whole_grid_first(tmp_path, monkeypatch):
-    import discosim.app.studies as st
+    import discosim.app.studies.runner as st
 
     monkeypatch.setattr(st, "_run_point", lambda *a: (_ for _ in ()).throw(AssertionError("ran")))
     for grid, word in (({"eps": [0.1, "abc"]}, "eps"), ({"M": [6, 11]}, "M < D"),

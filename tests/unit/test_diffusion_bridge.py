@@ -91,10 +91,11 @@ def test_conditioned_midpoint_matches_rejection_sampling():
     n = 60_000
     # the fast sampler
     rng = np.random.default_rng(9)
-    cw, d, zm, gm = np.empty(len(R)), np.empty(M), np.empty(M), np.empty(len(R))
+    cw, d, zm, gm, s = np.empty(len(R)), np.empty(M), np.empty(M), np.empty(len(R)), np.empty(M)
     fast_g, fast_left = np.empty((n, len(R))), np.empty(n)
     for t in range(n):
-        pl, qc = kp.conditioned_midpoint(rng, Wr, b, K, R, z, z1, ga, gb, var, s_mid, cw, d, zm, gm)
+        pl, qc = kp.conditioned_midpoint(rng, Wr, b, K, R, z, z1, ga, gb, var, s_mid, cw, d, zm, gm,
+                                         s)
         fast_g[t], fast_left[t] = gm, pl / qc
     # plain rejection: bridge midpoints, kept with the crossing probability
     rng = np.random.default_rng(10)

@@ -32,6 +32,7 @@ from discosim import Router
 from discosim._kernels.volumes import alpha as ka
 from discosim._kernels import geometry as kg
 from discosim._kernels.diffusion import paths as kp
+from discosim._kernels.diffusion import steps as kst
 from discosim._kernels import pointstats as kps
 from discosim._kernels import sampling as ks
 from discosim._kernels.volumes import tube as kt
@@ -87,16 +88,17 @@ def test_every_kernel_is_cached_and_releases_the_gil():
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
     import discosim._kernels as pkg
-    modules = [ka, kg, kp, kps, ks, kt, ku]
-    # bridge.py holds plain functions that paths.py compiles (and the GPU kernel too); codes.py
-    # is a table and audit.py the audit's per-chunk statistics in NumPy (no loops to compile)
+    modules = [ka, kg, kp, kps, ks, kt, ku, kst]
+    # bridge.py holds plain functions that steps.py and paths.py compile (and the GPU kernels
+    # too), as pointstats.py compiles model.selection's tie_straddles_cut; codes.py is a table and audit.py the audit's per-chunk statistics in NumPy (no loops to compile)
     names = {p.stem for p in pathlib.Path(pkg.__file__).parent.rglob("*.py")} - {"__init__", "codes", "bridge",
                                                                                   "audit"}
     assert names == {m.__name__.rsplit(".", 1)[1] for m in modules}
     kernels = [(m.__name__, name, f) for m in modules for name, f in vars(m).items()
-               if isinstance(f, CPUDispatcher) and f.__module__ in (m.__name__, "discosim._kernels.diffusion.bridge")]
-    assert {"facet_weight", "piece_weights", "envelope_keep", "gap_crossing", "tn_rate"} <= {
-        name for _, name, _ in kernels}
+               if isinstance(f, CPUDispatcher) and f.__module__ in (
+                   m.__name__, "discosim._kernels.diffusion.bridge", "discosim.model.selection")]
+    assert {"facet_weight", "piece_weights", "envelope_keep", "gap_crossing", "tn_rate",
+            "tie_straddles_cut"} <= {name for _, name, _ in kernels}
     assert len(kernels) > 30
     for mod, name, f in kernels:
         assert f.targetoptions.get("nogil"), (mod, name)

@@ -1,5 +1,6 @@
 """Occupation times of the order-r tubes on the GPU (THEORY §6; CPU twin:
-``discosim._kernels.diffusion.paths.occupation_chunk``, the same algorithm step for step).
+``discosim._kernels.diffusion.paths.occupation_chunk``). A step is the CPU kernel's own
+:func:`~discosim._kernels.diffusion.steps.occupation_step`, compiled for the device (:mod:`.twins`).
 
 One thread per path; path p draws its increments from stream p (:mod:`.rng`), and random starts
 are drawn per unit of ``UNIT_PATHS`` paths on the host, so a path's occupation depends on the
@@ -20,8 +21,7 @@ from discosim._core.devices import shim_numpy
 shim_numpy()
 from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy shim)
 
-from discosim._kernels.geometry import lower_matvec  # noqa: E402
-from discosim._kernels.pointstats import point_stats  # noqa: E402
+from discosim._kernels.diffusion.steps import occupation_step, ou_advance  # noqa: E402
 from discosim._cuda.rng import normals64, stream_state  # noqa: E402
 from discosim._cuda.twins import device_twin  # noqa: E402
 
@@ -34,8 +34,8 @@ def occupation_kernel(M, RMAX, NEPS, NCP):
     """Compile the occupation kernel for M experts, orders 1..RMAX, NEPS radii, NCP checkpoints."""
     MP = M + (M % 2)
     WV = max(4, M)
-    stats = device_twin(point_stats)
-    matvec = device_twin(lower_matvec)
+    step_counts = device_twin(occupation_step)
+    advance = device_twin(ou_advance)
 
     @cuda.jit
     def kernel(key0, key1, p0, n, Z0, Wr, bias, gram, k, metric, eps, wmax, pairs, decay, noise,
@@ -57,15 +57,10 @@ def occupation_kernel(M, RMAX, NEPS, NCP):
         for r in range(RMAX):
             for e in range(NEPS):
                 occ[r, e] = 0
-        eps_max = eps[NEPS - 1]
         c = 0
         for step in range(n_steps):
-            matvec(Wr, z, 1.0, bias, s)
-            stats(s, gram, k, RMAX, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
-            for r in range(RMAX):
-                for e in range(NEPS):
-                    if stat[r] <= eps[e]:
-                        occ[r, e] += 1
+            step_counts(Wr, bias, gram, k, RMAX, metric, eps, wmax, pairs, z, s, stat, ws_G, ws_v,
+                        ws_i, occ, 1)
             while c < NCP and cps[c] == step + 1:
                 for r in range(RMAX):
                     for e in range(NEPS):
@@ -74,8 +69,7 @@ def occupation_kernel(M, RMAX, NEPS, NCP):
                         cuda.atomic.add(out_sq, (c, r, e), v * v)
                 c += 1
             s0, s1, _ = normals64(s0, s1, xi, 0)
-            for m in range(M):
-                z[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
+            advance(Z0, p, z, xi, decay, noise, z)
 
     return kernel
 

@@ -1,5 +1,6 @@
 """First exit of Brownian / Ornstein-Uhlenbeck paths on the GPU (THEORY §3, §6; CPU twin:
-``discosim._kernels.diffusion.paths.first_exit_chunk``, the same algorithm step for step).
+``discosim._kernels.diffusion.paths.first_exit_chunk``). The step and refinement logic is the CPU
+kernel's own, compiled for the device (:mod:`discosim._kernels.diffusion.steps`, :mod:`.twins`).
 
 Two kernels. The step kernel runs one thread per path; path p draws from its own stream p
 (:mod:`.rng`) and stops at the step where it crosses, handing that step to the refinement kernel,
@@ -10,9 +11,6 @@ scores and facet gaps are float64 (a path accumulates up to 1e7 steps, and the b
 multiplies small gaps); only the normal increments are drawn in float32 (exact float32 values,
 widened). Exact Gaussian steps, the Brownian-bridge crossing test per step and ``depth`` levels
 of conditioned bridge refinement of the crossing, as in the CPU kernel.
-
-The bridge factor ``1 - exp(-x)`` is exactly 1.0 in float64 for x > 40 (``e^-40 < 2^-53 / 2``),
-so the exponential is skipped there without changing any bit.
 """
 
 import functools
@@ -26,7 +24,9 @@ shim_numpy()
 from numba import cuda, float64, int32, uint64  # noqa: E402  (after the numpy shim)
 
 from discosim._kernels.diffusion import bridge as _bridge  # noqa: E402
+from discosim._kernels.diffusion import steps as _steps  # noqa: E402
 from discosim._cuda.rng import next64, normal_pair, normals64, stream_state  # noqa: E402
+from discosim._cuda.twins import device_twin  # noqa: E402
 
 UNIT_PATHS = 1 << 18  # paths per work unit (a unit never changes the numbers)
 THREADS_PER_SM = 1024  # persistent step threads: each takes the next path when its own exits
@@ -43,10 +43,8 @@ def uniform64(s0, s1):
 
 
 _dev = cuda.jit(device=True, inline=True)
-facet_weight = _dev(_bridge.facet_weight)
 piece_weights = _dev(_bridge.piece_weights)
 envelope_keep = _dev(_bridge.envelope_keep)
-gap_crossing = _dev(_bridge.gap_crossing)
 tn_rate = _dev(_bridge.tn_rate)
 TN_SWITCH = _bridge.TN_SWITCH
 
@@ -95,43 +93,21 @@ def conditioned_gap(s0, s1, ga, gb, v):
 
 @functools.lru_cache(maxsize=None)
 def exit_kernel(M, K):
-    """Compile the first-exit kernel for M experts, top-K."""
+    """Compile the first-exit kernel for M experts, top-K.
+
+    The step and refinement logic is the CPU kernel's (:mod:`discosim._kernels.diffusion.steps`,
+    compiled for the device); what is the GPU's own is the drawing (counter-based streams), the
+    persistent step threads and the hand-over of crossing steps to the refinement kernel.
+    """
     NP = K * (M - K)
     MP = M + (M % 2)
     RM = M - K
-
-    @cuda.jit(device=True, inline=True)
-    def scores(Wr, bias, z, s):
-        for a in range(M):
-            acc = bias[a]
-            for m in range(a + 1):
-                acc += Wr[a, m] * z[m]
-            s[a] = acc
-
-    @cuda.jit(device=True, inline=True)
-    def gaps(Wr, bias, z, Kset, Rset, s, out):
-        scores(Wr, bias, z, s)
-        for a in range(K):
-            for c in range(RM):
-                out[a * RM + c] = s[Kset[a]] - s[Rset[c]]
-
-    @cuda.jit(device=True, inline=True)
-    def cross_prob(ga, gb, var):
-        stay = 1.0
-        for q in range(NP):
-            if gb[q] <= 0.0 or ga[q] <= 0.0:
-                return 1.0
-            x = 2.0 * ga[q] * gb[q] / var[q]
-            if x <= 40.0:
-                stay *= 1.0 - math.exp(-x)
-        return 1.0 - stay
-
-    @cuda.jit(device=True, inline=True)
-    def any_nonpos(g):
-        for q in range(NP):
-            if g[q] <= 0.0:
-                return True
-        return False
+    S = _steps
+    (step_to, scores, gaps, norms2, variances, take_point, facet_weights, pick_facet,
+     bridge_midpoint, midpoint_crossing, plain_midpoint, keep_half, exit_point) = map(device_twin, (
+        S.exit_step, S.path_scores, S.facet_gaps, S.facet_norms2, S.gap_variances, S.take_point,
+        S.facet_weights, S.pick_facet, S.bridge_midpoint, S.midpoint_crossing, S.plain_midpoint,
+        S.keep_half, S.exit_point))
 
     @cuda.jit(device=True, inline=True)
     def start_path(p, Z0, Wr, bias, gram, z, s, taken, Kset, Rset, dn2, ga):
@@ -151,11 +127,7 @@ def exit_kernel(M, K):
             if taken[a] == 0:
                 Rset[c] = a
                 c += 1
-        for a in range(K):
-            for c in range(RM):
-                i = Kset[a]
-                j = Rset[c]
-                dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+        norms2(gram, Kset, Rset, dn2)
         gaps(Wr, bias, z, Kset, Rset, s, ga)
 
     @cuda.jit
@@ -191,15 +163,11 @@ def exit_kernel(M, K):
                 step = 0
                 fresh = False
             s0, s1, _ = normals64(s0, s1, xi, 0)
-            for m in range(M):
-                z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * xi[m]
-            gaps(Wr, bias, z1, Kset, Rset, s, gb)
-            crossed = any_nonpos(gb)
+            crossed, prob = step_to(Wr, bias, Kset, Rset, Z0, p, z, xi, decay, noise, sigma, dt,
+                                    dn2, use_bridge, z1, s, ga, gb, var)
             if not crossed and use_bridge:
-                for q in range(NP):
-                    var[q] = sigma * sigma * dn2[q] * dt
                 s0, s1, u = uniform64(s0, s1)
-                crossed = u < cross_prob(ga, gb, var)
+                crossed = u < prob
             if crossed or step + 1 == n_steps:
                 tau_out[p] = math.inf
                 if crossed:  # handed to the refinement kernel, a thread per crossing
@@ -215,10 +183,7 @@ def exit_kernel(M, K):
                         KR[p, K + c] = Rset[c]
                 fresh = True
                 continue
-            for m in range(M):
-                z[m] = z1[m]
-            for q in range(NP):
-                ga[q] = gb[q]
+            take_point(z, z1, ga, gb)
             step += 1
 
     @cuda.jit
@@ -252,11 +217,7 @@ def exit_kernel(M, K):
             Kset[a] = KR[p, a]
         for c in range(RM):
             Rset[c] = KR[p, K + c]
-        for a in range(K):
-            for c in range(RM):
-                i = Kset[a]
-                j = Rset[c]
-                dn2[a * RM + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+        norms2(gram, Kset, Rset, dn2)
         for m in range(M):
             z[m] = ZA[p, m]
             z1[m] = ZB[p, m]
@@ -269,68 +230,34 @@ def exit_kernel(M, K):
         for _lev in range(depth):
             hh = 0.5 * h
             s_mid = sigma * math.sqrt(0.25 * h)
-            for q in range(NP):
-                var[q] = sigma * sigma * dn2[q] * hh
+            variances(dn2, sigma, hh, var)
             if use_bridge:
-                C = 0.0
-                for q in range(NP):
-                    cw[q] = facet_weight(ga[q], gb[q], var[q])
-                    C += cw[q]
+                C = facet_weights(ga, gb, var, cw)
             while True:
                 if use_bridge:  # a facet by its crossing probability, its gap given that
                     s0, s1, u = uniform64(s0, s1)
-                    u *= C
-                    qf = 0
-                    acc = cw[0]
-                    while acc <= u and qf < NP - 1:
-                        qf += 1
-                        acc += cw[qf]
+                    qf = pick_facet(cw, u * C)
                     s0, s1, y = conditioned_gap(s0, s1, ga[qf], gb[qf], var[qf])
-                    i = Kset[qf // RM]
-                    j = Rset[qf % RM]
                     s0, s1, _ = normals64(s0, s1, xi, 0)
-                    dd = 0.0
-                    dxi = 0.0
-                    for m in range(M):
-                        dv[m] = (Wr[i, m] if m <= i else 0.0) - (Wr[j, m] if m <= j else 0.0)
-                        dd += dv[m] * dv[m]
-                        dxi += dv[m] * xi[m]
-                    f = ((y - 0.5 * (ga[qf] + gb[qf])) / s_mid - dxi) / dd
-                    for m in range(M):
-                        zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * (xi[m] + f * dv[m])
-                    gaps(Wr, bias, zm, Kset, Rset, s, gm)
-                    qs = 0.0
-                    for q in range(NP):
-                        qs += gap_crossing(gm[q], ga[q], gb[q], var[q])
-                    pl = cross_prob(ga, gm, var)
-                    q_cross = 1.0 - (1.0 - pl) * (1.0 - cross_prob(gm, gb, var))
+                    bridge_midpoint(Wr, bias, Kset, Rset, qf, y, z, z1, ga, gb, s_mid, xi, dv, zm,
+                                    s, gm)
+                    qs, pl, q_cross = midpoint_crossing(ga, gb, gm, var)
                 else:  # flagged by a sign change at the end: every midpoint crosses
                     s0, s1, _ = normals64(s0, s1, xi, 0)
-                    for m in range(M):
-                        zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * xi[m]
-                    gaps(Wr, bias, zm, Kset, Rset, s, gm)
-                    pl = 1.0 if any_nonpos(gm) else 0.0
+                    pl = plain_midpoint(Wr, bias, Kset, Rset, z, z1, s_mid, xi, zm, s, gm)
                     q_cross = 1.0
                     qs = 1.0
                 s0, s1, u = uniform64(s0, s1)
                 if u * qs < q_cross:  # accept with P(cross | zm) / sum_q Q_q
                     break
             s0, s1, u = uniform64(s0, s1)
-            if u * q_cross < pl:
-                for m in range(M):
-                    z1[m] = zm[m]
-                for q in range(NP):
-                    gb[q] = gm[q]
-            else:
-                for m in range(M):
-                    z[m] = zm[m]
-                for q in range(NP):
-                    ga[q] = gm[q]
+            left = u * q_cross < pl
+            keep_half(left, z, z1, zm, ga, gb, gm)
+            if not left:
                 t0 += hh
             h = hh
         tau_out[p] = t0 + 0.5 * h
-        for m in range(M):
-            zhit_out[p, m] = 0.5 * (z[m] + z1[m])
+        exit_point(z, z1, zhit_out, p)
 
     return kernel, refine
 

@@ -18,16 +18,18 @@ import numpy as np
 from numba import njit
 
 from discosim._kernels.diffusion import bridge as _bridge
+from discosim._kernels.diffusion.steps import (bridge_midpoint, exit_point, exit_step, facet_gaps,
+                                               facet_norms2, facet_weights, gap_variances,
+                                               keep_half, midpoint_crossing, occupation_step,
+                                               ou_advance, pick_facet, plain_midpoint, take_point)
 from discosim._kernels.geometry import lower_matvec
 from discosim._kernels.pointstats import point_stats, point_workspace
 from discosim._kernels.sampling import gaussian_vector
 
 
 _jit = njit(cache=True, nogil=True)
-facet_weight = _jit(_bridge.facet_weight)
 piece_weights = _jit(_bridge.piece_weights)
 envelope_keep = _jit(_bridge.envelope_keep)
-gap_crossing = _jit(_bridge.gap_crossing)
 tn_rate = _jit(_bridge.tn_rate)
 TN_SWITCH = _bridge.TN_SWITCH
 
@@ -68,47 +70,20 @@ def conditioned_gap(rng, ga, gb, v):
 
 
 @njit(cache=True, nogil=True)
-def conditioned_midpoint(rng, Wr, bias, K, R, z, z1, ga, gb, var, s_mid, cw, d, zm, gm):
+def conditioned_midpoint(rng, Wr, bias, K, R, z, z1, ga, gb, var, s_mid, cw, d, zm, gm, s):
     """Midpoint ``zm`` (gaps ``gm``) of the bridge from z to z1 given a crossing (:mod:`.bridge`).
 
-    ``var``: the gaps' half-step variances; ``cw``, ``d``: workspaces (facets, M). Returns
-    ``(pl, q_cross)``: P(crossing in the left half | zm) and P(crossing | zm).
+    ``var``: the gaps' half-step variances; ``cw``, ``d``, ``s``: workspaces (facets, M, M).
+    Returns ``(pl, q_cross)``: P(crossing in the left half | zm) and P(crossing | zm).
     """
-    M = z.shape[0]
-    npair = ga.shape[0]
-    nR = R.shape[0]
-    C = 0.0
-    for q in range(npair):
-        cw[q] = facet_weight(ga[q], gb[q], var[q])
-        C += cw[q]
+    C = facet_weights(ga, gb, var, cw)
     while True:
-        u = rng.random() * C
-        q = 0
-        acc = cw[0]
-        while acc <= u and q < npair - 1:
-            q += 1
-            acc += cw[q]
+        q = pick_facet(cw, rng.random() * C)
         y = conditioned_gap(rng, ga[q], gb[q], var[q])
-        i = K[q // nR]
-        j = R[q % nR]
-        for m in range(M):
+        for m in range(z.shape[0]):
             zm[m] = rng.standard_normal()
-        dd = 0.0
-        dxi = 0.0
-        for m in range(M):
-            d[m] = (Wr[i, m] if m <= i else 0.0) - (Wr[j, m] if m <= j else 0.0)
-            dd += d[m] * d[m]
-            dxi += d[m] * zm[m]
-        # set the noise's component along the facet normal d so that the gap is y
-        f = ((y - 0.5 * (ga[q] + gb[q])) / s_mid - dxi) / dd
-        for m in range(M):
-            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * (zm[m] + f * d[m])
-        _gaps(Wr, bias, zm, K, R, gm)
-        qs = 0.0
-        for q2 in range(npair):
-            qs += gap_crossing(gm[q2], ga[q2], gb[q2], var[q2])
-        pl = _cross_prob(ga, gm, var)
-        q_cross = 1.0 - (1.0 - pl) * (1.0 - _cross_prob(gm, gb, var))
+        bridge_midpoint(Wr, bias, K, R, q, y, z, z1, ga, gb, s_mid, zm, d, zm, s, gm)
+        qs, pl, q_cross = midpoint_crossing(ga, gb, gm, var)
         if rng.random() * qs < q_cross:
             return pl, q_cross
 
@@ -120,35 +95,6 @@ def ou_step_coefficients(theta, sigma, dt):
         decay = math.exp(-theta * dt)
         return decay, sigma * math.sqrt((1.0 - decay * decay) / (2.0 * theta))
     return 1.0, sigma * math.sqrt(dt)
-
-
-@njit(cache=True, nogil=True)
-def _gaps(Wr, bias, z, K, R, out):
-    """Facet gaps s_i - s_j for i in K, j in R at reduced point z."""
-    nK = K.shape[0]
-    nR = R.shape[0]
-    for a in range(nK):
-        i = K[a]
-        si = bias[i]
-        for m in range(i + 1):
-            si += Wr[i, m] * z[m]
-        for c in range(nR):
-            j = R[c]
-            sj = bias[j]
-            for m in range(j + 1):
-                sj += Wr[j, m] * z[m]
-            out[a * nR + c] = si - sj
-
-
-@njit(cache=True, nogil=True)
-def _cross_prob(ga, gb, var_h):
-    """P(some gap crosses 0 between ends ga, gb): 1 on a sign change, else the bridge formula."""
-    stay = 1.0
-    for p in range(ga.shape[0]):
-        if gb[p] <= 0.0 or ga[p] <= 0.0:
-            return 1.0
-        stay *= 1.0 - math.exp(-2.0 * ga[p] * gb[p] / var_h[p])
-    return 1.0 - stay
 
 
 @njit(cache=True, nogil=True)
@@ -168,10 +114,7 @@ def _cell_of(Wr, bias, gram, k, z, s, K, R, dnorm2):
         K[a] = order[a]
     for c in range(M - k):
         R[c] = order[k + c]
-    for a in range(k):
-        for c in range(M - k):
-            i, j = K[a], R[c]
-            dnorm2[a * (M - k) + c] = gram[i, i] + gram[j, j] - 2.0 * gram[i, j]
+    facet_norms2(gram, K, R, dnorm2)
 
 
 @njit(cache=True, nogil=True)
@@ -200,78 +143,47 @@ def first_exit_chunk(rng, rng_refine, Z0, Wr, bias, gram, k, sigma, dt, n_steps,
     npair = k * (M - k)
     K, R, dnorm2, sc = cell_workspace(M, k)
     decay, noise = ou_step_coefficients(theta, sigma, dt)
-    points = np.empty((4, M))  # rows, not unpacking: unpacked rows would be typed non-contiguous
-    z, z1, zm, dvec = points[0], points[1], points[2], points[3]
+    points = np.empty((5, M))  # rows, not unpacking: unpacked rows would be typed non-contiguous
+    z, z1, zm, dvec, xi = points[0], points[1], points[2], points[3], points[4]
     cw = np.empty(npair)
     gaps = np.empty((4, npair))
     ga, gb, gm, var = gaps[0], gaps[1], gaps[2], gaps[3]
     for p in range(n):
         _start_in_cell(Z0[p], Wr, bias, gram, k, z, sc, K, R, dnorm2)
-        _gaps(Wr, bias, z, K, R, ga)
+        facet_gaps(Wr, bias, z, K, R, sc, ga)
         tau = np.inf
         for step in range(n_steps):
             for m in range(M):
-                z1[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * rng.standard_normal()
-            _gaps(Wr, bias, z1, K, R, gb)
-            crossed = False
-            sign_change = False
-            for q in range(npair):
-                if gb[q] <= 0.0:
-                    sign_change = True
-            if sign_change:
-                crossed = True
-            elif use_bridge:
-                for q in range(npair):
-                    var[q] = sigma * sigma * dnorm2[q] * dt
-                if rng.random() < _cross_prob(ga, gb, var):
-                    crossed = True
-            if crossed:
-                # locate the first crossing in [t0, t0 + h] by conditioned bridge refinement
-                t0 = step * dt
-                h = dt
-                for _lev in range(depth):
-                    hh = 0.5 * h
-                    s_mid = sigma * math.sqrt(0.25 * h)
-                    for q in range(npair):
-                        var[q] = sigma * sigma * dnorm2[q] * hh
-                    if use_bridge:
-                        pl, q_cross = conditioned_midpoint(rng_refine, Wr, bias, K, R, z, z1, ga, gb, var,
-                                                           s_mid, cw, dvec, zm, gm)
-                    else:  # flagged by a sign change at the end only: every midpoint crosses
-                        for m in range(M):
-                            zm[m] = 0.5 * (z[m] + z1[m]) + s_mid * rng_refine.standard_normal()
-                        _gaps(Wr, bias, zm, K, R, gm)
-                        pl = 1.0 if _any_nonpos(gm) else 0.0
-                        q_cross = 1.0
-                    if rng_refine.random() * q_cross < pl:
-                        for m in range(M):
-                            z1[m] = zm[m]
-                        for q in range(npair):
-                            gb[q] = gm[q]
-                    else:
-                        for m in range(M):
-                            z[m] = zm[m]
-                        for q in range(npair):
-                            ga[q] = gm[q]
-                        t0 += hh
-                    h = hh
-                tau = t0 + 0.5 * h
-                for m in range(M):
-                    zhit_out[p, m] = 0.5 * (z[m] + z1[m])
-                break
-            for m in range(M):
-                z[m] = z1[m]
-            for q in range(npair):
-                ga[q] = gb[q]
+                xi[m] = rng.standard_normal()
+            sure, prob = exit_step(Wr, bias, K, R, Z0, p, z, xi, decay, noise, sigma, dt, dnorm2,
+                                   use_bridge, z1, sc, ga, gb, var)
+            if not (sure or (use_bridge and rng.random() < prob)):
+                take_point(z, z1, ga, gb)
+                continue
+            # locate the first crossing in [t0, t0 + h] by conditioned bridge refinement
+            t0 = step * dt
+            h = dt
+            for _lev in range(depth):
+                hh = 0.5 * h
+                s_mid = sigma * math.sqrt(0.25 * h)
+                gap_variances(dnorm2, sigma, hh, var)
+                if use_bridge:
+                    pl, q_cross = conditioned_midpoint(rng_refine, Wr, bias, K, R, z, z1, ga, gb,
+                                                       var, s_mid, cw, dvec, zm, gm, sc)
+                else:  # flagged by a sign change at the end only: every midpoint crosses
+                    for m in range(M):
+                        zm[m] = rng_refine.standard_normal()
+                    pl = plain_midpoint(Wr, bias, K, R, z, z1, s_mid, zm, zm, sc, gm)
+                    q_cross = 1.0
+                left = rng_refine.random() * q_cross < pl
+                keep_half(left, z, z1, zm, ga, gb, gm)
+                if not left:
+                    t0 += hh
+                h = hh
+            tau = t0 + 0.5 * h
+            exit_point(z, z1, zhit_out, p)
+            break
         tau_out[p] = tau
-
-
-@njit(cache=True, nogil=True)
-def _any_nonpos(g):
-    for q in range(g.shape[0]):
-        if g[q] <= 0.0:
-            return True
-    return False
 
 
 @njit(cache=True, nogil=True)
@@ -303,9 +215,9 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
     """
     n, M = Z0.shape
     n_eps = eps_sorted.shape[0]
-    eps_max = eps_sorted[n_eps - 1]
     z = np.empty(M)
     s = np.empty(M)
+    xi = np.empty(M)
     stat = np.empty(rmax)
     occ = np.zeros((rmax, n_eps))
     ws_G, ws_v, ws_i = point_workspace(M)
@@ -317,12 +229,8 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
         occ[:, :] = 0.0
         c = 0
         for step in range(n_steps):
-            lower_matvec(Wr, z, 1.0, bias, s)
-            point_stats(s, gram, k, rmax, metric, eps_max, wmax, pairs, ws_G, ws_v, ws_i, stat)
-            for r in range(rmax):
-                for e in range(n_eps):
-                    if stat[r] <= eps_sorted[e]:
-                        occ[r, e] += dt
+            occupation_step(Wr, bias, gram, k, rmax, metric, eps_sorted, wmax, pairs, z, s, stat,
+                            ws_G, ws_v, ws_i, occ, dt)
             while c < n_cp and checkpoints[c] == step + 1:
                 for r in range(rmax):
                     for e in range(n_eps):
@@ -330,7 +238,8 @@ def occupation_chunk(rng, Z0, Wr, bias, gram, k, rmax, metric, eps_sorted, wmax,
                         out_sq[c, r, e] += occ[r, e] * occ[r, e]
                 c += 1
             for m in range(M):
-                z[m] = Z0[p, m] + decay * (z[m] - Z0[p, m]) + noise * rng.standard_normal()
+                xi[m] = rng.standard_normal()
+            ou_advance(Z0, p, z, xi, decay, noise, z)
 
 
 @njit(cache=True, nogil=True)
@@ -353,7 +262,7 @@ def walk_on_spheres_chunk(rng, Z0, Wr, bias, gram, k, tol, max_steps, zexit_out,
         _start_in_cell(Z0[p], Wr, bias, gram, k, z, sc, K, R, dnorm2)
         steps = 0
         while True:
-            _gaps(Wr, bias, z, K, R, g)
+            facet_gaps(Wr, bias, z, K, R, sc, g)
             best = np.inf
             arg = 0
             for q in range(npair):

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from discosim._kernels.geometry import lower_matvec, orthonormal_normal_basis, project_out
+from discosim._kernels.pointstats import tie_straddles_cut
 from discosim._kernels.sampling import gaussian_vector, random_subset
 
 
@@ -94,7 +95,7 @@ def alpha_mc_chunk(rng, Wr, k, r, n, fixed_J, halo, out):
                 above += 1
         for l in range(r + 1):
             in_J[J[l]] = False
-        if k - r <= above <= k - 1:
+        if tie_straddles_cut(above, r + 1, k):
             w = inv_q / math.sqrt(det)
             out[0] += inv_q
             out[1] += inv_q * inv_q
@@ -147,7 +148,7 @@ def alpha_pairs_chunk(rng, Wr, gram, k, n, out):
                         above += 1
                         if above > k - 1:
                             break
-                if above == k - 1:
+                if tie_straddles_cut(above, 2, k):
                     F += 1.0
                     Fw += 1.0 / dn
         out[0] += F

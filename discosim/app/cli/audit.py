@@ -2,7 +2,7 @@
 
 Prints a table (or, with ``--json``, exactly one JSON document), writes a tidy CSV (``--csv``) and,
 with ``--out DIR``, ``audit.json``, ``audit.csv`` and the figure ``audit.png``/``.svg``. Bad input
-exits with status 2 and one line on stderr (handled by :func:`discosim.app.cli.main.main`).
+exits with status 2 and one line on stderr (the boundary of :func:`discosim.app.cli.main.main`).
 """
 
 import csv
@@ -10,64 +10,54 @@ import io
 import os
 import time
 
-from discosim._core.errors import InputError
+from discosim._core.errors import printable
+from discosim.app.cli import _common as c
 
 __all__ = ["add_parser", "run", "write_csv"]
 
 
-def _floats(text, name):
-    try:
-        return [float(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise InputError(f"--{name} takes numbers separated by commas, got {text!r}") from None
-
-
-def _ints(text, name):
-    try:
-        return [int(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise InputError(f"--{name} takes integers separated by commas, got {text!r}") from None
-
-
-def add_parser(subparsers):
+def add_parser(sub):
     """Register the ``audit`` subcommand."""
     from discosim.audit.estimators import DEFAULT_EPS, DEFAULT_N_SAMPLES
+    from discosim.checkpoints.families import FAMILIES
+    from discosim.model.selection import FORMATS
 
-    p = subparsers.add_parser(
-        "audit", help="audit every router of a checkpoint: margins, slice constants, bf16/fp16 flips",
-        description="Audit every router of a safetensors checkpoint (a model directory, sharded "
-                    "with model.safetensors.index.json or a single model.safetensors, or one "
-                    ".safetensors file): decision margins, slice constants (linear families) and "
-                    "the fraction of inputs whose experts change when the router logits are "
-                    "rounded to bf16/fp16, measured and predicted (THEORY §9).")
+    p = c.new_command(
+        sub, "audit", "audit every router of a checkpoint: margins, slice constants, bf16/fp16 flips",
+        "Audit every router of a safetensors checkpoint (a model directory, sharded with "
+        "model.safetensors.index.json or a single model.safetensors, or one .safetensors file): "
+        "decision margins, slice constants (linear families) and the fraction of inputs whose "
+        "experts change when the router logits are rounded to bf16/fp16, measured and predicted "
+        "(THEORY §9).")
     p.add_argument("path", help="model directory or .safetensors file")
-    p.add_argument("--json", action="store_true", help="print exactly one JSON document")
     p.add_argument("--csv", metavar="FILE", help="write a tidy CSV (one row per layer x quantity)")
-    p.add_argument("--out", metavar="DIR", help="write audit.json, audit.csv and the figure here")
+    c.add_out(p, None, "write audit.json, audit.csv and the figure here")
     p.add_argument("--inputs", default="sphere",
-                   help="sphere (default, radius sqrt(D)) | ball | FILE.npy/.npz of hidden states")
-    p.add_argument("--eps", default=",".join(f"{e:g}" for e in DEFAULT_EPS),
-                   help="margins for the tube fractions, comma separated")
-    p.add_argument("--n-samples", type=int, default=None,
+                   help="sphere (radius sqrt(D)) | ball | FILE.npy/.npz of hidden states")
+    p.add_argument("--eps", type=c.listed(float), nargs="+", default=list(DEFAULT_EPS),
+                   metavar="EPS", help="margins of the tube fractions")
+    p.add_argument("--n-samples", type=c.count, default=None,
                    help=f"random inputs per layer (default: {DEFAULT_N_SAMPLES} for M >= 64, up to "
                         f"4x that for small M)")
-    p.add_argument("--constants-samples", type=int, default=20_000,
+    p.add_argument("--constants-samples", type=c.count, default=20_000,
                    help="Monte Carlo size of the slice constants A_r (0: skip)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--n-jobs", type=int, default=1)
-    p.add_argument("--family", help="override the detected router family")
-    p.add_argument("--key-pattern", help="router tensor names, e.g. 'model.layers.{i}.moe.router.weight'")
-    p.add_argument("--k", type=int, help="override k (experts per token)")
-    p.add_argument("--n-group", type=int, help="override DeepSeek-V3 n_group")
-    p.add_argument("--topk-group", type=int, help="override DeepSeek-V3 topk_group")
+    p.add_argument("--family", choices=tuple(FAMILIES), help="override the detected router family")
+    p.add_argument("--key-pattern",
+                   help="router tensor names, e.g. 'model.layers.{i}.moe.router.weight'")
+    p.add_argument("--k", type=c.count, help="override k (experts per token)")
+    p.add_argument("--n-group", type=c.count, help="override DeepSeek-V3 n_group")
+    p.add_argument("--topk-group", type=c.count, help="override DeepSeek-V3 topk_group")
     p.add_argument("--no-fold-norm", action="store_true", help="do not fold the norm weight into W")
-    p.add_argument("--layers", help="router positions to audit, comma separated (default all)")
-    p.add_argument("--formats", default="bf16,fp16", help="float formats: bf16,fp16,fp32")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--device", default="cpu",
-                   help="cpu | cuda: random inputs, exact logits and margins on an NVIDIA GPU "
-                        "(the [cuda] extra)")
-    p.set_defaults(func=run)
+    p.add_argument("--layers", type=c.listed(int), nargs="+", metavar="I",
+                   help="router positions to audit (default: all)")
+    p.add_argument("--formats", type=c.listed(str), nargs="+", default=["bf16", "fp16"],
+                   choices=tuple(FORMATS), help="float formats of the precision audit")
+    c.add_seed(p)
+    c.add_jobs(p)
+    c.add_device(p, "cuda: random inputs, exact logits and margins on an NVIDIA GPU (the [cuda] "
+                    "extra)")
+    c.add_json(p)
+    c.add_quiet(p)
     return p
 
 
@@ -94,7 +84,9 @@ def _table(doc, elapsed):
     n = doc["n_samples"]
     if n == "auto":
         n = "/".join(sorted({str(L["n_samples"]) for L in doc["layers"]})) + " per layer"
-    print(f"model: {doc['model']}  family: {doc['family']}  inputs: {doc['inputs']}  "
+    # model, family, layer and notes come from the checkpoint's files: escaped
+    print(f"model: {printable(doc['model'])}  family: {printable(doc['family'])}  "
+          f"inputs: {printable(doc['inputs'])}  "
           f"n={n}  seed={doc['seed_entropy']}  ({elapsed:.1f} s)")
     fmts = doc["formats"]
     mid = len(doc["eps"]) // 2
@@ -110,7 +102,8 @@ def _table(doc, elapsed):
         a1s = f"{a1[0]:.4g}±{a1[1]:.2g}" if a1 else "-"
         frac = L["margin_fraction"]["1"][mid]
         fse = L["margin_fraction_stderr"]["1"][mid]
-        line = (f"{L['layer'] if L.get('layer') is not None else L['index']:>5} {L['M']:>4} {L['k']:>2} {L['D']:>5} "
+        label = printable(L["layer"] if L.get("layer") is not None else L["index"])
+        line = (f"{label:>5} {L['M']:>4} {L['k']:>2} {L['D']:>5} "
                 f"{L['row_norms']['min']:>7.3g}..{L['row_norms']['max']:<6.3g} "
                 f"{L['min_pair_distance']:>10.3g} {a1s:>16} "
                 f"{_fmt(L['margin_quantiles'].get('0.01')):>9} {f'{frac:.3g}±{fse:.2g}':>16}")
@@ -125,7 +118,7 @@ def _table(doc, elapsed):
           "THEORY §9, tie merge 1/4; DeepSeek-V3: independent rounding errors through the "
           "sigmoid, no claim); ok/!!: agreement within 4 paired standard errors.")
     for n in doc.get("notes", []):
-        print(f"note: {n}")
+        print(f"note: {printable(n)}")
 
 
 def run(args):
@@ -133,18 +126,14 @@ def run(args):
     from discosim.audit.estimators import audit_checkpoint
     from discosim._core.results import dumps
 
-    eps = _floats(args.eps, "eps")
-    layers = _ints(args.layers, "layers") if args.layers else None
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise InputError(f"--out {args.out} exists and is not a directory")
     open_kw = {"fold_norm": not args.no_fold_norm}
     for name in ("family", "key_pattern", "k", "n_group", "topk_group"):
         if getattr(args, name) is not None:
             open_kw[name] = getattr(args, name)
     t0 = time.perf_counter()
-    res = audit_checkpoint(args.path, inputs=args.inputs, eps=eps, n_samples=args.n_samples,
-                           seed=args.seed, n_jobs=args.n_jobs, formats=formats, layers=layers,
+    res = audit_checkpoint(args.path, inputs=args.inputs, eps=args.eps, n_samples=args.n_samples,
+                           seed=args.seed, n_jobs=args.n_jobs, formats=args.formats,
+                           layers=args.layers,
                            progress=False if (args.json or args.quiet) else None,
                            constants_samples=args.constants_samples, device=args.device,
                            **open_kw)
