@@ -336,7 +336,8 @@ def _read_json(path):
     try:
         with open(path) as fh:
             return json.load(fh)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+    # JSONDecodeError is a ValueError; RecursionError: nested past the parser's limit
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"{path} is not a validate.json of this discosim version "
                          f"({type(exc).__name__}: {exc}): rerun discosim validate") from None
 

@@ -7,7 +7,8 @@ bad files, malformed JSON / config / index / headers, unsafe names, huge sizes.
 
 Each case runs the command in this process and asserts what a user must see: exit status 2,
 exactly one line on stderr, no traceback, and no file written or changed anywhere but the
-command's output folder (the inputs and the working directory are compared before and after).
+command's output folder (the inputs and the working directory are compared before and after);
+and, but for studies (which check each point as it runs), that no Monte Carlo chunk started.
 """
 
 import io
@@ -624,6 +625,23 @@ case("huge sizes", ["{out}", "--experts", "100000", "--dim", "100001"], "memory"
      command="synthetic")
 
 
+def _no_work(monkeypatch):
+    """Every chunk of Monte Carlo work fails the case: bad input is refused before any."""
+    import discosim.audit.estimators
+    import discosim.diffusion.estimators
+    import discosim.smoothing.estimators
+    import discosim.volumes.constants
+    import discosim.volumes.estimators
+
+    def refuse(*a, **k):
+        raise AssertionError("computation started before the input was checked")
+
+    for mod in (discosim.volumes.estimators, discosim.diffusion.estimators,
+                discosim.smoothing.estimators, discosim.volumes.constants,
+                discosim.audit.estimators):
+        monkeypatch.setattr(mod, "run_chunks", refuse)
+
+
 def _id(c):
     cls, command, argv, _ = c
     words = [a.strip("{}")[:24] for a in argv if not a.startswith("--n-samples")]
@@ -637,6 +655,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing_outside_out(cls, comman
     out = paths["out"]
     argv = [re.sub(r"\{(\w+)\}", lambda m: paths.get(m.group(1), m.group(0)), a) for a in argv]
     monkeypatch.chdir(base / "work")
+    if argv[0] != "study":  # a study checks its grid first, then each point as it runs
+        _no_work(monkeypatch)
     before = _snapshot(root)
     try:
         try:

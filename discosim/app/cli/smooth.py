@@ -41,7 +41,7 @@ def add_parser(sub):
 def _check(args, router, eta):
     """Everything `smooth` uses after the overhead run, checked before it starts."""
     from discosim._core.errors import check_choice, check_int, check_positive, check_positive_array
-    from discosim.smoothing.estimators import EXPERTS, MAX_POINTS
+    from discosim.smoothing.estimators import EXPERTS, MAX_POINTS, check_continuity_memory
 
     check_positive("eta", eta)
     check_positive_array("deltas", args.deltas)
@@ -50,6 +50,7 @@ def _check(args, router, eta):
     check_int("n_points", args.n_points, 2, MAX_POINTS)
     check_int("out_dim", args.out_dim, 1)
     check_choice("experts", args.experts, EXPERTS)
+    check_continuity_memory(router, args.n_points, args.experts, args.out_dim)
     if args.target_overhead is not None:
         check_positive("target overhead", args.target_overhead)
         if args.target_overhead >= router.n_experts - router.k:

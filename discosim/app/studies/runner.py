@@ -286,6 +286,7 @@ def study_figure(out_dir):
                 raise ValueError(f"row {i + 1} of results.csv has a non-numeric {cols[1]} "
                                  f"{r[cols[1]]!r}")
         return plot_study(name, figure, rows, out_dir)
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error,
+            RecursionError) as exc:  # RecursionError: JSON nested past the parser's limit
         raise InputError(f"cannot read the study results in {out_dir} ({type(exc).__name__}: "
                          f"{exc}); rerun the study".splitlines()[0]) from None
