@@ -6,7 +6,7 @@ process at two sizes and reads the process's peak resident memory (``VmHWM`` of
 and the intercept its fixed part. :data:`discosim._core.memory.COST` holds these numbers (rounded
 up); rerun this after changing a path and update it.
 
-Usage: ``python studies/benchmark_memory.py [--only NAME ...] [--json FILE]``
+Usage: ``python studies/benchmark_memory.py [--only NAME ...] [--json FILE] [--smoke]``
 """
 
 import argparse
@@ -49,6 +49,21 @@ def peak(kind, payload):
     if doc["code"] != 0:
         raise RuntimeError(f"{payload!r} exited {doc['code']}: {out.stderr[-500:]}")
     return doc["peak"]
+
+
+def smoke_cases(tmp):
+    """Two cases at small sizes (seconds): the machinery, not the constants."""
+    from discosim.checkpoints.synthetic import make_checkpoint
+
+    vol = ["volume", "--k", "1", "--eps", "0.1", "--n-samples", "1000", "--seed", "1", "--json"]
+    ck8 = make_checkpoint(os.path.join(tmp, "ck8"), "mixtral", n_layers=1, n_experts=8, dim=32,
+                          shards=1)
+    return {"router (volume, random)": ("router", [
+                (2 * D, "cli", vol + ["--M", "2", "--D", str(D)]) for D in (200_000, 1_000_000)]),
+            "audit margins": ("audit_sample", [
+                (n, "cli", ["audit", ck8, "--n-samples", str(n), "--constants-samples", "0",
+                            "--seed", "1", "--json", "--formats", "bf16"])
+                for n in (50_000, 500_000)])}
 
 
 def cases(tmp):
@@ -157,10 +172,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", help="names (substrings) of the cases to run")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--smoke", action="store_true",
+                    help="two cases at small sizes (seconds): checks the script, not the costs")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (path, runs) in cases(tmp).items():
+        for name, (path, runs) in (smoke_cases if args.smoke else cases)(tmp).items():
             if args.only and not any(o in name for o in args.only):
                 continue
             (n1, k1, p1), (n2, k2, p2) = runs

@@ -250,11 +250,13 @@ class LayerAudit(ResultMixin):
         The precision audit, one per format.
     note : str
         Why a prediction is missing, where one is.
+    layer_number : int or None
+        The model's layer number as the checkpoint reader parsed it (``RouterLayer.layer``).
 
     Attributes
     ----------
     model_layer : int or None
-        The model's layer number read from the tensor name.
+        ``layer_number``, else the layer number read from the tensor name.
 
     Examples
     --------

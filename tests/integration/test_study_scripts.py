@@ -27,6 +27,8 @@ EXPECTED = {
     "benchmark_cpu_latency.py": [r" +2e\+04 +False +(\S+ +){5}True", r" +2e\+04 +True +(\S+ +){5}True",
                                  r" +2e\+04( +\S+){5} +True"],
     # without a GPU the script says so and runs the CPU sides; with one it ends with the ratios
+    "benchmark_memory.py": [r"router \(volume, random\) +router +.* B/entry, fixed .*",
+                            r"audit margins +audit_sample +.* B/entry, fixed .*"],
     "benchmark_gpu.py": [r"(benchmark_gpu: no usable GPU: the GPU sections are skipped.*|ratios: .*)",
                          r"cpu reference: \S+ steps/s"],
     "benchmark_paths.py": [r" +8 +4096 +2 +\S+ +\S+ +\S+x"],
