@@ -97,13 +97,14 @@ def cases(tmp):
                                          "--n-points", "2000"]) for o in (100, 500)])
     ck8 = make_checkpoint(os.path.join(tmp, "ck8"), "mixtral", n_layers=1, n_experts=8, dim=32,
                           shards=1)
-    audit = ["audit", "--constants-samples", "0", "--seed", "1", "--json", "--formats", "bf16"]
+    # the checkpoint first: --formats takes every word after it
+    audit = ["--constants-samples", "0", "--seed", "1", "--json", "--formats", "bf16"]
     out["audit margins"] = ("audit_sample", [
-        (n, "cli", audit + [ck8, "--n-samples", str(n)]) for n in (2_000_000, 6_000_000)])
+        (n, "cli", ["audit", ck8, "--n-samples", str(n)] + audit) for n in (2_000_000, 6_000_000)])
     wide = []
     for D in (2_000_000, 6_000_000):
-        wide.append((2 * D, "cli", audit + [_wide_router(os.path.join(tmp, f"wide{D}"), D),
-                                            "--n-samples", "1000"]))
+        wide.append((2 * D, "cli", ["audit", _wide_router(os.path.join(tmp, f"wide{D}"), D),
+                                    "--n-samples", "1000"] + audit))
     out["audit router (bf16)"] = ("audit_router", wide)
     ck = make_checkpoint(os.path.join(tmp, "ck1000"), "mixtral", n_layers=1, n_experts=8,
                          dim=1000, shards=1)
@@ -112,13 +113,13 @@ def cases(tmp):
     for N in (50_000, 250_000):
         f = os.path.join(tmp, f"h{N}.npz")
         np.savez(f, **{name: np.random.default_rng(1).standard_normal((N, 1000)).astype(np.float32)})
-        hidden.append((N * 1000 * 4, "cli", audit + [ck, "--inputs", f]))
+        hidden.append((N * 1000 * 4, "cli", ["audit", ck, "--inputs", f] + audit))
     out["audit hidden states (.npz float32, bytes)"] = ("bytes", hidden)
     hidden = []
     for N in (40_000, 160_000):
         f = os.path.join(tmp, f"h{N}.npy")
         np.save(f, np.random.default_rng(1).standard_normal((N, 1000)))
-        hidden.append((N * 1000 * 8, "cli", audit + [ck, "--inputs", f]))
+        hidden.append((N * 1000 * 8, "cli", ["audit", ck, "--inputs", f] + audit))
     out["audit hidden states (.npy float64, bytes)"] = ("bytes", hidden)
     from discosim.checkpoints.synthetic import _decoder_layout
 

@@ -42,8 +42,9 @@ COST = {
     # audit: the margin of each input, kept for the quantiles: per chunk, merged, then
     # partitioned in place (16.1)
     "audit_sample": 17,
-    # audit: a router tensor read, widened from bf16, folded with its norm, reduced (21.3)
-    "audit_router": 24,
+    # audit: a router tensor read, widened from bf16, folded with its norm, then reduced by a
+    # Router (SVD and QR, while the folded W is held) (51.5; 21.3 with the former Cholesky)
+    "audit_router": 52,
     # the synthetic checkpoint writer: values drawn, rounded and encoded in memory (11.7)
     "synthetic": 12,
     # diffusion.simulate_first_exit: every path's exit time and reduced exit point (M + 1
