@@ -11,6 +11,9 @@ which is how the multi-device merge is tested on one GPU. Results never depend o
 (chunk i always draws from stream i; see :mod:`discosim._cuda.launch`).
 """
 
+import contextlib
+import importlib
+
 import numpy as np
 
 from discosim._core.errors import InputError, check_int
@@ -56,11 +59,30 @@ def check_devices(devices):
     return ids
 
 
-def shim_numpy():
-    # numba-cuda (<= 0.30) still calls np.row_stack, which numpy 2.5 removed; it was an alias
-    # of vstack, so restoring the alias changes nothing else.
-    if not hasattr(np, "row_stack"):
+@contextlib.contextmanager
+def _numpy_row_stack():
+    # numba-cuda (<= 0.30) registers an overload of np.row_stack when it is imported; numpy 2.5
+    # removed that alias of vstack. It exists here only for the length of that import, so the
+    # user's numpy is left as it was (no process-wide patch).
+    added = not hasattr(np, "row_stack")
+    if added:
         np.row_stack = np.vstack
+    try:
+        yield
+    finally:
+        if added:
+            del np.row_stack
+
+
+def import_numba_cuda():
+    """``numba.cuda`` imported with numba-cuda's numpy alias in place for the import only."""
+    with _numpy_row_stack():
+        cuda = importlib.import_module("numba.cuda")
+        try:  # the module whose import registers the row_stack overload: load it inside the scope
+            importlib.import_module("numba.cuda.np.arrayobj")
+        except ImportError:  # older numba-cuda (numba's own arrayobj) or the simulator
+            pass
+    return cuda
 
 
 def cuda_module():
@@ -68,9 +90,8 @@ def cuda_module():
     global _CUDA
     if _CUDA is not None:
         return _CUDA
-    shim_numpy()
     try:
-        from numba import cuda
+        cuda = import_numba_cuda()
     except Exception as exc:  # ImportError, or a broken CUDA library found at import
         raise InputError("device 'cuda' needs numba's CUDA target: pip install "
                          f"'discosim[cuda]' (numba-cuda) ({type(exc).__name__})") from None

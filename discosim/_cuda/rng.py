@@ -27,10 +27,10 @@ import math
 
 import numpy as np
 
-from discosim._core.devices import shim_numpy
+from discosim._core.devices import import_numba_cuda
 
-shim_numpy()
-from numba import config, cuda, float32, float64, uint32, uint64  # noqa: E402  (after the shim)
+cuda = import_numba_cuda()
+from numba import config, float32, float64, uint32, uint64  # noqa: E402  (after numba.cuda)
 
 if config.ENABLE_CUDASIM:  # the simulator has no libdevice: same formulas, numpy accuracy
     _logf, _sinf, _cosf = math.log, math.sin, math.cos

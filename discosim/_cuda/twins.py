@@ -10,10 +10,9 @@ were checked with, not a second implementation of them.
 import functools
 import types
 
-from discosim._core.devices import shim_numpy
+from discosim._core.devices import import_numba_cuda
 
-shim_numpy()
-from numba import cuda  # noqa: E402  (after the numpy shim)
+cuda = import_numba_cuda()
 from numba.core.registry import CPUDispatcher  # noqa: E402
 
 

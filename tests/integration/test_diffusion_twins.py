@@ -27,9 +27,8 @@ def test_step_functions_on_the_device_equal_the_host():
         import warnings
         warnings.simplefilter("ignore")
         import numpy as np
-        from discosim._core.devices import shim_numpy
-        shim_numpy()
-        from numba import cuda
+        from discosim._core.devices import import_numba_cuda
+        cuda = import_numba_cuda()
         from discosim import Router
         from discosim._kernels.diffusion import steps as S
         from discosim._kernels.pointstats import point_workspace, sort_pairs_for

@@ -16,10 +16,10 @@ import functools
 
 import numpy as np
 
-from discosim._core.devices import shim_numpy
+from discosim._core.devices import import_numba_cuda
 
-shim_numpy()
-from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy shim)
+cuda = import_numba_cuda()
+from numba import float64, int64, uint64  # noqa: E402  (after numba.cuda)
 
 from discosim._kernels.diffusion.steps import occupation_step, ou_advance  # noqa: E402
 from discosim._cuda.rng import normals64, stream_state  # noqa: E402

@@ -47,10 +47,10 @@ import math
 
 import numpy as np
 
-from discosim._core.devices import shim_numpy
+from discosim._core.devices import import_numba_cuda
 
-shim_numpy()
-from numba import cuda, float64, int64, uint64  # noqa: E402  (after the numpy shim)
+cuda = import_numba_cuda()
+from numba import float64, int64, uint64  # noqa: E402  (after numba.cuda)
 
 from discosim._kernels.codes import METRIC_SCORE  # noqa: E402
 from discosim._kernels.geometry import (fibre_point, lower_matvec, orthonormal_normal_basis,  # noqa: E402

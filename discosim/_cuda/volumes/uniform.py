@@ -48,10 +48,10 @@ import math
 
 import numpy as np
 
-from discosim._core.devices import shim_numpy
+from discosim._core.devices import import_numba_cuda
 
-shim_numpy()
-from numba import config, cuda, float32, float64, int32, uint64  # noqa: E402  (after the shim)
+cuda = import_numba_cuda()
+from numba import config, float32, float64, int32, uint64  # noqa: E402  (after numba.cuda)
 
 from discosim._cuda.volumes.bounds import score_error_coefficient  # noqa: E402
 from discosim._cuda.rng import gamma_mt, normal_pair, stream_state  # noqa: E402
