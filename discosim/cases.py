@@ -126,7 +126,7 @@ def biased_router(seed, bias_scale=0.15):
     """The slice router with a bias ``b = bias_scale N(0, I_M)`` (THEORY §2, §5 at finite R).
 
     With a bias the slices ``S_J`` are affine and ``Gamma_J`` is no cone, so the per-slice tube is
-    the finite-R integral (:func:`discosim.theory.volumes.slice_fibre_fraction`), not
+    the finite-R integral (:func:`discosim.volumes.integrals.slice_fibre_fraction`), not
     ``alpha_J V_r``. The bias is drawn from ``default_rng([seed, 101])``.
 
     Parameters

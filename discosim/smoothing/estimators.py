@@ -52,7 +52,7 @@ def check_continuity_memory(router, n_points=0, experts="linear", out_dim=8, hid
                   (f"the {experts} experts' weights (M x {width} x D)", M * width * D,
                    "expert_weight"),
                   (f"{n_points} continuity points of D={D}", n_points * D, "continuity_point"),
-                  (f"the experts' outputs at them (n_points x M x out_dim)",
+                  ("the experts' outputs at them (n_points x M x out_dim)",
                    n_points * M * out_dim, "expert_output")],
                  "lower out_dim, n_points or the router's size")
 

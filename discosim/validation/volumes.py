@@ -10,7 +10,7 @@ Set-ups (fixed; seeds from the context; the shared routers are built by :mod:`di
 - ``slice_exact``: orthonormal M=4, D=8, k=2, R=1, eps=0.1; ball (``I(r/2, d/2+1)``) and sphere
   (``I(r/2, d/2)``, THEORY §9) inputs; per-slice hit-or-miss in NumPy.
 - ``biased_slice``: the same router with a bias ~ 0.15 N(0, 1): the finite-R prediction
-  (:func:`discosim.theory.volumes.slice_fibre_fraction`), not the R -> infinity one.
+  (:func:`discosim.volumes.integrals.slice_fibre_fraction`), not the R -> infinity one.
 - ``real_sizes``: D = 4096 and 8192, eps with ``d eps^2/R^2 = 0.4``: the relative correction
   ``-r d eps^2 / (2 (r+2) R^2)`` of the leading order.
 - ``slice_sum_vs_union``: orthonormal M=4, D=8, k=2 (tube sampler's overlap estimate).
@@ -31,6 +31,7 @@ from discosim.volumes.constants import slice_constants
 from discosim.model.router import Router
 from discosim.model.selection import tie_straddles_cut
 from discosim.theory import volumes as tv
+from discosim.volumes import integrals as vi
 from discosim.theory.alpha import alpha_orthants, orthonormal_alpha, slice_normal_basis
 from discosim.volumes.estimators import estimate_slice_volume, estimate_volumes
 from discosim.validation.rules import (ClaimOutput, Row, at_most, claim, close_to, curve, figure, points)
@@ -111,10 +112,10 @@ def biased_slice(ctx):
     rows = []
     for J in ((0, 1), (0, 1, 2)):
         r = len(J) - 1
-        pred, pred_se = tv.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J,
+        pred, pred_se = vi.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J,
                                                 s["eps"], s["radius"], s["D"], n_pred,
                                                 rng=np.random.default_rng([ctx.seed, 7, r]))
-        a_R, _ = tv.finite_radius_alpha(router.reduced_weights, router.bias, s["k"], J, s["radius"],
+        a_R, _ = vi.finite_radius_alpha(router.reduced_weights, router.bias, s["k"], J, s["radius"],
                                         s["D"], n_pred, rng=np.random.default_rng([ctx.seed, 8, r]))
         est = estimate_slice_volume(router, J, s["radius"], s["eps"], n_samples=n, seed=_ss(ctx.seed, 9, r))
         rows.append(judge_slice_fraction(

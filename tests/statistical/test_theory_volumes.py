@@ -10,6 +10,7 @@ from scipy import integrate
 from discosim import Router
 from discosim.volumes.constants import slice_alpha, slice_constants
 from discosim.theory import volumes as tv
+from discosim.volumes import integrals as vi
 from discosim.theory.alpha import alpha_orthants, genz_error_bound, orthonormal_alpha
 
 
@@ -207,10 +208,10 @@ def test_fibre_integral_without_bias_is_alpha_times_beta():
     router = Router.orthonormal(4, 8, 2, seed=3)
     for J in ((0, 1), (0, 1, 2)):
         r = len(J) - 1
-        v, se = tv.slice_fibre_fraction(router.reduced_weights, None, 2, J, 0.1, 1.0, 8, 200_000, rng=1)
+        v, se = vi.slice_fibre_fraction(router.reduced_weights, None, 2, J, 0.1, 1.0, 8, 200_000, rng=1)
         exact = orthonormal_alpha(4, 2, r) * tv.tube_fraction(0.1, 1.0, 8, r)
         assert abs(v - exact) <= 4 * se
-        a, ase = tv.finite_radius_alpha(router.reduced_weights, None, 2, J, 1.0, 8, 200_000, rng=2)
+        a, ase = vi.finite_radius_alpha(router.reduced_weights, None, 2, J, 1.0, 8, 200_000, rng=2)
         assert abs(a - orthonormal_alpha(4, 2, r)) <= 4 * ase + 1e-12
 
 
@@ -232,7 +233,7 @@ def test_fibre_integral_with_bias_by_full_dimensional_hit_or_miss():
     above = (s[:, 2] > s[:, 0]).astype(int)
     inside = (np.abs(t) * np.linalg.norm(a) <= eps) & (above >= k - 1) & (above <= k - 1)
     p, se = inside.mean(), inside.std(ddof=1) / math.sqrt(n)
-    v, vse = tv.slice_fibre_fraction(router.reduced_weights, router.bias, k, J, eps, 1.0, D,
+    v, vse = vi.slice_fibre_fraction(router.reduced_weights, router.bias, k, J, eps, 1.0, D,
                                      400_000, rng=6)
     assert abs(p - v) <= 4 * math.hypot(se, vse)
     # the unbiased alpha is not the answer at this bias and radius
@@ -245,7 +246,7 @@ def test_finite_radius_alpha_tends_to_alpha_as_R_grows():
     router = Router(np.linalg.qr(rng.standard_normal((8, 4)))[0].T, 2, bias=0.2 * rng.standard_normal(4))
     J = (0, 1)
     alpha = orthonormal_alpha(4, 2, 1)
-    near, se_near = tv.finite_radius_alpha(router.reduced_weights, router.bias, 2, J, 1.0, 8, 200_000, rng=1)
-    far, se_far = tv.finite_radius_alpha(router.reduced_weights, router.bias, 2, J, 1e4, 8, 200_000, rng=1)
+    near, se_near = vi.finite_radius_alpha(router.reduced_weights, router.bias, 2, J, 1.0, 8, 200_000, rng=1)
+    far, se_far = vi.finite_radius_alpha(router.reduced_weights, router.bias, 2, J, 1e4, 8, 200_000, rng=1)
     assert abs(far - alpha) <= 4 * se_far + 1e-3  # O(|b|/R) = 2e-5 left at R = 1e4
     assert abs(near - alpha) > 4 * se_near

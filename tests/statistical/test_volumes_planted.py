@@ -16,6 +16,7 @@ from discosim import cases
 from discosim.model.router import Router
 from discosim.validation import volumes as cv
 from discosim.theory import volumes as tv
+from discosim.volumes import integrals as vi
 from discosim.theory.alpha import alpha_orthants, orthonormal_alpha, slice_normal_basis
 from discosim.volumes.estimators import estimate_slice_volume, estimate_volumes
 
@@ -68,7 +69,7 @@ def test_biased_slice_against_infinite_R_alpha_fails():
     router = cases.biased_router(SEED)
     J = (0, 1)
     est = estimate_slice_volume(router, J, 1.0, s["eps"], n_samples=250_000, seed=2)
-    pred, pred_se = tv.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J, s["eps"],
+    pred, pred_se = vi.slice_fibre_fraction(router.reduced_weights, router.bias, s["k"], J, s["eps"],
                                             1.0, s["D"], 100_000, rng=3)
     se = math.hypot(est.stderr, pred_se)
     # the R -> infinity prediction: alpha_J of the unbiased cone times the exact subspace tube

@@ -180,8 +180,8 @@ def test_seed_forms_and_generators():
             as_seed_sequence(bad)
 
 
-def test_theory_functions_take_the_same_seed():
-    from discosim.theory import volumes as tv
+def test_theory_and_integral_functions_take_the_same_seed():
+    from discosim.volumes import integrals as vi
     from discosim.theory.alpha import alpha_orthants
 
     Wr, J = R4.reduced_weights, (0, 1)
@@ -189,11 +189,11 @@ def test_theory_functions_take_the_same_seed():
     assert a == alpha_orthants(Wr, 2, J, rng=np.random.default_rng(3))
     assert a == alpha_orthants(Wr, 2, J, seed=3) == alpha_orthants(Wr, 2, J, seed=np.random.SeedSequence(3))
     args = (Wr, None, 2, J, 0.1, 1.0, 8, 2000)
-    assert tv.slice_fibre_fraction(*args, seed=4) == tv.slice_fibre_fraction(*args, rng=4)
-    assert tv.slice_fibre_fraction(*args, seed=4) != tv.slice_fibre_fraction(*args, seed=5)
-    assert tv.finite_radius_alpha(Wr, None, 2, J, 1.0, 8, 2000, seed=4) == \
-        tv.finite_radius_alpha(Wr, None, 2, J, 1.0, 8, 2000, rng=np.random.default_rng(4))
+    assert vi.slice_fibre_fraction(*args, seed=4) == vi.slice_fibre_fraction(*args, rng=4)
+    assert vi.slice_fibre_fraction(*args, seed=4) != vi.slice_fibre_fraction(*args, seed=5)
+    assert vi.finite_radius_alpha(Wr, None, 2, J, 1.0, 8, 2000, seed=4) == \
+        vi.finite_radius_alpha(Wr, None, 2, J, 1.0, 8, 2000, rng=np.random.default_rng(4))
     with pytest.raises(InputError, match="seed or rng"):
         alpha_orthants(Wr, 2, J, seed=1, rng=np.random.default_rng(1))
     with pytest.raises(InputError, match="seed"):
-        tv.slice_fibre_fraction(*args, seed=-2)
+        vi.slice_fibre_fraction(*args, seed=-2)

@@ -1,6 +1,5 @@
 """``estimate_slice_volume`` refuses a batch that would never finish (issue 20)."""
 
-import numpy as np
 import pytest
 
 import discosim.volumes.estimators as ve
