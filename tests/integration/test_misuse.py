@@ -261,7 +261,10 @@ def test_ctrl_c_on_a_1e13_sample_run_stops_at_once(tmp_path):
     """A 1e13-sample run starts at once in bounded memory; SIGINT ends it with one line and 130."""
     proc = subprocess.Popen(_cli("volume", *ROUTER, "--eps", "0.01", "--n-samples", "1e13",
                                  "--n-jobs", "2", "--seed", "1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as in a terminal: a harness started in the background (`cmd &`)
+                            # passes SIGINT on as ignored, and Python then never raises on it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(5)  # imports and the cached kernels; the old code was still building seeds here
     assert proc.poll() is None
     t0 = time.perf_counter()
