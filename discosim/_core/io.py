@@ -8,13 +8,14 @@ figure name in a ``validate.json``, a layer name in a checkpoint) passes :func:`
 it is joined to an output folder, so no input can make discosim write outside that folder.
 """
 
+import contextlib
 import io
 import os
 import re
 
 from discosim._core.errors import InputError
 
-__all__ = ["write_atomic", "save_figure", "safe_name", "safe_join"]
+__all__ = ["write_atomic", "open_atomic", "save_figure", "safe_name", "safe_join"]
 
 # a plain file name: letters, digits, and . _ - inside; no separators, no leading dot
 _SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
@@ -38,6 +39,33 @@ def write_atomic(path, data):
     try:
         with open(tmp, mode) as fh:
             fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def open_atomic(path, mode="wb"):
+    """A file opened for writing under a temporary name, moved to ``path`` when the block ends
+    without an exception (streamed writes too large for :func:`write_atomic`'s one buffer).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from discosim._core.io import open_atomic
+    >>> d = tempfile.mkdtemp()
+    >>> with open_atomic(os.path.join(d, "b.bin")) as fh:
+    ...     _ = fh.write(b"abc")
+    >>> open(os.path.join(d, "b.bin"), "rb").read()
+    b'abc'
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, mode) as fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from discosim._core.errors import InputError
+from discosim._core.io import open_atomic
 from discosim._core.memory import check_memory
 
 __all__ = ["make_checkpoint", "write_safetensors", "representable", "encode", "FAMILY_NAMES",
@@ -92,7 +93,7 @@ def write_safetensors(path, tensors):
         offset += n
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as fh:
+    with open_atomic(path, "wb") as fh:
         fh.write(len(raw).to_bytes(8, "little"))
         fh.write(raw)
         for code, shape, data in tensors.values():
@@ -368,7 +369,7 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
             total_size += write_safetensors(os.path.join(directory, fname), group)
             weight_map.update({name: fname for name in group})
         index = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
-        with open(os.path.join(directory, "model.safetensors.index.json"), "w") as fh:
+        with open_atomic(os.path.join(directory, "model.safetensors.index.json"), "w") as fh:
             json.dump(index, fh, indent=2)
     if write_config:
         cfg = _config(family, n_layers, M, D, k, dtype, n_group, topk_group, total, n_enc, n_dec)
@@ -377,7 +378,7 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
                 cfg.pop(key, None)
             else:
                 cfg[key] = val
-        with open(os.path.join(directory, "config.json"), "w") as fh:
+        with open_atomic(os.path.join(directory, "config.json"), "w") as fh:
             json.dump(cfg, fh, indent=2)
     if return_tensors:
         return directory, {name: v for name, (code, v) in values.items()}
