@@ -64,6 +64,19 @@ class Row:
     band_reason: str = None
     data: dict = field(default_factory=dict)
     sides: int = 2
+    # issue 23: a row that follows from another carries no power of its own; it is reported
+    # with ``derived`` naming the row it follows from and left out of the count and the
+    # family-wise rate
+    derived: str = None
+    # the detected deviation below / above the prediction with 95% power, measured by
+    # simulating the row's statistic (``draw``); filled in by validation.power
+    power_low: float = None
+    power_high: float = None
+    power_method: str = None
+    # ``draw(rng, delta, size) -> ndarray (size,)``: the row's ``measured`` statistic re-simulated
+    # at the row's sample size when the truth deviates from ``predicted`` by ``delta`` (relative
+    # for relative rows, absolute otherwise); None: a normal model with ``stderr``. Not saved.
+    draw: object = field(default=None, repr=False, compare=False)
 
     @property
     def ci_low(self):
@@ -79,6 +92,7 @@ class Row:
 
     def to_dict(self):
         d = asdict(self)
+        d.pop("draw")
         d.update(ci_low=self.ci_low, ci_high=self.ci_high, verdict=self.verdict)
         return d
 
@@ -103,7 +117,7 @@ def _fmt(x):
 
 
 def close_to(claim, section, quantity, predicted, measured, stderr, *, relative=True, band=0.0,
-             band_reason=None, **data):
+             band_reason=None, draw=None, derived=None, **data):
     """Two-sided row: PASS iff ``|measured - predicted| <= Z_VERDICT * stderr + band``."""
     predicted, measured, stderr, band = map(float, (predicted, measured, stderr, band))
     _check_band(band, stderr, band_reason)
@@ -112,11 +126,12 @@ def close_to(claim, section, quantity, predicted, measured, stderr, *, relative=
     rule = f"|meas - pred| <= {Z_VERDICT:g} SE" + (f" + {_fmt(band)} ({band_reason})" if band else "")
     return Row(claim, section, quantity, predicted, measured, stderr, rule,
                _resolution(predicted, stderr, band, relative),
-               "relative" if relative else "absolute", bool(ok), band, band_reason, dict(data), 2)
+               "relative" if relative else "absolute", bool(ok), band, band_reason, dict(data), 2,
+               derived=derived, draw=draw)
 
 
 def at_most(claim, section, quantity, predicted, measured, stderr, *, relative=True, band=0.0,
-            band_reason=None, **data):
+            band_reason=None, draw=None, derived=None, **data):
     """One-sided row (``predicted`` is an upper bound): PASS iff ``m <= p + Z SE + band``."""
     predicted, measured, stderr, band = map(float, (predicted, measured, stderr, band))
     _check_band(band, stderr, band_reason)
@@ -124,11 +139,12 @@ def at_most(claim, section, quantity, predicted, measured, stderr, *, relative=T
     rule = f"meas <= bound + {Z_VERDICT:g} SE" + (f" + {_fmt(band)} ({band_reason})" if band else "")
     return Row(claim, section, quantity, predicted, measured, stderr, rule,
                _resolution(predicted, stderr, band, relative),
-               "relative" if relative else "absolute", bool(ok), band, band_reason, dict(data), 1)
+               "relative" if relative else "absolute", bool(ok), band, band_reason, dict(data), 1,
+               derived=derived, draw=draw)
 
 
 def at_least(claim, section, quantity, predicted, measured, stderr, *, relative=True, band=0.0,
-             band_reason=None, **data):
+             band_reason=None, draw=None, derived=None, **data):
     """One-sided row (``predicted`` is a lower bound): PASS iff ``m >= p - Z SE - band``."""
     predicted, measured, stderr, band = map(float, (predicted, measured, stderr, band))
     _check_band(band, stderr, band_reason)
@@ -136,7 +152,8 @@ def at_least(claim, section, quantity, predicted, measured, stderr, *, relative=
     rule = f"meas >= bound - {Z_VERDICT:g} SE" + (f" - {_fmt(band)} ({band_reason})" if band else "")
     return Row(claim, section, quantity, predicted, measured, stderr, rule,
                _resolution(predicted, stderr, band, relative),
-               "relative" if relative else "absolute", bool(ok), band, band_reason, dict(data), 1)
+               "relative" if relative else "absolute", bool(ok), band, band_reason, dict(data), 1,
+               derived=derived, draw=draw)
 
 
 def family_false_alarm(rows):
