@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from discosim._core.errors import InputError
+from discosim._core.errors import InputError, printable
 from discosim._core.memory import check_memory
-from discosim.checkpoints.config import (check_identity, check_shape_against_config, lookup_int,
-                                         resolve_settings)
-from discosim.checkpoints.families import (FAMILIES, KEY_ONLY_ORDER, UNSUPPORTED_MODEL_TYPES,
-                                           family_from_config, layer_number, template_regex)
+from discosim.checkpoints.config import (check_identity, check_shape_against_config, lookup_eps,
+                                         lookup_int, resolve_settings)
+from discosim.checkpoints.families import (FAMILIES, KEY_ONLY_ORDER, family_from_config,
+                                           layer_number, template_regex)
 from discosim.checkpoints.folding import fold_norm
 from discosim.checkpoints.store import open_store
 from discosim.model.safetensors import DTYPE_NAMES, read_tensor
@@ -67,6 +67,11 @@ class RouterLayer:
     norm_type : {'rmsnorm', 'layernorm'} or None
         Kind of norm in front of the router; a LayerNorm also centres its input, so the
         normalised inputs lie in the hyperplane orthogonal to the all-ones vector.
+    norm_form : {'rmsnorm', 'rmsnorm_1p', 'layernorm'} or None
+        The norm's form: ``w x̂``, ``(1 + w) x̂`` (folded as ``W diag(1 + w)``), LayerNorm, or
+        None when nothing normalises the router's input (FlexOlmo, a ``key_pattern``).
+    norm_eps : float or None
+        The eps of ``sqrt(mean(h^2) + eps)``, from the family's config field.
 
     Examples
     --------
@@ -80,6 +85,13 @@ class RouterLayer:
     ('model.layers.1.block_sparse_moe.gate.weight', 1, 1)
     >>> layer.weight.shape, layer.dtype, layer.norm_folded
     ((8, 64), 'bfloat16', True)
+
+    The experts the model selects for residual-stream states (the input of the norm):
+
+    >>> import numpy as np
+    >>> hidden = np.random.default_rng(0).standard_normal((3, 64))
+    >>> layer.select(hidden).sum(axis=1).tolist(), layer.norm_eps
+    ([2, 2, 2], 1e-05)
     >>> tmp.cleanup()
     """
 
@@ -99,6 +111,8 @@ class RouterLayer:
     dtype: str
     layer: int = None
     norm_type: str = None
+    norm_form: str = None
+    norm_eps: float = None
 
     @property
     def M(self):
@@ -115,8 +129,46 @@ class RouterLayer:
                 "n_group": self.n_group, "topk_group": self.topk_group,
                 "norm_folded": self.norm_folded, "norm_key": self.norm_key, "dtype": self.dtype,
                 "layer": self.layer, "norm_type": self.norm_type,
+                "norm_form": self.norm_form, "norm_eps": self.norm_eps,
                 "has_bias": self.bias is not None,
                 "has_selection_bias": self.selection_bias is not None}
+
+    def normalise(self, hidden):
+        """The router's input without the norm weight: ``h / sqrt(mean(h^2) + eps)`` (after
+        centring, for a LayerNorm), or ``h`` itself when no norm is folded in (the weight of the
+        norm, or ``1 + w``, is in :attr:`weight`). float64, shape (N, D)."""
+        h = np.asarray(hidden, dtype=np.float64)
+        if h.ndim != 2 or h.shape[1] != self.D:
+            raise InputError(f"hidden states for {self.name} must have shape (N, {self.D}), got "
+                             f"{h.shape}")
+        if not np.all(np.isfinite(h)):
+            raise InputError(f"hidden states for {self.name} have non-finite entries")
+        if not self.norm_folded or self.norm_form is None:
+            return h
+        if self.norm_form == "layernorm":
+            h = h - h.mean(axis=1, keepdims=True)
+        scale = np.sqrt(np.mean(h * h, axis=1) + self.norm_eps)
+        if np.any(scale == 0):
+            raise InputError(f"hidden states for {self.name} have a zero row and the norm's eps "
+                             f"is 0: the norm is undefined there")
+        return h / scale[:, None]
+
+    def logits(self, hidden):
+        """Router logits (N, M) in float64 for residual-stream states ``hidden`` (N, D), the
+        input of the norm in front of the router (the router's own input where there is none):
+        the model's norm with its eps, then ``W x + b``."""
+        out = self.normalise(hidden) @ self.weight.T
+        if self.bias is not None:
+            out += self.bias
+        return out
+
+    def select(self, hidden):
+        """Boolean (N, M): the experts the model selects for residual-stream states ``hidden``
+        (score function, selection bias, groups and top-k of :attr:`routing`, in float64; ties go
+        to the lower expert index)."""
+        from discosim.model.selection import Routing
+
+        return Routing.of(self).select(self.logits(hidden))
 
 
 @dataclass(frozen=True)
@@ -129,6 +181,7 @@ class _Plan:
     selection_bias: str
     norm_weight: str
     norm_bias: str
+    plus_one: bool = False
 
 
 class Checkpoint:
@@ -169,9 +222,14 @@ class Checkpoint:
     layer_names : list of str
         Router tensor names in layer order.
     detected_by : {'argument', 'config', 'keys', 'key_pattern'}
-        How the family was found; 'keys' means config.json did not name a known family (keys
-        cannot tell Mixtral from Arctic or OLMoE from Qwen-MoE, whose routers behave alike).
-    M, D, k, routing, score_func, n_group, topk_group, norm_type, fold_norm
+        How the family was found; 'keys' means config.json named no model_type (or there is no
+        config.json) and the family was *guessed* from tensor names: ``guessed`` is True and
+        ``family`` reads ``'<name> (guessed)'`` (so every report shows it).
+    family_name : str
+        The registry name ('custom' for a key_pattern), without the label.
+    guessed : bool
+        True when the family comes from tensor names alone.
+    M, D, k, routing, score_func, n_group, topk_group, norm_type, norm_form, norm_eps, fold_norm
         Settings shared by every layer.
 
     Examples
@@ -190,11 +248,13 @@ class Checkpoint:
     """
 
     def __init__(self, path, store, family_name, family, plans, settings, M, D, fold,
-                 detected_by):
+                 detected_by, norm=(None, None)):
         self.path = os.fspath(path)
         self.root = store.root
         self.config = store.config
-        self.family = family_name
+        self.family_name = family_name
+        self.guessed = detected_by == "keys"
+        self.family = f"{family_name} (guessed)" if self.guessed else family_name
         self.detected_by = detected_by
         self._family = family
         self._store = store
@@ -208,7 +268,10 @@ class Checkpoint:
         self.n_group = settings.n_group
         self.topk_group = settings.topk_group
         self.fold_norm = fold
-        self.norm_type = family.norm_type if (family is not None and fold) else None
+        form = norm[0] if (family is not None and fold) else None
+        self.norm_form = form
+        self.norm_type = "rmsnorm" if form == "rmsnorm_1p" else form
+        self.norm_eps = norm[1] if form is not None else None
         name = self.config.get("_name_or_path")
         if not isinstance(name, str) or not name:
             name = os.path.basename(store.root.rstrip(os.sep)) or self.config.get("model_type")
@@ -247,12 +310,13 @@ class Checkpoint:
             _finite(bias, f"router bias {plan.bias}")
         selection_bias = None
         if plan.selection_bias is not None:
-            selection_bias = self._tensor(plan.selection_bias)
+            selection_bias = self._tensor(plan.selection_bias).reshape(-1)  # ERNIE stores (1, M)
             _finite(selection_bias, f"selection bias {plan.selection_bias}")
         if plan.norm_weight is not None:
             gamma = self._tensor(plan.norm_weight)
             beta = self._tensor(plan.norm_bias) if plan.norm_bias is not None else None
-            weight, extra = fold_norm(weight, gamma, beta, where=plan.name)
+            weight, extra = fold_norm(weight, gamma, beta, where=plan.name,
+                                      plus_one=plan.plus_one)
             if extra is not None:
                 bias = extra if bias is None else bias + extra
         for a in (weight, bias, selection_bias):
@@ -264,7 +328,9 @@ class Checkpoint:
             score_func=self.score_func, n_group=self.n_group, topk_group=self.topk_group,
             norm_folded=plan.norm_weight is not None, norm_key=plan.norm_weight,
             dtype=DTYPE_NAMES[self._store.infos[plan.name].dtype], layer=plan.layer,
-            norm_type=self.norm_type)
+            norm_type=self.norm_type if plan.norm_weight is not None else None,
+            norm_form=self.norm_form if plan.norm_weight is not None else None,
+            norm_eps=self.norm_eps if plan.norm_weight is not None else None)
 
 
 def _finite(a, what):
@@ -309,9 +375,25 @@ def _match(regex, keys):
     return found
 
 
+def _selection_bias_key(family, match, keys):
+    """The first of the family's selection-bias templates present in ``keys``, else None."""
+    groups = match.groupdict()
+    for template in family.selection_bias:
+        name = template.format(**{g: v or "" for g, v in groups.items()})
+        if name in keys:
+            return name
+    return None
+
+
 def _tell_holds(family, found, keys):
+    """Key-only detection: the family's norm is where it says (Jamba's ``pre_ff_layernorm`` vs
+    Llama-4's ``post_attention_layernorm``, Cohere's ``input_layernorm``) and its telling tensor
+    is present."""
+    if family.norm is not None and not any(
+            family.norm.format(**m.groupdict()) + ".weight" in keys for _, m in found):
+        return False
     if family.tell == "selection_bias":
-        return any(_sibling(k, family.selection_bias) in keys for k, _ in found)
+        return any(_selection_bias_key(family, m, keys) is not None for _, m in found)
     if family.tell == "norm_bias":
         return any(family.norm.format(**m.groupdict()) + ".bias" in keys for _, m in found)
     return True
@@ -319,6 +401,10 @@ def _tell_holds(family, found, keys):
 
 def _sibling(router_key, suffix):
     return router_key[: -len("weight")] + suffix if router_key.endswith("weight") else None
+
+
+_NAME_ONE = ("name the family with family= (--family) only if the model's modeling code routes "
+             "exactly as that family's row of the README family table says")
 
 
 def _choose(store, family, key_pattern, path):
@@ -354,17 +440,18 @@ def _choose(store, family, key_pattern, path):
                              f"matches {fam.router}; {_router_like(keys)}")
         return fam.name, fam, found, "config"
     model_type = store.config.get("model_type")
-    if model_type in UNSUPPORTED_MODEL_TYPES:
-        raise InputError(f"model_type {model_type!r} is not supported: "
-                         f"{UNSUPPORTED_MODEL_TYPES[model_type]}; name its routers with "
-                         f"key_pattern and fold_norm=False to audit W as stored")
+    if model_type is not None:
+        # a model type we have not read the modeling code of: its norm, scores or selection bias
+        # may differ from any family whose tensor names it shares, so never guess
+        raise InputError(f"config.json model_type {printable(model_type)!r} is not a known router "
+                         f"family; {_router_like(keys)}; {_NAME_ONE}")
     for name in KEY_ONLY_ORDER:
         fam = FAMILIES[name]
         found = _match(fam.router_regex, keys)
         if found and _tell_holds(fam, found, keys):
             return fam.name, fam, found, "keys"
-    raise InputError(f"no router found in {path} (unknown layout); {_router_like(keys)}; name "
-                     f"them with key_pattern")
+    raise InputError(f"no router found in {path} (unknown layout); {_router_like(keys)}; "
+                     f"{_NAME_ONE}, or name the routers with key_pattern")
 
 
 def _check_float(store, name, what):
@@ -461,37 +548,42 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
     # one router layer is read at a time: its entries must fit, checked before any is read
     check_memory([(f"router {found[0][0]!r} of shape [{M}, {D}]", M * D, "audit_router")],
                  "this router is wider than discosim can read")
+    form, eps = None, None
+    if fold_norm and fam is not None and fam.norm is not None:
+        form, eps_fields, eps_default = fam.resolve_norm(store.config)
+        eps = lookup_eps(store.config, eps_fields, eps_default)[1]
     plans = []
     for key, m in found:
         bias = _sibling(key, "bias")
         bias = bias if bias in keys else None
-        sel = _sibling(key, fam.selection_bias) if fam is not None and fam.selection_bias else None
-        sel = sel if sel in keys else None
+        sel = _selection_bias_key(fam, m, keys) if fam is not None else None
         for extra, what in ((bias, "router bias"), (sel, "selection bias")):
             if extra is not None:
                 e = _check_float(store, extra, what)
-                if e.shape != (M,):
+                if tuple(e.shape) not in ((M,), (1, M)):
                     raise InputError(f"{what} {extra} has shape {list(e.shape)}, expected [{M}] "
                                      f"(one per expert)")
         norm_w = norm_b = None
-        if fold_norm and fam is not None and fam.norm is not None:
+        if form is not None:
             base = fam.norm.format(**m.groupdict())
             norm_w = base + ".weight"
             if norm_w not in keys:
                 raise InputError(f"norm weight {norm_w} in front of router {key} is not in the "
-                                 f"checkpoint; pass fold_norm=False (--no-fold-norm) to audit W "
-                                 f"unfolded")
+                                 f"checkpoint: a truncated checkpoint, or not a {fam.name} model "
+                                 f"(fold_norm=False would audit W without the model's norm, not "
+                                 f"its routing)")
             for name, what in ((norm_w, "norm weight"), (base + ".bias", "norm bias")):
                 if name in keys:
                     e = _check_float(store, name, what)
                     if e.shape != (D,):
                         raise InputError(f"{what} {name} has shape {list(e.shape)}, expected "
                                          f"[{D}] (the router's width)")
-            if base + ".bias" in keys and fam.norm_type == "layernorm":
+            if base + ".bias" in keys and form == "layernorm":
                 norm_b = base + ".bias"
         layer = layer_number(m, key)
         plans.append(_Plan(name=key, layer=layer, bias=bias, selection_bias=sel,
-                           norm_weight=norm_w, norm_bias=norm_b))
+                           norm_weight=norm_w, norm_bias=norm_b,
+                           plus_one=form == "rmsnorm_1p"))
     if M < 2:
         raise InputError(f"router {found[0][0]} has {M} expert; routing needs at least 2")
     if M >= D:
@@ -499,4 +591,5 @@ def open_checkpoint(path, *, family=None, key_pattern=None, fold_norm=True, k=No
                          f"assumes M < D (every real MoE model has it)")
     check_shape_against_config(store.config, fam, M, D, found[0][0])
     settings = resolve_settings(store.config, fam, M, k=k, n_group=n_group, topk_group=topk_group)
-    return Checkpoint(path, store, family_name, fam, plans, settings, M, D, bool(fold_norm), how)
+    return Checkpoint(path, store, family_name, fam, plans, settings, M, D, bool(fold_norm), how,
+                      norm=(form, eps))

@@ -2,8 +2,10 @@
 
 k comes from the family's own field (``num_experts_per_tok``; DBRX ``ffn_config.moe_top_k``;
 gpt-oss ``experts_per_token``; Switch is top-1 by construction), then from the usual alternatives;
-DeepSeek-V3's groups from ``n_group`` / ``topk_group`` and its score function from
-``scoring_func``. A keyword argument wins over the config. The expert count and width named in the
+groups from ``n_group`` / ``topk_group`` (DeepSeek-V2's only with ``topk_method =
+group_limited_greedy``), the score function from the family's field (``scoring_func``,
+``expert_selection_fn``), the norm's eps from its field; every field is also looked up in
+``text_config``. A keyword argument wins over the config. The expert count and width named in the
 config are checked against the router tensors' shape.
 """
 
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 from discosim._core.errors import InputError, check_int
 from discosim.checkpoints.families import GENERIC_EXPERT_FIELDS, GENERIC_HIDDEN_FIELDS, GENERIC_K_FIELDS
 
-__all__ = ["RoutingSettings", "lookup", "lookup_int", "check_identity", "resolve_settings"]
+__all__ = ["RoutingSettings", "lookup", "lookup_int", "lookup_eps", "check_identity",
+           "resolve_settings"]
 
 
 @dataclass(frozen=True)
@@ -26,16 +29,28 @@ class RoutingSettings:
     topk_group: int = None
 
 
+def _get(config, path):
+    node = config
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            break
+    return node
+
+
 def lookup(config, fields):
-    """The first of the dotted ``fields`` present (not None) in ``config``: ``(field, value)``."""
+    """The first of the dotted ``fields`` present (not None) in ``config``, then in its
+    ``text_config`` (multimodal wrappers: Llama-4, Qwen3.5-MoE, Qwen3-VL-MoE): ``(field,
+    value)``, the field as found (``text_config.`` prefixed when it came from there)."""
     for path in fields:
-        node = config
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-            if node is None:
-                break
+        node = _get(config, path)
         if node is not None:
             return path, node
+    if isinstance(config.get("text_config"), dict):
+        for path in fields:
+            node = _get(config["text_config"], path)
+            if node is not None:
+                return "text_config." + path, node
     return None, None
 
 
@@ -52,11 +67,30 @@ def _as_int(name, value, source):
 
 
 def lookup_int(config, fields, name):
-    """``(field, int)`` of the first of ``fields`` present, checked by :func:`_as_int`."""
+    """``(field, int)`` of the first of ``fields`` present, checked by :func:`_as_int`. A list
+    (HunYuan's per-layer ``moe_topk``, ``num_experts``) is accepted when all its entries agree."""
     field, value = lookup(config, fields)
     if field is None:
         return None, None
+    if isinstance(value, list) and value:
+        values = {_as_int(name, v, f"config.json {field}") for v in value}
+        if len(values) > 1:
+            raise InputError(f"config.json {field} differs between layers ({sorted(values)[:4]}); "
+                             f"discosim audits one {name} for every router")
+        return field, values.pop()
     return field, _as_int(name, value, f"config.json {field}")
+
+
+def lookup_eps(config, fields, default):
+    """``(field or None, eps)``: the norm's eps from the first of ``fields`` present, else
+    ``default`` (what the modeling code uses without the field)."""
+    field, value = lookup(config, fields)
+    if field is None:
+        return None, float(default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < 1):
+        raise InputError(f"config.json {field} must be a number in [0, 1), got {value!r}")
+    return field, float(value)
 
 
 def check_identity(config):
@@ -99,6 +133,27 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
     """
     routing = family.routing if family else "topk"
     score_func = family.score_func if family else "softmax"
+    name = family.name if family else "key_pattern"
+    if family is not None and family.score_field is not None:
+        field, value = lookup(config, (family.score_field,))
+        if value is not None:
+            if not isinstance(value, str) or value not in ("sigmoid", "softmax"):
+                raise InputError(f"config.json {field} must be 'sigmoid' or 'softmax', got "
+                                 f"{value!r}")
+            score_func = value
+    if routing == "deepseek_v2":
+        # DeepseekV2Moe.route_tokens_to_experts: 'greedy' is top-k of the softmax (linear),
+        # 'group_limited_greedy' keeps the topk_group groups with the largest member first
+        field, method = lookup(config, ("topk_method",))
+        method = "greedy" if method is None else method
+        if method not in ("greedy", "group_limited_greedy"):
+            raise InputError(f"config.json topk_method = {method!r}: DeepSeek-V2 routes by "
+                             f"'greedy' or 'group_limited_greedy' only")
+        if method == "greedy":
+            routing = "topk"
+            if n_group is not None or topk_group is not None:
+                raise InputError("n_group/topk_group apply to DeepSeek-V2's "
+                                 "group_limited_greedy routing, not to topk_method 'greedy'")
     if k is not None:
         k = _as_int("k", k, "argument")
     elif family is not None and family.fixed_k is not None:
@@ -106,29 +161,23 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
     else:
         field, k = lookup_int(config, (family.k_fields if family else ()) + GENERIC_K_FIELDS, "k")
         if field is None:
-            what = family.name if family else "key_pattern"
-            raise InputError(f"k is not in config.json for this {what} checkpoint; pass k")
-    if routing != "deepseek_v3":
+            raise InputError(f"k is not in config.json for this {name} checkpoint; pass k")
+    if routing == "topk":
         if n_group is not None or topk_group is not None:
-            raise InputError(f"n_group/topk_group apply to deepseek_v3 routing only, not to "
-                             f"{family.name if family else 'key_pattern'} routers")
-        _, groups = lookup_int(config, ("n_group",), "n_group")
-        if groups is not None and groups != 1:
-            # DeepSeek-V2-style group-limited routing under another model_type: refuse rather
-            # than audit the wrong routing function.
-            raise InputError(f"config.json has n_group = {groups}, but the "
-                             f"{family.name if family else 'key_pattern'} family routes by plain "
-                             f"top-k; pass family='deepseek_v3' if it routes like DeepSeek-V3")
+            raise InputError(f"n_group/topk_group apply to group-limited routing only, not to "
+                             f"{name} routers")
+        if family is None or family.routing == "topk":
+            _, groups = lookup_int(config, ("n_group",), "n_group")
+            if groups is not None and groups != 1:
+                # group-limited routing under a model_type that routes by plain top-k: refuse
+                # rather than audit a routing function the model does not use
+                raise InputError(f"config.json has n_group = {groups}, but {name} routers select "
+                                 f"by plain top-k in their modeling code; refusing to ignore the "
+                                 f"groups")
         if not 1 <= k < M:
             raise InputError(f"k must be in [1, {M - 1}] for routers of {M} experts, got {k}")
         return RoutingSettings(k=k, routing=routing, score_func=score_func)
 
-    field, value = lookup(config, ("scoring_func",))
-    if value is not None:
-        if not isinstance(value, str) or value not in ("sigmoid", "softmax"):
-            raise InputError(f"config.json scoring_func must be 'sigmoid' or 'softmax', got "
-                             f"{value!r}")
-        score_func = value
     if n_group is None:
         n_group = lookup_int(config, ("n_group",), "n_group")[1]
     else:
@@ -141,7 +190,7 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
     topk_group = n_group if topk_group is None else topk_group
     if n_group < 1 or M % n_group:
         raise InputError(f"n_group must divide the number of experts {M}, got {n_group}")
-    if n_group > 1 and M // n_group < 2:
+    if routing == "deepseek_v3" and n_group > 1 and M // n_group < 2:
         raise InputError(f"n_group = {n_group} leaves groups of one expert; a group's score is "
                          f"the sum of its two largest")
     if not 1 <= topk_group <= n_group:
@@ -153,5 +202,7 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
     if n_group == 1 or topk_group == n_group:
         # every group is kept: selection is a plain top-k of the biased scores
         n_group = topk_group = None
+    if routing == "deepseek_v2" and n_group is None:
+        routing = "topk"  # every group kept: the top-k of the softmax, linear
     return RoutingSettings(k=k, routing=routing, score_func=score_func, n_group=n_group,
                            topk_group=topk_group)

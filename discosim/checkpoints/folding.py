@@ -9,6 +9,13 @@ float32 have at most 24 significant bits (8, 11, 24), so the product has at most
 float64 (53 bits), and float64's exponent range holds any product of two of them. (Only a
 checkpoint stored in float64 gets one rounding per entry, relative error <= 2^-53.) ``W β`` is a
 sum, rounded in float64 (error <= D · 2^-53 · Σ_j |w_ij β_j|).
+
+``(1 + w)`` norms (Qwen3-Next, Qwen3.5-MoE: ``Qwen3NextRMSNorm`` multiplies by ``1 + weight``):
+the gate is ``W diag(1 + γ)``. ``1 + γ`` is exact in float64 when γ's last bit is at least
+``2^-52`` (a bf16 γ with |γ| >= 2^-45, an fp16 γ always); the product then has at most
+``p_W + 53 - ...`` bits: exact when ``bits(W) + bits(1 + γ) <= 53`` (bf16 W and bf16 γ with
+|γ| >= 2^-37 or so; checked by the tests with rational arithmetic). The model itself forms
+``1 + γ`` in float32, which rounds where float64 does not: THEORY §9 routes by exact arithmetic.
 """
 
 import numpy as np
@@ -18,8 +25,9 @@ from discosim._core.errors import InputError
 __all__ = ["fold_norm"]
 
 
-def fold_norm(weight, gamma, beta=None, *, where="router"):
-    """Return ``(W diag(gamma), W @ beta or None)`` in float64.
+def fold_norm(weight, gamma, beta=None, *, where="router", plus_one=False):
+    """Return ``(W diag(gamma), W @ beta or None)`` in float64 (``W diag(1 + gamma)`` with
+    ``plus_one``).
 
     Parameters
     ----------
@@ -30,6 +38,15 @@ def fold_norm(weight, gamma, beta=None, *, where="router"):
         LayerNorm bias.
     where : str
         Name used in error messages.
+    plus_one : bool
+        The norm multiplies by ``1 + gamma`` (Gemma / Qwen3-Next style).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([[1.0, 2.0], [3.0, -1.0]])
+    >>> fold_norm(w, np.array([0.5, -0.25]), plus_one=True)[0].tolist()
+    [[1.5, 1.5], [4.5, -0.75]]
     """
     weight = np.asarray(weight, dtype=np.float64)
     gamma = np.asarray(gamma, dtype=np.float64)
@@ -38,7 +55,8 @@ def fold_norm(weight, gamma, beta=None, *, where="router"):
         raise InputError(f"norm weight of {where} has shape {list(gamma.shape)}, expected [{D}]")
     if not np.all(np.isfinite(gamma)):
         raise InputError(f"norm weight of {where} has non-finite entries (NaN or inf)")
-    folded = weight * gamma[None, :]
+    scale = 1.0 + gamma if plus_one else gamma
+    folded = weight * scale[None, :]
     extra = None
     if beta is not None:
         beta = np.asarray(beta, dtype=np.float64)

@@ -36,7 +36,10 @@ __all__ = ["make_checkpoint", "write_safetensors", "representable", "encode", "F
            "DTYPE_CODES"]
 
 FAMILY_NAMES = ("mixtral", "arctic", "phimoe", "olmoe", "qwen2_moe", "qwen3_moe", "deepseek_v3",
-                "dbrx", "jamba", "granite_moe", "gpt_oss", "switch")
+                "dbrx", "jamba", "granite_moe", "gpt_oss", "switch", "deepseek_v2", "llama4",
+                "cohere2_moe", "jetmoe", "hunyuan_v1_moe", "qwen3_next", "qwen3_5_moe",
+                "qwen3_vl_moe", "minimax_m2", "exaone_moe", "ernie4_5_moe", "flex_olmo",
+                "glm4_moe", "minimax")
 DTYPE_CODES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
 _BITS = {"bfloat16": 8, "float16": 11, "float32": 24, "float64": 53}
 _ITEMSIZE = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8}
@@ -164,6 +167,171 @@ def _decoder_layout(family, n_layers, M, D, F):
     return plan, total
 
 
+# --------------------------------------------------------------------------- issue 22's families
+# Per family (from its modeling code, see discosim/checkpoints/families.py; written here
+# independently of the reader): layer prefix, MoE block name, router key, norm in front of the
+# router, the selection bias (key, shape), dense layers and the MTP module.
+NEW_FAMILIES = {
+    "deepseek_v2": dict(block="mlp.", router="gate.weight", dense_first=1),
+    "llama4": dict(prefix="language_model.model.", block="feed_forward.",
+                   router="router.weight", period=2),
+    "cohere2_moe": dict(block="mlp.", router="gate.weight", norm="input_layernorm"),
+    "jetmoe": dict(block="mlp.", router="router.layer.weight"),
+    "hunyuan_v1_moe": dict(block="mlp.", router="gate.wg.weight"),
+    "qwen3_next": dict(block="mlp.", router="gate.weight", plus_one=True),
+    "qwen3_5_moe": dict(prefix="model.language_model.", block="mlp.", router="gate.weight",
+                        plus_one=True, mtp="mtp."),
+    "qwen3_vl_moe": dict(prefix="model.language_model.", block="mlp.", router="gate.weight"),
+    "minimax_m2": dict(block="block_sparse_moe.", router="gate.weight",
+                       selbias=("e_score_correction_bias", "vector")),
+    "exaone_moe": dict(block="mlp.", router="gate.weight", dense_first=1, mtp="mtp.",
+                       selbias=("gate.e_score_correction_bias", "vector")),
+    "ernie4_5_moe": dict(block="mlp.", router="gate.weight", dense_first=1, mtp="mtp_block.",
+                         router_dtype="float32",
+                         selbias=("moe_statics.e_score_correction_bias", "row")),
+    "flex_olmo": dict(block="mlp.", router="gate.weight", norm=None),
+    "glm4_moe": dict(block="mlp.", router="gate.weight", dense_first=1, mtp="layer",
+                     selbias=("gate.e_score_correction_bias", "vector")),
+    "minimax": dict(block="block_sparse_moe.", router="gate.weight"),
+}
+GROUPED = ("deepseek_v3", "deepseek_v2", "exaone_moe", "glm4_moe")
+
+
+def _new_layout(family, n_layers, M, D, F):
+    """Tensor plan of issue 22's families: list of (name, kind, shape), and the layer count."""
+    spec = NEW_FAMILIES[family]
+    pre = spec.get("prefix", "model.")
+    blk = spec["block"]
+    dense_first, period = spec.get("dense_first", 0), spec.get("period", 1)
+    total = dense_first + n_layers * period
+    moe = [L for L in range(total) if L >= dense_first and (L - dense_first) % period == period - 1]
+    plan = [(pre + "embed_tokens.weight", "w", (64, D)), (pre + "norm.weight", "gamma", (D,))]
+    if pre != "model.":  # the wrapper's vision tower: a look-alike-free neighbour
+        vis = "vision_model." if pre.startswith("language_model") else "model.visual."
+        plan += [(vis + "blocks.0.attn.qkv.weight", "w", (3 * F, F)),
+                 (vis + "blocks.0.mlp.gate_proj.weight", "w", (F, F))]
+    layers = list(range(total)) + ([total] if spec.get("mtp") == "layer" else [])
+    gamma = "gamma1p" if spec.get("plus_one") else "gamma"
+    for L in layers:
+        p = f"{pre}layers.{L}."
+        att = "self_attention." if family == "jetmoe" else "self_attn."
+        plan += [(p + att + "q_proj.weight", "w", (F, D)), (p + att + "o_proj.weight", "w", (D, F))]
+        if family == "jetmoe":  # mixture-of-attention-heads router: a second router, not audited
+            plan += [(p + "self_attention.experts.router.layer.weight", "w", (M, D)),
+                     (p + "self_attention.experts.input_linear.weight", "w", (M, F, D))]
+        if family == "flex_olmo":  # norms after attention and MLP, none in front of the router
+            plan += [(p + "post_attention_layernorm.weight", "gamma", (D,)),
+                     (p + "post_feedforward_layernorm.weight", "gamma", (D,))]
+        elif family == "cohere2_moe":  # parallel block: one norm feeds attention and MLP
+            plan.append((p + "input_layernorm.weight", gamma, (D,)))
+        else:
+            plan += [(p + "input_layernorm.weight", gamma, (D,)),
+                     (p + "post_attention_layernorm.weight", gamma, (D,))]
+        if L not in moe and L != total:
+            plan += [(p + blk + "gate_proj.weight", "w", (F, D)),
+                     (p + blk + "up_proj.weight", "w", (F, D)),
+                     (p + blk + "down_proj.weight", "w", (D, F))]
+            continue
+        rdtype = spec.get("router_dtype")
+        plan.append((p + blk + spec["router"], ("router", rdtype) if rdtype else "router",
+                     (M, D)))
+        if "selbias" in spec:
+            key, shape = spec["selbias"]
+            plan.append((p + blk + key, "selbias", (M,) if shape == "vector" else (1, M)))
+        if family in ("qwen3_next", "qwen3_5_moe"):
+            plan += [(p + blk + "shared_expert_gate.weight", "w", (1, D)),
+                     (p + blk + "shared_expert.gate_proj.weight", "w", (F, D))]
+        if family in ("deepseek_v2", "exaone_moe", "ernie4_5_moe", "glm4_moe"):
+            plan.append((p + blk + "shared_experts.gate_proj.weight", "w", (F, D)))
+        if family == "llama4":
+            plan += [(p + blk + "experts.gate_up_proj", "w", (M, D, 2 * F)),
+                     (p + blk + "shared_expert.gate_proj.weight", "w", (F, D))]
+        elif family == "jetmoe":
+            plan += [(p + blk + "input_linear.weight", "w", (M, 2 * F, D)),
+                     (p + blk + "bias", "rbias", (D,))]
+        elif family in ("minimax", "minimax_m2"):
+            plan += [(p + blk + f"experts.{e}.w1.weight", "w", (F, D)) for e in range(2)]
+        elif family == "hunyuan_v1_moe":
+            plan += [(p + blk + "shared_mlp.gate_proj.weight", "w", (F, D))]
+            plan += [(p + blk + f"experts.{e}.gate_proj.weight", "w", (F, D)) for e in range(2)]
+        else:
+            plan += [(p + blk + f"experts.{e}.gate_proj.weight", "w", (F, D)) for e in range(2)]
+        if L == total:  # GLM-4-MoE's multi-token-prediction layer
+            plan += [(p + "eh_proj.weight", "w", (F, 2 * D)), (p + "enorm.weight", "gamma", (D,))]
+    if spec.get("mtp", "layer") != "layer":  # a separate MTP module, ignored by transformers
+        m = spec["mtp"]
+        plan += [(m + "fc.weight", "w", (D, 2 * D)),
+                 (m + "layers.0.mlp.gate.weight", "w", (M, D)),
+                 (m + "layers.0.post_attention_layernorm.weight", "gamma", (D,))]
+    return plan, total
+
+
+def _new_config(family, M, D, k, n_group, topk_group, total):
+    dec = {"hidden_size": D, "num_hidden_layers": total, "intermediate_size": 4 * D,
+           "rms_norm_eps": 1e-5, "num_experts_per_tok": k}
+    spec = NEW_FAMILIES[family]
+    arch = {"deepseek_v2": "DeepseekV2ForCausalLM", "llama4": "Llama4ForConditionalGeneration",
+            "cohere2_moe": "Cohere2MoeForCausalLM", "jetmoe": "JetMoeForCausalLM",
+            "hunyuan_v1_moe": "HunYuanMoEV1ForCausalLM", "qwen3_next": "Qwen3NextForCausalLM",
+            "qwen3_5_moe": "Qwen3_5MoeForConditionalGeneration",
+            "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration",
+            "minimax_m2": "MiniMaxM2ForCausalLM", "exaone_moe": "ExaoneMoeForCausalLM",
+            "ernie4_5_moe": "Ernie4_5_MoeForCausalLM", "flex_olmo": "FlexOlmoForCausalLM",
+            "glm4_moe": "Glm4MoeForCausalLM", "minimax": "MiniMaxForCausalLM"}[family]
+    if family == "deepseek_v2":
+        cfg = {**dec, "n_routed_experts": M, "n_shared_experts": 2, "first_k_dense_replace": 1,
+               "topk_method": "group_limited_greedy" if n_group and n_group > 1 else "greedy",
+               "n_group": n_group, "topk_group": topk_group, "scoring_func": "softmax",
+               "routed_scaling_factor": 1.0, "norm_topk_prob": False, "moe_layer_freq": 1}
+    elif family == "llama4":
+        text = {**dec, "model_type": "llama4_text", "num_local_experts": M,
+                "interleave_moe_layer_step": 2, "rms_norm_eps": 1e-5}
+        return {"model_type": "llama4", "architectures": [arch], "text_config": text,
+                "vision_config": {"model_type": "llama4_vision_model", "hidden_size": 48,
+                                  "num_hidden_layers": 1}}
+    elif family == "cohere2_moe":
+        cfg = {**dec, "num_experts": M, "expert_selection_fn": "softmax", "norm_topk_prob": True,
+               "layer_norm_eps": 1e-5, "mlp_layer_types": ["sparse"] * total,
+               "num_shared_experts": 1, "shared_expert_combination_strategy": "sum"}
+    elif family == "jetmoe":
+        # JetMoeRMSNorm(config.hidden_size): the default eps, whatever the config says
+        cfg = {**dec, "num_local_experts": M, "kv_channels": 8, "rms_norm_eps": 1e-5}
+    elif family == "hunyuan_v1_moe":
+        cfg = {**dec, "num_experts": M, "moe_topk": [k] * total, "use_mixed_mlp_moe": True}
+        del cfg["num_experts_per_tok"]
+    elif family in ("qwen3_next",):
+        cfg = {**dec, "num_experts": M, "decoder_sparse_step": 1, "mlp_only_layers": [],
+               "norm_topk_prob": True, "rms_norm_eps": 1e-6}
+    elif family in ("qwen3_5_moe", "qwen3_vl_moe"):
+        text = {**dec, "model_type": family + "_text", "num_experts": M, "rms_norm_eps": 1e-6}
+        return {"model_type": family, "architectures": [arch], "text_config": text,
+                "vision_config": {"hidden_size": 48, "depth": 1}}
+    elif family == "minimax_m2":
+        cfg = {**dec, "num_local_experts": M, "scoring_func": "sigmoid", "use_routing_bias": True,
+               "rms_norm_eps": 1e-6}
+    elif family == "exaone_moe":
+        cfg = {**dec, "num_experts": M, "n_group": n_group, "topk_group": topk_group,
+               "first_k_dense_replace": 1, "num_shared_experts": 1, "norm_topk_prob": True,
+               "routed_scaling_factor": 2.5,
+               "mlp_layer_types": ["dense"] + ["sparse"] * (total - 1)}
+    elif family == "ernie4_5_moe":
+        cfg = {**dec, "moe_num_experts": M, "moe_k": k, "moe_layer_start_index": 1,
+               "moe_layer_end_index": total - 1, "moe_layer_interval": 1,
+               "moe_num_shared_experts": 1, "moe_norm_min": 1e-12, "use_bias": False}
+        del cfg["num_experts_per_tok"]
+    elif family == "flex_olmo":
+        cfg = {**dec, "num_experts": M, "norm_topk_prob": False}
+    elif family == "glm4_moe":
+        cfg = {**dec, "n_routed_experts": M, "n_group": n_group, "topk_group": topk_group,
+               "first_k_dense_replace": 1, "n_shared_experts": 1, "num_nextn_predict_layers": 1,
+               "routed_scaling_factor": 2.5, "norm_topk_prob": True}
+    else:  # minimax
+        cfg = {**dec, "num_local_experts": M, "postnorm": False,
+               "layer_types": ["full_attention"] * total}
+    assert spec is not None
+    return {"model_type": family, "architectures": [arch], **cfg}
+
+
 def _dbrx_layout(n_layers, M, D, F):
     plan = [("transformer.wte.weight", "w", (64, D)), ("transformer.norm_f.weight", "gamma", (D,))]
     for L in range(n_layers):
@@ -243,6 +411,8 @@ def _config(family, n_layers, M, D, k, dtype, n_group, topk_group, total, n_enc,
                "num_experts": M, "num_layers": 2 * n_enc, "num_decoder_layers": 2 * n_dec,
                "encoder_sparse_step": 2, "decoder_sparse_step": 2, "router_bias": False,
                "expert_capacity": 64}
+    elif family in NEW_FAMILIES:
+        cfg = _new_config(family, M, D, k, n_group, topk_group, total)
     else:
         raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILY_NAMES)}")
     return {**base, **cfg}
@@ -307,10 +477,10 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
     # F (expert / MLP width) stays small: the surrounding tensors only have to exist with the
     # real names, and DeepSeek-V3-sized routers (256 x 7168, 58 layers) must stay quick to write.
     M, D, F = n_experts, dim, min(16, max(4, dim // 4))
-    if family == "deepseek_v3" and n_group is None:
+    if family in GROUPED and n_group is None:
         n_group = 4 if M % 4 == 0 and M >= 8 else 1
         topk_group = max(1, n_group // 2) if topk_group is None else topk_group
-    elif family == "deepseek_v3" and topk_group is None:
+    elif family in GROUPED and topk_group is None:
         topk_group = max(1, n_group // 2)
     n_enc = n_dec = 0
     total = n_layers
@@ -318,6 +488,8 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
         plan = _dbrx_layout(n_layers, M, D, F)
     elif family == "switch":
         plan, n_enc, n_dec = _switch_layout(n_layers, M, D, F)
+    elif family in NEW_FAMILIES:
+        plan, total = _new_layout(family, n_layers, M, D, F)
     else:
         plan, total = _decoder_layout(family, n_layers, M, D, F)
 
@@ -327,15 +499,20 @@ def make_checkpoint(directory, family, *, n_layers=2, n_experts=8, dim=32, k=2, 
                  "write fewer layers, experts or a smaller dim")
     values = {}
     for name, kind, shape in plan:
+        code = dtype
+        if isinstance(kind, tuple):  # a router stored in its own dtype (ERNIE's float32 gate)
+            kind, code = kind
         if kind == "router":
-            v = representable(rng, shape, dtype, scale=1.0 / np.sqrt(D))
+            v = representable(rng, shape, code, scale=1.0 / np.sqrt(D))
+        elif kind == "gamma1p":  # a (1 + w) norm's weight is stored centred on 0
+            v = representable(rng, shape, dtype, scale=0.2)
         elif kind == "gamma":
             v = representable(rng, shape, dtype, scale=0.2, offset=1.0, positive=True)
         elif kind == "selbias":
             v = representable(rng, shape, "float32", scale=0.05)
         else:  # rbias, beta, w
             v = representable(rng, shape, dtype, scale=0.1)
-        code = "float32" if kind == "selbias" else dtype
+        code = "float32" if kind == "selbias" else code
         values[name] = (code, v)
     for name, new in (overrides or {}).items():
         if new is None:

@@ -12,7 +12,11 @@ Selection
       experts is selected (dropped experts count as ``-inf``, as in DeepSeek's reference inference
       code; Hugging Face's implementation fills them with 0.0, which differs only when a kept
       expert's selection score is negative; the gate weights use the unbiased ``sigma(l)`` and do
-      not affect the selected set).
+      not affect the selected set). ``scoring_func: softmax`` replaces ``sigma(l)`` by the
+      softmax probabilities (ERNIE-4.5-MoE: softmax plus ``e_score_correction_bias``).
+    * DeepSeek-V2 (``topk_method = group_limited_greedy``): softmax scores, each group scores its
+      *largest* member, the ``topk_group`` best groups are kept and the top-k of the kept scores
+      selected (``Routing('deepseek_v2', ...)``; ``greedy`` is plain top-k).
 
     Ties are broken by index: the lower expert (or group) index wins, as a stable sort does
     (THEORY §9 convention; ``torch.topk`` leaves it unspecified). This matters only for rounded
@@ -40,10 +44,11 @@ import numpy as np
 from discosim._core.errors import InputError, check_choice, check_int
 
 __all__ = ["FORMATS", "FloatFormat", "round_to_format", "ulp", "topk_mask", "topk_margin",
-           "deepseek_v3_mask", "deepseek_v3_margin", "Routing", "ROUTINGS", "sigmoid",
-           "tie_straddles_cut"]
+           "deepseek_v3_mask", "deepseek_v3_margin", "Routing", "ROUTINGS", "SCORE_FUNCS", "sigmoid",
+           "softmax", "tie_straddles_cut"]
 
-ROUTINGS = ("topk", "deepseek_v3")
+ROUTINGS = ("topk", "deepseek_v3", "deepseek_v2")
+SCORE_FUNCS = ("softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,13 @@ def sigmoid(x):
     from scipy.special import expit  # imported on use: the CLI imports this module
 
     return expit(np.asarray(x, dtype=np.float64))
+
+
+def softmax(x):
+    """Row-wise softmax in float64 (the largest logit subtracted first: no overflow)."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    return e / np.sum(e, axis=1, keepdims=True)
 
 
 def sigmoid_slope(x):
@@ -191,17 +203,20 @@ def _check_groups(M, k, n_group, topk_group):
     return G, T
 
 
-def _selection_scores(logits, selection_bias):
-    s = sigmoid(logits)
+def _selection_scores(logits, selection_bias, score_func="sigmoid"):
+    s = sigmoid(logits) if score_func == "sigmoid" else softmax(logits)
     if selection_bias is not None:
         s = s + np.asarray(selection_bias, dtype=np.float64)[None, :]
     return s
 
 
-def _group_scores(s, G):
-    """Sum of the two largest selection scores of each of G contiguous groups, shape (N, G)."""
+def _group_scores(s, G, group_score="top2"):
+    """Per group of G contiguous groups, shape (N, G): the sum of its two largest selection
+    scores (``'top2'``, DeepSeek-V3) or its largest (``'max'``, DeepSeek-V2)."""
     N, M = s.shape
     size = M // G
+    if group_score == "max":
+        return np.max(s.reshape(N, G, size), axis=2)
     if size == 1:
         return s.copy()
     part = np.partition(s.reshape(N, G, size), size - 2, axis=2)
@@ -213,8 +228,13 @@ def _expand_groups(group_mask, M):
     return np.repeat(group_mask, M // G, axis=1)
 
 
-def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=None):
+def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=None,
+                      score_func="sigmoid", group_score="top2"):
     """Selection and margins of DeepSeek-V3 routing in one pass.
+
+    ``score_func`` ('sigmoid' or 'softmax') gives the scores the selection bias is added to;
+    ``group_score`` how a group is scored: 'top2' (sum of its two largest, DeepSeek-V3) or 'max'
+    (its largest, DeepSeek-V2's ``group_limited_greedy``).
 
     Returns
     -------
@@ -236,7 +256,7 @@ def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=N
     N, M = x.shape
     k = check_int("k", k, 1, M)
     G, T = _check_groups(M, k, n_group, topk_group)
-    s = _selection_scores(x, selection_bias)
+    s = _selection_scores(x, selection_bias, score_func)
     inf = np.full(N, np.inf)
     if G == 1:
         return {"mask": topk_mask(s, k), "scores": s, "kept": np.ones_like(s, dtype=bool),
@@ -244,7 +264,7 @@ def deepseek_v3_parts(logits, k, selection_bias=None, n_group=None, topk_group=N
                 "group_changes": np.zeros(N, dtype=bool), "last_kept": np.zeros(N, dtype=np.int64),
                 "first_dropped": np.zeros(N, dtype=np.int64),
                 "margin": topk_margin(s, k) if k < M else inf}
-    gs = _group_scores(s, G)
+    gs = _group_scores(s, G, group_score)
     gmask = topk_mask(gs, T)
     kept = _expand_groups(gmask, M)
     masked = np.where(kept, s, -np.inf)
@@ -287,7 +307,9 @@ def deepseek_v3_margin(logits, k, selection_bias=None, n_group=None, topk_group=
 # --------------------------------------------------------------------------- one routing object
 @dataclass(frozen=True)
 class Routing:
-    """A routing function: ``kind`` ('topk' or 'deepseek_v3'), ``k`` and the DeepSeek-V3 extras.
+    """A routing function: ``kind`` ('topk', 'deepseek_v3' or 'deepseek_v2'), ``k`` and the
+    extras of the curved kinds: selection bias, groups and score function (sigmoid by default
+    for 'deepseek_v3', softmax for 'deepseek_v2', whose groups score their largest member).
 
     Built from anything with the attributes of a checkpoint ``RouterLayer`` by :meth:`of`.
     """
@@ -297,23 +319,31 @@ class Routing:
     selection_bias: np.ndarray = None
     n_group: int = None
     topk_group: int = None
+    score_func: str = None
 
     def __post_init__(self):
         check_choice("routing", self.kind, ROUTINGS)
         check_int("k", self.k, 1)
+        if self.score_func is not None:
+            check_choice("score function", self.score_func, SCORE_FUNCS)
 
     @classmethod
     def of(cls, layer):
         kind = getattr(layer, "routing", "topk")
-        if kind == "deepseek_v3":
+        if kind in ("deepseek_v3", "deepseek_v2"):
             return cls(kind, int(layer.k), getattr(layer, "selection_bias", None),
-                       getattr(layer, "n_group", None), getattr(layer, "topk_group", None))
+                       getattr(layer, "n_group", None), getattr(layer, "topk_group", None),
+                       getattr(layer, "score_func", None))
         return cls(kind, int(layer.k))
 
     @property
     def linear(self):
-        """True when ties are hyperplanes (THEORY §5 applies)."""
+        """True when ties are hyperplanes and selection is a top-k of them (THEORY §5 applies)."""
         return self.kind == "topk"
+
+    def _curved(self):
+        sf = self.score_func or ("softmax" if self.kind == "deepseek_v2" else "sigmoid")
+        return {"score_func": sf, "group_score": "max" if self.kind == "deepseek_v2" else "top2"}
 
     def check(self, n_experts):
         """Validate against M experts (raises InputError)."""
@@ -329,13 +359,13 @@ class Routing:
         """(N, M) bool mask of the selected experts."""
         if self.linear:
             return topk_mask(logits, self.k)
-        return deepseek_v3_mask(logits, self.k, self.selection_bias, self.n_group, self.topk_group)
+        return self.parts(logits)["mask"]
 
     def margin(self, logits):
         """(N,) decision margins in selection-score units."""
         if self.linear:
             return topk_margin(logits, self.k)
-        return deepseek_v3_margin(logits, self.k, self.selection_bias, self.n_group, self.topk_group)
+        return self.parts(logits)["margin"]
 
     def parts(self, logits):
         """Selection, margin and what the flip prediction needs (see :func:`deepseek_v3_parts`)."""
@@ -343,4 +373,5 @@ class Routing:
             x = np.asarray(logits, dtype=np.float64)
             mask, gk, gk1 = _mask_and_gaps(x, self.k)
             return {"mask": mask, "margin": gk - gk1, "level": gk}
-        return deepseek_v3_parts(logits, self.k, self.selection_bias, self.n_group, self.topk_group)
+        return deepseek_v3_parts(logits, self.k, self.selection_bias, self.n_group, self.topk_group,
+                                 **self._curved())
