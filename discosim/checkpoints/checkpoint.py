@@ -385,11 +385,11 @@ def _selection_bias_key(family, match, keys):
     return None
 
 
-def _tell_holds(family, found, keys):
-    """Key-only detection: the family's norm is where it says (Jamba's ``pre_ff_layernorm`` vs
-    Llama-4's ``post_attention_layernorm``, Cohere's ``input_layernorm``) and its telling tensor
-    is present."""
-    if family.norm is not None and not any(
+def _tell_holds(family, found, keys, norm_present=True):
+    """Key-only detection: the family's telling tensor is present and (first pass) its norm is
+    where it says (Jamba's ``pre_ff_layernorm`` vs Llama-4's ``post_attention_layernorm``,
+    Cohere's ``input_layernorm``)."""
+    if norm_present and family.norm is not None and not any(
             family.norm.format(**m.groupdict()) + ".weight" in keys for _, m in found):
         return False
     if family.tell == "selection_bias":
@@ -445,11 +445,12 @@ def _choose(store, family, key_pattern, path):
         # may differ from any family whose tensor names it shares, so never guess
         raise InputError(f"config.json model_type {printable(model_type)!r} is not a known router "
                          f"family; {_router_like(keys)}; {_NAME_ONE}")
-    for name in KEY_ONLY_ORDER:
-        fam = FAMILIES[name]
-        found = _match(fam.router_regex, keys)
-        if found and _tell_holds(fam, found, keys):
-            return fam.name, fam, found, "keys"
+    for norm_present in (True, False):  # a family whose norm is there first
+        for name in KEY_ONLY_ORDER:
+            fam = FAMILIES[name]
+            found = _match(fam.router_regex, keys)
+            if found and _tell_holds(fam, found, keys, norm_present):
+                return fam.name, fam, found, "keys"
     raise InputError(f"no router found in {path} (unknown layout); {_router_like(keys)}; "
                      f"{_NAME_ONE}, or name the routers with key_pattern")
 

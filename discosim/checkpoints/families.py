@@ -318,7 +318,7 @@ _TABLE = (
            source=_TF + "qwen3_vl_moe/modular_qwen3_vl_moe.py (Qwen3VLMoeTextTopKRouter)"),
     Family("minimax_m2", ("minimax_m2",), ("MiniMaxM2ForCausalLM",),
            _PFX + _MOE + r"gate\.weight", _POST, "rmsnorm", routing="deepseek_v3",
-           score_func="sigmoid", selection_bias=_V3_BIAS[::-1], tell="selection_bias",
+           score_func="sigmoid", selection_bias=_V3_BIAS[1:], tell="selection_bias",
            source=_TF + "minimax_m2/modular_minimax_m2.py (MiniMaxM2TopKRouter)"),
     Family("exaone_moe", ("exaone_moe",), ("ExaoneMoeForCausalLM",),
            _PFX + _MLP + r"gate\.weight", _POST, "rmsnorm", routing="deepseek_v3",
