@@ -7,9 +7,10 @@ router bias ``b``, routing function of :mod:`discosim.model.selection`) and an i
   In the reduced coordinates of THEORY §3 a sphere point is ``z = R G / sqrt(|G|^2 + chi2_{D-M})``
   and the exact logits are ``s = Rm^T z + b``: O(M^2) per input, whatever D;
 * ``ball``: x uniform in ``B_D(0, R)``, ``z = R G / sqrt(|G|^2 + chi2_{D+2-M})``;
-* hidden states (an (N, D) array, ``.npy``, or ``.npz`` with one key per layer): the rows, each
-  rescaled to rms 1 when the norm is folded into W (the router sees ``h / rms(h)``); fractions are
-  proportions over those points with binomial errors,
+* hidden states (an (N, D) array, ``.npy``, or ``.npz`` with one key per layer): the rows (the
+  input of the norm), normalised as the model does when the norm is folded into W (the router
+  sees ``h / sqrt(mean(h^2) + eps)`` with the model's eps); fractions are proportions over those
+  points with binomial errors,
 
 the audit reports
 
@@ -548,21 +549,35 @@ def _check_points(layer, table):
     if biggest > 1e150:
         raise InputError(f"hidden states for layer {layer.name} hold values up to {biggest:.3g}: "
                          f"too large to normalise (rescale them)")
-    return pts
+    return _Points(pts, getattr(layer, "norm_eps", None))
+
+
+class _Points:
+    """Hidden states as stored, with the eps of the model's norm in front of the router (the
+    checkpoint's ``RouterLayer.norm_eps``; None for layers without one: eps 0)."""
+
+    def __init__(self, rows, eps):
+        self.rows, self.eps = rows, float(eps or 0.0)
+        self.shape = rows.shape
+
+    def __getitem__(self, item):
+        return self.rows[item]
 
 
 def _point_logits(pts, a, b, W, bias, name, folded, layernorm):
-    """Logits of hidden-state rows a..b, each row rescaled to rms 1 (after centring, for a
-    LayerNorm) when the norm is folded into W; float64 blocks of :func:`_point_rows` rows."""
+    """Logits of hidden-state rows a..b normalised the model's way when the norm is folded into
+    W: ``h / sqrt(mean(h^2) + eps)`` (after centring, for a LayerNorm) with the model's eps;
+    float64 blocks of :func:`_point_rows` rows."""
     logits = np.empty((b - a, W.shape[0]))
     step = _point_rows(W.shape[1])
+    eps = getattr(pts, "eps", 0.0)
     for s in range(a, b, step):
         e = min(b, s + step)
         p = np.asarray(pts[s:e], dtype=np.float64)
         if folded:
             if layernorm:
                 p = p - p.mean(axis=1, keepdims=True)
-            rms = np.sqrt(np.mean(p * p, axis=1))
+            rms = np.sqrt(np.mean(p * p, axis=1) + eps)
             if np.any(rms == 0) or not np.all(np.isfinite(rms)):
                 raise InputError(f"hidden states for layer {name} have zero or non-finite rows")
             p = p / rms[:, None]
