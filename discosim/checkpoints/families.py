@@ -119,8 +119,7 @@ from dataclasses import dataclass
 from discosim._core.errors import InputError
 
 __all__ = ["Family", "FAMILIES", "KEY_ONLY_ORDER", "NORM_FORMS", "family_from_config",
-           "template_regex", "layer_number", "GENERIC_LAYER", "family_table_rows",
-           "family_table_markdown", "FAMILY_TABLE_MARKERS"]
+           "template_regex", "layer_number", "GENERIC_LAYER"]
 
 # How a norm in front of a router maps its input h to the router's input (THEORY §9):
 # 'rmsnorm'    w ⊙ h / sqrt(mean(h²) + eps)
@@ -228,7 +227,6 @@ class Family:
 _PFX = r"(?P<prefix>model\.language_model\.|language_model\.model\.|model\.)layers\.(?P<layer>\d+)\."
 _MOE = r"(?P<blk>block_sparse_moe\.|mlp\.)"   # Mixtral-style blocks: released and transformers 5
 _MLP = r"(?P<blk>mlp\.)"
-_L = r"model\.layers\.(?P<layer>\d+)\."
 _POST = "{prefix}layers.{layer}.post_attention_layernorm"
 _V3_BIAS = ("{prefix}layers.{layer}.{blk}gate.e_score_correction_bias",
             "{prefix}layers.{layer}.{blk}e_score_correction_bias")
@@ -386,74 +384,6 @@ def family_from_config(config):
     return None
 
 
-_SCORE_TEXT = {"softmax": "softmax", "sigmoid": "sigmoid"}
-_NORM_TEXT = {"rmsnorm": "RMSNorm w·x̂", "rmsnorm_1p": "RMSNorm (1+w)·x̂", "layernorm": "LayerNorm",
-              None: "none"}
-
-
-def _selection_text(fam):
-    if fam.routing == "topk":
-        return "top-k of logits" if fam.fixed_k is None else f"top-{fam.fixed_k} of logits"
-    if fam.routing == "deepseek_v2":
-        return "top-k (greedy) or group-limited, group max (group_limited_greedy)"
-    text = "top-k of score + selection bias"
-    if fam.layer_limit_field is not None or fam.name in ("exaone_moe",):
-        text += ", groups (top-2 sum)"
-    return text
-
-
-def family_table_rows():
-    """One row per family of the registry (the README table): family, model_types, router key,
-    norm, score, selection, closed forms (§5) apply.
-
-    Examples
-    --------
-    >>> rows = family_table_rows()
-    >>> rows[0]["family"], rows[0]["closed forms (§5) apply"]
-    ('mixtral', 'yes')
-    """
-    rows = []
-    for fam in _TABLE:
-        key = fam.router.replace(_PFX, "model.layers.{i}.").replace(_L, "model.layers.{i}.")
-        key = key.replace(_MOE, "{block_sparse_moe|mlp}.").replace(_MLP, "mlp.")
-        key = re.sub(r"\(\?P<layer>\\d\+\)", "{i}", key)
-        key = re.sub(r"\(\?P<(\w+)>([^)]*)\)", r"{\2}", key).replace("\\.", ".")
-        norm = _NORM_TEXT[fam.norm_form]
-        if fam.name == "cohere2_moe":
-            norm += " (LayerNorm without rms_norm_eps)"
-        if fam.norm is not None:
-            norm += " " + fam.norm.split("{layer}")[-1].lstrip(".").replace("{sub}", "{j}")
-        score = fam.score_func + (f" ({fam.score_field})" if fam.score_field else "")
-        rows.append({"family": fam.name, "model_types": ", ".join(fam.model_types),
-                     "router key": key, "norm": norm, "score": score,
-                     "selection": _selection_text(fam),
-                     "closed forms (§5) apply": fam.closed_forms})
-    return rows
-
-
-FAMILY_TABLE_MARKERS = ("<!-- families:start -->", "<!-- families:end -->")
-
-
-def family_table_markdown():
-    """The README's family table (between :data:`FAMILY_TABLE_MARKERS`), from the registry.
-
-    Examples
-    --------
-    >>> print(family_table_markdown().splitlines()[0])
-    | family | model_types | router key | norm | score | selection | closed forms (§5) apply |
-    """
-    rows = family_table_rows()
-    cols = list(rows[0])
-
-    def cell(v):
-        return str(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(r[c]) if c != "router key" else f"`{r[c]}`"
-                                for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 # Where a tensor name says its block when no family regex does: ``...layers.3.``, ``blocks.3.``
 GENERIC_LAYER = re.compile(r"(?:layers|blocks|block)\.(?P<layer>[0-9]{1,9})\.")
 # a model's layer number: at most 9 digits (the largest models have about 100 layers)
@@ -489,3 +419,4 @@ def template_regex(pattern):
         parts = pattern.split("{i}")
         return re.compile(r"(?P<layer>\d+)".join(re.escape(p) for p in parts))
     return re.compile(pattern)
+
