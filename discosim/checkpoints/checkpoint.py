@@ -338,7 +338,7 @@ def _finite(a, what):
         raise InputError(f"{what} has non-finite entries (NaN or inf)")
 
 
-_ROUTER_LIKE = re.compile(r"router|gate", re.IGNORECASE)
+_ROUTER_LIKE = re.compile(r"router|gate|e_score_correction|moe_statics", re.IGNORECASE)
 _NOT_ROUTER = re.compile(r"gate_proj|gate_up_proj|up_gate", re.IGNORECASE)
 
 

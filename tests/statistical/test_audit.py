@@ -134,7 +134,9 @@ def test_json_shape_acceptance(factory_dir):
             assert {"measured", "stderr", "predicted"} <= set(L["flip"][fmt])
 
 
-@pytest.mark.parametrize("family", FAMILY_NAMES)
+# issue 10's twelve families; every family's routing is checked against its own NumPy reference
+# in tests/unit/test_family_references.py and tests/unit/test_families.py (issue 22)
+@pytest.mark.parametrize("family", FAMILY_NAMES[:12])
 def test_selection_matches_direct_numpy_per_family(family, factory_dir):
     """Each family's selection on random inputs equals a direct NumPy implementation of its
     routing, and the reduced coordinates of THEORY §3 give the same logits as W x + b."""
@@ -181,7 +183,8 @@ def test_npz_hidden_states_binomial(factory_dir, tmp_path):
                            constants_samples=500)
     for L, layer in zip(res.layers, ckpt):
         h = states[layer.name]
-        x = h / np.sqrt(np.mean(h * h, axis=1, keepdims=True))  # the router sees h / rms(h)
+        # the router sees h / sqrt(mean(h^2) + eps) with the model's eps (rms_norm_eps)
+        x = h / np.sqrt(np.mean(h * h, axis=1, keepdims=True) + ckpt.config["rms_norm_eps"])
         g = np.sort(x @ layer.weight.T, axis=1)
         for j, e in enumerate(eps):
             p = np.mean(g[:, -2] - g[:, -3] <= e)
