@@ -578,7 +578,8 @@ def _point_logits(pts, a, b, W, bias, name, folded, layernorm):
             if layernorm:
                 p = p - p.mean(axis=1, keepdims=True)
             rms = np.sqrt(np.mean(p * p, axis=1) + eps)
-            if np.any(rms == 0) or not np.all(np.isfinite(rms)):
+            # a zero row has no direction (every logit equals its bias): refused with or without eps
+            if np.any(np.all(p == 0, axis=1)) or not np.all(np.isfinite(rms)):
                 raise InputError(f"hidden states for layer {name} have zero or non-finite rows")
             p = p / rms[:, None]
         logits[s - a:e - a] = p @ W.T

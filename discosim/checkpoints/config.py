@@ -66,13 +66,17 @@ def _as_int(name, value, source):
         raise InputError(f"{exc} ({source})") from None
 
 
+# fields a modeling file reads per layer when given a list (HunYuanMoEV1Moe: config.moe_topk)
+_PER_LAYER_FIELDS = ("moe_topk",)
+
+
 def lookup_int(config, fields, name):
-    """``(field, int)`` of the first of ``fields`` present, checked by :func:`_as_int`. A list
-    (HunYuan's per-layer ``moe_topk``, ``num_experts``) is accepted when all its entries agree."""
+    """``(field, int)`` of the first of ``fields`` present, checked by :func:`_as_int`. A list of
+    a per-layer field (HunYuan's ``moe_topk``) is accepted when all its entries agree."""
     field, value = lookup(config, fields)
     if field is None:
         return None, None
-    if isinstance(value, list) and value:
+    if isinstance(value, list) and value and field.split(".")[-1] in _PER_LAYER_FIELDS:
         values = {_as_int(name, v, f"config.json {field}") for v in value}
         if len(values) > 1:
             raise InputError(f"config.json {field} differs between layers ({sorted(values)[:4]}); "
