@@ -41,21 +41,24 @@ class RouterLayer:
     index : int
         Position in the checkpoint's router order (``ckpt[index]``).
     family : str
-        Router family.
+        Router family (``'<name> (guessed)'`` when it was guessed from tensor names).
     weight : ndarray of float64, shape (M, D)
-        ``W diag(γ)`` when ``norm_folded``, else the stored W (read-only).
+        ``W diag(γ)`` (``W diag(1 + γ)`` for a ``(1 + w)`` norm) when ``norm_folded``, else the
+        stored W (read-only).
     bias : ndarray of float64, shape (M,), or None
         Router bias plus ``W β`` from a LayerNorm bias (read-only); added to the logits.
     selection_bias : ndarray of float64, shape (M,), or None
-        DeepSeek-V3's ``e_score_correction_bias``: added to the scores for selection only.
+        A selection-only bias added to the scores (DeepSeek-V3, GLM-4-MoE, EXAONE-MoE and
+        MiniMax-M2 ``e_score_correction_bias``; ERNIE-4.5's ``moe_statics``).
     k : int
         Active experts per token.
-    routing : {'topk', 'deepseek_v3'}
-        The routing function (THEORY §9).
+    routing : {'topk', 'deepseek_v3', 'deepseek_v2'}
+        The routing function (THEORY §9): top-k of the logits; scores plus selection bias with
+        groups scored by their top-2 sum; softmax scores with groups scored by their largest.
     score_func : {'softmax', 'sigmoid'}
         The score transform (top-k of a monotone transform has the linear gate's ties).
     n_group, topk_group : int or None
-        Group-limited selection (DeepSeek-V3); None when every group is kept.
+        Group-limited selection; None when every group is kept.
     norm_folded : bool
         Whether the norm weight was folded into ``weight``.
     norm_key : str or None

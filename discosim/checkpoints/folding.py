@@ -11,11 +11,11 @@ checkpoint stored in float64 gets one rounding per entry, relative error <= 2^-5
 sum, rounded in float64 (error <= D · 2^-53 · Σ_j |w_ij β_j|).
 
 ``(1 + w)`` norms (Qwen3-Next, Qwen3.5-MoE: ``Qwen3NextRMSNorm`` multiplies by ``1 + weight``):
-the gate is ``W diag(1 + γ)``. ``1 + γ`` is exact in float64 when γ's last bit is at least
-``2^-52`` (a bf16 γ with |γ| >= 2^-45, an fp16 γ always); the product then has at most
-``p_W + 53 - ...`` bits: exact when ``bits(W) + bits(1 + γ) <= 53`` (bf16 W and bf16 γ with
-|γ| >= 2^-37 or so; checked by the tests with rational arithmetic). The model itself forms
-``1 + γ`` in float32, which rounds where float64 does not: THEORY §9 routes by exact arithmetic.
+the gate is ``W diag(1 + γ)``. ``1 + γ`` is exact in float64 when γ's last significant bit is at
+least ``2^-52`` (any fp16 γ; a bf16 or fp32 γ with |γ| >= 2^-45 or 2^-29), and the product
+``w_ij (1 + γ_j)`` is exact when the significant bits of the two factors add up to at most 53
+(bf16 w and bf16 γ with |γ| >= 2^-37, for instance; the tests check every entry with rational
+arithmetic). The model forms ``1 + γ`` in float32; THEORY §9 routes with exact arithmetic.
 """
 
 import numpy as np
