@@ -214,6 +214,9 @@ class Checkpoint:
         Whether norms are folded into the routers.
     detected_by : {'argument', 'config', 'keys', 'key_pattern'}
         How the family was found.
+    norm : tuple
+        ``(norm_form, eps)`` of the norm folded in front of every router, ``(None, None)`` when
+        none is.
 
     Attributes
     ----------
