@@ -458,7 +458,9 @@ def _choose(store, family, key_pattern, path):
             if found and _tell_holds(fam, found, keys, norm_present):
                 return fam.name, fam, found, "keys"
     raise InputError(f"no router found in {path} (unknown layout); {_router_like(keys)}; "
-                     f"{_NAME_ONE}, or name the routers with key_pattern")
+                     f"{_NAME_ONE} (key_pattern audits named tensors as a plain top-k of W x, "
+                     f"no norm folded: the model's routing only if it has no norm weight, bias "
+                     f"or selection bias)")
 
 
 def _check_float(store, name, what):
