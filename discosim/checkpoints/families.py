@@ -104,9 +104,6 @@ Checked against the Hugging Face ``transformers`` modeling code (src/transformer
   n_routed_experts x hidden, ``mlp.gate.e_score_correction_bias``, sigmoid, groups, top-2 sums)
   behind ``post_attention_layernorm`` (RMSNorm); the MTP layers ``model.layers.{num_hidden_layers}``
   and up are dropped.
-* glm4v_moe (GLM-4.5V; modular_glm4v_moe.py, ``Glm4vMoeTextTopkRouter(Glm4MoeTopkRouter)``,
-  ``Glm4vMoeTextMoE(Glm4MoeMoE)``, ``Glm4vMoeTextDecoderLayer(Glm4MoeDecoderLayer)``): GLM-4-MoE's
-  router and layer under ``model.language_model.layers``, fields in ``text_config``.
 * minimax (MiniMax-Text-01; modular_minimax.py, ``MiniMaxSparseMoeBlock(MixtralSparseMoeBlock)``,
   ``MiniMaxDecoderLayer``): Mixtral's router (softmax top-k of ``block_sparse_moe.gate``) applied to
   ``post_attention_layernorm`` of the (alpha/beta-scaled) residual stream.
@@ -341,11 +338,6 @@ _TABLE = (
            score_func="sigmoid", expert_fields=("n_routed_experts",), selection_bias=_V3_BIAS,
            tell="selection_bias", layer_limit_field="num_hidden_layers", eps_default=1e-5,
            source=_TF + "glm4_moe/modeling_glm4_moe.py (Glm4MoeTopkRouter)"),
-    Family("glm4v_moe", ("glm4v_moe", "glm4v_moe_text"), ("Glm4vMoeForConditionalGeneration",),
-           _PFX + _MLP + r"gate\.weight", _POST, "rmsnorm", routing="deepseek_v3",
-           score_func="sigmoid", expert_fields=("n_routed_experts",), selection_bias=_V3_BIAS,
-           tell="selection_bias", layer_limit_field="num_hidden_layers", eps_default=1e-5,
-           source=_TF + "glm4v_moe/modular_glm4v_moe.py (Glm4vMoeTextTopkRouter)"),
     Family("minimax", ("minimax",), ("MiniMaxForCausalLM",),
            _PFX + _MOE + r"gate\.weight", _POST, "rmsnorm", eps_default=1e-5,
            source=_TF + "minimax/modular_minimax.py (MiniMaxDecoderLayer)"),

@@ -16,7 +16,7 @@ _NORM_TEXT = {"rmsnorm": "RMSNorm w·x̂", "rmsnorm_1p": "RMSNorm (1+w)·x̂", "
 
 
 # families whose config may name groups (n_group / topk_group), scored by their top-2 sum
-_TOP2_GROUPS = ("deepseek_v3", "exaone_moe", "glm4_moe", "glm4v_moe")
+_TOP2_GROUPS = ("deepseek_v3", "exaone_moe", "glm4_moe")
 
 
 def _selection_text(fam):

@@ -23,7 +23,7 @@ from discosim.model.selection import Routing
 
 NEW = ("deepseek_v2", "llama4", "cohere2_moe", "jetmoe", "hunyuan_v1_moe", "qwen3_next",
        "qwen3_5_moe", "qwen3_vl_moe", "minimax_m2", "exaone_moe", "ernie4_5_moe", "flex_olmo",
-       "glm4_moe", "glm4v_moe", "minimax")
+       "glm4_moe", "minimax")
 LM = "model.language_model.layers."
 # family: (first router, its norm or None, norm form, eps, routing, score, selection bias or None,
 # n_group) for make_checkpoint's defaults (2 routers, M = 8, D = 32, k = 2, groups 4 keep 2)
@@ -66,8 +66,6 @@ EXPECT = {
     "glm4_moe": ("model.layers.1.mlp.gate.weight",
                  "model.layers.1.post_attention_layernorm.weight", "rmsnorm", 1e-5, "deepseek_v3",
                  "sigmoid", "model.layers.1.mlp.gate.e_score_correction_bias", 4),
-    "glm4v_moe": (LM + "1.mlp.gate.weight", LM + "1.post_attention_layernorm.weight", "rmsnorm",
-                  1e-5, "deepseek_v3", "sigmoid", LM + "1.mlp.gate.e_score_correction_bias", 4),
     "minimax": ("model.layers.0.block_sparse_moe.gate.weight",
                 "model.layers.0.post_attention_layernorm.weight", "rmsnorm", 1e-5, "topk",
                 "softmax", None, None),
