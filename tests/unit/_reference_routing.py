@@ -39,8 +39,13 @@ TIE_RTOL = 1e-9
 ALIASES = {"granite_moe": "granitemoe", "switch": "switch_transformers"}
 
 
+# model types that route exactly as another family's (same modeling classes)
+MODEL_TYPES = {"kimi_k2": "deepseek_v3", "granitemoeshared": "granitemoe"}
+
+
 def canonical(name):
-    return ALIASES.get(name, name)
+    name = ALIASES.get(name, name)
+    return MODEL_TYPES.get(name, name)
 
 
 # ------------------------------------------------------------------------------- numerics
@@ -615,8 +620,8 @@ def _flex_olmo(keys, c):
 _BUILDERS = {
     "mixtral": _mixtral, "arctic": _arctic, "phimoe": _phimoe, "olmoe": _olmoe,
     "qwen2_moe": _qwen2_moe, "qwen3_moe": _qwen3_moe, "deepseek_v3": _deepseek_v3,
-    "kimi_k2": _deepseek_v3, "dbrx": _dbrx, "jamba": _jamba, "granitemoe": _granitemoe,
-    "granitemoeshared": _granitemoe, "gpt_oss": _gpt_oss, "switch_transformers": _switch,
+    "dbrx": _dbrx, "jamba": _jamba, "granitemoe": _granitemoe,
+    "gpt_oss": _gpt_oss, "switch_transformers": _switch,
     "deepseek_v2": _deepseek_v2, "llama4": _llama4, "cohere2_moe": _cohere2_moe,
     "jetmoe": _jetmoe, "hunyuan_v1_moe": _hunyuan_v1_moe, "qwen3_next": _qwen3_next,
     "qwen3_5_moe": _qwen3_5_moe, "minimax_m2": _minimax_m2, "exaone_moe": _exaone_moe,
