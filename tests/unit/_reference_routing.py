@@ -22,6 +22,63 @@ Public entry points:
   variants of the code disagree, e.g. 0.0 vs -inf fill of dropped groups). ``layer`` is the
   router's tensor name (``Router.key``) or its position in :func:`routers`.
 
+Sources (transformers ``src/transformers/models/...`` unless stated; read through the stored
+GitHub snapshots of huggingface/transformers, late 2025 / 2026 main):
+
+=====================  ==========================================================================
+family                 file: classes transcribed
+=====================  ==========================================================================
+mixtral                mixtral/modeling_mixtral.py: MixtralDecoderLayer, MixtralTopKRouter;
+                       conversion_mapping.py ("mixtral": block_sparse_moe.gate -> mlp.gate)
+arctic                 Snowflake/snowflake-arctic-instruct modeling_arctic.py (remote code) and
+                       vllm/model_executor/models/arctic.py: ArcticDecoderLayer (moe_layer_frequency)
+phimoe                 phimoe/modeling_phimoe.py: PhimoeDecoderLayer (nn.LayerNorm, eps=rms_norm_eps),
+                       sparsemixer (top-2 of logits at inference)
+olmoe                  olmoe/modeling_olmoe.py: OlmoeDecoderLayer, OlmoeTopKRouter
+qwen2_moe, qwen3_moe   qwen2_moe/modeling_qwen2_moe.py, qwen3_moe/modeling_qwen3_moe.py: *DecoderLayer
+                       (mlp_only_layers, decoder_sparse_step), *SparseMoeBlock / TopKRouter
+deepseek_v3 (kimi_k2)  deepseek_v3/modeling_deepseek_v3.py: DeepseekV3TopkRouter,
+                       DeepseekV3MoE.route_tokens_to_experts, DeepseekV3DecoderLayer
+dbrx                   dbrx/modeling_dbrx.py: DbrxNormAttentionNorm (nn.LayerNorm(d_model,
+                       bias=False)), DbrxRouter
+jamba                  jamba/configuration_jamba.py: layers_num_experts; modeling_jamba.py:
+                       JambaDecoderLayer (pre_ff_layernorm), JambaSparseMoeBlock
+granitemoe(+shared)    granitemoe/modeling_granitemoe.py, granitemoeshared/...: GraniteMoeTopKGating
+gpt_oss                gpt_oss/modeling_gpt_oss.py: GptOssTopKRouter (weight + bias)
+switch_transformers    switch_transformers/modeling_switch_transformers.py: SwitchTransformersStack
+                       (is_sparse), SwitchTransformersLayerFF, SwitchTransformersTop1Router
+deepseek_v2            deepseek_v2/modeling_deepseek_v2.py: DeepseekV2Moe.route_tokens_to_experts
+llama4                 llama4/modeling_llama4.py: Llama4Router, Llama4TextMoe,
+                       Llama4TextDecoderLayer (moe_layers); conversion_mapping.py (llava-style
+                       language_model.model -> model.language_model)
+cohere2_moe            cohere2_moe/modeling_cohere2_moe.py: Cohere2MoeDecoderLayer, Cohere2MoeLayerNorm,
+                       Cohere2MoeTopKRouter; configuration_cohere2_moe.py (rms_norm_eps None default)
+jetmoe                 jetmoe/modular_jetmoe.py: JetMoeDecoderLayer, JetMoeMoA, JetMoeMoE,
+                       JetMoeTopKGating, JetMoeRMSNorm(MixtralRMSNorm)
+hunyuan_v1_moe         hunyuan_v1_moe/modular_hunyuan_v1_moe.py: HunYuanMoEV1Gate (wg, fp32),
+                       HunYuanMoEV1Moe.route_tokens_to_experts
+qwen3_next             qwen3_next/modular_qwen3_next.py: Qwen3NextRMSNorm(Gemma3RMSNorm),
+                       Qwen3NextDecoderLayer, Qwen3NextSparseMoeBlock
+qwen3_5_moe            qwen3_5_moe/modular_qwen3_5_moe.py: Qwen3_5MoeDecoderLayer, Qwen3_5MoeRMSNorm,
+                       Qwen3_5MoeTopKRouter(Qwen3VLMoeTextTopKRouter)
+qwen3_vl_moe           qwen3_vl_moe/modular_qwen3_vl_moe.py: Qwen3VLMoeTextRMSNorm(Qwen3MoeRMSNorm),
+                       Qwen3VLMoeTextTopKRouter
+minimax_m2             minimax_m2/modular_minimax_m2.py: MiniMaxM2TopKRouter, MiniMaxM2SparseMoeBlock;
+                       conversion_mapping.py (.block_sparse_moe.e_score_correction_bias)
+exaone_moe             exaone_moe/modular_exaone_moe.py and modeling_exaone_moe.py: ExaoneMoeTopkRouter
+                       (fill -inf), ExaoneMoeDecoderLayer; conversion_mapping.py
+                       (mlp.e_score_correction_bias -> mlp.gate.e_score_correction_bias)
+ernie4_5_moe           ernie4_5_moe/modular_ernie4_5_moe.py: Ernie4_5_MoeStatics,
+                       Ernie4_5_MoeTopKRouter, Ernie4_5_MoeDecoderLayer; conversion_mapping.py
+                       (mlp.moe_statics.e_score_correction_bias)
+flex_olmo              flex_olmo/modular_flex_olmo.py: FlexOlmoDecoderLayer (post-norm, no
+                       input_layernorm)
+glm4_moe               glm4_moe/modeling_glm4_moe.py: Glm4MoeTopkRouter, Glm4MoeMoE (DeepSeek-V3's
+                       route_tokens_to_experts)
+minimax                minimax/modular_minimax.py: MiniMaxDecoderLayer.forward (post_attention_layernorm
+                       before the MoE block), MiniMaxSparseMoeBlock(MixtralSparseMoeBlock)
+=====================  ==========================================================================
+
 Tensor names follow the *hub* checkpoints (what ``from_pretrained`` reads, before
 ``conversion_mapping`` renames them); where transformers' newer internal layout differs
 (``block_sparse_moe.gate`` -> ``mlp.gate``), both are accepted, as the loader does.
@@ -31,7 +88,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FAMILIES", "ALIASES", "Router", "routers", "route", "TIE_RTOL", "canonical"]
+__all__ = ["FAMILIES", "ALIASES", "MODEL_TYPES", "Router", "routers", "route", "normed", "logits",
+           "TIE_RTOL", "canonical"]
 
 TIE_RTOL = 1e-9
 
@@ -126,6 +184,7 @@ class Router:
     select: object = field(repr=False)
     kind: str = "mlp"
     extra: tuple = ()   # other tensors the router reads (bias, selection bias)
+    router_bias: str = None   # the router's own Linear bias (gpt-oss, Switch with router_bias)
 
 
 def _first(keys, *names):
@@ -464,9 +523,12 @@ def _gpt_oss(keys, c):
     GptOssTopKRouter: ``F.linear(h, mlp.router.weight, mlp.router.bias)``, topk of the logits
     (softmax over the top-k only)."""
     k = c.get("num_experts_per_tok", c.get("experts_per_token"))
-    return _decoder(keys, c, c["num_hidden_layers"], lambda i: True, ("mlp.router.weight",),
-                    "post_attention_layernorm", "rms", c["rms_norm_eps"],
-                    lambda w, b: _logit_topk(w, k, b), extra=(("bias",),))
+    out = _decoder(keys, c, c["num_hidden_layers"], lambda i: True, ("mlp.router.weight",),
+                   "post_attention_layernorm", "rms", c["rms_norm_eps"],
+                   lambda w, b: _logit_topk(w, k, b), extra=(("bias",),))
+    for r in out:
+        r.router_bias = r.extra[0]
+    return out
 
 
 def _switch(keys, c):
@@ -495,7 +557,8 @@ def _switch(keys, c):
                 probs = softmax(logits)
                 mask, tie = topk_select(probs, 1)
                 return mask, probs, tie
-            out.append(Router(key, i, norm, select, extra=(bkey,) if bkey else ()))
+            out.append(Router(key, i, norm, select, extra=(bkey,) if bkey else (),
+                              router_bias=bkey))
     return out
 
 
@@ -637,6 +700,25 @@ def routers(family, keys, config):
     return _BUILDERS[canonical(family)](set(keys), config)
 
 
+def _find(family, tensors, config, layer):
+    rs = routers(family, tensors.keys(), config)
+    return next(x for x in rs if x.key == layer) if isinstance(layer, str) else rs[layer]
+
+
+def normed(family, tensors, config, layer, hidden, eps=None):
+    """The router's input: ``hidden`` through the norm in front of the router (float64)."""
+    r = _find(family, tensors, config, layer)
+    norm = r.norm if eps is None or r.norm[0] is None else r.norm[:3] + (eps,)
+    return _norm_apply(norm, tensors, np.asarray(hidden, dtype=np.float64))
+
+
+def logits(family, tensors, config, layer, hidden):
+    """The router's linear output ``W n(h) (+ b)`` (the router's own bias only)."""
+    r = _find(family, tensors, config, layer)
+    out = normed(family, tensors, config, layer, hidden) @ tensors[r.key].T
+    return out + tensors[r.router_bias] if r.router_bias else out
+
+
 def route(family, tensors, config, layer, hidden, eps=None):
     """Experts selected for ``hidden`` (N, D) at router ``layer`` (tensor name or position).
 
@@ -648,10 +730,7 @@ def route(family, tensors, config, layer, hidden, eps=None):
     info : dict with ``scores`` (N, M) float64 (what topk is taken of, dropped groups filled),
         ``tie`` (N,) bool and ``router`` (the :class:`Router`).
     """
-    rs = routers(family, tensors.keys(), config)
-    r = next(x for x in rs if x.key == layer) if isinstance(layer, str) else rs[layer]
-    h = np.asarray(hidden, dtype=np.float64)
-    norm = r.norm if eps is None or r.norm[0] is None else r.norm[:3] + (eps,)
-    x = _norm_apply(norm, tensors, h)
+    r = _find(family, tensors, config, layer)
+    x = normed(family, tensors, config, layer, hidden, eps)
     mask, scores, tie = r.select(tensors, x)
     return mask, {"scores": scores, "tie": tie, "router": r}

@@ -152,7 +152,7 @@ def _compare(case, ckpt, values, config, h, select, eps=None):
 
 
 @pytest.mark.parametrize("case", sorted(B.CASES))
-def test_select_matches_reference(built, case):
+def test_select_matches_reference(built, case, record_property):
     """The contract of issue 22: ``RouterLayer.select(h)`` is the model's own routing, on every
     family, from config.json alone; ``norm_eps`` is the eps the model's norm uses."""
     path, config, values = built(case)
@@ -163,11 +163,25 @@ def test_select_matches_reference(built, case):
     h = hidden(2)
     compared, tied = _compare(case, ckpt, values, config, h, lambda layer: layer.select(h))
     assert compared >= 0.99 * N * len(ckpt), (compared, tied)
+    record_property("rows_compared", compared)
+    record_property("rows_tied", tied)
     refs = {r.key: r for r in R.routers(fam, values, config)}
     for layer in ckpt:
         eps = refs[layer.name].norm[3]
         if eps is not None:
             assert layer.norm_eps == eps, (layer.name, layer.norm_eps, eps)
+        # logits: W n(h) + b in float64; rounding bound (D + 1) 2^-52 (sum_j |w_ij n_j| + |b_i|)
+        # for any summation order, times 10 for the norm's own roundings
+        r = refs[layer.name]
+        want = R.logits(fam, values, config, layer.name, h)
+        x = R.normed(fam, values, config, layer.name, h)
+        mag = np.abs(x) @ np.abs(values[layer.name]).T
+        if r.router_bias:
+            mag = mag + np.abs(values[r.router_bias])
+        bound = 10 * (B.D + 1) * 2.0 ** -52 * mag + 1e-300
+        got = np.asarray(layer.logits(h))
+        assert got.shape == want.shape
+        assert np.all(np.abs(got - want) <= bound), layer.name
 
 
 def _today_select(layer, h):
@@ -183,7 +197,7 @@ def _today_select(layer, h):
 
 
 @pytest.mark.parametrize("case", _TODAY)
-def test_todays_routing_matches_reference_without_eps(built, case):
+def test_todays_routing_matches_reference_without_eps(built, case, record_property):
     """The references agree with discosim's pre-issue-22 routing (eps set to 0 on both sides)
     for the families discosim already supported: a check of the references themselves."""
     path, config, values = built(case)
@@ -193,4 +207,6 @@ def test_todays_routing_matches_reference_without_eps(built, case):
     h = hidden(3)
     compared, tied = _compare(case, ckpt, values, config, h,
                               lambda layer: _today_select(layer, h), eps=0.0)
+    record_property("rows_compared", compared)
+    record_property("rows_tied", tied)
     assert compared >= 0.99 * N * len(ckpt), (compared, tied)
