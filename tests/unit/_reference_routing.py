@@ -1,4 +1,4 @@
-"""Independent NumPy references of how each MoE family routes, transcribed from public modeling code.
+"""Independent NumPy references of how each MoE family routes, from its public modeling code.
 
 Written from the Hugging Face ``transformers`` sources (``src/transformers/models/<name>/``,
 ``modeling_*.py`` / ``modular_*.py`` / ``configuration_*.py``, 2025-2026 main branch) and
@@ -25,59 +25,53 @@ Public entry points:
 Sources (transformers ``src/transformers/models/...`` unless stated; read through the stored
 GitHub snapshots of huggingface/transformers, late 2025 / 2026 main):
 
-=====================  ==========================================================================
-family                 file: classes transcribed
-=====================  ==========================================================================
-mixtral                mixtral/modeling_mixtral.py: MixtralDecoderLayer, MixtralTopKRouter;
-                       conversion_mapping.py ("mixtral": block_sparse_moe.gate -> mlp.gate)
-arctic                 Snowflake/snowflake-arctic-instruct modeling_arctic.py (remote code) and
-                       vllm/model_executor/models/arctic.py: ArcticDecoderLayer (moe_layer_frequency)
-phimoe                 phimoe/modeling_phimoe.py: PhimoeDecoderLayer (nn.LayerNorm, eps=rms_norm_eps),
-                       sparsemixer (top-2 of logits at inference)
-olmoe                  olmoe/modeling_olmoe.py: OlmoeDecoderLayer, OlmoeTopKRouter
-qwen2_moe, qwen3_moe   qwen2_moe/modeling_qwen2_moe.py, qwen3_moe/modeling_qwen3_moe.py: *DecoderLayer
-                       (mlp_only_layers, decoder_sparse_step), *SparseMoeBlock / TopKRouter
-deepseek_v3 (kimi_k2)  deepseek_v3/modeling_deepseek_v3.py: DeepseekV3TopkRouter,
-                       DeepseekV3MoE.route_tokens_to_experts, DeepseekV3DecoderLayer
-dbrx                   dbrx/modeling_dbrx.py: DbrxNormAttentionNorm (nn.LayerNorm(d_model,
-                       bias=False)), DbrxRouter
-jamba                  jamba/configuration_jamba.py: layers_num_experts; modeling_jamba.py:
-                       JambaDecoderLayer (pre_ff_layernorm), JambaSparseMoeBlock
-granitemoe(+shared)    granitemoe/modeling_granitemoe.py, granitemoeshared/...: GraniteMoeTopKGating
-gpt_oss                gpt_oss/modeling_gpt_oss.py: GptOssTopKRouter (weight + bias)
-switch_transformers    switch_transformers/modeling_switch_transformers.py: SwitchTransformersStack
-                       (is_sparse), SwitchTransformersLayerFF, SwitchTransformersTop1Router
-deepseek_v2            deepseek_v2/modeling_deepseek_v2.py: DeepseekV2Moe.route_tokens_to_experts
-llama4                 llama4/modeling_llama4.py: Llama4Router, Llama4TextMoe,
-                       Llama4TextDecoderLayer (moe_layers); conversion_mapping.py (llava-style
-                       language_model.model -> model.language_model)
-cohere2_moe            cohere2_moe/modeling_cohere2_moe.py: Cohere2MoeDecoderLayer, Cohere2MoeLayerNorm,
-                       Cohere2MoeTopKRouter; configuration_cohere2_moe.py (rms_norm_eps None default)
-jetmoe                 jetmoe/modular_jetmoe.py: JetMoeDecoderLayer, JetMoeMoA, JetMoeMoE,
-                       JetMoeTopKGating, JetMoeRMSNorm(MixtralRMSNorm)
-hunyuan_v1_moe         hunyuan_v1_moe/modular_hunyuan_v1_moe.py: HunYuanMoEV1Gate (wg, fp32),
-                       HunYuanMoEV1Moe.route_tokens_to_experts
-qwen3_next             qwen3_next/modular_qwen3_next.py: Qwen3NextRMSNorm(Gemma3RMSNorm),
-                       Qwen3NextDecoderLayer, Qwen3NextSparseMoeBlock
-qwen3_5_moe            qwen3_5_moe/modular_qwen3_5_moe.py: Qwen3_5MoeDecoderLayer, Qwen3_5MoeRMSNorm,
-                       Qwen3_5MoeTopKRouter(Qwen3VLMoeTextTopKRouter)
-qwen3_vl_moe           qwen3_vl_moe/modular_qwen3_vl_moe.py: Qwen3VLMoeTextRMSNorm(Qwen3MoeRMSNorm),
-                       Qwen3VLMoeTextTopKRouter
-minimax_m2             minimax_m2/modular_minimax_m2.py: MiniMaxM2TopKRouter, MiniMaxM2SparseMoeBlock;
-                       conversion_mapping.py (.block_sparse_moe.e_score_correction_bias)
-exaone_moe             exaone_moe/modular_exaone_moe.py and modeling_exaone_moe.py: ExaoneMoeTopkRouter
-                       (fill -inf), ExaoneMoeDecoderLayer; conversion_mapping.py
-                       (mlp.e_score_correction_bias -> mlp.gate.e_score_correction_bias)
-ernie4_5_moe           ernie4_5_moe/modular_ernie4_5_moe.py: Ernie4_5_MoeStatics,
-                       Ernie4_5_MoeTopKRouter, Ernie4_5_MoeDecoderLayer; conversion_mapping.py
-                       (mlp.moe_statics.e_score_correction_bias)
-flex_olmo              flex_olmo/modular_flex_olmo.py: FlexOlmoDecoderLayer (post-norm, no
-                       input_layernorm)
-glm4_moe               glm4_moe/modeling_glm4_moe.py: Glm4MoeTopkRouter, Glm4MoeMoE (DeepSeek-V3's
-                       route_tokens_to_experts)
-minimax                minimax/modular_minimax.py: MiniMaxDecoderLayer.forward (post_attention_layernorm
-                       before the MoE block), MiniMaxSparseMoeBlock(MixtralSparseMoeBlock)
-=====================  ==========================================================================
+* mixtral: mixtral/modeling_mixtral.py: MixtralDecoderLayer, MixtralTopKRouter;
+  conversion_mapping.py ("mixtral": block_sparse_moe.gate -> mlp.gate)
+* arctic: Snowflake/snowflake-arctic-instruct modeling_arctic.py (remote code) and
+  vllm/model_executor/models/arctic.py: ArcticDecoderLayer (moe_layer_frequency)
+* phimoe: phimoe/modeling_phimoe.py: PhimoeDecoderLayer (nn.LayerNorm, eps=rms_norm_eps),
+  sparsemixer (top-2 of logits at inference)
+* olmoe: olmoe/modeling_olmoe.py: OlmoeDecoderLayer, OlmoeTopKRouter
+* qwen2_moe, qwen3_moe: qwen2_moe/modeling_qwen2_moe.py, qwen3_moe/modeling_qwen3_moe.py:
+  *DecoderLayer (mlp_only_layers, decoder_sparse_step), *SparseMoeBlock / TopKRouter
+* deepseek_v3 (kimi_k2): deepseek_v3/modeling_deepseek_v3.py: DeepseekV3TopkRouter,
+  DeepseekV3MoE.route_tokens_to_experts, DeepseekV3DecoderLayer
+* dbrx: dbrx/modeling_dbrx.py: DbrxNormAttentionNorm (nn.LayerNorm(d_model, bias=False)),
+  DbrxRouter
+* jamba: jamba/configuration_jamba.py: layers_num_experts; modeling_jamba.py: JambaDecoderLayer
+  (pre_ff_layernorm), JambaSparseMoeBlock
+* granitemoe(+shared): granitemoe/modeling_granitemoe.py, granitemoeshared/...:
+  GraniteMoeTopKGating
+* gpt_oss: gpt_oss/modeling_gpt_oss.py: GptOssTopKRouter (weight + bias)
+* switch_transformers: switch_transformers/modeling_switch_transformers.py: SwitchTransformersStack
+  (is_sparse), SwitchTransformersLayerFF, SwitchTransformersTop1Router
+* deepseek_v2: deepseek_v2/modeling_deepseek_v2.py: DeepseekV2Moe.route_tokens_to_experts
+* llama4: llama4/modeling_llama4.py: Llama4Router, Llama4TextMoe, Llama4TextDecoderLayer
+  (moe_layers); conversion_mapping.py (llava-style language_model.model -> model.language_model)
+* cohere2_moe: cohere2_moe/modeling_cohere2_moe.py: Cohere2MoeDecoderLayer, Cohere2MoeLayerNorm,
+  Cohere2MoeTopKRouter; configuration_cohere2_moe.py (rms_norm_eps None default)
+* jetmoe: jetmoe/modular_jetmoe.py: JetMoeDecoderLayer, JetMoeMoA, JetMoeMoE, JetMoeTopKGating,
+  JetMoeRMSNorm(MixtralRMSNorm)
+* hunyuan_v1_moe: hunyuan_v1_moe/modular_hunyuan_v1_moe.py: HunYuanMoEV1Gate (wg, fp32),
+  HunYuanMoEV1Moe.route_tokens_to_experts
+* qwen3_next: qwen3_next/modular_qwen3_next.py: Qwen3NextRMSNorm(Gemma3RMSNorm),
+  Qwen3NextDecoderLayer, Qwen3NextSparseMoeBlock
+* qwen3_5_moe: qwen3_5_moe/modular_qwen3_5_moe.py: Qwen3_5MoeDecoderLayer, Qwen3_5MoeRMSNorm,
+  Qwen3_5MoeTopKRouter(Qwen3VLMoeTextTopKRouter)
+* qwen3_vl_moe: qwen3_vl_moe/modular_qwen3_vl_moe.py: Qwen3VLMoeTextRMSNorm(Qwen3MoeRMSNorm),
+  Qwen3VLMoeTextTopKRouter
+* minimax_m2: minimax_m2/modular_minimax_m2.py: MiniMaxM2TopKRouter, MiniMaxM2SparseMoeBlock;
+  conversion_mapping.py (.block_sparse_moe.e_score_correction_bias)
+* exaone_moe: exaone_moe/modular_exaone_moe.py and modeling_exaone_moe.py: ExaoneMoeTopkRouter
+  (fill -inf), ExaoneMoeDecoderLayer; conversion_mapping.py (mlp.e_score_correction_bias ->
+  mlp.gate.e_score_correction_bias)
+* ernie4_5_moe: ernie4_5_moe/modular_ernie4_5_moe.py: Ernie4_5_MoeStatics, Ernie4_5_MoeTopKRouter,
+  Ernie4_5_MoeDecoderLayer; conversion_mapping.py (mlp.moe_statics.e_score_correction_bias)
+* flex_olmo: flex_olmo/modular_flex_olmo.py: FlexOlmoDecoderLayer (post-norm, no input_layernorm)
+* glm4_moe: glm4_moe/modeling_glm4_moe.py: Glm4MoeTopkRouter, Glm4MoeMoE (DeepSeek-V3's
+  route_tokens_to_experts)
+* minimax: minimax/modular_minimax.py: MiniMaxDecoderLayer.forward (post_attention_layernorm before
+  the MoE block), MiniMaxSparseMoeBlock(MixtralSparseMoeBlock)
 
 Tensor names follow the *hub* checkpoints (what ``from_pretrained`` reads, before
 ``conversion_mapping`` renames them); where transformers' newer internal layout differs
@@ -114,7 +108,8 @@ def rms_norm(h, w, eps):
 
 
 def rms_norm_1p(h, w, eps):
-    """Gemma3RMSNorm = Qwen3NextRMSNorm = Qwen3_5MoeRMSNorm: ``h * rsqrt(mean(h^2) + eps) * (1 + w)``."""
+    """Gemma3RMSNorm = Qwen3NextRMSNorm = Qwen3_5MoeRMSNorm:
+    ``h * rsqrt(mean(h^2) + eps) * (1 + w)``."""
     return (h / np.sqrt(np.mean(h * h, axis=-1, keepdims=True) + eps)) * (1.0 + w)
 
 
@@ -278,7 +273,8 @@ def _group_select(s, n_group, topk_group, k, group_score, fill):
 def _deepseek_v3_like(wkey, bkey, k, n_group, topk_group, fill=0.0):
     """DeepseekV3TopkRouter + DeepseekV3MoE.route_tokens_to_experts (also Glm4Moe, ExaoneMoe):
     ``scores = sigmoid(logits)``; ``scores_for_choice = scores + e_score_correction_bias``; group
-    score = sum of the group's top-2; ``topk_group`` groups kept; the rest ``masked_fill(..., fill)``
+    score = sum of the group's top-2; ``topk_group`` groups kept; the rest
+    ``masked_fill(..., fill)``
     (0.0 in DeepseekV3/Glm4Moe, -inf in ExaoneMoeTopkRouter); ``topk(k)``. Rows where the other
     fill value selects differently are flagged as ties (the two published variants disagree)."""
     def select(t, x):
@@ -484,7 +480,8 @@ def _deepseek_v2(keys, c):
     method = c.get("topk_method", "greedy")
     return _decoder(keys, c, c["num_hidden_layers"], lambda i: i >= first, ("mlp.gate.weight",),
                     "post_attention_layernorm", "rms", c["rms_norm_eps"],
-                    lambda w: _deepseek_v2_select(w, k, method, c.get("n_group"), c.get("topk_group")))
+                    lambda w: _deepseek_v2_select(w, k, method, c.get("n_group"),
+                                                  c.get("topk_group")))
 
 
 def _dbrx(keys, c):
@@ -500,7 +497,8 @@ def _dbrx(keys, c):
 def _jamba(keys, c):
     """JambaConfig.layers_num_experts: ``num_experts if i % expert_layer_period ==
     expert_layer_offset else 1``; those layers' ``feed_forward`` is JambaSparseMoeBlock behind
-    ``pre_ff_layernorm`` (JambaRMSNorm, ``rms_norm_eps``); ``feed_forward.router`` -> softmax topk."""
+    ``pre_ff_layernorm`` (JambaRMSNorm, ``rms_norm_eps``); ``feed_forward.router`` -> softmax
+    topk."""
     k, per, off = c["num_experts_per_tok"], c["expert_layer_period"], c["expert_layer_offset"]
     return _decoder(keys, c, c["num_hidden_layers"],
                     lambda i: c["num_experts"] > 1 and i % per == off,
@@ -510,7 +508,8 @@ def _jamba(keys, c):
 
 def _granitemoe(keys, c):
     """GraniteMoeDecoderLayer / GraniteMoeSharedDecoderLayer: ``post_attention_layernorm``
-    (GraniteMoeRMSNorm, ``rms_norm_eps``) -> ``block_sparse_moe.router.layer`` (GraniteMoeTopKGating:
+    (GraniteMoeRMSNorm, ``rms_norm_eps``) -> ``block_sparse_moe.router.layer``
+    (GraniteMoeTopKGating:
     topk of the logits, softmax of the top-k)."""
     k = c["num_experts_per_tok"]
     return _decoder(keys, c, c["num_hidden_layers"], lambda i: True,
@@ -564,7 +563,8 @@ def _switch(keys, c):
 
 def _llama4(keys, c):
     """Llama4TextDecoderLayer: ``feed_forward = Llama4TextMoe`` iff ``layer_idx in moe_layers``
-    (default ``range(interleave_moe_layer_step - 1, num_hidden_layers, interleave_moe_layer_step)``);
+    (default ``range(interleave_moe_layer_step - 1, num_hidden_layers,
+    interleave_moe_layer_step)``);
     ``post_attention_layernorm`` (Llama4TextRMSNorm, ``rms_norm_eps``) -> Llama4Router
     (``feed_forward.router``, nn.Linear no bias): topk of the logits, sigmoid of the top values
     only. Hub checkpoints of Llama4ForConditionalGeneration: ``language_model.model.layers.*``
