@@ -93,6 +93,42 @@ def test_written_files_hold_the_values(built, case):
             seen += 1
     assert seen == len(values)
     assert json.load(open(os.path.join(path, "config.json"))) == config
+    # every tensor the reference routes with is in the checkpoint
+    for r in R.routers(B.CASES[case][0], values, config):
+        for name in (r.key, r.norm[1], r.norm[2]) + tuple(r.extra):
+            assert name is None or name in values, (case, name)
+
+
+# ------------------------------------------------------------------------------- reference parts
+def test_reference_parts():
+    """The reference's building blocks on hand-made inputs."""
+    # top-k ties go to the lower index and are flagged
+    mask, tie = R.topk_select(np.array([[1.0, 2.0, 2.0, 0.0], [3.0, 2.0, 1.0, 0.0]]), 1)
+    assert mask.tolist() == [[False, True, False, False], [True, False, False, False]]
+    assert tie.tolist() == [True, False]
+    # RMSNorm with (1 + w) is RMSNorm with weight 1 + w; LayerNorm centres
+    rng = np.random.default_rng(0)
+    h, w = rng.standard_normal((5, 8)), rng.standard_normal(8)
+    np.testing.assert_allclose(R.rms_norm_1p(h, w, 1e-6), R.rms_norm(h, 1.0 + w, 1e-6), rtol=1e-15)
+    np.testing.assert_allclose(R.layer_norm(h + 3.0, np.ones(8), None, 0.0).mean(axis=1), 0.0,
+                               atol=1e-14)
+    # group-limited selection, groups (0,1) (2,3) (4,5), one kept, then top-2: V3's top-2 sum
+    # keeps group 1 (0.5 + 0.5 > 0.9 + 0.0), V2's max keeps group 0 (0.9)
+    s = np.array([[0.9, 0.0, 0.5, 0.5, 0.1, 0.1]])
+    mask, _, _ = R._group_select(s, 3, 1, 2, "top2sum", -np.inf)
+    assert mask.tolist() == [[False, False, True, True, False, False]]
+    mask, _, _ = R._group_select(s, 3, 1, 2, "max", 0.0)
+    assert mask.tolist() == [[True, True, False, False, False, False]]
+    # transformers' 0.0 fill of dropped experts picks a dropped expert over a negative kept score;
+    # the reference flags such rows as ties (two published variants disagree)
+    t = {"w": np.eye(4), "b": np.array([-0.9, -0.9, 0.0, 0.0])}
+    x = np.array([[4.0, 3.0, -9.0, -9.0]])   # sigmoid + bias: ~0.08, ~0.05, ~1e-4, ~1e-4
+    sel = R._deepseek_v3_like("w", "b", 2, 2, 1, fill=0.0)
+    mask, _, tie = sel(t, x)
+    assert tie.tolist() == [False]             # both fills keep group 0 and its two experts
+    t["b"] = np.full(4, -1.0)                  # kept group's scores negative: 0.0 fill picks the
+    mask, _, tie = sel(t, np.array([[4.0, 3.0, -30.0, -30.0]]))   # dropped experts 2, 3
+    assert mask.tolist() == [[False, False, True, True]] and tie.tolist() == [True]
 
 
 # ------------------------------------------------------------------------------- coverage
