@@ -27,7 +27,8 @@ Sides that cannot be detected: the far side of a one-sided rule (a measurement b
 bound is no violation) is ``inf``; so is a side where the truth leaves the quantity's range
 (a relative deviation below -100%, a draw that refuses the truth) before 95% detection. An
 exact row (``sides == 0``: an identity counted without sampling error) has its exact
-resolution on both sides.
+resolution on both sides. A row without a finite standard error (and no draw) is not measured
+(NaN, ``null`` in JSON).
 """
 
 import math
@@ -142,6 +143,8 @@ def side_power(row, side, draw=None, n=N_DRAWS, seed=0, target=TARGET):
                 lo = hi / 2
                 break
             hi /= 2
+        else:
+            return 0.0  # any deviation fails (no error, no band: an identity)
     while hi - lo > _REL_TOL * hi:
         mid = 0.5 * (lo + hi)
         r = rate(mid)
@@ -167,6 +170,8 @@ def row_power(row, seed=0, index=0, n=N_DRAWS):
     if row.sides == 0 and row.draw is None:
         return (row.resolution, row.resolution,
                 "exact: no sampling error; the exact resolution on both sides")
+    if row.draw is None and not (math.isfinite(row.stderr) and row.stderr >= 0):
+        return math.nan, math.nan, "not measured: the row has no finite standard error"
     ss = row_stream(row, seed, index)
     what = getattr(row.draw, "__doc__", None) if row.draw is not None else None
     method = ("simulated: " + (what.strip().splitlines()[0] if what else "the row's draw")
