@@ -265,7 +265,10 @@ def counted(rows):
 
 @dataclass(frozen=True)
 class Context:
-    """Settings every claim reads: sample scale, seed, workers, device, quick mode."""
+    """Settings every claim reads: sample scale, seed, workers, device, quick mode.
+
+    ``seed`` is the run's; :func:`run_claims` hands each claim its own (``claim_seed``).
+    """
 
     scale: float = 1.0
     seed: int = 20260623
@@ -359,10 +362,13 @@ def _select(names):
 def run_claims(names=None, ctx=None, progress=None):
     """Run the registered claims (all, or those named) and return ``{name: ClaimOutput}``.
 
-    Every row comes back with its measured power (``power_low``, ``power_high``,
+    Each claim runs under its own seed, :func:`discosim._core.seeding.claim_seed` of ``ctx.seed``
+    and its name (the same whether it runs alone or with others). Every row comes back with its
+    measured power (``power_low``, ``power_high``,
     ``power_method``: :mod:`discosim.validation.power`), seeded from ``ctx.seed``.
     """
     from discosim._core.runtime import _progress_bar
+    from discosim._core.seeding import claim_seed
     from discosim.validation.power import with_power
 
     ctx = Context() if ctx is None else ctx
@@ -373,7 +379,8 @@ def run_claims(names=None, ctx=None, progress=None):
         for c in selected:
             if bar is not None:
                 bar.set_postfix_str(c.name)
-            res = c.func(ctx)
+            # each claim under its own seed, keyed by its name: no two claims draw one stream
+            res = c.func(replace(ctx, seed=claim_seed(ctx.seed, c.name)))
             if not isinstance(res, ClaimOutput):
                 raise TypeError(f"claim {c.name} returned {type(res).__name__}, not ClaimOutput")
             # each row's power, measured by simulating its statistic (validation.power)
