@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SEED = 20260623
-SMOKE_CLAIM = "euclidean_normal"
+SMOKE_CLAIM = "slice_exact"
 
 
 def run_one(seed, claims, work, timeout):
@@ -103,7 +103,7 @@ def fail_probability(row, offset, se, z):
 
 
 def _family(ps):
-    return -math.expm1(sum(math.log1p(-min(p, 1 - 1e-16)) for p in ps))
+    return 0.0 - math.expm1(sum(math.log1p(-min(p, 1 - 1e-16)) for p in ps))
 
 
 def clopper_pearson(k, n, level=0.95):
@@ -194,6 +194,9 @@ def plot(rows, fw, path):
         if r["fails"]:
             a.annotate(f"{r['claim']}[{r['index']}]", (i, r["fails"]), rotation=60, fontsize=7,
                        ha="left", va="bottom")
+    a.plot(list(x), [r["runs"] * r["p_fail_quick_offset"] for r in rows], "_", color="C1",
+           markersize=8, label="expected (offset model)")
+    a.legend(fontsize=7, loc="upper right")
     a.set_ylim(0, max([1] + [r["fails"] for r in rows]) * 1.6)
     lo, hi = fw["ci95"]
     b.errorbar([0], [fw["rate"]], yerr=[[fw["rate"] - lo], [hi - fw["rate"]]], fmt="o", color="k",
@@ -202,6 +205,9 @@ def plot(rows, fw, path):
     b.plot([0], [fw["predicted_quick_offset"]], "D", color="C1", label="predicted, offsets")
     b.plot([1], [fw["predicted_full_offset"]], "D", color="C1")
     b.plot([1], [fw["predicted_full_null"]], "s", color="C0")
+    for xv, v in ((0, fw["rate"]), (0, fw["predicted_quick_offset"]),
+                  (1, fw["predicted_full_offset"])):
+        b.annotate(f"{v:.2g}", (xv, v), xytext=(6, 0), textcoords="offset points", fontsize=7)
     b.set_xticks([0, 1], ["quick", "full\n(extrapolated)"])
     b.set_xlim(-0.6, 1.6)
     b.set_ylim(0, max(hi, fw["predicted_full_offset"], 0.05) * 1.2)
@@ -264,7 +270,7 @@ def main(argv=None):
     ap.add_argument("--first-seed", type=int, default=DEFAULT_SEED,
                     help="seeds first-seed, first-seed + 1, ...")
     ap.add_argument("--jobs", type=int, default=1, help="parallel validate processes")
-    ap.add_argument("--out", default=os.path.join(ROOT, "figures", "familywise"))
+    ap.add_argument("--out", help="default figures/familywise (--smoke: a temporary folder)")
     ap.add_argument("--claims", nargs="+", metavar="NAME", help="default: every claim")
     ap.add_argument("--full-json", default=os.path.join(ROOT, "figures", "validate.json"),
                     help="the committed full run: each row's full-run SE and band")
@@ -280,7 +286,9 @@ def main(argv=None):
     args.z = Z_VERDICT
     tmp = tempfile.TemporaryDirectory(prefix="familywise-")
     if args.smoke:
-        args.n_seeds, args.claims, args.out = 2, [SMOKE_CLAIM], os.path.join(tmp.name, "out")
+        args.n_seeds, args.claims = 2, [SMOKE_CLAIM]
+        args.out = args.out or os.path.join(tmp.name, "out")
+    args.out = args.out or os.path.join(ROOT, "figures", "familywise")
     if args.n_seeds < 1 or args.jobs < 1:
         ap.error("--n-seeds and --jobs must be >= 1")
     work = os.path.join(args.out, "runs") if args.keep_runs else os.path.join(tmp.name, "runs")

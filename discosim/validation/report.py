@@ -12,7 +12,9 @@ measured (``studies/familywise.py``).
 
 ``python -m discosim.validation.report --readme README.md`` rewrites the generated blocks of the README
 (claims table and figure list, between ``<!-- claims:start -->``/``<!-- claims:end -->`` and
-``<!-- figures:start -->``/``<!-- figures:end -->``) from the registry.
+``<!-- figures:start -->``/``<!-- figures:end -->``) from the registry, and the measured
+family-wise rate (``<!-- familywise:start -->``/``<!-- familywise:end -->``) from the seed
+study's ``figures/familywise/familywise.json`` when it exists.
 """
 
 import json
@@ -499,11 +501,26 @@ def _plot_saved(payload, out_dir, source):
 
 # ------------------------------------------------------------------ README generation
 MARKERS = {"claims": ("<!-- claims:start -->", "<!-- claims:end -->"),
-           "figures": ("<!-- figures:start -->", "<!-- figures:end -->")}
+           "figures": ("<!-- figures:start -->", "<!-- figures:end -->"),
+           "familywise": ("<!-- familywise:start -->", "<!-- familywise:end -->")}
 
 
-def readme_blocks():
-    """``{"claims": markdown, "figures": markdown}`` generated from the claim registry."""
+def familywise_block(root):
+    """The README's sentence on the measured family-wise rate, from the seed study's
+    ``root/figures/familywise/familywise.json`` (``studies/familywise.py``), or what to run."""
+    fw = familywise_summary(os.path.join(root, "figures"))
+    if fw is None:
+        return ("The seed study has not been run in this checkout: `python studies/familywise.py "
+                "--jobs 16` writes `figures/familywise/` (then regenerate this block with "
+                "`discosim report readme README.md`).")
+    return (f"Measured by the seed study (`studies/familywise.py`, "
+            f"`figures/familywise/familywise.json`): {fw}.")
+
+
+def readme_blocks(root=None):
+    """``{"claims": markdown, "figures": markdown, "familywise": markdown}``: generated from the
+    claim registry, and from the seed study's file under ``root`` (the README's folder; default
+    the working directory)."""
     from discosim.validation import CLAIMS
 
     claims = ["| claim | THEORY | what is checked |", "|---|---|---|"]
@@ -512,7 +529,8 @@ def readme_blocks():
     for c in CLAIMS:
         for name, caption in c.figures:
             figs.append(f"- `figures/{name}.png` ({c.name}): {caption}")
-    return {"claims": "\n".join(claims), "figures": "\n".join(figs)}
+    return {"claims": "\n".join(claims), "figures": "\n".join(figs),
+            "familywise": familywise_block(os.getcwd() if root is None else root)}
 
 
 def update_readme(path, check=False):
@@ -523,7 +541,7 @@ def update_readme(path, check=False):
     with open(path) as fh:
         text = fh.read()
     new = text
-    for key, body in readme_blocks().items():
+    for key, body in readme_blocks(os.path.dirname(os.path.abspath(path))).items():
         start, end = MARKERS[key]
         i, j = new.find(start), new.find(end)
         if i < 0 or j < i:
