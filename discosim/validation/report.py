@@ -65,7 +65,12 @@ def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
     from discosim._core.cache import code_version
     from discosim.validation import Z_POWER, Z_VERDICT, family_false_alarm
 
-    rows = [r.to_dict() for out in outputs.values() for r in out.rows]
+    from discosim.validation.power import with_power
+
+    # rows that did not come through run_claims get their power here
+    rows = [r.to_dict() for out in outputs.values()
+            for r in (out.rows if all(r.power_method for r in out.rows)
+                      else with_power(out.rows, ctx.seed))]
     counted = _counted(rows)
     return {"code_version": code_version(), "seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale,
             "n_jobs": ctx.n_jobs, "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
@@ -256,7 +261,10 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
     True
     >>> tmp.cleanup()
     """
+    from dataclasses import replace
+
     from discosim.validation import Context, run_claims
+    from discosim.validation.power import with_power
     from discosim.validation.rules import _select
     from discosim._core.results import dumps
     from discosim.plotting.figures import plot_validation
@@ -271,7 +279,9 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
     t0 = time.perf_counter()
     for c in selected:
         t1 = time.perf_counter()
-        outputs.update(run_claims([c.name], ctx, progress))
+        out = run_claims([c.name], ctx, progress)[c.name]
+        # each row's power, measured by simulating its statistic (validation.power)
+        outputs[c.name] = replace(out, rows=with_power(out.rows, ctx.seed))
         timings[c.name] = time.perf_counter() - t1
         if c is not selected[-1]:  # a later claim that fails or is killed keeps these rows
             write_json(build_payload(outputs, ctx, time.perf_counter() - t0, timings, False), out_dir)

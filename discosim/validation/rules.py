@@ -363,13 +363,13 @@ def run_claims(names=None, ctx=None, progress=None):
     """Run the registered claims (all, or those named) and return ``{name: ClaimOutput}``.
 
     Each claim runs under its own seed, :func:`discosim._core.seeding.claim_seed` of ``ctx.seed``
-    and its name (the same whether it runs alone or with others). Every row comes back with its
-    measured power (``power_low``, ``power_high``,
-    ``power_method``: :mod:`discosim.validation.power`), seeded from ``ctx.seed``.
+    and its name (the same whether it runs alone or with others). The rows' measured power
+    (``power_low``, ``power_high``, ``power_method``) is added by
+    :func:`discosim.validation.power.with_power`, which ``discosim validate``
+    (:func:`discosim.validation.report.run_validation`) applies to every claim's rows.
     """
     from discosim._core.runtime import _progress_bar
     from discosim._core.seeding import claim_seed
-    from discosim.validation.power import with_power
 
     ctx = Context() if ctx is None else ctx
     selected = _select(names)
@@ -383,8 +383,7 @@ def run_claims(names=None, ctx=None, progress=None):
             res = c.func(replace(ctx, seed=claim_seed(ctx.seed, c.name)))
             if not isinstance(res, ClaimOutput):
                 raise TypeError(f"claim {c.name} returned {type(res).__name__}, not ClaimOutput")
-            # each row's power, measured by simulating its statistic (validation.power)
-            out[c.name] = replace(res, rows=with_power(res.rows, ctx.seed))
+            out[c.name] = res
             if bar is not None:
                 bar.update(1)
     finally:
