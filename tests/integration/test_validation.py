@@ -264,3 +264,23 @@ def test_merge_of_a_split_run_and_its_refusals(tmp_path):
     with pytest.raises(InputError, match="euclidean_normal"):
         merge_validations([parts[0], parts[0]], str(tmp_path / "x"))
     assert report_main(["--merge", parts[0]]) == 2
+
+
+def test_check_payload_reads_the_power_fields_and_refuses_bad_ones():
+    from discosim._core.results import dumps
+    from discosim.validation.report import build_payload, check_payload
+
+    rows = (close_to("slice_exact", "§5", "q", 1.0, 1.0, 0.01),
+            at_most("slice_exact", "§5", "b", 1.0, 1.0, 0.01, derived="slice_exact: q"))
+    doc = json.loads(dumps(build_payload({"slice_exact": ClaimOutput(rows, {})}, Context(), 1.0)))
+    assert check_payload(doc, "x") is doc
+    old = json.loads(json.dumps(doc))  # a file from before issue 23: no power fields
+    for r in old["claims"]:
+        for k in ("power_low", "power_high", "power_method", "derived", "band_low", "band_high", "bound"):
+            r.pop(k)
+    assert check_payload(old, "x") is old
+    for key, bad in (("power_low", "small"), ("derived", 3), ("bound", "sideways")):
+        broken = json.loads(json.dumps(doc))
+        broken["claims"][0][key] = bad
+        with pytest.raises(InputError, match=key):
+            check_payload(broken, "x")
