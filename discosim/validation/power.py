@@ -4,12 +4,14 @@ For every :class:`~discosim.validation.rules.Row`, ``power_low`` and ``power_hig
 smallest deviations of the truth below / above the prediction that the row's own rule
 (:func:`~discosim.validation.rules.accepts`: its band, its sides) detects in at least 95% of
 re-simulated measurements, in the row's resolution units: relative (the truth is
-``predicted * (1 + delta)``) or absolute (``predicted + delta``).
+``predicted * (1 + delta)``) or absolute (``predicted + delta``); low is ``delta < 0``, high
+``delta > 0`` (for a relative row with a negative prediction, low is toward zero).
 
 How a measurement is re-simulated (``power_method``):
 
 - ``"simulated: <what>"``: the row's ``draw(rng, delta, size)``, the row's statistic re-simulated
-  at its own sample size when the truth is off by ``delta`` (e.g. binomial counts, a refit). A draw
+  at its own sample size when the truth is off by ``delta`` (e.g. binomial counts, a refit);
+  ``<what>`` is the first line of the draw's docstring (give it one). A draw
   may return ``(measured, stderr)`` when the rule's standard error is recomputed per draw (a
   fit's); otherwise every draw is judged with the row's own ``stderr``.
 - ``"normal model"``: no ``draw``; the measurement is normal about the truth with the row's
