@@ -14,7 +14,8 @@ from scipy import stats
 
 from discosim.validation.power import N_DRAWS, TARGET, row_power, side_power, with_power
 from discosim.validation.rules import Z_POWER, Z_VERDICT, accepts, at_least, at_most, close_to
-from planted import assert_planted_fails, binomial_draw, normal_draw, planted_failures
+from planted import (assert_builder_fails, assert_planted_fails, binomial_draw, normal_draw,
+                     planted_failures)
 
 
 def _quantile_se(n=N_DRAWS, q=TARGET):
@@ -133,3 +134,33 @@ def test_asking_for_a_side_without_power_fails():
     row = with_power((at_most("c", "§6", "q", 1.0, 1.0, 0.01),), seed=0)[0]
     with pytest.raises(AssertionError, match="no power is stated"):
         assert_planted_fails(row, sides=["low"])
+
+
+def test_a_builder_with_the_error_in_its_formula_fails_at_the_stated_power():
+    # a normal statistic (the row's SE) judged against a formula off by the factor (1 - delta):
+    # the truth p lies delta * p from the planted prediction. The builder is the rule itself
+    # (close_to), called once per draw, so its whole verdict is what is counted
+    p, se = 0.09, 0.0006
+    row = with_power((close_to("c", "§5", "q", p, p, se),), seed=4)[0]
+
+    def build(rng, delta):
+        return close_to("c", "§5", "q", p * (1 - delta), p + se * rng.standard_normal(), se)
+
+    got = assert_builder_fails(build, {"low": row.power_low, "high": row.power_high})
+    assert set(got) == {"low", "high"}
+    # half the stated power is not detected: the check can fail
+    with pytest.raises(AssertionError, match="stated power is not met"):
+        assert_builder_fails(build, {"high": 0.5 * row.power_high}, n=500)
+
+
+def test_a_builder_through_the_estimator_fails_at_the_binomial_rows_power():
+    # the estimator's truth moved to p (1 + delta): n Bernoulli points, the proportion judged
+    n, p = 200_000, 0.09
+    se = math.sqrt(p * (1 - p) / n)
+    row = with_power((close_to("c", "§5", "q", p, p, se, draw=binomial_draw(n, p)),), seed=4)[0]
+
+    def build(rng, delta):
+        return close_to("c", "§5", "q", p, rng.binomial(n, p * (1 + delta)) / n, se)
+
+    assert set(assert_builder_fails(build, {"low": row.power_low, "high": row.power_high})) == \
+        {"low", "high"}
