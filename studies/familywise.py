@@ -150,7 +150,8 @@ def analyse(runs, full_rows, quick_scale, z):
                      "fails": t["fails"], "mean_dev": d, "sd_dev": math.sqrt(s2), "offset": b,
                      "se_quick": (sum(se_q) / len(se_q)) if se_q else math.nan,
                      "se_full": se_f, "se_full_from": src,
-                     "p_fail_quick_null": fail_probability(t["row"], 0.0, 1.0, z) if t["sides"] else 0.0,
+                     # the table's own prediction (family_false_alarm): sides * Phi(-z)
+                     "p_fail_quick_null": t["sides"] * (1 - _phi(z)),
                      "p_fail_quick_offset": p_quick if t["sides"] else 0.0,
                      "p_fail_full_offset": fail_probability(ref, b, se_f, z) if t["sides"] else 0.0})
     counted = [r for r in rows if not r["derived"]]
@@ -234,8 +235,7 @@ def write_outputs(out, args, runs, rows, fw, elapsed):
                                 for c in r.get("rows", []) if not c["passed"]]}
                     for r in runs]}
     with open(os.path.join(out, "familywise.json"), "w") as fh:
-        json.dump(doc, fh, indent=1, allow_nan=False,
-                  default=lambda v: None)  # noqa: E731 (a NaN never reaches here: see _clean)
+        json.dump(_clean(doc), fh, indent=1, allow_nan=False)  # strict JSON: NaN, inf -> null
     fields = ["claim", "index", "quantity", "sides", "derived", "runs", "fails", "mean_dev",
               "sd_dev", "offset", "se_quick", "se_full", "se_full_from", "p_fail_quick_offset",
               "p_fail_full_offset"]
@@ -304,8 +304,7 @@ def main(argv=None):
         if args.claims:
             full_rows = [r for r in full_rows if r["claim"] in args.claims]
     rows, fw = analyse(runs, full_rows, QUICK_SCALE, Z_VERDICT)
-    fw = _clean(fw)
-    doc = write_outputs(args.out, args, runs, _clean(rows), fw, elapsed)
+    doc = write_outputs(args.out, args, runs, rows, fw, elapsed)
     for r in runs:
         if "error" in r:
             print(f"seed {r['seed']}: validate exited {r['exit_status']}: {r['error'][0]}")
