@@ -72,6 +72,9 @@ def test_offsets_are_estimated_without_the_noise_and_extrapolated(fw):
     # the full run: SE halves (quick scale 1/4), the bias stays: 4 SE_full off, so about half fail
     assert rows[1]["se_full"] == pytest.approx(0.005)
     assert 0.3 < rows[1]["p_fail_full_offset"] < 0.7
+    assert rows[1]["offset_t"] > 3 and rows[1]["p_fail_full_significant"] == rows[1]["p_fail_full_offset"]
+    # the unbiased row: its offset is noise, so the lower end of the range drops it
+    assert rows[0]["p_fail_full_significant"] == pytest.approx(2 * stats.norm.sf(Z_VERDICT))
     assert fam["rows_counted"] == 2 and fam["rows_derived"] == 1
     assert fam["runs_with_a_failing_row"] == 0  # the derived row's failures are not counted
     lo, hi = fam["ci95"]
