@@ -11,7 +11,9 @@ How a measurement is re-simulated (``power_method``):
 
 - ``"simulated: <what>"``: the row's ``draw(rng, delta, size)``, the row's statistic re-simulated
   at its own sample size when the truth is off by ``delta`` (e.g. binomial counts, a refit);
-  ``<what>`` is the first line of the draw's docstring (give it one). A draw
+  ``<what>`` is the first line of the draw's docstring (give it one). A draw raises
+  ``ValueError`` for a truth it cannot simulate (a probability above 1): that side is ``inf``
+  if 95% detection was not reached before it. A draw
   may return ``(measured, stderr)`` when the rule's standard error is recomputed per draw (a
   fit's); otherwise every draw is judged with the row's own ``stderr``.
 - ``"normal model"``: no ``draw``; the measurement is normal about the truth with the row's
@@ -96,7 +98,8 @@ def detection_rate(row, delta, draw=None, n=N_DRAWS, seed=0):
     else:
         ok = accepts(row, out)
     if np.shape(ok) != (int(n),):
-        raise ValueError(f"{row.claim}: {row.quantity}: draw returned shape {np.shape(ok)}, "
+        # a bug of the draw, not a truth it refuses (ValueError): never read as "not detected"
+        raise TypeError(f"{row.claim}: {row.quantity}: draw returned shape {np.shape(ok)}, "
                          f"not ({int(n)},)")
     return float(1.0 - np.mean(ok))
 

@@ -164,3 +164,16 @@ def test_a_builder_through_the_estimator_fails_at_the_binomial_rows_power():
 
     assert set(assert_builder_fails(build, {"low": row.power_low, "high": row.power_high})) == \
         {"low", "high"}
+
+
+def test_a_draw_of_the_wrong_shape_is_an_error_not_a_missing_power():
+    row = close_to("c", "§5", "q", 0.3, 0.3, 0.002, draw=lambda rng, d, size: np.zeros(3))
+    with pytest.raises(TypeError, match="shape"):
+        row_power(row)
+
+
+def test_a_draw_that_refuses_the_truth_leaves_that_side_undetected():
+    # a proportion near 1: no truth above 1 exists, and +0.5% is not detected at this size
+    row = close_to("c", "§5", "q", 0.995, 0.995, 0.004, draw=binomial_draw(300, 0.995))
+    lo, hi, _ = row_power(row)
+    assert hi == math.inf and 0 < lo < 1
