@@ -28,13 +28,34 @@ Collisions numpy's SeedSequence allows (and how the package avoids them):
   ``SeedSequence(s, spawn_key=(t,))`` equals ``SeedSequence(s + t * 2**128)`` for ``s < 2**128``.
   Both are properties of the caller's seed, not of ``derive_seed``: avoid building seeds from
   tuples of small integers (use ``derive_seed`` on one SeedSequence instead).
+
+Claim streams (issue 23)
+------------------------
+``discosim validate`` once seeded its measurements with ``SeedSequence([seed, tag, ...])``, and
+the padding made ``[seed, 1]`` and ``[seed, 1, 0]`` one stream; every claim also used the run's
+seed itself, so two claims that called one estimator with ``ctx.seed`` drew the same paths.
+Both are fixed at the root:
+
+- :func:`claim_seed`: each claim runs under its own integer seed, derived from the run's seed
+  and the claim's *name* (not its place in the registry: a claim run alone, or in a split run
+  merged later, draws what it draws in the full run);
+- :func:`stream_seed`: a claim's tagged streams live in the spawn key ``(CLAIM_STREAM_TAG, n,
+  t_1, ..., t_n)``. A spawn key is not padded (a trailing 0 is a word of its own), and the
+  length ``n`` makes the tags self-delimiting, so a tag tuple is never a prefix of another's
+  streams: ``(1,)`` followed by an estimator's ``(0, i)`` is not ``(1, 0)`` followed by ``(i,)``.
 """
 
 import numpy as np
 
 from discosim._core.errors import InputError
 
-__all__ = ["as_seed_sequence", "as_generator", "check_seed", "STREAM_TAGS", "Stream"]
+__all__ = ["as_seed_sequence", "as_generator", "check_seed", "STREAM_TAGS", "Stream",
+           "claim_seed", "stream_seed", "CLAIM_STREAM_TAG", "CLAIM_SEED_TAG"]
+
+# first spawn-key words of the claims' seeds: above every first tag of STREAM_TAGS, so no
+# estimator's derived stream of an integer seed starts with them
+CLAIM_SEED_TAG = 0xC1A1
+CLAIM_STREAM_TAG = 0xC1A2
 
 
 def check_seed(seed, name="seed"):
@@ -71,6 +92,43 @@ def as_generator(seed, name="seed"):
     """
     check_seed(seed, name)
     return np.random.default_rng(seed)
+
+
+def claim_seed(seed, name):
+    """The integer seed a claim of ``discosim validate`` runs under: from the run's ``seed`` and
+    the claim's ``name`` (CRC-32), below 2**31 so that the claims' ``seed + offset`` seeds stay
+    single 32-bit words (a larger integer would be split into words and could equal a list seed).
+
+    Examples
+    --------
+    >>> from discosim._core.seeding import claim_seed
+    >>> claim_seed(1, "slice_exact") == claim_seed(1, "slice_exact") != claim_seed(1, "scaling_law")
+    True
+    """
+    import zlib
+
+    check_seed(seed)
+    ss = np.random.SeedSequence(int(seed), spawn_key=(CLAIM_SEED_TAG, zlib.crc32(name.encode())))
+    return int(ss.generate_state(1)[0] >> 1)
+
+
+def stream_seed(seed, *tags):
+    """A claim's stream for ``tags`` (non-negative integers below 2**32) under the integer
+    ``seed``: spawn key ``(CLAIM_STREAM_TAG, len(tags), *tags)`` (see the module notes: no
+    padding, no prefix between tag tuples).
+
+    Examples
+    --------
+    >>> from discosim._core.seeding import stream_seed
+    >>> a, b = stream_seed(7, 1), stream_seed(7, 1, 0)
+    >>> bool((a.generate_state(4) == b.generate_state(4)).all())
+    False
+    """
+    check_seed(seed)
+    tags = tuple(int(t) for t in tags)
+    if any(not 0 <= t < 1 << 32 for t in tags):
+        raise InputError(f"stream tags must lie in [0, 2**32), got {tags}")
+    return np.random.SeedSequence(int(seed), spawn_key=(CLAIM_STREAM_TAG, len(tags)) + tags)
 
 
 def seed_or_rng(seed, rng, where):
@@ -147,6 +205,11 @@ STREAM_TAGS = {
         8: Stream(["_c1"], "seed of the order-1 slice constants behind c_1"),
         10: Stream(["__init__"], "SMoE's expert weights (apart from the router's own stream, so "
                    "expert 0 is not a copy of W for the same integer seed)"),
+    },
+    "discosim.validation.power": {
+        "POWER_TAG": Stream(["row_stream"], "(POWER_TAG = 23, crc32(claim, quantity), row index) "
+                            "under the run's seed: the draws that measure a validation row's "
+                            "power (the claims themselves run under claim_seed)"),
     },
     "discosim.audit.estimators": {
         "position": Stream(["_audit_layer"], "the layer at this checkpoint position: auditing "

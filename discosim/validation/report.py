@@ -3,12 +3,18 @@
 Everything here reads what the claims returned (:class:`discosim.validation.ClaimOutput`: rows and
 figure series); nothing is recomputed, and figures are redrawn from ``validate.json`` alone.
 Every row shows its rule, its resolution (the smallest deviation its rule detects with >= 95%
-power, see :mod:`discosim.validation.rules`) and its verdict; the header states the family-wise
-false-alarm rate of the table, ``1 - prod(1 - sides Phi(-Z_VERDICT))``.
+power under normal errors, see :mod:`discosim.validation.rules`), its power below / above the
+prediction measured by simulating its statistic (:mod:`discosim.validation.power`) and its
+verdict; rows ``derived`` from another are shown but not counted. The header states the
+family-wise false-alarm rate of the counted rows, ``1 - prod(1 - sides Phi(-Z_VERDICT))``, and,
+when the seed study's ``familywise/familywise.json`` lies in the report's folder, the rate it
+measured (``studies/familywise.py``).
 
 ``python -m discosim.validation.report --readme README.md`` rewrites the generated blocks of the README
 (claims table and figure list, between ``<!-- claims:start -->``/``<!-- claims:end -->`` and
-``<!-- figures:start -->``/``<!-- figures:end -->``) from the registry.
+``<!-- figures:start -->``/``<!-- figures:end -->``) from the registry, and the measured
+family-wise rate (``<!-- familywise:start -->``/``<!-- familywise:end -->``) from the seed
+study's ``figures/familywise/familywise.json`` when it exists.
 """
 
 import json
@@ -21,7 +27,8 @@ from discosim._core.io import write_atomic
 
 __all__ = ["run_validation", "build_payload", "format_table", "write_report", "write_json",
            "redraw_figures", "readme_blocks", "update_readme", "format_resolution",
-           "merge_payloads", "merge_validations", "check_payload"]
+           "merge_payloads", "merge_validations", "check_payload", "format_power",
+           "familywise_summary"]
 
 
 
@@ -33,6 +40,23 @@ def format_resolution(row):
     return f"{100 * res:.2g}% rel" if kind == "relative" else f"{res:.2g} abs"
 
 
+def format_power(row):
+    """``-1.3% / +1.4% rel`` or ``none / +0.052 abs`` (none: no detection on that side)."""
+    lo, hi, kind = row.get("power_low"), row.get("power_high"), row["resolution_kind"]
+    if lo is None and hi is None and not row.get("power_method"):
+        return "n/a"  # a file from before issue 23
+
+    def one(x, sign):
+        if x is None or x != x or x == float("inf"):
+            return "none"
+        return f"{sign}{100 * x:.2g}%" if kind == "relative" else f"{sign}{x:.2g}"
+    return f"{one(lo, '-')} / {one(hi, '+')} {'rel' if kind == 'relative' else 'abs'}"
+
+
+def _counted(rows):
+    return [r for r in rows if not r.get("derived")]
+
+
 def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
     """The ``validate.json`` document of ``{name: ClaimOutput}`` run under ``ctx``.
 
@@ -41,51 +65,85 @@ def build_payload(outputs, ctx, elapsed_s, timings=None, complete=True):
     from discosim._core.cache import code_version
     from discosim.validation import Z_POWER, Z_VERDICT, family_false_alarm
 
-    rows = [r for out in outputs.values() for r in out.rows]
+    from discosim.validation.power import with_power
+
+    # rows that did not come through run_claims get their power here
+    rows = [r.to_dict() for out in outputs.values()
+            for r in (out.rows if all(r.power_method for r in out.rows)
+                      else with_power(out.rows, ctx.seed))]
+    counted = _counted(rows)
     return {"code_version": code_version(), "seed": ctx.seed, "quick": ctx.quick, "scale": ctx.scale,
             "n_jobs": ctx.n_jobs, "device": ctx.device, "device_scale": ctx.device_scale, "complete": complete,
             "elapsed_s": elapsed_s, "claim_elapsed_s": dict(timings or {}),
-            "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(rows),
-            "family_false_alarm": family_false_alarm(rows),
-            "all_passed": all(r.passed for r in rows),
-            "claims": [r.to_dict() for r in rows],
+            "z_verdict": Z_VERDICT, "z_power": Z_POWER, "n_rows": len(counted),
+            "n_derived": len(rows) - len(counted),
+            "family_false_alarm": family_false_alarm(counted),
+            "all_passed": all(r["passed"] for r in counted),
+            "claims": rows,
             "series": {name: out.series for name, out in outputs.items()}}
 
 
 def _summary(payload):
     """First sentence of the header: rows held, seed, kind of run, device, time."""
-    n_pass = sum(c["passed"] for c in payload["claims"])
+    n_pass = sum(c["passed"] for c in _counted(payload["claims"]))
+    derived = [c for c in payload["claims"] if c.get("derived")]
+    held = (f" (and {sum(c['passed'] for c in derived)}/{len(derived)} derived rows, not "
+            f"counted)" if derived else "")
     device = payload.get("device", "cpu")
     on = (f", device {device}: the estimator calls that run there take "
           f"{payload.get('device_scale', 1.0):g}x the samples" if device != "cpu" else "")
     part = "" if payload.get("complete", True) else ", INCOMPLETE: a later claim did not finish"
     if payload.get("merged_from"):
         part += f", merged from {len(payload['merged_from'])} files (`merged_from` in validate.json)"
-    return (f"{n_pass}/{payload['n_rows']} rows hold (seed {payload['seed']}, "
+    return (f"{n_pass}/{payload['n_rows']} rows hold{held} (seed {payload['seed']}, "
             f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s)")
 
 
-def _header(payload):
+def familywise_summary(folder):
+    """One sentence quoting the seed study's measured family-wise rate from
+    ``folder/familywise/familywise.json`` (``studies/familywise.py``), or None without it."""
+    path = os.path.join(folder, "familywise", "familywise.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        doc = _read_json(path)
+        return doc["summary"]
+    except (InputError, KeyError, TypeError):
+        raise InputError(f"{path} is not the seed study's output: rerun studies/familywise.py")
+
+
+def _header(payload, folder=None):
+    fw = familywise_summary(folder) if folder else None
     return (f"{_summary(payload)}. "
             f"Family-wise false-alarm rate of this table: {payload['family_false_alarm']:.2g} "
-            f"(each correct two-sided row fails with probability 2 Phi(-{payload['z_verdict']:g}), "
-            f"a bound with Phi(-{payload['z_verdict']:g})). Resolution: the smallest deviation "
-            f"from the prediction the row's rule detects with 95% power, band + "
-            f"({payload['z_verdict']:g} + {payload['z_power']:g}) SE.")
+            f"predicted for independent rows with normal errors (each correct two-sided row "
+            f"fails with probability 2 Phi(-{payload['z_verdict']:g}), a bound with "
+            f"Phi(-{payload['z_verdict']:g}); derived rows not counted)"
+            + (f"; measured by the seed study: {fw}" if fw else "") + ". "
+            f"Resolution: the smallest deviation from the prediction the row's rule detects "
+            f"with 95% power under normal errors, band + ({payload['z_verdict']:g} + "
+            f"{payload['z_power']:g}) SE. Power -/+: the deviation below / above the prediction "
+            f"that the rule detects in 95% of re-simulated measurements of the row's statistic "
+            f"(power_method: the row's own draw, or a normal model with its SE); none: no "
+            f"detection on that side (the far side of a bound).")
 
 
-def format_table(payload):
-    """The terminal table (one line per row) with the header line."""
-    w = (20, 44, 11, 22, 12, 6)
+def format_table(payload, folder=None):
+    """The terminal table (one line per row) with the header line (``folder``: where to look
+    for the seed study's ``familywise/familywise.json``)."""
+    w = (20, 44, 11, 22, 12, 22, 9)
     head = (f"{'claim':<{w[0]}} {'quantity':<{w[1]}} {'predicted':>{w[2]}} "
-            f"{'measured ± 95% CI':>{w[3]}} {'resolution':>{w[4]}} {'verdict':>{w[5]}}  rule")
+            f"{'measured ± 95% CI':>{w[3]}} {'resolution':>{w[4]}} {'power -/+':>{w[5]}} "
+            f"{'verdict':>{w[6]}}  rule")
     lines = [head, "-" * len(head)]
     for c in payload["claims"]:
         meas = f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g}"
+        verdict = f"({c['verdict']})" if c.get("derived") else c["verdict"]
+        rule = c["rule"] + (f" [derived from {c['derived']}: not counted]" if c.get("derived") else "")
         lines.append(f"{c['claim']:<{w[0]}} {c['quantity']:<{w[1]}} {c['predicted']:>{w[2]}.5g} "
-                     f"{meas:>{w[3]}} {format_resolution(c):>{w[4]}} {c['verdict']:>{w[5]}}  "
-                     f"{c['rule']}")
-    lines += ["", _header(payload)]
+                     f"{meas:>{w[3]}} {format_resolution(c):>{w[4]}} {format_power(c):>{w[5]}} "
+                     f"{verdict:>{w[6]}}  {rule}")
+    lines += ["", _header(payload, folder)]
     return "\n".join(lines)
 
 
@@ -108,11 +166,12 @@ def write_report(payload, figs, out_dir, reference=None):
     ref = {}
     for c in (reference or {}).get("claims", []):
         ref.setdefault(c["claim"], []).append(c)
-    head = "| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | resolution |"
+    head = ("| claim | THEORY | quantity | predicted | measured ± 95% CI | rule | resolution | "
+            "power -/+ (measured) |")
     if reference is not None:
         head += " resolution, reference run |"
     lines = ["# discosim validation report", "",
-             _header(payload) + " Each row compares a formula of THEORY.md with a Monte Carlo "
+             _header(payload, out_dir) + " Each row compares a formula of THEORY.md with a Monte Carlo "
              "estimate. Numbers: `validate.json`."
              + (f" Reference run: {_summary(reference)}." if reference else ""), "",
              head + " verdict |", "|---" * head.count("|") + "|"]
@@ -124,9 +183,14 @@ def write_report(payload, figs, out_dir, reference=None):
         extra = ""
         if reference is not None:
             extra = f" {format_resolution(other[i]) if i < len(other) else '—'} |"
-        lines.append(f"| {c['claim']} | {c['section']} | {c['quantity']} | {c['predicted']:.5g} | "
+        verdict = "PASS" if c["passed"] else "**FAIL**"
+        quantity = c["quantity"]
+        if c.get("derived"):
+            verdict = f"({verdict}, not counted)"
+            quantity += f" (derived from {c['derived']})"
+        lines.append(f"| {c['claim']} | {c['section']} | {quantity} | {c['predicted']:.5g} | "
                      f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g} | {rule} | "
-                     f"{format_resolution(c)} |{extra} {'PASS' if c['passed'] else '**FAIL**'} |")
+                     f"{format_resolution(c)} | {format_power(c)} |{extra} {verdict} |")
     ran = set(payload.get("series", {}))
     lines += ["", "## Claims", ""]
     took = payload.get("claim_elapsed_s", {})
@@ -147,7 +211,8 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
                    stream=None):
     """Run the claims, save ``validate.json`` first, then figures and ``REPORT.md``, print.
 
-    Returns the process exit status: 0 iff every row passes.
+    Returns the process exit status: 0 iff every counted row passes (a row ``derived`` from
+    another is shown, not counted).
 
     What ``discosim validate`` runs: every claim of THEORY.md checked numerically against its
     closed form, each row with its rule, verdict and resolution. ``validate.json`` is rewritten
@@ -196,7 +261,10 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
     True
     >>> tmp.cleanup()
     """
+    from dataclasses import replace
+
     from discosim.validation import Context, run_claims
+    from discosim.validation.power import with_power
     from discosim.validation.rules import _select
     from discosim._core.results import dumps
     from discosim.plotting.figures import plot_validation
@@ -211,7 +279,9 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
     t0 = time.perf_counter()
     for c in selected:
         t1 = time.perf_counter()
-        outputs.update(run_claims([c.name], ctx, progress))
+        out = run_claims([c.name], ctx, progress)[c.name]
+        # each row's power, measured by simulating its statistic (validation.power)
+        outputs[c.name] = replace(out, rows=with_power(out.rows, ctx.seed))
         timings[c.name] = time.perf_counter() - t1
         if c is not selected[-1]:  # a later claim that fails or is killed keeps these rows
             write_json(build_payload(outputs, ctx, time.perf_counter() - t0, timings, False), out_dir)
@@ -222,7 +292,7 @@ def run_validation(names=None, ctx=None, out_dir="figures", as_json=False, progr
     if as_json:
         stream.write(dumps(payload) + "\n")
     else:
-        stream.write(format_table(payload) + "\n")
+        stream.write(format_table(payload, out_dir) + "\n")
         stream.write(f"Report: {report}; numbers: {json_path}; figures: {len(figs) // 2} "
                      f"(PNG + SVG) in {out_dir}/\n")
     return 0 if payload["all_passed"] else 1
@@ -239,8 +309,6 @@ def merge_payloads(named):
     twice; rows come in registry order. ``merged_from`` keeps each run's source, code version,
     claims and time: runs of different code versions are merged but say so.
     """
-    from types import SimpleNamespace
-
     from discosim.validation import CLAIMS, family_false_alarm
 
     if not named:
@@ -270,10 +338,10 @@ def merge_payloads(named):
                # two files of one run (one per claim) would count its time twice
                elapsed_s=(sum(took.values()) if set(took) >= set(order)
                           else sum(s["elapsed_s"] or 0.0 for s in sources)), claim_elapsed_s=took,
-               z_verdict=first["z_verdict"], z_power=first["z_power"], n_rows=len(rows),
-               family_false_alarm=family_false_alarm([SimpleNamespace(sides=r.get("sides", 2))
-                                                      for r in rows]),
-               all_passed=all(r["passed"] for r in rows), claims=rows,
+               z_verdict=first["z_verdict"], z_power=first["z_power"],
+               n_rows=len(_counted(rows)), n_derived=len(rows) - len(_counted(rows)),
+               family_false_alarm=family_false_alarm(rows),  # leaves derived rows out
+               all_passed=all(r["passed"] for r in _counted(rows)), claims=rows,
                series={c: series[c] for c in order if c in series}, merged_from=sources)
     return out
 
@@ -359,6 +427,14 @@ _TOP_FIELDS = {"seed": int, "quick": bool, "elapsed_s": _is_number, "z_verdict":
 _ROW_FIELDS = {"claim": str, "section": str, "quantity": str, "rule": str, "resolution_kind": str,
                "passed": bool, "predicted": _is_number, "measured": _is_number,
                "stderr": _is_number, "resolution": lambda v: v is None or _is_number(v)}
+# issue 23's fields: optional (a file from before them is still read); null power: no detection
+_OPTIONAL_ROW_FIELDS = {"power_low": lambda v: v is None or _is_number(v),
+                        "power_high": lambda v: v is None or _is_number(v),
+                        "power_method": lambda v: v is None or isinstance(v, str),
+                        "derived": lambda v: v is None or isinstance(v, str),
+                        "band_low": lambda v: v is None or _is_number(v),
+                        "band_high": lambda v: v is None or _is_number(v),
+                        "bound": lambda v: v in (None, "upper", "lower")}
 # the arrays of each kind of figure layer (plotting.figures.plot_series), all of one length
 _LAYER_ARRAYS = {"points": ("x", "y", "se"), "curve": ("x", "y"), "band": ("x", "lo", "hi"),
                  "vline": ("x",)}
@@ -397,6 +473,9 @@ def check_payload(doc, source):
         for key, kind in _ROW_FIELDS.items():
             if key not in row or not _fits(row[key], kind):
                 bad(f"claims[{i}] has no valid {key!r}")
+        for key, kind in _OPTIONAL_ROW_FIELDS.items():
+            if key in row and not _fits(row[key], kind):
+                bad(f"claims[{i}] has an invalid {key!r}")
     for claim, figures in doc["series"].items():
         if not isinstance(figures, dict):
             bad(f"series[{claim!r}] is not an object")
@@ -432,11 +511,26 @@ def _plot_saved(payload, out_dir, source):
 
 # ------------------------------------------------------------------ README generation
 MARKERS = {"claims": ("<!-- claims:start -->", "<!-- claims:end -->"),
-           "figures": ("<!-- figures:start -->", "<!-- figures:end -->")}
+           "figures": ("<!-- figures:start -->", "<!-- figures:end -->"),
+           "familywise": ("<!-- familywise:start -->", "<!-- familywise:end -->")}
 
 
-def readme_blocks():
-    """``{"claims": markdown, "figures": markdown}`` generated from the claim registry."""
+def familywise_block(root):
+    """The README's sentence on the measured family-wise rate, from the seed study's
+    ``root/figures/familywise/familywise.json`` (``studies/familywise.py``), or what to run."""
+    fw = familywise_summary(os.path.join(root, "figures"))
+    if fw is None:
+        return ("The seed study has not been run in this checkout: `python studies/familywise.py "
+                "--jobs 16` writes `figures/familywise/` (then regenerate this block with "
+                "`discosim report readme README.md`).")
+    return (f"Measured by the seed study (`studies/familywise.py`, "
+            f"`figures/familywise/familywise.json`): {fw}.")
+
+
+def readme_blocks(root=None):
+    """``{"claims": markdown, "figures": markdown, "familywise": markdown}``: generated from the
+    claim registry, and from the seed study's file under ``root`` (the README's folder; default
+    the working directory)."""
     from discosim.validation import CLAIMS
 
     claims = ["| claim | THEORY | what is checked |", "|---|---|---|"]
@@ -445,7 +539,8 @@ def readme_blocks():
     for c in CLAIMS:
         for name, caption in c.figures:
             figs.append(f"- `figures/{name}.png` ({c.name}): {caption}")
-    return {"claims": "\n".join(claims), "figures": "\n".join(figs)}
+    return {"claims": "\n".join(claims), "figures": "\n".join(figs),
+            "familywise": familywise_block(os.getcwd() if root is None else root)}
 
 
 def update_readme(path, check=False):
@@ -456,7 +551,7 @@ def update_readme(path, check=False):
     with open(path) as fh:
         text = fh.read()
     new = text
-    for key, body in readme_blocks().items():
+    for key, body in readme_blocks(os.path.dirname(os.path.abspath(path))).items():
         start, end = MARKERS[key]
         i, j = new.find(start), new.find(end)
         if i < 0 or j < i:

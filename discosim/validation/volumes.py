@@ -42,9 +42,12 @@ S9 = "§9"
 
 
 # ------------------------------------------------------------------ small shared pieces
-def _ss(*tags):
-    """An independent SeedSequence per (seed, tag...) so that no two measurements share draws."""
-    return np.random.SeedSequence([int(t) for t in tags])
+def _ss(seed, *tags):
+    """An independent SeedSequence per (seed, tag...) so that no two measurements share draws
+    (spawn-key tags, not a padded entropy list: discosim._core.seeding.stream_seed)."""
+    from discosim._core.seeding import stream_seed
+
+    return stream_seed(seed, *tags)
 
 
 def _wls(x, y, se, columns):

@@ -33,6 +33,9 @@ EXPECTED = {
                          r"cpu reference: \S+ steps/s"],
     "benchmark_paths.py": [r" +8 +4096 +2 +\S+ +\S+ +\S+x"],
     "benchmark_volume.py": [r" +8 +64 +2 +\S+ +\S+ +\S+x"],
+    # the seed study of validate's family-wise false-alarm rate, on 2 seeds of one claim
+    "familywise.py": [r"familywise: \d of 2 seeds of `validate --quick --claims slice_exact` had a "
+                      r"failing counted row: measured rate .* full run's rate predicted .*familywise\.json"],
     "run_study.py": [r"volume_ratios: .*results\.csv \(\S+ s\); figure and results\.json beside it"],
 }
 

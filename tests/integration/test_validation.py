@@ -137,8 +137,40 @@ def test_table_and_report_show_rule_resolution_verdict(tmp_path):
     table = format_table(payload)
     assert "resolution" in table and "0.56% rel" in table and "PASS" in table and row.rule in table
     report = open(write_report(payload, [], str(tmp_path))).read()
-    assert "| rule | resolution | verdict |" in report and "0.56% rel" in report
+    assert "| rule | resolution | power -/+ (measured) | verdict |" in report and "0.56% rel" in report
     assert f"{payload['family_false_alarm']:.2g}" in report
+    # the measured power beside the resolution (a normal row: the resolution on both sides)
+    c = payload["claims"][0]
+    assert c["power_method"] == "normal model"
+    assert c["power_low"] == pytest.approx(c["resolution"], rel=0.03)
+    assert c["power_high"] == pytest.approx(c["resolution"], rel=0.03)
+    assert "power -/+" in table and "-0.5" in table
+
+
+def test_derived_rows_are_shown_not_counted(tmp_path):
+    from discosim.validation.report import build_payload, format_table, merge_payloads, write_report
+
+    rows = (close_to("slice_exact", "§5", "q", 1.0, 1.001, 0.001),
+            close_to("slice_exact", "§5", "q twice", 1.0, 1.1, 0.001, derived="slice_exact: q"),
+            at_most("slice_exact", "§5", "bound", 1.0, 0.5, 0.001))
+    payload = build_payload({"slice_exact": ClaimOutput(rows, {})}, Context(), 1.0)
+    assert payload["n_rows"] == 2 and payload["n_derived"] == 1
+    assert payload["all_passed"]  # the failing row is derived: shown, not counted
+    assert payload["family_false_alarm"] == pytest.approx(family_false_alarm(rows[:1] + rows[2:]))
+    table = format_table(payload)
+    assert "2/2 rows hold (and 0/1 derived rows, not counted)" in table
+    assert "(FAIL)" in table and "derived from slice_exact: q" in table
+    assert "none / +" in table  # an upper bound: no power below
+    report = open(write_report(payload, [], str(tmp_path))).read()
+    assert "(derived from slice_exact: q)" in report and "(**FAIL**, not counted)" in report
+    import json as _json
+    from discosim._core.results import dumps
+
+    saved = _json.loads(dumps(payload))
+    assert saved["claims"][2]["power_low"] is None  # inf: strict JSON null
+    merged = merge_payloads([("a", saved)])
+    assert merged["n_rows"] == 2 and merged["all_passed"]
+    assert [c["power_high"] for c in merged["claims"]] == [c["power_high"] for c in saved["claims"]]
 
 
 def test_claim_rows_identical_for_any_n_jobs():
@@ -232,3 +264,23 @@ def test_merge_of_a_split_run_and_its_refusals(tmp_path):
     with pytest.raises(InputError, match="euclidean_normal"):
         merge_validations([parts[0], parts[0]], str(tmp_path / "x"))
     assert report_main(["--merge", parts[0]]) == 2
+
+
+def test_check_payload_reads_the_power_fields_and_refuses_bad_ones():
+    from discosim._core.results import dumps
+    from discosim.validation.report import build_payload, check_payload
+
+    rows = (close_to("slice_exact", "§5", "q", 1.0, 1.0, 0.01),
+            at_most("slice_exact", "§5", "b", 1.0, 1.0, 0.01, derived="slice_exact: q"))
+    doc = json.loads(dumps(build_payload({"slice_exact": ClaimOutput(rows, {})}, Context(), 1.0)))
+    assert check_payload(doc, "x") is doc
+    old = json.loads(json.dumps(doc))  # a file from before issue 23: no power fields
+    for r in old["claims"]:
+        for k in ("power_low", "power_high", "power_method", "derived", "band_low", "band_high", "bound"):
+            r.pop(k)
+    assert check_payload(old, "x") is old
+    for key, bad in (("power_low", "small"), ("derived", 3), ("bound", "sideways")):
+        broken = json.loads(json.dumps(doc))
+        broken["claims"][0][key] = bad
+        with pytest.raises(InputError, match=key):
+            check_payload(broken, "x")

@@ -68,7 +68,7 @@ def run_merge(args):
         # lays them out, so a newline in one cannot start a line of its own
         rows = [{k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
                 for row in payload["claims"]]
-        print(format_table({**payload, "claims": rows}))
+        print(format_table({**payload, "claims": rows}, args.out))
         print(f"Report: {os.path.join(args.out, 'REPORT.md')}; numbers: "
               f"{os.path.join(args.out, 'validate.json')}")
     return 0 if payload["all_passed"] else 1

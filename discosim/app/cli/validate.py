@@ -1,4 +1,6 @@
-"""``discosim validate``: check every claim of THEORY.md; exit status 0 iff every row holds.
+"""``discosim validate``: check every claim of THEORY.md; exit status 0 iff every row holds
+(every counted row: a row derived from another is shown, not counted). Every row carries its
+resolution and its measured power below / above the prediction (``power_low``, ``power_high``).
 
 The numbers go to ``OUT/validate.json`` first (after each claim, marked incomplete until the
 last), then the figures and ``OUT/REPORT.md``; ``--out`` defaults to ``./discosim-results/``.
@@ -19,7 +21,9 @@ DEVICE_SCALE = 100.0
 def add_parser(sub):
     """Register ``validate``."""
     p = c.new_command(sub, "validate", "check every claim of THEORY.md; exit 0 iff all hold",
-                      "Check every claim of THEORY.md; exit status 0 iff every row holds. The "
+                      "Check every claim of THEORY.md; exit status 0 iff every row holds (rows "
+                      "derived from another are shown, not counted). Each row states its rule, "
+                      "resolution and measured power below / above the prediction. The "
                       "numbers go to OUT/validate.json first (after each claim, marked incomplete "
                       "until the last), then the figures and OUT/REPORT.md. The committed "
                       "figures/ of a checkout is regenerated only on request: discosim validate "
