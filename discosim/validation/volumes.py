@@ -2,7 +2,7 @@
 
 Each family has a ``measure_*`` step (simulation) and a ``judge_*`` step (the rule: measured
 numbers and predictions in, :class:`~discosim.validation.rules.Row` out). ``validate`` and the
-planted-error tests (``tests/test_planted_volumes.py``) call the same judges, so a planted error
+planted-error tests (``tests/statistical/test_volumes_planted.py``) call the same judges, so a planted error
 fails exactly the rule that the report applies.
 
 Set-ups (fixed; seeds from the context; the shared routers are built by :mod:`discosim.cases`):
@@ -11,12 +11,16 @@ Set-ups (fixed; seeds from the context; the shared routers are built by :mod:`di
   (``I(r/2, d/2)``, THEORY §9) inputs; per-slice hit-or-miss in NumPy.
 - ``biased_slice``: the same router with a bias ~ 0.15 N(0, 1): the finite-R prediction
   (:func:`discosim.volumes.integrals.slice_fibre_fraction`), not the R -> infinity one.
-- ``real_sizes``: D = 4096 and 8192, eps with ``d eps^2/R^2 = 0.4``: the relative correction
-  ``-r d eps^2 / (2 (r+2) R^2)`` of the leading order.
+- ``real_sizes``: D = 4096 and 8192, eps with ``d eps^2/R^2 = 0.4``: the per-slice fraction
+  against the exact ``alpha_J I(r/2, d/2+1)`` (the leading order is 7-10% off there).
 - ``slice_sum_vs_union``: orthonormal M=4, D=8, k=2 (tube sampler's overlap estimate).
-- ``ratio_theorem`` / ``importance_sampler``: orthonormal M=6, D=10, k=2.
+- ``ratio_theorem``: orthonormal M=6, D=10, k=2; the slopes are derived (the tube sampler's
+  normalisation), the constants test ``A_n/A_1``.
+- ``importance_sampler``: the same router; the tube sampler against a full-D NumPy hit-or-miss
+  twin, and the growth exponent of its relative sd per sample.
 - ``euclidean_normal``: Gaussian M=6, D=10, k=2, points drawn near faces of order > r.
-- ``scaling_law``: uniform sampler, ``fraction(R, eps) = fraction(1, eps/R)`` for b = 0.
+- ``scaling_law``: uniform sampler, ``fraction(R, eps) = fraction(1, eps/R)`` for b = 0 (derived:
+  exact homogeneity of cones; it checks the sampler's handling of R).
 - ``score_tube_constant``: Gaussian M=6, D=12, k=2; and the same gate as a cosine router.
 """
 
