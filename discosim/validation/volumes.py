@@ -345,8 +345,9 @@ def judge_ratio_constant(quantity, eps, ratio, ratio_se, constant, dim, n, m=1):
                     float(math.sqrt(cov[0, 0])), draw=draw, next_order_coefficient=float(beta[1]))
 
 
-@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_1 → C (ε/R)^{n−1}, C = ω_nω_{D−n}A_n/(ω_1ω_{D−1}A_1): slope "
-       "and constant (O(ε) term fitted, exact O(dε²) curvature divided out)",
+@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_1 → C (ε/R)^{n−1}, C = ω_nω_{D−n}A_n/(ω_1ω_{D−1}A_1): "
+       "the constant's A_n/A_1 (O(ε) term fitted, exact O(dε²) curvature divided out); the slope "
+       "and the ω factors come with the tube sampler's normalisation (rows marked derived)",
        figures={"volume_fraction_vs_eps": "tube fractions of orders 1–3 against ε/R with the leading order",
                 "volume_ratios_vs_eps": "U_n/U_1 against the ratio theorem"})
 def ratio_theorem(ctx):
@@ -516,7 +517,8 @@ def judge_scaling(quantity, measured, measured_se, predicted, predicted_se):
 
 
 @claim("scaling_law", S5, "b = 0: U_r(R, ε) = R^D U_r(1, ε/R), i.e. the fraction of B_R at ε "
-       "equals that of B_1 at ε/R (uniform sampler, independent seeds)")
+       "equals that of B_1 at ε/R (uniform sampler, independent seeds; derived: exact homogeneity "
+       "of cones, a check of how R is handled)")
 def scaling_law(ctx):
     router = ratio_router(ctx.seed)
     n = ctx.device_samples(1_500_000)
