@@ -308,12 +308,12 @@ def curvature_factor(eps, dim, n, m=1, radius=1.0):
 
 
 RATIO_SLOPE_DERIVED = (
-    "ratio_theorem: holds by construction of the tube sampler: its weight is C(M, r+1) "
-    "I_{eps^2/R^2}(r/2, d/2+1) times the fibre membership over N(x), so U_n/U_1 divided by the "
-    "exact curvature factor K is omega_n omega_{D-n}/(omega_1 omega_{D-1}) eps^(n-1) times the "
-    "membership averages; the slope n-1 is the normalisation's (checked against a full-D "
-    "NumPy hit-or-miss twin by importance_sampler), and the membership's O(eps) term is the "
-    "constant row's and slice_sum_vs_union's")
+    "importance_sampler: tube sampler vs full-D NumPy hit-or-miss (the slope holds by "
+    "construction of the tube sampler: its weight is C(M, r+1) I_{eps^2/R^2}(r/2, d/2+1) times "
+    "the fibre membership over N(x), so U_n/U_1 over the exact curvature factor K is "
+    "omega_n omega_{D-n}/(omega_1 omega_{D-1}) eps^(n-1) times membership averages; that "
+    "normalisation is what the twin rows check, and the membership's O(eps) term is the "
+    "constant row's and slice_sum_vs_union's)")
 
 
 def judge_ratio_slope(quantity, eps, ratio, ratio_se, predicted_slope, dim, n, m=1):
