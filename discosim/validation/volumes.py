@@ -330,8 +330,9 @@ def judge_ratio_slope(quantity, eps, ratio, ratio_se, predicted_slope, dim, n, m
 def judge_ratio_constant(quantity, eps, ratio, ratio_se, constant, dim, n, m=1):
     """``C`` of ``U_n/U_m = C (eps/R)^(n-m) (1 + c eps + c2 eps^2)``: the intercept at eps -> 0 of
     ``U_n/U_m / (K eps^(n-m))`` over the eps grid, K the exact curvature factor (the overlap
-    terms fitted, not banded). Without the eps^2 term the U_3/U_1 constant read +0.18% (0.9 SE of
-    the full run; 6 seeds, mean +-0.05%); with it +0.07% +- 0.05% (0.3 SE) and +-0.08% for U_2/U_1.
+    terms fitted, not banded). Without the eps^2 term the U_3/U_1 constant read +0.20% +- 0.07%
+    (1.0 SE of the full run; mean of 8 seeds); with it +0.01% +- 0.09%, and U_2/U_1 -0.09% +-
+    0.11%.
 
     The omega factors of C come from the tube sampler's normalisation and cancel; what the row
     tests is ``A_n/A_m``: the sampler's fibre memberships against the closed-form orthant
