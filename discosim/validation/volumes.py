@@ -2,8 +2,8 @@
 
 Each family has a ``measure_*`` step (simulation) and a ``judge_*`` step (the rule: measured
 numbers and predictions in, :class:`~discosim.validation.rules.Row` out). ``validate`` and the
-planted-error tests (``tests/test_planted_volumes.py``) call the same judges, so a planted error
-fails exactly the rule that the report applies.
+planted-error tests (``tests/statistical/test_volumes_planted.py``) call the same judges, so a
+planted error fails exactly the rule that the report applies.
 
 Set-ups (fixed; seeds from the context; the shared routers are built by :mod:`discosim.cases`):
 
@@ -11,12 +11,16 @@ Set-ups (fixed; seeds from the context; the shared routers are built by :mod:`di
   (``I(r/2, d/2)``, THEORY §9) inputs; per-slice hit-or-miss in NumPy.
 - ``biased_slice``: the same router with a bias ~ 0.15 N(0, 1): the finite-R prediction
   (:func:`discosim.volumes.integrals.slice_fibre_fraction`), not the R -> infinity one.
-- ``real_sizes``: D = 4096 and 8192, eps with ``d eps^2/R^2 = 0.4``: the relative correction
-  ``-r d eps^2 / (2 (r+2) R^2)`` of the leading order.
+- ``real_sizes``: D = 4096 and 8192, eps with ``d eps^2/R^2 = 0.4``: the per-slice fraction
+  against the exact ``alpha_J I(r/2, d/2+1)`` (the leading order is 7-10% off there).
 - ``slice_sum_vs_union``: orthonormal M=4, D=8, k=2 (tube sampler's overlap estimate).
-- ``ratio_theorem`` / ``importance_sampler``: orthonormal M=6, D=10, k=2.
+- ``ratio_theorem``: orthonormal M=6, D=10, k=2; the slopes are derived (the tube sampler's
+  normalisation), the constants test ``A_n/A_1``.
+- ``importance_sampler``: the same router; the tube sampler against a full-D NumPy hit-or-miss
+  twin, and the growth exponent of its relative sd per sample.
 - ``euclidean_normal``: Gaussian M=6, D=10, k=2, points drawn near faces of order > r.
-- ``scaling_law``: uniform sampler, ``fraction(R, eps) = fraction(1, eps/R)`` for b = 0.
+- ``scaling_law``: uniform sampler, ``fraction(R, eps) = fraction(1, eps/R)`` for b = 0 (derived:
+  exact homogeneity of cones; it checks the sampler's handling of R).
 - ``score_tube_constant``: Gaussian M=6, D=12, k=2; and the same gate as a cosine router.
 """
 
@@ -60,6 +64,47 @@ def _wls(x, y, se, columns):
     return fit.coef, fit.cov
 
 
+def proportion_draw(n, p):
+    """``draw`` of a hit-or-miss proportion from n points whose truth is ``p (1 + delta)``."""
+    return lambda rng, delta, size: rng.binomial(n, min(max(p * (1.0 + delta), 0.0), 1.0), size) / n
+
+
+def fit_draw(x, values, se, columns, index, predicted, *, relative, log):
+    """The ``draw`` of a row whose statistic is coefficient ``index`` of a weighted fit.
+
+    The fit ``y ~ sum_j beta_j columns_j(x)`` (``y = log values`` when ``log``, weights from
+    ``se``) is redone on data regenerated around the fitted curve with coefficient ``index``
+    moved to the planted truth (``predicted * (1 + delta)`` when ``relative``, else
+    ``predicted + delta``) and normal noise of the points' own standard errors (kept relative
+    to the value for log fits), as the row's estimator sees it. Returns
+    ``draw(rng, delta, size) -> ndarray (size,)``, the contract of
+    :class:`~discosim.validation.rules.Row`.
+    """
+    x, values, se = (np.asarray(a, dtype=float) for a in (x, values, se))
+    X = np.column_stack([c(x) for c in columns])
+    y = np.log(values) if log else values
+    y_se = se / values if log else se
+    beta = linear_fit(X, y, weights=1.0 / y_se ** 2).coef
+    rel_se = se / values
+
+    def draw(rng, delta, size):
+        target = predicted * (1.0 + delta) if relative else predicted + delta
+        mu = X @ beta + (target - beta[index]) * X[:, index]
+        base = np.exp(mu) if log else mu
+        noise_se = rel_se * base if log else se
+        v = base + rng.standard_normal((int(size), len(x))) * noise_se
+        if log:
+            v = np.maximum(v, 1e-300 * base)  # a draw below zero is a far outlier: keep it finite
+            yy, w = np.log(v), (v / noise_se) ** 2
+        else:
+            yy, w = v, np.broadcast_to(1.0 / noise_se ** 2, v.shape)
+        A = np.einsum("si,ij,ik->sjk", w, X, X)
+        b = np.einsum("si,ij,si->sj", w, X, yy)
+        return np.linalg.solve(A, b[..., None])[:, index, 0]
+
+    return draw
+
+
 def fit_power_with_next_order(x, y, se, next_power=1.0):
     """Fit ``log y = a + s log x + c x^next_power`` (the next-order term included).
 
@@ -72,9 +117,10 @@ def fit_power_with_next_order(x, y, se, next_power=1.0):
 
 
 # ------------------------------------------------------------------ slice_exact (§5, §9)
-def judge_slice_fraction(claim_name, section, quantity, measured, stderr, predicted, **data):
+def judge_slice_fraction(claim_name, section, quantity, measured, stderr, predicted, draw=None,
+                         **data):
     """Exact per-slice fraction: two-sided, relative, no band."""
-    return close_to(claim_name, section, quantity, predicted, measured, stderr, **data)
+    return close_to(claim_name, section, quantity, predicted, measured, stderr, draw=draw, **data)
 
 
 def slice_prediction(alpha, eps, radius, dim, order, inputs="ball"):
@@ -100,7 +146,8 @@ def slice_exact(ctx):
             b = "d/2+1" if inputs == "ball" else "d/2"
             rows.append(judge_slice_fraction("slice_exact", S5 if inputs == "ball" else S9,
                                              f"r={r} slice fraction, {inputs}: alpha I(r/2, {b})",
-                                             est.value, est.stderr, pred, n=n))
+                                             est.value, est.stderr, pred,
+                                             draw=proportion_draw(n, pred), n=n))
     return ClaimOutput(tuple(rows), {})
 
 
@@ -130,23 +177,29 @@ def biased_slice(ctx):
 
 
 # ------------------------------------------------------------------ real_sizes (§5)
-def judge_relative_correction(quantity, measured, stderr, dim, order, eps, radius=1.0, **data):
-    """Measured ``fraction / leading - 1`` against ``-r d eps^2 / (2 (r+2) R^2)``.
+def judge_real_size_fraction(quantity, measured, stderr, n, alpha, dim, order, eps, radius=1.0,
+                             **data):
+    """Per-slice fraction at a real size against the exact ``alpha_J I_{eps^2/R^2}(r/2, d/2+1)``.
 
-    The band is the size of the next-order terms, from the closed form
-    (``exact_relative_correction - relative_correction``).
+    Two-sided, relative, no band: the closed form is exact at every eps (THEORY §5), so nothing
+    is neglected; the leading order and its first correction are reported beside it.
     """
-    first = float(tv.relative_correction(eps, radius, dim, order))
-    nxt = abs(float(tv.exact_relative_correction(eps, radius, dim, order)) - first)
-    return close_to("real_sizes", S5, quantity, first, measured, stderr, relative=False, band=nxt,
-                    band_reason=f"O((d eps^2/R^2)^2) terms of the closed form, {nxt:.2g}", **data)
+    exact = alpha * float(tv.tube_fraction(eps, radius, dim, order))
+    lead = alpha * float(tv.leading_tube_fraction(eps, radius, dim, order))
+    return close_to("real_sizes", S5, quantity, exact, measured, stderr,
+                    draw=proportion_draw(n, exact), n=n, leading=lead,
+                    measured_correction=measured / lead - 1.0,
+                    exact_correction=exact / lead - 1.0,
+                    first_order_correction=float(tv.relative_correction(eps, radius, dim, order)),
+                    **data)
 
 
 REAL_X = np.array([0.2, 0.4, 0.8, 1.6])  # d eps^2 / R^2 of the figure; rows at 0.4
 
 
-@claim("real_sizes", S5, "real sizes D = 4096, 8192: the leading order's relative correction "
-       "−r d ε²/(2(r+2)R²) at d ε²/R² = 0.4, measured per slice",
+@claim("real_sizes", S5, "real sizes D = 4096, 8192 at d ε²/R² = 0.4, where the leading order is "
+       "off by 7–10%: the per-slice fraction equals the exact α_J I_{ε²/R²}(r/2, d/2+1) (the "
+       "leading order's correction −r d ε²/(2(r+2)R²) reported beside it)",
        figures={"real_size_correction": "relative correction of the leading order at D = 4096 "
                                         "against d ε²/R²: first-order formula and exact closed form"})
 def real_sizes(ctx):
@@ -169,10 +222,10 @@ def real_sizes(ctx):
                 meas.append(est.value / lead - 1.0)
                 meas_se.append(est.stderr / lead)
                 if x == 0.4:
-                    rows.append(judge_relative_correction(
-                        f"D={D} r={r}: fraction/leading - 1 (eps={eps:.3g})", meas[-1], meas_se[-1],
-                        D, r, eps, fraction=est.value, leading=lead,
-                        exact=alpha * float(tv.tube_fraction(eps, 1.0, D, r))))
+                    rows.append(judge_real_size_fraction(
+                        f"D={D} r={r}: slice fraction vs exact alpha I(r/2, d/2+1) "
+                        f"(eps={eps:.3g}, d eps^2/R^2 = 0.4)", est.value, est.stderr, m, alpha,
+                        D, r, eps))
             if D == 4096:
                 fine = np.geomspace(xs[0], xs[-1], 40)
                 eps_f = np.sqrt(fine / d)
@@ -212,18 +265,29 @@ def measure_tube_fractions(router, eps, orders, n, seed, metric="euclidean", con
 
 # ------------------------------------------------------------------ slice_sum_vs_union (§5)
 def judge_overlap_order(quantity, eps, gap, gap_se, predicted=1.0):
-    """Relative overlap ``(S-U)/S ~ eps^1``: slope of ``log gap = a + s log eps + c eps``."""
-    s, s_se, _, _ = fit_power_with_next_order(eps, gap, gap_se)
-    return close_to("slice_sum_vs_union", S5, quantity, predicted, s, s_se, relative=False,
+    """Relative overlap ``(S-U)/S ~ eps^1``: slope of ``log gap = a + s log eps + c eps``,
+    two-sided, absolute; ``draw`` refits regenerated points (a fit's statistic, not exactly
+    normal)."""
+    cols = [np.ones_like, np.log, lambda t: t]
+    beta, cov = _wls(eps, np.log(gap), np.asarray(gap_se) / np.asarray(gap), cols)
+    draw = fit_draw(eps, gap, gap_se, cols, 1, predicted, relative=False, log=True)
+    return close_to("slice_sum_vs_union", S5, quantity, predicted, float(beta[1]),
+                    float(math.sqrt(cov[1, 1])), relative=False, draw=draw,
                     eps=list(map(float, eps)), relative_overlap=list(map(float, gap)),
                     relative_overlap_se=list(map(float, gap_se)))
 
 
 UNION_EPS = np.array([0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005])
+# Largest eps of each order's fit. The fit's neglected eps^2 term biases the exponent by
+# ~0.006 over the whole grid: 1.2 SE for r = 2 (measured to 0.5% a point; the issue's
+# four runs read +3.4 SE), 0.1 SE for r = 1 (3x noisier). Without eps = 0.2, r = 2's bias is
+# <= 0.002 (0.2 SE; from a cubic fitted to 16 seeds' pooled overlaps) at SE 0.0086; r = 1 keeps
+# the grid (an eps^2 term or a shorter grid would take it past the 0.1 target).
+UNION_EPS_MAX = {1: 0.2, 2: 0.1}
 
 
 @claim("slice_sum_vs_union", S5, "U_r = Σ_J α_J V_r − O(ε^{r+1}): the relative overlap "
-       "(S−U)/S is of order ε (next-order term fitted)")
+       "(S−U)/S is of order ε (next-order term fitted; r = 2 over ε ≤ 0.1, where ε² is negligible)")
 def slice_sum_vs_union(ctx):
     # M=4: large alpha_J, so the overlap S - U is estimated from many samples
     router = slice_router(ctx.seed)
@@ -231,8 +295,11 @@ def slice_sum_vs_union(ctx):
                                metric="normal", **ctx.estimator_kwargs())
     rows = []
     for r in (1, 2):
-        gap, gap_se = m["ov"][r] / m["S"][r], m["ov_se"][r] / m["S"][r]
-        rows.append(judge_overlap_order(f"r={r} exponent of (S-U)/S in eps", UNION_EPS, gap, gap_se))
+        keep = UNION_EPS <= UNION_EPS_MAX[r]
+        gap, gap_se = (m["ov"][r] / m["S"][r])[keep], (m["ov_se"][r] / m["S"][r])[keep]
+        rows.append(judge_overlap_order(f"r={r} exponent s of (S-U)/S, log fit a + s log eps + c eps "
+                                        f"over eps/R in [{UNION_EPS[keep].min():g}, "
+                                        f"{UNION_EPS[keep].max():g}]", UNION_EPS[keep], gap, gap_se))
     return ClaimOutput(tuple(rows), {})
 
 
@@ -243,29 +310,50 @@ def curvature_factor(eps, dim, n, m=1, radius=1.0):
             / np.exp(tv.log_tube_fraction(eps, radius, dim, m) - tv.log_leading_tube_fraction(eps, radius, dim, m)))
 
 
+RATIO_SLOPE_DERIVED = (
+    "importance_sampler: tube sampler vs full-D NumPy hit-or-miss (the slope holds by "
+    "construction of the tube sampler: its weight is C(M, r+1) I_{eps^2/R^2}(r/2, d/2+1) times "
+    "the fibre membership over N(x), so U_n/U_1 over the exact curvature factor K is "
+    "omega_n omega_{D-n}/(omega_1 omega_{D-1}) eps^(n-1) times membership averages; that "
+    "normalisation is what the twin rows check, and the membership's O(eps) term is the "
+    "constant row's and slice_sum_vs_union's)")
+
+
 def judge_ratio_slope(quantity, eps, ratio, ratio_se, predicted_slope, dim, n, m=1):
-    """Slope of ``U_n/U_m`` after the exact curvature factor, with the O(eps) overlap term fitted."""
+    """Slope of ``U_n/U_m`` after the exact curvature factor, with the O(eps) overlap term fitted.
+
+    Marked derived (:data:`RATIO_SLOPE_DERIVED`): with the tube sampler on both sides it cannot
+    fail except through the membership term that other rows test."""
     K = curvature_factor(eps, dim, n, m)
     s, s_se, _, _ = fit_power_with_next_order(eps, np.asarray(ratio) / K, np.asarray(ratio_se) / K)
     return close_to("ratio_theorem", "§5 (Thm A.18)", quantity, predicted_slope, s, s_se,
-                    relative=False)
+                    relative=False, derived=RATIO_SLOPE_DERIVED)
 
 
 def judge_ratio_constant(quantity, eps, ratio, ratio_se, constant, dim, n, m=1):
-    """``C`` of ``U_n/U_m = C (eps/R)^(n-m) (1 + c eps)``: the intercept at eps -> 0 of
-    ``U_n/U_m / (K eps^(n-m)) = C + C c eps`` over the eps grid, K the exact curvature factor
-    (the O(eps) overlap term fitted, not banded)."""
+    """``C`` of ``U_n/U_m = C (eps/R)^(n-m) (1 + c eps + c2 eps^2)``: the intercept at eps -> 0 of
+    ``U_n/U_m / (K eps^(n-m))`` over the eps grid, K the exact curvature factor (the overlap
+    terms fitted, not banded). Without the eps^2 term the U_3/U_1 constant read +0.20% +- 0.07%
+    (1.0 SE of the full run; mean of 8 seeds); with it +0.01% +- 0.09%, and U_2/U_1 -0.09% +-
+    0.11%.
+
+    The omega factors of C come from the tube sampler's normalisation and cancel; what the row
+    tests is ``A_n/A_m``: the sampler's fibre memberships against the closed-form orthant
+    integrals behind ``constant`` (independent code). Two-sided, relative; ``draw`` refits."""
     eps = np.asarray(eps, dtype=float)
     K = curvature_factor(eps, dim, n, m)
     y = np.asarray(ratio) / K / eps ** (n - m)
     y_se = np.asarray(ratio_se) / K / eps ** (n - m)
-    beta, cov = _wls(eps, y, y_se, [np.ones_like, lambda t: t])
+    cols = [np.ones_like, lambda t: t, lambda t: t * t]
+    beta, cov = _wls(eps, y, y_se, cols)
+    draw = fit_draw(eps, y, y_se, cols, 0, constant, relative=True, log=False)
     return close_to("ratio_theorem", "§5 (Thm A.18)", quantity, constant, float(beta[0]),
-                    float(math.sqrt(cov[0, 0])), next_order_coefficient=float(beta[1]))
+                    float(math.sqrt(cov[0, 0])), draw=draw, next_order_coefficients=beta[1:].tolist())
 
 
-@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_1 → C (ε/R)^{n−1}, C = ω_nω_{D−n}A_n/(ω_1ω_{D−1}A_1): slope "
-       "and constant (O(ε) term fitted, exact O(dε²) curvature divided out)",
+@claim("ratio_theorem", "§5 (Thm A.18)", "U_n/U_1 → C (ε/R)^{n−1}, C = ω_nω_{D−n}A_n/(ω_1ω_{D−1}A_1): "
+       "the constant's A_n/A_1 (O(ε), O(ε²) terms fitted, exact O(dε²) curvature divided out); the slope "
+       "and the ω factors come with the tube sampler's normalisation (rows marked derived)",
        figures={"volume_fraction_vs_eps": "tube fractions of orders 1–3 against ε/R with the leading order",
                 "volume_ratios_vs_eps": "U_n/U_1 against the ratio theorem"})
 def ratio_theorem(ctx):
@@ -284,7 +372,9 @@ def ratio_theorem(ctx):
         ratio_se = ratio * np.sqrt((s[n_] / f[n_]) ** 2 + (s[1] / f[1]) ** 2)
         rows.append(judge_ratio_slope(f"slope of U_{n_}/U_1", eps, ratio, ratio_se, n_ - 1, D, n_))
         C = float(tv.ratio_constant(m["consts"][n_].alpha_sum, m["consts"][1].alpha_sum, n_, 1, D))
-        rows.append(judge_ratio_constant(f"constant C of U_{n_}/U_1 = C eps^{n_ - 1} (1 + c eps)",
+        rows.append(judge_ratio_constant(f"constant C of U_{n_}/U_1 = C eps^{n_ - 1} "
+                                         f"(1 + c eps + c2 eps^2): A_{n_}/A_1 (the omega factors "
+                                         f"cancel)",
                                          eps, ratio, ratio_se, C, D, n_))
         pred = tv.predicted_ratio(m["consts"][n_].alpha_sum, m["consts"][1].alpha_sum, n_, 1, D, eps, 1.0)
         rat_layers += [points(eps, ratio, ratio_se, f"$U_{n_}/U_1$ measured (95% CI)", group=n_),
@@ -422,12 +512,20 @@ def euclidean_normal(ctx):
 
 
 # ------------------------------------------------------------------ scaling_law (§5)
+SCALING_DERIVED = (
+    "scaling_law: exact homogeneity of the b = 0 cones (x -> R x maps the eps/R-tube of B_1 onto "
+    "the eps-tube of B_R); the row checks how the uniform sampler handles R, no THEORY quantity")
+
+
 def judge_scaling(quantity, measured, measured_se, predicted, predicted_se):
-    return close_to("scaling_law", S5, quantity, predicted, measured, math.hypot(measured_se, predicted_se))
+    """fraction(R, eps) against fraction(1, eps/R), two-sided; derived (:data:`SCALING_DERIVED`)."""
+    return close_to("scaling_law", S5, quantity, predicted, measured, math.hypot(measured_se, predicted_se),
+                    derived=SCALING_DERIVED)
 
 
 @claim("scaling_law", S5, "b = 0: U_r(R, ε) = R^D U_r(1, ε/R), i.e. the fraction of B_R at ε "
-       "equals that of B_1 at ε/R (uniform sampler, independent seeds)")
+       "equals that of B_1 at ε/R (uniform sampler, independent seeds; derived: exact homogeneity "
+       "of cones, a check of how R is handled)")
 def scaling_law(ctx):
     router = ratio_router(ctx.seed)
     n = ctx.device_samples(1_500_000)
@@ -473,11 +571,14 @@ COSINE_EPS = np.array([0.04, 0.02, 0.01, 0.005])
 def judge_cosine_intercept(eps, union, union_se, slice_sum):
     """``U_1/S = a + c eps + c2 eps^2`` (overlaps and edges are O(eps)): the intercept a is 1."""
     y = np.asarray(union) / slice_sum
-    beta, cov = _wls(eps, y, np.asarray(union_se) / slice_sum,
-                     [np.ones_like, lambda t: t, lambda t: t * t])
+    y_se = np.asarray(union_se) / slice_sum
+    cols = [np.ones_like, lambda t: t, lambda t: t * t]
+    beta, cov = _wls(eps, y, y_se, cols)
     return close_to("score_tube_constant", "§1, §9",
                     "cosine router: U_1/sum_J alpha_J I(1/2,(D-1)/2) at eps -> 0 (O(eps), O(eps^2) fitted)",
-                    1.0, float(beta[0]), float(math.sqrt(cov[0, 0])), eps=list(map(float, eps)),
+                    1.0, float(beta[0]), float(math.sqrt(cov[0, 0])),
+                    draw=fit_draw(eps, y, y_se, cols, 0, 1.0, relative=True, log=False),
+                    eps=list(map(float, eps)),
                     ratio=list(map(float, y)))
 
 
@@ -506,57 +607,95 @@ def score_tube_constant(ctx):
 
 
 # ------------------------------------------------------------------ importance_sampler (§8)
-def judge_samplers(quantity, tube, tube_se, uniform, uniform_se):
-    """Tube (importance) sampler against the uniform sampler: independent code paths, two-sided."""
-    return close_to("importance_sampler", S8, quantity, uniform, tube, math.hypot(tube_se, uniform_se))
+def full_dim_union_fraction(router, order, eps, n, rng, batch=1 << 15):
+    """Hit-or-miss fraction of ``B_D(0, 1)`` in the normal-metric order-r tube, in full D (NumPy).
 
-
-def relse_ratio_stderr(ratio, n, hit_rates):
-    """Approximate standard error of max/min of per-sample relative sds.
-
-    For weights near Bernoulli(p), the sample sd has relative error ``0.5 sqrt((1 - 6pq)/(npq) + 2/n)``.
+    The slow, obviously correct twin of the samplers: points uniform in the D-ball (not the
+    reduced coordinates), membership by :func:`normal_fibre_membership` slice by slice on the
+    full weight rows (not the kernels' ``point_stats``). Returns ``(fraction, stderr, n)``.
     """
-    terms = []
-    for p in hit_rates:
-        p = min(max(p, 1e-9), 1 - 1e-9)
-        q = 1 - p
-        terms.append(0.25 * (max(1 - 6 * p * q, 0.0) / (n * p * q) + 2.0 / n))
-    return ratio * math.sqrt(sum(sorted(terms)[-2:]))
+    W = np.asarray(router.weights, dtype=float)
+    D = W.shape[1]
+    slices = list(itertools.combinations(range(W.shape[0]), order + 1))
+    hits = done = 0
+    while done < n:
+        m = min(batch, n - done)
+        g = rng.standard_normal((m, D))
+        X = g / np.linalg.norm(g, axis=1)[:, None] * rng.random(m)[:, None] ** (1.0 / D)
+        hits += int(np.sum(normal_fibre_membership(W, router.k, order, X, eps, slices).any(axis=1)))
+        done += m
+    p = hits / n
+    return p, math.sqrt(p * (1.0 - p) / n), n
 
 
-def judge_bounded_relerr(order, eps, rel_sd, n, hit_rates, bound=2.0):
-    """max/min of the per-sample relative sd over eps is at most ``bound`` (one-sided)."""
+def judge_samplers(quantity, tube, tube_se, twin, twin_se, **data):
+    """Tube (importance) sampler against the full-D NumPy hit-or-miss twin: two-sided, relative.
+
+    The twin shares no code with the sampler (points, membership, weights), so a wrong weight or
+    membership in the kernels moves one side only. Both sides are means of many independent
+    samples (the twin a binomial proportion near 0.3), so the normal model with the combined
+    standard error is the row's law (no ``draw``).
+    """
+    return close_to("importance_sampler", S8, quantity, twin, tube, math.hypot(tube_se, twin_se),
+                    tube_stderr=float(tube_se), twin_stderr=float(twin_se), **data)
+
+
+def log_relsd_stderr(n, hit_rate):
+    """Standard error of ``log`` of the relative sd (sd / mean) of n weights ``c * Bernoulli(p)``.
+
+    Where no two slice regions hold the point (all but O(eps) of them), the tube sampler's weight
+    is the constant ``C(M, r+1) I_{eps^2/R^2}(r/2, d/2+1)`` or 0, so the relative sd is
+    ``sqrt(q/p)`` of the hit rate p, and the delta method gives ``0.5 / sqrt(n p q)``.
+    """
+    p = min(max(float(hit_rate), 1e-9), 1 - 1e-9)
+    return 0.5 / math.sqrt(n * p * (1 - p))
+
+
+def judge_relerr_growth(order, eps, rel_sd, n, hit_rates):
+    """Growth exponent g of the per-sample relative sd, ``rel_sd ~ eps^g``: two-sided, g = 0.
+
+    THEORY §8: the tube sampler's weight law tends to a fixed law as eps -> 0, so its relative sd
+    tends to a constant: g = 0, with O(eps) changes (weights with N(x) >= 2), which on a grid
+    from 1e-3 moved g by about 1 SE of the full run and from 1e-4 by under 0.2 SE (measured over
+    40 seeds). Hit-or-miss sampling has g = -r/2. The fit is ``log rel_sd = a + g log eps``
+    weighted by :func:`log_relsd_stderr`; ``draw`` refits data regenerated with a planted g.
+    """
+    eps = np.asarray(eps, dtype=float)
     rel_sd = np.asarray(rel_sd, dtype=float)
-    ratio = float(rel_sd.max() / rel_sd.min())
-    se = relse_ratio_stderr(ratio, n, hit_rates)
-    return at_most("importance_sampler", S8,
-                   f"r={order}: max/min relative sd per sample over eps/R in "
-                   f"[{min(eps):g}, {max(eps):g}] <= {bound:g}",
-                   bound, ratio, se, relative_sd=rel_sd.tolist(), eps=list(map(float, eps)))
+    log_se = np.array([log_relsd_stderr(n, p) for p in hit_rates])
+    cols = [np.ones_like, np.log]
+    beta, cov = _wls(eps, np.log(rel_sd), log_se, cols)
+    draw = fit_draw(eps, rel_sd, rel_sd * log_se, cols, 1, 0.0, relative=False, log=True)
+    return close_to("importance_sampler", S8,
+                    f"r={order}: growth exponent g of the relative sd per sample, rel_sd ~ "
+                    f"eps^g over eps/R in [{eps.min():g}, {eps.max():g}] (hit-or-miss: g = -r/2)",
+                    0.0, float(beta[1]), float(math.sqrt(cov[1, 1])), relative=False, draw=draw,
+                    relative_sd=rel_sd.tolist(), relative_sd_log_stderr=log_se.tolist(),
+                    eps=eps.tolist(), n=n)
 
 
 SAMPLER_EPS = {1: 0.05, 2: 0.1}
-RELERR_EPS = np.array([1e-2, 1e-3, 1e-4, 1e-5])
+RELERR_EPS = np.array([1e-4, 1e-5, 1e-6, 1e-7])  # from 1e-3, the O(eps) term read ~1 SE in g
 
 
-@claim("importance_sampler", S8, "the tube (Karp–Luby–Madras) sampler agrees with the uniform sampler "
-       "where both resolve 2%; its relative error stays bounded over 3 decades of ε")
+@claim("importance_sampler", S8, "the tube (Karp–Luby–Madras) sampler agrees with a full-D NumPy "
+       "hit-or-miss twin (no shared code) where both resolve 2%; its relative sd per sample "
+       "does not grow over 3 decades of ε (exponent 0)")
 def importance_sampler(ctx):
     router = ratio_router(ctx.seed)
     consts = {r: slice_constants(router, r, seed=ctx.seed) for r in (1, 2, 3)}
     kw = ctx.estimator_kwargs()
-    uni = estimate_volumes(router, 1.0, [SAMPLER_EPS[1], SAMPLER_EPS[2]], orders=(1, 2),
-                           metric="normal", method="uniform", n_samples=ctx.device_samples(600_000),
-                           seed=_ss(ctx.seed, 11), constants=consts, **kw)
     rows = []
-    for i, r in enumerate((1, 2)):
+    n_twin = ctx.samples(200_000)  # NumPy in full D: 2.0% resolution with the tube side
+    for r in (1, 2):
         e = SAMPLER_EPS[r]
         t = estimate_volumes(router, 1.0, [e], orders=(r,), metric="normal", method="tube",
                              n_samples=ctx.samples(500_000), seed=_ss(ctx.seed, 12, r),
                              constants=consts, **kw).order_result(0, r).estimate
-        u = uni.order_result(i, r).estimate
-        rows.append(judge_samplers(f"r={r} fraction at eps/R={e:g}: tube vs uniform sampler",
-                                   t.value, t.stderr, u.value, u.stderr))
+        u, u_se, _ = full_dim_union_fraction(router, r, e, n_twin,
+                                             np.random.default_rng(_ss(ctx.seed, 11, r)))
+        rows.append(judge_samplers(f"r={r} fraction at eps/R={e:g}: tube sampler vs full-D "
+                                   f"NumPy hit-or-miss", t.value, t.stderr, u, u_se, n_twin=n_twin))
     n = ctx.samples(40_000)
     m = measure_tube_fractions(router, RELERR_EPS, (1, 2, 3), n, _ss(ctx.seed, 13), metric="normal",
                                constants_seed=ctx.seed, **kw)
@@ -564,5 +703,5 @@ def importance_sampler(ctx):
         rel_sd = m["relse"][r] * math.sqrt(n)
         res = m["result"]
         hit = [res.order_result(i, r).estimate.n_hits / n for i in range(len(RELERR_EPS))]
-        rows.append(judge_bounded_relerr(r, RELERR_EPS, rel_sd, n, hit))
+        rows.append(judge_relerr_growth(r, RELERR_EPS, rel_sd, n, hit))
     return ClaimOutput(tuple(rows), {})

@@ -284,3 +284,40 @@ def test_check_payload_reads_the_power_fields_and_refuses_bad_ones():
         broken["claims"][0][key] = bad
         with pytest.raises(InputError, match=key):
             check_payload(broken, "x")
+
+
+def test_volume_rows_carry_independent_sides_derived_marks_and_draws():
+    # issue 23: the volume claims' rows at a small scale: exact forms without bands, the
+    # construction-bound rows marked derived, and every fit's draw giving its statistic
+    import math
+
+    import numpy as np
+
+    from discosim.theory import volumes as tv
+    from discosim.theory.alpha import orthonormal_alpha
+
+    names = ["real_sizes", "slice_sum_vs_union", "ratio_theorem", "scaling_law",
+             "importance_sampler"]
+    out = run_claims(names, Context(scale=0.05, quick=True))
+    rows = {n: out[n].rows for n in names}
+    for r in rows["real_sizes"]:
+        assert r.band == 0.0 and r.sides == 2 and r.derived is None and r.draw is not None
+        D, order = int(r.quantity.split()[0][2:]), int(r.quantity.split()[1][2])
+        eps = math.sqrt(0.4 / (D - order))
+        assert r.predicted == orthonormal_alpha(4, 2, order) * float(tv.tube_fraction(eps, 1.0, D, order))
+    assert [r.data["eps"][0] for r in rows["slice_sum_vs_union"]] == [0.2, 0.1]
+    derived = {n: [r.derived is not None for r in rows[n]] for n in names}
+    assert derived["ratio_theorem"] == [True, False, True, False]  # slope, constant per order
+    assert all(derived["scaling_law"]) and not any(derived["importance_sampler"])
+    growth = [r for r in rows["importance_sampler"] if "growth exponent" in r.quantity]
+    assert len(growth) == 3 and all(r.predicted == 0.0 and r.resolution_kind == "absolute"
+                                    for r in growth)
+    assert all("full-D NumPy" in r.quantity for r in rows["importance_sampler"][:2])
+    rng = np.random.default_rng(0)
+    for n in names:
+        for r in rows[n]:
+            if r.draw is not None:
+                x = np.asarray(r.draw(rng, 0.0, 50))
+                assert x.shape == (50,) and np.all(np.isfinite(x))
+                # the draws scatter about the prediction with about the row's SE
+                assert abs(np.median(x) - r.predicted) < 2 * r.stderr + 1e-12
