@@ -117,8 +117,28 @@ def _fmt(x):
 
 
 def close_to(claim, section, quantity, predicted, measured, stderr, *, relative=True, band=0.0,
-             band_reason=None, draw=None, derived=None, **data):
-    """Two-sided row: PASS iff ``|measured - predicted| <= Z_VERDICT * stderr + band``."""
+             band_reason=None, draw=None, derived=None, band_low=None, band_high=None, **data):
+    """Two-sided row: PASS iff ``|measured - predicted| <= Z_VERDICT * stderr + band``.
+
+    ``band_low`` / ``band_high`` (instead of ``band``): a band of known sign, applied on its own
+    side only: PASS iff ``-(Z SE + band_low) <= measured - predicted <= Z SE + band_high``.
+    """
+    if band_low is not None or band_high is not None:
+        if band:
+            raise InputError("give band, or band_low / band_high, not both")
+        lo, hi = float(band_low or 0.0), float(band_high or 0.0)
+        for b in (lo, hi):
+            _check_band(b, float(stderr), band_reason)
+        predicted, measured, stderr = map(float, (predicted, measured, stderr))
+        dev = measured - predicted
+        ok = math.isfinite(measured) and math.isfinite(stderr) and \
+            -(Z_VERDICT * stderr + lo) <= dev <= Z_VERDICT * stderr + hi
+        rule = (f"-({Z_VERDICT:g} SE + {_fmt(lo)}) <= meas - pred <= {Z_VERDICT:g} SE + {_fmt(hi)}"
+                + (f" ({band_reason})" if band_reason else ""))
+        return Row(claim, section, quantity, predicted, measured, stderr, rule,
+                   _resolution(predicted, stderr, max(lo, hi), relative),
+                   "relative" if relative else "absolute", bool(ok), max(lo, hi), band_reason,
+                   dict(data, band_low=lo, band_high=hi), 2, derived=derived, draw=draw)
     predicted, measured, stderr, band = map(float, (predicted, measured, stderr, band))
     _check_band(band, stderr, band_reason)
     ok = math.isfinite(measured) and math.isfinite(stderr) and \
