@@ -29,7 +29,7 @@ from discosim._core.fitting import linear_fit, loglog_fit
 from discosim.model.inputs import start_point
 from discosim.model.router import Router
 from discosim.model.selection import tie_straddles_cut
-from discosim.validation.rules import (ClaimOutput, at_least, at_most, band_layer, claim, close_to, curve, figure,
+from discosim.validation.rules import (ClaimOutput, band_layer, claim, close_to, curve, figure,
                    points)
 
 S6 = "§6"
@@ -214,10 +214,11 @@ def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
 
     def draw(rng, d, size):
         f = base * us ** d
+        r = rel * np.sqrt(base / f)  # the fraction's error is ~ sqrt(f / n)
         out = np.empty(int(size))
         for i in range(out.size):
-            y = f * (1 + rel * rng.standard_normal(us.size))
-            out[i] = linear_fit(X, np.log(np.abs(y)), row_scale=y / (rel * f)).slope
+            y = f * (1 + r * rng.standard_normal(us.size))
+            out[i] = linear_fit(X, np.log(np.abs(y)), row_scale=np.abs(y) / (r * f)).slope
         return out
 
     return close_to("occupation", S6, quantity, predicted, fit.slope, fit.slope_stderr,
