@@ -103,7 +103,8 @@ def judge_overhead(etas, meas, se, pred, pred_rel_se=0.0, **data):
         tail_ok = fit["chi2_tail"] >= 2 * _phi_tail(Z_VERDICT)
         expo = replace(expo, resolution=exponent_resolution(fit, e_, cov, fit["band"]),
                        passed=bool(expo.passed and tail_ok),
-                       rule=expo.rule + f"; chi^2 tail of the fit >= 2 Phi(-{Z_VERDICT:g})")
+                       rule=expo.rule + f"; chi^2 tail of the fit >= 2 Phi(-{Z_VERDICT:g})",
+                       draw=_exponent_draw(fit, e_, cov))
     lead = leading_order_row(etas, meas, se, pred, pred_rel_se, **data)
     return lead, expo
 
@@ -153,6 +154,30 @@ def leading_order_row(etas, meas, se, pred, pred_rel_se=0.0, **data):
                     f"{LEAD_DEGREE} in eta over eta in [{etas.min():g}, {etas.max():g}]) = c1",
                     c1, a, se_row, draw=draw, chi2=float(fit.chi2), dof=int(etas.size - LEAD_DEGREE - 1),
                     **data)
+
+
+def _exponent_draw(fit, etas, cov):
+    """``draw(rng, d, size)`` for the exponent row: the fitted remainder turned to ``s = 2 + d``
+    about the pivot of :func:`exponent_resolution`, redrawn with the measured covariance (nested
+    counts), cut at ``Z_VERDICT`` SE and refitted as the judge does."""
+    c = fit["cov"]
+    log_pivot = -c[0, 1] / c[1, 1]
+    base = _remainder_design(etas) @ fit["coef"]
+    sd = np.sqrt(np.diag(cov))
+    chol = np.linalg.cholesky(cov)
+
+    def draw(rng, d, size):
+        # turned about the pivot from the fitted s to the truth 2 + d
+        rem = np.exp(base + (2.0 + d - fit["s"]) * (np.log(etas) - log_pivot))
+        out = np.full(int(size), np.nan)
+        for i in range(out.size):
+            r = rem + chol @ rng.standard_normal(etas.size)
+            keep = r > Z_VERDICT * sd
+            if keep.sum() > 4:
+                out[i] = remainder_fit(etas[keep], r[keep], cov[np.ix_(keep, keep)])["s"]
+        return out
+
+    return draw
 
 
 def exponent_resolution(fit, etas, cov, band):
