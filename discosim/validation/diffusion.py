@@ -4,18 +4,22 @@ Every row is two-sided against an exact value or a sharp constant wherever THEOR
 
 - ``hit_order``: the exponent of ``q(delta)`` over two decades of delta (five points) next to
   ``pi/theta*``, on an orthonormal router (3/2) and on a Gaussian router started near its widest
-  ridge (a non-round exponent); walk on spheres against time stepping, both estimating the
-  infinite-horizon exit law (time-stepped paths not out by T are counted as censored).
+  ridge (a non-round exponent), the wedge's next-order term allowed on its side (below) only;
+  walk on spheres against time stepping, both estimating the infinite-horizon exit law
+  (time-stepped paths not out by T are counted as censored; two steps, extrapolated to dt = 0).
 - ``first_hit_exact``: Levy (M = 2), Spitzer's wedge law (top-1, M = 3), the orthant law
   ``prod_j erf(d_j/(sigma sqrt(2t)))`` (top-1, orthogonal facet normals: the bridge step's
   independent half-spaces are exact there, even at a coarse dt) and an acute wedge, where they are
   not: the deviation against dt is a series of the report.
-- ``first_hit_bounds``: times where the two bounds are within 10% of each other.
+- ``first_hit_bounds``: times where the two bounds are within 10% of each other, one two-sided
+  row per time (the interval's middle, half its width for a band).
 - ``occupation``: one hyperplane exactly (BM and OU) and its sqrt-t constant; from the apex of an
   orthonormal router the union tubes against ``A_r`` times the exact per-slice integrals minus the
   overlaps, sampled inside the tubes: r = 1 (sqrt t), r = 2 (the log-rate per decade), and the
   overlaps' exponent 1 in ``u = eps/(sigma sqrt t)`` (the leading order is the limit); r = 3
-  (bounded, the infinite-horizon value).
+  (bounded; the closed-form infinite-horizon value against the mean up to t completed by the
+  tail's large-t expansion, so the closed form is on one side only). Rows that re-read the
+  same mean (the sqrt-t constant, the banded r = 1 growth) are marked ``derived``.
 
 The rules live in ``judge_*`` functions that the planted-error tests call on wrong inputs.
 """
