@@ -8,7 +8,8 @@
 - Lipschitz constant from inside the band: the slope of the gate factor ``e^{S(u_l(x))}`` along
   ``w_l - w_g``, measured by finite differences of the public smooth gate, against
   ``sup (e^S)' |w_l - w_g| / eta`` (``sup (e^S)' ~ 17.8`` at u ~ 0.054, computed).
-- Overhead ``E N_eta = c_1 eta + O(eta^2)`` and the calibrated eta.
+- Overhead ``E N_eta = c_1 eta + O(eta^2)``: the eta -> 0 limit of ``E N_eta / eta`` in a
+  power series fixed in advance (no band), the remainder's exponent 2, and the calibrated eta.
 
 The rules live in ``judge_*`` functions that the planted-error tests call on wrong inputs.
 """
