@@ -6,7 +6,6 @@ on both sides."""
 import math
 
 import numpy as np
-import pytest
 
 from discosim.validation import smoothing as cs
 from discosim.validation.rules import Z_VERDICT
