@@ -39,7 +39,7 @@ __all__ = ["occupation_growth", "occupation_bound", "occupation_infinite_horizon
            "slab_probability", "slab_occupation", "apex_probability", "apex_occupation",
            "sqrt_growth_constant", "log_rate_per_decade", "subspace_occupation_infinite",
            "wedge_hit_profile", "subspace_probability",
-           "subspace_occupation"]
+           "subspace_occupation", "subspace_occupation_tail"]
 
 
 def _cell(router, x0):
@@ -378,3 +378,48 @@ def subspace_occupation(distance, eps, sigma, order, t, dt=None, t0=0.0):
     peak = math.log(min(max((distance ** 2 + eps ** 2) / sigma ** 2, math.exp(lo)), t))
     pts = [peak] if lo < peak < math.log(t) else None
     return head + integrate.quad(f, lo, math.log(t), points=pts, limit=400, epsabs=0, epsrel=1e-10)[0]
+
+
+def subspace_occupation_tail(distance, eps, sigma, order, t, n_terms=3):
+    """Large-t expansion of ``int_t^inf P(|d e_1 + sigma B_s^(r)| <= eps) ds`` (r >= 3).
+
+    Independent of :func:`subspace_occupation_infinite` (no Green function): the Gaussian
+    density of ``B_s`` over the eps-ball, expanded in ``1/s``,
+    ``P = omega_r eps^r (2 pi sigma^2 s)^{-r/2} sum_j (-1)^j E|y - d e_1|^{2j} / (j! (2 sigma^2 s)^j)``
+    (y uniform in the ball), integrated term by term:
+    ``sum_j (-1)^j m_j / (j! (2 sigma^2)^j) omega_r eps^r (2 pi sigma^2)^{-r/2} t^{1-r/2-j} / (r/2+j-1)``
+    with ``m_0 = 1``, ``m_1 = r eps^2/(r+2) + d^2`` and
+    ``m_2 = r eps^4/(r+4) + d^4 + 2 d^2 r eps^2/(r+2) + 4 d^2 eps^2/(r+2)``. The terms alternate
+    and decrease once ``t >> (eps^2 + d^2)/sigma^2``, so the error is below the first term left out.
+
+    Parameters
+    ----------
+    distance, eps, sigma : float
+    order : int
+        Codimension r >= 3 (the integral diverges for r <= 2).
+    t : float
+        Start of the tail.
+    n_terms : int
+        1 to 3 terms of the expansion.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(subspace_occupation_tail(0.1, 0.2, 1.0, 3, 4.0), 6)
+    0.002124
+    """
+    r, d, e = order, float(distance), float(eps)
+    if r < 3:
+        return math.inf
+    omega_r = math.pi ** (r / 2) / math.gamma(r / 2 + 1)
+    lead = omega_r * e ** r * (2 * math.pi * sigma ** 2) ** (-r / 2)
+    m = (1.0, r * e * e / (r + 2) + d * d,
+         r * e ** 4 / (r + 4) + d ** 4 + 2 * d * d * r * e * e / (r + 2) + 4 * d * d * e * e / (r + 2))
+    total = 0.0
+    for j in range(int(n_terms)):
+        total += ((-1) ** j * m[j] / (math.factorial(j) * (2 * sigma ** 2) ** j)
+                  * lead * t ** (1 - r / 2 - j) / (r / 2 + j - 1))
+    return total

@@ -43,6 +43,20 @@ def test_resolution_has_95_percent_power():
     assert detected >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / 4000)
 
 
+def test_band_of_known_sign_applies_on_its_side_only():
+    # band_low: the next-order term only lowers the measurement; above the prediction the row is
+    # judged without it (issue 23: a band on both sides halves the high side's power)
+    why = "next-order term of known sign"
+    row = close_to("c", "§6", "q", 1.0, 1.0 - 0.05 - 3.9 * 0.01, 0.01, band_low=0.05, band_reason=why)
+    assert row.passed and row.band_low == 0.05 and row.band_high == 0.0
+    assert not close_to("c", "§6", "q", 1.0, 1.0 - 0.05 - 4.1 * 0.01, 0.01, band_low=0.05, band_reason=why).passed
+    assert not close_to("c", "§6", "q", 1.0, 1.0 + 4.1 * 0.01, 0.01, band_low=0.05, band_reason=why).passed
+    assert close_to("c", "§6", "q", 1.0, 1.0 + 0.05 + 3.9 * 0.01, 0.01, band_high=0.05, band_reason=why).passed
+    assert row.resolution == pytest.approx(0.05 + (Z_VERDICT + Z_POWER) * 0.01)
+    with pytest.raises(InputError):
+        close_to("c", "§6", "q", 1.0, 1.0, 0.01, band=0.01, band_low=0.01)
+
+
 def test_one_sided_rules():
     assert at_most("c", "§6", "q", 1.0, 1.03, 0.01).passed
     assert not at_most("c", "§6", "q", 1.0, 1.05, 0.01).passed

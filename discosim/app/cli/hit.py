@@ -62,6 +62,56 @@ def _start(args, router):
     return x0
 
 
+# the exact wedge law's effective slope over delta <= 0.3 rho is within 0.01 of pi/theta
+# (validation.diffusion.wedge_curvature_band), and the validate claim puts the other facets at
+# >= 30 rho; beyond these the fitted exponent is not the asymptotic one
+REGIME_DELTA = 0.3
+REGIME_FAR = 10.0
+
+
+def _hit_order_regime(router, x0, deltas):
+    """None where a hit-order fit from ``x0`` over ``deltas`` is in the regime of ``pi/theta*``,
+    else a short note saying why not (issue 23 item 5).
+
+    ``q(delta) ~ delta^(pi/theta*)`` is a delta -> 0 law near the widest ridge: the fit reads it
+    when the start is at a distance rho from that ridge with ``max delta <= 0.3 rho`` and every
+    other facet at ``>= 10 rho``. Random starts (``x0`` None) mix ridges and distances.
+    """
+    import numpy as np
+
+    if x0 is None:
+        return "random starts: pi/theta* is the delta -> 0 limit, not this fit's regime"
+    s = router.scores(np.asarray(x0, dtype=float)[None, :])[0]
+    order = np.argsort(-s, kind="stable")
+    K, rest = order[:router.k], order[router.k:]
+    W = router.tie_weights
+    facets = [(i, j) for i in K for j in rest]
+    ridges = []  # (angle, distance from x0, the two facets)
+    for a in range(len(facets)):
+        for b in range(a + 1, len(facets)):
+            (i, j), (i2, j2) = facets[a], facets[b]
+            if i != i2 and j != j2:
+                continue
+            V = np.stack([W[i] - W[j], W[i2] - W[j2]])
+            c = V[0] @ V[1] / (np.linalg.norm(V[0]) * np.linalg.norm(V[1]))
+            e = np.array([s[i] - s[j], s[i2] - s[j2]])
+            ridges.append((np.pi - np.arccos(np.clip(c, -1, 1)),
+                           float(np.sqrt(max(e @ np.linalg.solve(V @ V.T, e), 0.0))), {facets[a], facets[b]}))
+    if not ridges:
+        return "no ridge in the cell (M - k < 2 and k < 2): no hit-order exponent"
+    # theta* is the widest angle; of the ridges that have it (the orthonormal router: all), the nearest
+    widest = max(r[0] for r in ridges)
+    _, rho, pair = min((r for r in ridges if r[0] >= widest - 1e-9), key=lambda r: r[1])
+    far = min((float((s[i] - s[j]) / np.linalg.norm(W[i] - W[j])) for i, j in facets if (i, j) not in pair),
+              default=np.inf)
+    why = []
+    if max(deltas) > REGIME_DELTA * rho * (1 + 1e-9):
+        why.append(f"max delta {max(deltas):.3g} > {REGIME_DELTA:g} x the distance {rho:.3g} to the widest ridge")
+    if far < REGIME_FAR * rho:
+        why.append(f"another facet at {far:.3g} < {REGIME_FAR:g} x the widest ridge's {rho:.3g}")
+    return ("outside the regime of pi/theta*: " + "; ".join(why)) if why else None
+
+
 def run(args):
     """Run ``discosim hit``; returns the exit status."""
     from discosim._core.results import dumps
@@ -110,6 +160,8 @@ def run(args):
         doc["hit_order"]["q_wos"] = [e.value for e in wos]
         doc["hit_order"]["stderr_wos"] = [e.stderr for e in wos]
         doc["hit_order"]["wos_mean_steps"] = wos_steps
+    if args.deltas:
+        doc["hit_order_regime"] = _hit_order_regime(router, x0, args.deltas)
     doc["start"] = "x0" if x0 is not None else args.inputs
     doc["process"] = args.process
     if args.json:
@@ -135,8 +187,9 @@ def _table(args, router, doc, wos, occ):
             extra = f"   {wos[i].value:.4g} ± {wos[i].stderr:.2g}" if wos else ""
             print(f"{d:10.4g} {q:10.4g} {se:9.2g}{extra}")
         pred = ho["exponent_predicted"]
+        note = doc.get("hit_order_regime")
         print(f"exponent: fitted {ho['exponent_fit']:.3f} ± {ho['exponent_stderr']:.3f}, predicted "
-              f"pi/theta* = {pred:.3f}" if pred is not None else "")
+              f"pi/theta* = {pred:.3f}" + (f"  [{note}]" if note else "") if pred is not None else "")
     if occ is not None:
         print(f"\noccupation up to t_max ({occ.metric} tubes): mean ± stderr [bound]")
         for i, r in enumerate(occ.orders):
