@@ -82,14 +82,15 @@ remainder (four-logit cells, three-logit cells across a binade) is computed too
 shift integral of every cluster).
 
 Where the leading order holds (``routing_precision``, Gaussian W, sphere inputs, D = 2048, seed
-20260623; next-order term relative to the rate): fp16 -1.9% (M=8), +0.2% (M=64, k=8), -3.2%
-(M=256, k=8); bf16 -2.7%, -1.5%, -1.0%, each with a statistical error of 1-7% (the leading order's
-window estimate is noisy), so the leading order alone is within the claim's 3% resolution at
-these (M, format) but not by a wide margin; the next order matters where ``u λ`` is large
-(λ ≈ M φ(v) the density of logits at the tie level: bf16 at M >= 64). The remainder, measured in
-the same run, is -0.1% to -0.8% of the rate (largest for bf16 at M = 256 with k = 8, where the tie
-levels straddle the binade boundary at 2): below the resolution, but 3 standard errors of the
-full run's sample, so the claim's prediction includes it.
+20260623, full run). Next-order term relative to the rate (its SE from the leading order's window
+estimate): bf16 -2.9% (2.5%) at M=8 k=2, -1.7% (2.0%) at M=64 k=8, -1.5% (2.1%) at M=256 k=8;
+fp16 -1.9% (7%), +0.2% (6%), -3.3% (6%). Of it, the three-logit term is +0.2%, +1.8%, +3.4%
+(bf16) and the binade term -0.3%, -0.3%, -0.7% (bf16; M = 256 with k = 8 puts the tie levels
+on the binade boundary at 2), both computed with small errors; the slope term is the rest. So
+the leading order alone is within a 3% resolution only marginally for bf16 at M >= 64 (the three
+logit term grows like ``u λ``, λ ≈ M φ(v)), and the 28-SE discrepancy of the GPU audit at
+M = 256 (bf16) is this next-order term at a far larger sample. The O(u^3) remainder
+(:func:`all_order_terms` minus the next order) is below 0.1% of the rate at every row.
 """
 
 import math

@@ -17,11 +17,11 @@ Outer directions are iid, so standard errors are those of per-direction means.
 
 Rows, per (M, format): measured = the direct flip rate (changed top-k sets of logits rounded
 with :func:`~discosim.model.selection.round_to_format`, counted per input); predicted = the
-leading order plus the next-order term (:func:`discosim.theory.precision.next_order_terms`)
-plus the computed O(u^3) remainder (:func:`discosim.theory.precision.all_order_terms`): the mean
-of per-input terms of the uniform-offset model and the binade shift integral (formulas of the
-exact logits, not the rounding the count uses). The leading + next order alone, the next-order
-term and the remainder are in the row's data with their own paired SEs.
+leading order plus the next-order term, the mean of per-input terms of
+:func:`discosim.theory.precision.next_order_terms` (formulas of the exact logits, not the
+rounding the count uses). The row's data also holds the O(u^3) remainder
+(:func:`discosim.theory.precision.all_order_terms` minus the prediction) and the next-order term
+alone, each with its paired SE.
 Both are computed on the same inputs, so the rule is on their difference with its paired
 standard error ``sd(f_i - y_i) / sqrt(n)`` over directions i (f_i, y_i: the direction's mean
 flip indicator and prediction term). The leading order alone (THEORY §9, the audit's Richardson
@@ -105,12 +105,12 @@ def _candidate_sums(rng, l0, g2, k, lo, hi, radius, dim, fmt, inner):
     per = {name: np.mean(a.reshape(nc, inner), axis=1)
            for name, a in (("f", f.astype(float)), ("y2", pair + triple + binade), ("y", full),
                            ("lead", lead), ("pair", pair), ("triple", triple), ("binade", binade))}
-    f_, y, y2, le = per["f"], per["y"], per["y2"], per["lead"]
+    f_, y, y2, le = per["f"], per["y2"], per["y"], per["lead"]   # y: leading + next order
     d = f_ - y
     return {"sums": np.array([f_.sum(), (f_ * f_).sum(), y.sum(), (y * y).sum(), (d * d).sum(),
-                              y2.sum(), ((f_ - y2) ** 2).sum(), ((y - y2) ** 2).sum(),
+                              y2.sum(), ((f_ - y2) ** 2).sum(), ((y2 - y) ** 2).sum(),
                               le.sum(), (le * le).sum(), ((f_ - le) ** 2).sum(),
-                              ((y2 - le) ** 2).sum(), per["pair"].sum(), per["triple"].sum(),
+                              ((y - le) ** 2).sum(), per["pair"].sum(), per["triple"].sum(),
                               per["binade"].sum()]),
             "d": [d[d != 0]]}
 
@@ -150,17 +150,17 @@ def measure_flips(router, n, seed_seq, formats=FLIP_FORMATS, inner=INNER, n_jobs
     for fmt in formats:
         (sf, sff, sy, syy, sdd, sy2, sd2, srem, sl, sll, sdl, snext, spair, stri,
          sbin) = acc[fmt]["sums"]
-        m, pr, y2, le = sf / N, sy / N, sy2 / N, sl / N
+        m, pr, full, le = sf / N, sy / N, sy2 / N, sl / N
 
         def se(s2, mean):
             return math.sqrt(max(s2 / N - mean * mean, 0.0) / (N - 1))
 
         res[fmt] = {"n": int(N), "measured": m, "measured_se": se(sff, m), "predicted": pr,
                     "predicted_se": se(syy, pr), "diff_se": se(sdd, m - pr),
-                    "next_order": y2, "next_order_diff_se": se(sd2, m - y2),
-                    "remainder": pr - y2, "remainder_se": se(srem, pr - y2),
+                    "all_orders": full, "all_orders_diff_se": se(sd2, m - full),
+                    "remainder": full - pr, "remainder_se": se(srem, full - pr),
                     "leading": le, "leading_se": se(sll, le), "leading_diff_se": se(sdl, m - le),
-                    "next_term": y2 - le, "next_term_se": se(snext, y2 - le),
+                    "next_term": pr - le, "next_term_se": se(snext, pr - le),
                     "pair": spair / N, "triple": stri / N, "binade": sbin / N,
                     "d": np.concatenate(acc[fmt]["d"])}
     return res
@@ -271,15 +271,14 @@ def routing_precision(ctx):
         for fmt in FLIP_FORMATS:
             r = res[fmt]
             rows.append(judge_flip_rate(
-                f"flip rate, {fmt}, M={M}, k={k}: direct count vs leading + next order + "
-                f"computed O(u^3) remainder",
+                f"flip rate, {fmt}, M={M}, k={k}: direct count vs leading + next order",
                 r["measured"], r["predicted"], r["diff_se"], r["d"], r["n"],
                 M=M, k=k, D=DIM, inputs="sphere", format=fmt, directions=r["n"],
                 radial_draws=INNER[fmt], measured_se=r["measured_se"],
                 predicted_se=r["predicted_se"], leading=r["leading"], leading_se=r["leading_se"],
                 leading_z=(r["measured"] - r["leading"]) / r["leading_diff_se"],
-                leading_plus_next=r["next_order"],
-                leading_plus_next_z=(r["measured"] - r["next_order"]) / r["next_order_diff_se"],
+                all_orders=r["all_orders"],
+                all_orders_z=(r["measured"] - r["all_orders"]) / r["all_orders_diff_se"],
                 next_term=r["next_term"], next_term_se=r["next_term_se"],
                 next_term_relative=r["next_term"] / r["predicted"],
                 remainder=r["remainder"], remainder_se=r["remainder_se"],
@@ -307,10 +306,8 @@ def routing_precision(ctx):
                              f"{fmt}: direct flip count (95%)", group=fmt))
         layers.append(curve(Ms, [r["leading"] for _, r in items],
                             f"{fmt}: leading order (1/4) E[ulp delta(g)]", group=fmt, style=":"))
-        layers.append(curve(Ms, [r["next_order"] for _, r in items],
-                            f"{fmt}: leading + next order", group=fmt, style="--"))
         layers.append(curve(Ms, [r["predicted"] for _, r in items],
-                            f"{fmt}: + O(u^3) remainder (the rows' prediction)", group=fmt, style="-"))
+                            f"{fmt}: leading + next order", group=fmt, style="-"))
     series = {"flip_rate_vs_M": figure(
         "flip rate of top-k routing under rounding (Gaussian W, sphere inputs, D=2048)",
         "experts M (k = 2 at M = 8, else 8)", "P(top-k set changes)", layers)}
