@@ -89,23 +89,15 @@ def _candidate_sums(rng, l0, g2, k, lo, hi, radius, dim, fmt, inner):
     s = radius / np.sqrt(g2[:, None] + rng.chisquare(dim - M, size=(nc, inner)))
     w = (s[:, :, None] * win[:, None, :]).reshape(nc * inner, hi - lo)
     iw = np.repeat(idx, inner, axis=0)
-    r = round_to_format(w, fmt)
-    f = tp.cluster_flip(r, iw, kl)
-    # a cluster reaching the window's edge may hold experts outside it: full rounding there
-    c = r[:, kl - 1]
-    edge = ((lo > 0) & (r[:, 0] == c)) | ((hi < M) & (r[:, -1] == c))
-    if np.any(edge):
-        e = np.nonzero(edge)[0]
-        full = np.repeat(l0, inner, axis=0)[e] * s.reshape(-1)[e, None]
-        exact = topk_mask(full, k)
-        f[e] = np.any(topk_mask(round_to_format(full, fmt), k) != exact, axis=1)
+    f = window_flips(w, iw, kl, lo, hi, M, lambda e: l0[e // inner] * s.reshape(-1)[e, None], k, fmt)
     pair, triple, binade = tp.next_order_terms(w, iw, kl, fmt)
     full = tp.all_order_terms(w, iw, kl, fmt)
     lead = linear_terms(w[:, kl - 1] - w[:, kl], w[:, kl - 1], fmt)[0]
     per = {name: np.mean(a.reshape(nc, inner), axis=1)
-           for name, a in (("f", f.astype(float)), ("y2", pair + triple + binade), ("y", full),
+           for name, a in (("f", f.astype(float)), ("next", pair + triple + binade), ("all", full),
                            ("lead", lead), ("pair", pair), ("triple", triple), ("binade", binade))}
-    f_, y, y2, le = per["f"], per["y2"], per["y"], per["lead"]   # y: leading + next order
+    # y: leading + next order (the rows' prediction); y2: every order (the remainder's check)
+    f_, y, y2, le = per["f"], per["next"], per["all"], per["lead"]
     d = f_ - y
     return {"sums": np.array([f_.sum(), (f_ * f_).sum(), y.sum(), (y * y).sum(), (d * d).sum(),
                               y2.sum(), ((f_ - y2) ** 2).sum(), ((y2 - y) ** 2).sum(),
@@ -113,6 +105,23 @@ def _candidate_sums(rng, l0, g2, k, lo, hi, radius, dim, fmt, inner):
                               ((y - le) ** 2).sum(), per["pair"].sum(), per["triple"].sum(),
                               per["binade"].sum()]),
             "d": [d[d != 0]]}
+
+
+def window_flips(w, iw, kl, lo, hi, M, full_rows, k, fmt):
+    """Flip indicator of each row from its window of sorted logits ``w`` (ranks lo..hi-1, experts
+    ``iw``; rank k at column ``kl - 1``): the cluster of rank k decides
+    (:func:`~discosim.theory.precision.cluster_flip`); where it reaches a window edge that is
+    not the end of the ranking, ``full_rows(e)`` gives those rows' M logits and the flip comes
+    from full rounding and :func:`~discosim.model.selection.topk_mask`."""
+    r = round_to_format(w, fmt)
+    f = tp.cluster_flip(r, iw, kl)
+    c = r[:, kl - 1]
+    edge = ((lo > 0) & (r[:, 0] == c)) | ((hi < M) & (r[:, -1] == c))
+    if np.any(edge):
+        e = np.nonzero(edge)[0]
+        full = full_rows(e)
+        f[e] = np.any(topk_mask(round_to_format(full, fmt), k) != topk_mask(full, k), axis=1)
+    return f
 
 
 def _merge(acc, x):
