@@ -177,9 +177,23 @@ def level_spacing(level, fmt):
 def next_order_terms(sorted_values, sorted_index, k, fmt):
     """Per-row terms of the flip probability to next order: ``(pair, triple, binade)``.
 
-    ``pair = (1 - g/u)_+ 1_F`` (leading + slope terms), ``triple`` (:func:`triple_terms`),
-    ``binade`` (:func:`binade_shift_terms` of the pair alone), u = ulp(g_k) of format ``fmt``.
-    Their sum has expectation ``P(flip) + O(u^3)``.
+    Parameters
+    ----------
+    sorted_values : ndarray, shape (N, m)
+        Logits of ranks r0+1..r0+m in decreasing order, with ranks k-1..k+2 among them.
+    sorted_index : ndarray of int, shape (N, m)
+        Their experts.
+    k : int
+        Rank of the tie level within the window (1-based column).
+    fmt : {"bf16", "fp16", "fp32"}
+        The format rounded to.
+
+    Returns
+    -------
+    pair, triple, binade : ndarray, shape (N,)
+        ``pair = (1 - g/u)_+ 1_F`` (leading + slope terms), ``triple`` (:func:`triple_terms`),
+        ``binade`` (:func:`binade_shift_terms` of the pair alone), u = ulp(g_k) of ``fmt``.
+        Their sum has expectation ``P(flip) + O(u^3)``.
 
     Examples
     --------

@@ -147,7 +147,7 @@ def measure_flips(router, n, seed_seq, formats=FLIP_FORMATS, inner=INNER, n_jobs
     --------
     >>> r = Router.gaussian(8, 64, 2, seed=1)
     >>> out = measure_flips(r, 20_000, np.random.SeedSequence(1), formats=("bf16",), dim=64)
-    >>> 0 < out["bf16"]["measured"] < 0.01
+    >>> bool(0 < out["bf16"]["measured"] < 0.01)
     True
     """
     Rt = np.asarray(router.reduced_weights, dtype=np.float64)
