@@ -83,8 +83,8 @@ shift integral of every cluster).
 
 Where the leading order holds (``routing_precision``, Gaussian W, sphere inputs, D = 2048, seed
 20260623, full run). Next-order term relative to the rate (its SE from the leading order's window
-estimate): bf16 -2.9% (2.5%) at M=8 k=2, -1.7% (2.0%) at M=64 k=8, -1.5% (2.1%) at M=256 k=8;
-fp16 -1.9% (7%), +0.2% (6%), -3.3% (6%). Of it, the three-logit term is +0.2%, +1.8%, +3.4%
+estimate): bf16 -1.2% (1.9%) at M=8 k=2, -1.7% (2.0%) at M=64 k=8, -1.5% (2.1%) at M=256 k=8;
+fp16 -1.0% (5%), +0.2% (6%), -3.3% (6%). Of it, the three-logit term is +0.2%, +1.8%, +3.4%
 (bf16) and the binade term -0.3%, -0.3%, -0.7% (bf16; M = 256 with k = 8 puts the tie levels
 on the binade boundary at 2), both computed with small errors; the slope term is the rest. So
 the leading order alone is within a 3% resolution only marginally for bf16 at M >= 64 (the three
