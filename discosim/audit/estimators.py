@@ -577,7 +577,11 @@ def _sphere_or_ball(rng, n, M, D, radius, distribution):
     g = rng.standard_normal((n, M))
     extra = D - M + (2 if distribution == "ball" else 0)
     c = rng.chisquare(extra, size=n) if extra > 0 else np.zeros(n)
-    return radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
+    den = np.sqrt(np.sum(g * g, axis=1) + c)
+    # radius * g / den, in place: the same two roundings per entry, no temporaries
+    np.multiply(g, radius, out=g)
+    np.divide(g, den[:, None], out=g)
+    return g
 
 
 def _sample_task(rng, n, Rt, bias, routing, radius, dim, distribution, eps, formats):
@@ -596,6 +600,49 @@ def _reduce(W, k, name):
         return Router(W, k)
     except InputError as e:
         raise InputError(f"layer {name}: {e}") from None
+
+
+@dataclass(frozen=True)
+class _Reduction:
+    reduced_weights: np.ndarray
+    gram: np.ndarray
+
+
+def _reduce_light(W, k, name):
+    """``reduced_weights`` and ``gram`` of :func:`_reduce` without the basis Q, bit for bit.
+
+    ``Router`` takes ``W^T = Q R`` with Q formed explicitly (LAPACK dgeqrf then dorgqr); R is the
+    upper triangle of dgeqrf's output whether Q is formed or not, so ``qr(W^T, mode="r")`` gives
+    the same R (tests/unit/test_audit_reduction.py compares the two). At 256 x 7168 forming Q was
+    most of a layer's set-up (and OpenBLAS' threaded dorgqr slowed down by 10-50x on a loaded
+    2-core machine). The checks are Router's, with its messages.
+    """
+    from discosim.model.router import ROW_NORM_RANGE
+
+    def fail(msg):
+        raise InputError(f"layer {name}: {msg}")
+
+    M, D = W.shape
+    if M < 2:
+        fail(f"W must have at least 2 rows (experts), got {M}")
+    if M >= D:
+        fail(f"need M < D (THEORY §1), got M={M}, D={D}")
+    amax = np.max(np.abs(W), axis=1, keepdims=True)
+    norms = amax[:, 0] * np.linalg.norm(np.divide(W, amax, out=np.zeros_like(W), where=amax > 0),
+                                        axis=1)
+    if np.any(norms > ROW_NORM_RANGE[1]) or np.any((norms < ROW_NORM_RANGE[0]) & (norms > 0)):
+        fail(f"W has row norms {norms.min():.3g}..{norms.max():.3g}, outside "
+             f"[{ROW_NORM_RANGE[0]:g}, {ROW_NORM_RANGE[1]:g}]: rescale W (and b) by one common "
+             "factor")
+    r = np.linalg.qr(W.T, mode="r")
+    sv = np.linalg.svd(r, compute_uv=False)
+    tol = sv[0] * max(M, D) * np.finfo(float).eps
+    if sv[-1] <= tol:
+        rank = int(np.sum(sv > tol))
+        fail(f"W is rank-deficient (rank {rank} < M={M}); THEORY §1 needs full row rank")
+    signs = np.where(np.diag(r) < 0, -1.0, 1.0)
+    r = r * signs[:, None]
+    return _Reduction(np.ascontiguousarray(r.T), np.ascontiguousarray(W @ W.T))
 
 
 def _geometry(gram):
@@ -624,7 +671,9 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         W = W - W.mean(axis=1, keepdims=True)
     if W.shape[0] >= (W.shape[1] - 1 if layernorm else W.shape[1]):
         raise InputError(f"layer {layer.name}: need M < D (THEORY §1), got M={M}, D={D}")
-    reduced = _reduce(W, routing.k, layer.name)
+    # the basis Q is needed only by the slice constants (linear families)
+    reduced = (_reduce(W, routing.k, layer.name) if routing.linear and constants_samples
+               else _reduce_light(W, routing.k, layer.name))
     norms, min_pair = _geometry(reduced.gram)
     # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
     position = int(getattr(layer, "index", index))
