@@ -493,3 +493,37 @@ def _deepseek_stats(rng, logits, routing, eps, formats):
             plain[r2] += b
         flips[fmt] = (flip, y, plain)
     return chunk_stats(margin, eps, flips)
+
+
+# --------------------------------------------------------------------------- whole-router mode
+@njit(cache=True, nogil=True)
+def round_inputs(pre, prec, emin, y):
+    """``y = round_to_format(pre, fmt)`` as float32 (exact: the format fits fp32); returns the
+    largest ``|y|`` so the caller can check the format's range. Twin: ``round_to_format``."""
+    N, D = pre.shape
+    bits = pre.view(np.int64)
+    out = np.empty(1, dtype=np.int64)
+    fv = out.view(np.float64)
+    big = 0.0
+    for i in range(N):
+        for j in range(D):
+            out[0] = _round_bits(pre[i, j], bits[i, j], prec, emin)
+            v = fv[0]
+            y[i, j] = v
+            if abs(v) > big:
+                big = abs(v)
+    return big
+
+
+@njit(cache=True, nogil=True)
+def gap_rounding_sd(pre, Wq, a, b, prec, emin, pow2, sigma):
+    """``sigma[i] = sqrt(sum_j ((Wq[a_i, j] - Wq[b_i, j]) ulp(pre[i, j]))^2 / 12)``: the standard
+    deviation of the gap's input-rounding error (:mod:`discosim.audit.whole_router`)."""
+    N, D = pre.shape
+    bits = pre.view(np.int64)
+    for i in range(N):
+        acc = 0.0
+        for j in range(D):
+            d = (Wq[a[i], j] - Wq[b[i], j]) * _ulp_bits(bits[i, j], prec, emin, pow2)
+            acc += d * d
+        sigma[i] = math.sqrt(acc / 12)

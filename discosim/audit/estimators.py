@@ -198,6 +198,8 @@ def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
     check that the same rule rejects it.
     """
     n, sf, sy, syy, sfy = flip.sums
+    if not math.isfinite(sy):  # no prediction
+        return False
     diff = (sf - scale * sy) / n
     second = (sf - 2 * scale * sfy + scale * scale * syy) / n  # E[(f - c y)^2], f^2 = f
     se = math.sqrt(max(second - diff * diff, 0.0) * n / max(n - 1, 1) / n)
@@ -654,8 +656,27 @@ def _geometry(gram):
     return norms, float(np.sqrt(max(np.min(d2[iu]), 0.0)))
 
 
+def _flip_audit(fmt, sums, n, model, claim, predicted=True):
+    """A :class:`FlipAudit` from the summed chunk statistics ``[sum f, sum y, sum y^2, sum f y,
+    sum plain, sum plain^2]`` of ``n`` inputs (``predicted`` False: no prediction, NaN)."""
+    sf, sy, syy, sfy, sp, spp = sums
+    p = sf / n
+    if not predicted:
+        nan = float("nan")
+        return FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n), nan, nan,
+                         nan, nan, model, False, (int(n), float(sf), nan, nan, nan))
+    pred, pred_se = mean_and_stderr(sy, syy, n)
+    plain, _ = mean_and_stderr(sp, spp, n)
+    second = (sf - 2 * sfy + syy) / n
+    diff = p - pred
+    dse = math.sqrt(max(second - diff * diff, 0.0) / max(n - 1, 1))
+    return FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n), float(pred),
+                     float(pred_se), dse, float(plain - pred), model, claim,
+                     (int(n), float(sf), float(sy), float(syy), float(sfy)))
+
+
 def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n_jobs,
-                 constants_samples, devices=None):
+                 constants_samples, devices=None, router_samples=None, operands=None):
     W = np.asarray(layer.weight, dtype=np.float64)
     M, D = W.shape
     if not np.all(np.isfinite(W)):
@@ -734,19 +755,35 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
              else np.full(len(QUANTILE_LEVELS), np.inf))
     del finite
     flips = []
+    model = ("tie merge, 1/4 (THEORY §9)" if routing.linear
+             else "independent rounding errors through the sigmoid (reported, no claim)")
     for fmt in formats:
-        sf, sy, syy, sfy, sp, spp = np.sum([c["flip"][fmt] for c in chunks], axis=0)
-        p = sf / n
-        pred, pred_se = mean_and_stderr(sy, syy, n)
-        plain, _ = mean_and_stderr(sp, spp, n)
-        second = (sf - 2 * sfy + syy) / n
-        diff = p - pred
-        dse = math.sqrt(max(second - diff * diff, 0.0) / max(n - 1, 1))
-        model = ("tie merge, 1/4 (THEORY §9)" if routing.linear
-                 else "independent rounding errors through the sigmoid (reported, no claim)")
-        flips.append(FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n),
-                               float(pred), float(pred_se), dse, float(plain - pred), model,
-                               routing.linear, (int(n), float(sf), float(sy), float(syy), float(sfy))))
+        flips.append(_flip_audit(fmt, np.sum([c["flip"][fmt] for c in chunks], axis=0), n, model,
+                                 routing.linear))
+    del chunks
+    if mode != "points" and router_samples != 0:
+        from discosim.audit import whole_router as WR
+
+        ops = WR.router_operands(layer, **(operands or {}))
+        if ops is None:
+            note = (note + "; " if note else "") + (
+                "whole-router mode left out: the stored router weight is unknown (give "
+                "stored_weight)")
+        else:
+            n_router = (WR.default_router_samples(M, D) if router_samples is None
+                        else router_samples)
+            claims = {fmt: routing.linear and ops.representable(fmt) for fmt in formats}
+            rchunks = run_chunks(WR.sample_task, (ops, routing, mode, formats, routing.linear),
+                                 n_router, WR.ROUTER_CHUNK, derive_seed(lseed, 1 << 22),
+                                 n_jobs=n_jobs, progress=False)
+            for fmt in formats:
+                model = ("input rounding (Gaussian) + tie merge (issue 22, "
+                         "discosim.audit.whole_router)" if routing.linear
+                         else "not derived for curved ties (no prediction)")
+                flips.append(_flip_audit(fmt + WR.SUFFIX,
+                                         np.sum([c["flip"][fmt] for c in rchunks], axis=0),
+                                         n_router, model, claims[fmt],
+                                         predicted=routing.linear))
     return LayerAudit(
         name=layer.name, index=int(getattr(layer, "index", index)),
         family=str(getattr(layer, "family", "")), routing=routing.kind, M=M, k=routing.k, D=D,
@@ -766,7 +803,7 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
                  n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
                  formats=("bf16", "fp16"), progress=RUN_DEFAULT.progress,
                  constants_samples=20_000, notes=(), device=RUN_DEFAULT.device,
-                 devices=RUN_DEFAULT.devices, options=None):
+                 devices=RUN_DEFAULT.devices, options=None, router_samples=None):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters.
@@ -805,6 +842,11 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     options : RunOptions, optional
         seed, n_jobs, progress, device and devices in one object (a name given both ways is an
         error; its backend and force_jobs do not apply).
+    router_samples : int or None
+        Inputs per layer of the whole-router mode (``bf16-router``, ...; sphere and ball inputs:
+        :mod:`discosim.audit.whole_router`); None: its default, 0: left out. A layer whose norm
+        is folded needs its stored weight: the attribute ``stored_weight`` (a checkpoint's
+        layers are read with it).
 
     Returns
     -------
@@ -836,6 +878,9 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
         n_samples = check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
     n_jobs = check_n_jobs(n_jobs)
     constants_samples = check_int("constants_samples", constants_samples, 0)
+    if router_samples is not None:
+        router_samples = (0 if router_samples == 0 else
+                          check_int("router_samples", router_samples, 100, MAX_SAMPLES_PER_LAYER))
     ss = as_seed_sequence(seed)
     mode, table, label = _load_inputs(inputs)
     from discosim._core.devices import check_device, resolve_devices
@@ -867,8 +912,11 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     out = []
     try:
         for i in range(len(layers)):
-            out.append(_audit_layer(layers[i], i, mode, table, eps, formats, n_samples, ss, n_jobs,
-                                    constants_samples, devices))
+            layer = layers[i]
+            ops = layers.operands(i, layer) if hasattr(layers, "operands") else None
+            out.append(_audit_layer(layer, i, mode, table, eps, formats, n_samples, ss, n_jobs,
+                                    constants_samples, devices, router_samples, ops))
+            del layer
             if bar is not None:
                 bar.update(1)
     finally:
@@ -895,12 +943,28 @@ class _LazyLayers:
     def __getitem__(self, j):
         return self._ckpt[self._idx[j]]
 
+    def operands(self, j, layer):
+        """The stored router weight, LayerNorm bias and router bias of layer j, for the
+        whole-router mode (None where the checkpoint object cannot give them)."""
+        if not getattr(layer, "norm_folded", False):
+            return None
+        try:
+            plan = self._ckpt._plans[self._idx[j]]
+            out = {"stored": self._ckpt._tensor(plan.name)}
+            if getattr(plan, "norm_bias", None) is not None:
+                out["beta"] = self._ckpt._tensor(plan.norm_bias)
+                out["router_bias"] = (None if plan.bias is None else
+                                      np.asarray(self._ckpt._tensor(plan.bias), dtype=np.float64))
+            return out
+        except (AttributeError, KeyError):
+            return None
+
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                      n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
                      formats=("bf16", "fp16"), layers=None, progress=RUN_DEFAULT.progress,
                      constants_samples=20_000, device=RUN_DEFAULT.device,
-                     devices=RUN_DEFAULT.devices, options=None, **open_kw):
+                     devices=RUN_DEFAULT.devices, options=None, router_samples=None, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
     For each router layer (the norm in front of it folded into ``W``) and inputs uniform on the
@@ -945,6 +1009,13 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     options : RunOptions, optional
         seed, n_jobs, progress, device and devices in one object (a name given both ways is an
         error; its backend and force_jobs do not apply).
+    router_samples : int or None
+        Inputs per layer of the whole-router mode: each format f of ``formats`` is also audited
+        as ``f-router``, the router as a model in f runs it (input and weight rounded to f,
+        fp32 accumulation, logits in f; :mod:`discosim.audit.whole_router`), from inputs drawn
+        in the full D dimensions (sphere and ball inputs only). None:
+        :func:`~discosim.audit.whole_router.default_router_samples` (2,000 at 256 x 7168, 20,000
+        at 8 x 4096); 0 leaves the mode out. On the CPU whatever ``device``.
     **open_kw
         Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).
 
@@ -985,6 +1056,8 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     formats = _check_formats(formats)
     if n_samples is not None:
         check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
+    if router_samples is not None and router_samples != 0:
+        check_int("router_samples", router_samples, 100, MAX_SAMPLES_PER_LAYER)
     check_n_jobs(n_jobs)
     from discosim._core.devices import check_device
 
@@ -1027,7 +1100,7 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                         family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
                         n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
                         progress=progress, constants_samples=constants_samples, device=device,
-                        devices=devices)
+                        devices=devices, router_samples=router_samples)
 
 
 def study_rows(params, seed_seq, device="cpu"):
