@@ -441,7 +441,9 @@ class AuditResult(ResultMixin):
             for q, v in zip(L.quantile_levels, L.margin_quantiles):
                 add(L, "margin_quantile", float(q), v)
             for f in L.flips:
-                add(L, "flip_rate", f.format, f.measured, f.stderr, f.predicted, f.predicted_stderr)
+                known = math.isfinite(f.predicted)  # the whole-router mode of curved routings
+                add(L, "flip_rate", f.format, f.measured, f.stderr,
+                    f.predicted if known else None, f.predicted_stderr if known else None)
         return rows
 
     def to_rows(self):
@@ -1113,6 +1115,7 @@ def study_rows(params, seed_seq, device="cpu"):
     eps = float(params.get("eps", 0.01))
     res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],
                            n_samples=params.get("n_samples"), seed=seed_seq,
+                           router_samples=params.get("router_samples"),
                            progress=False, constants_samples=params.get("constants_samples", 0),
                            device=device, **open_kw)
     rows = []
@@ -1121,7 +1124,8 @@ def study_rows(params, seed_seq, device="cpu"):
                 "M": L.M, "k": L.k, "D": L.D}
         for f in L.flips:
             rows.append({**base, "quantity": "flip_rate", "parameter": f.format, "value": f.measured,
-                         "stderr": f.stderr, "predicted": f.predicted,
+                         "stderr": f.stderr,
+                         "predicted": f.predicted if math.isfinite(f.predicted) else None,
                          "agrees": f.agrees if f.claim else None})
         pred = None if L.margin_fraction_predicted is None else float(L.margin_fraction_predicted[0])
         rows.append({**base, "quantity": "margin_fraction", "parameter": eps,

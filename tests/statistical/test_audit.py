@@ -252,7 +252,10 @@ def test_study_audit_lands_several_checkpoints_in_one_csv(factory_dir, tmp_path)
                                                               "n_samples": 2000}, progress=False)
     rows = list(csv.DictReader(open(csv_path)))
     assert {r["family"] for r in rows} == {"mixtral", "gpt_oss"}
-    assert len(rows) == 3 * 3  # three layers x (bf16, fp16, margin fraction)
+    # three layers x (bf16, fp16, bf16-router, fp16-router, margin fraction)
+    assert len(rows) == 3 * 5
+    assert {r["parameter"] for r in rows if r["quantity"] == "flip_rate"} == {
+        "bf16", "fp16", "bf16-router", "fp16-router"}
     assert os.path.isfile(tmp_path / "st" / "audit.png")
 
 
