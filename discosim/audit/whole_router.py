@@ -238,11 +238,13 @@ def sample_task(rng, n, ops, routing, distribution, formats, claims):
 
 
 def router_flips_slow(x, ops, routing, fmt):
-    """Slow twin of the flip indicator: every product and sum written out, float32 accumulation
-    left to right (``np.float32`` scalars), for a few inputs."""
+    """Slow twin of :func:`model_logits` and the flip indicator: every product and sum written
+    out, float32 accumulation left to right (``np.float32`` scalars), for a few inputs.
+    Returns (rounded logits, flips)."""
     M, D = ops.stored.shape
     exact = exact_logits(x, ops)
     flips = np.zeros(x.shape[0], dtype=bool)
+    rounded = np.empty((x.shape[0], M))
     for i in range(x.shape[0]):
         y = [float(round_to_format(x[i, j] * (1.0 if ops.gamma is None else ops.gamma[j])
                                    + (0.0 if ops.beta is None else ops.beta[j]), fmt))
@@ -256,5 +258,6 @@ def router_flips_slow(x, ops, routing, fmt):
             if ops.router_bias is not None:
                 acc = np.float32(acc + np.float32(float(round_to_format(ops.router_bias[a], fmt))))
             row[a] = float(round_to_format(float(acc), fmt))
+        rounded[i] = row
         flips[i] = np.any(routing.select(row[None]) != routing.select(exact[i:i + 1]))
-    return flips
+    return rounded, flips
