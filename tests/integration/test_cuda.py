@@ -473,6 +473,7 @@ def test_audit_whole_router_mode_with_device_cuda(routing):
     from discosim.audit.estimators import audit_layers
 
     layers = _audit_layer_set(32, 256, 4, routing)
+    layers[0].stored_weight = layers[0].weight  # gamma = 1: the whole-router mode applies
     kw = dict(constants_samples=0, formats=("bf16",), router_samples=4000)
     g = audit_layers(layers, n_samples=1_000_000, seed=3, device="cuda", **kw).layers[0]
     c = audit_layers(layers, n_samples=200_000, seed=3, **kw).layers[0]
