@@ -22,9 +22,16 @@ the audit reports
   binomial errors; for linear families with b = 0 and sphere (ball) inputs the leading order of
   §5/§9 for the order-1 score tube, ``(B_1 / 2) (eps / R) Gamma(D/2) / (Gamma(3/2) Gamma((D-1)/2))``
   (ball: ``Gamma(D/2+1) / (Gamma(3/2) Gamma((D+1)/2))``);
-* the precision audit, per float format: the fraction of inputs whose selected set differs between
-  exact logits and logits rounded to the format (round to nearest even; sigmoid, bias and groups
-  exact), measured directly, and predicted to leading order in the unit roundoff.
+* the precision audit, per float format, in two modes (issue 22):
+
+  - ``bf16``, ``fp16``, ``fp32`` (logits only): the fraction of inputs whose selected set differs
+    between exact logits and logits rounded to the format (round to nearest even; sigmoid, bias
+    and groups exact), measured directly, and predicted to leading order in the unit roundoff.
+    What a router computed in fp32 whose logits are stored in the format does;
+  - ``bf16-router``, ... (the whole router as a model in the format runs it: norm output and
+    weight rounded, fp32 accumulation, logits rounded; :mod:`discosim.audit.whole_router`, where
+    its prediction is derived), from fewer inputs drawn in the full D dimensions
+    (``router_samples``). What a bf16/fp16 serving stack does.
 
 Flip prediction
     Linear families (THEORY §9): ``P(flip) = (1/4) lim_{eps->0} E[ulp(v) 1{g <= eps}] / eps``, v the
@@ -45,6 +52,11 @@ Flip prediction
     (both come from the same inputs), within ``AGREEMENT_SE`` = 4 of them.
 
 Reproducible for any ``n_jobs``: chunk i of layer j draws from ``derive_seed(seed, j, i)``.
+
+Speed (issue 22): DeepSeek-V3 chunk statistics run in numba
+(:func:`discosim._kernels.audit.logit_stats`; its NumPy twin ``logit_stats_numpy`` gives the same
+numbers bit for bit), and layers without slice constants are reduced without forming the basis Q
+(:func:`_reduce_light`, the same R).
 """
 
 import math
@@ -62,6 +74,7 @@ from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
 from discosim._kernels.audit import logit_stats
 from discosim.theory.audit import margin_leading
+import discosim.audit.whole_router as WR
 
 __all__ = ["audit_checkpoint", "audit_layers", "study_rows", "default_n_samples", "AuditResult", "LayerAudit", "FlipAudit",
            "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]
@@ -764,8 +777,6 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
                                  routing.linear))
     del chunks
     if mode != "points" and router_samples != 0:
-        from discosim.audit import whole_router as WR
-
         ops = WR.router_operands(layer, **(operands or {}))
         if ops is None:
             note = (note + "; " if note else "") + (
