@@ -44,8 +44,8 @@ Leading-order prediction (linear gates)
     ``int_0^inf P(flip | g + E) dg = (-E)^+ + u/4 - H(|E|)``, ``H(a) = int_0^min(a,u) h``,
 
     whose mean over E is ``phi = u/4 + E[psi(|E|)]``, ``psi(a) = a^2/(4u)`` (a <= u),
-    ``a/2 - u/4`` (a > u), in closed form for Gaussian E (:func:`discosim.theory.audit.
-    whole_router_weight`). Hence
+    ``a/2 - u/4`` (a > u), in closed form for Gaussian E
+    (:func:`discosim.theory.audit.whole_router_weight`). Hence
 
     ``P(flip) ~ lim_{eps->0} E[phi(x) 1{g <= eps}] / eps``,
 
