@@ -15,7 +15,8 @@ Usage: ``python studies/benchmark_audit_speed.py [--layers N] [--n-jobs J] [--ro
 same). ``--router-samples`` sets the bf16-router mode's inputs per layer (default: the audit's
 own); 0 leaves the mode out. The machine's load (``os.getloadavg``) is printed with the times.
 
-``--smoke``: toy sizes, seconds; checks that the script runs, not a timing.
+``--smoke``: toy sizes (M = 16, D = 64, two routers, 5000 inputs, 1000 whole-router inputs),
+seconds; checks that the script runs and that old and new agree, not a timing.
 """
 
 import argparse
@@ -41,7 +42,7 @@ def _old_sphere_or_ball(rng, n, M, D, radius, distribution):
     return radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
 
 
-def _run(path, layers, n_jobs, formats, router_samples, old):
+def _run(path, layers, n_jobs, formats, router_samples, old, n_samples=None):
     saved = E.logit_stats, E._reduce_light, E._sphere_or_ball
     if old:
         E.logit_stats, E._reduce_light, E._sphere_or_ball = (K.logit_stats_numpy, E._reduce,
@@ -50,7 +51,7 @@ def _run(path, layers, n_jobs, formats, router_samples, old):
         kw = {} if router_samples is None else {"router_samples": router_samples}
         t, c = time.perf_counter(), time.process_time()
         res = E.audit_checkpoint(path, seed=0, n_jobs=n_jobs, progress=False, formats=formats,
-                                 layers=list(range(layers)), **kw)
+                                 layers=list(range(layers)), n_samples=n_samples, **kw)
         return res, time.perf_counter() - t, time.process_time() - c
     finally:
         E.logit_stats, E._reduce_light, E._sphere_or_ball = saved
@@ -64,6 +65,9 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
     sizes = SMOKE_SIZES if args.smoke else SIZES
+    n_samples = 5000 if args.smoke else None
+    if args.smoke and args.router_samples is None:
+        args.router_samples = 1000
     n_layers = sizes["deepseek"][4]
     layers = min(args.layers, n_layers)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,12 +77,12 @@ def main(argv=None):
         load0 = os.getloadavg()[0]
         # the old path has no bf16-router mode: it is timed on the logit formats alone, and the
         # new path both without and with the mode
-        old, t_old, c_old = _run(path, layers, args.n_jobs, ("bf16", "fp16"), 0, True)
-        new, t_new, c_new = _run(path, layers, args.n_jobs, ("bf16", "fp16"), 0, False)
+        old, t_old, c_old = _run(path, layers, args.n_jobs, ("bf16", "fp16"), 0, True, n_samples)
+        new, t_new, c_new = _run(path, layers, args.n_jobs, ("bf16", "fp16"), 0, False, n_samples)
         same = (json.dumps(old.to_dict(), sort_keys=True, default=str)
                 == json.dumps(new.to_dict(), sort_keys=True, default=str))
         full, t_full, c_full = _run(path, layers, args.n_jobs, ("bf16", "fp16"),
-                                    args.router_samples, False)
+                                    args.router_samples, False, n_samples)
         load1 = os.getloadavg()[0]
     scale = n_layers / layers
     print(f"DeepSeek-V3 shape, {layers} of {n_layers} routers, n_jobs={args.n_jobs}, "
