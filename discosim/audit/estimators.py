@@ -915,9 +915,16 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
             _check_points(layer, table)
         else:
             n_draw = default_n_samples(W.shape[0]) if n_samples is None else n_samples
-            check_memory([(f"margins of {n_draw} inputs", n_draw, "audit_sample"),
-                          (f"router {layer.name!r}", W.size, "audit_router")],
-                         "lower n_samples")
+            parts = [(f"margins of {n_draw} inputs", n_draw, "audit_sample"),
+                     (f"router {layer.name!r}", W.size, "audit_router")]
+            if router_samples != 0:
+                # whole-router mode: chunks of full-D inputs (x, gamma x, its rounding, exact
+                # and model logits) and the stored weight with its copies in each format
+                parts += [(f"whole-router inputs ({WR.ROUTER_CHUNK} x {W.shape[1]})",
+                           WR.ROUTER_CHUNK * (W.shape[1] + W.shape[0]) * 36, "bytes"),
+                          (f"router {layer.name!r} in {len(formats)} formats",
+                           W.size * (16 + 12 * len(formats)), "bytes")]
+            check_memory(parts, "lower n_samples (or router_samples=0)")
         del layer, W
     from discosim._core.runtime import _progress_bar
 
