@@ -170,7 +170,12 @@ def chunk_stats(margin, eps, flips):
 # same IEEE operations on the same operands. The per-logit widths sigma'(l) ulp(l) are computed
 # exactly only on rows whose margin a cheap upper bound cannot rule out, and every statistic
 # with a weight is then computed by the NumPy code of the slow path on the rows that need it.
-_SLACK = 2.0 ** -40   # sigma(l) ((1 - sigma(l)) + s)(1 + s) >= sigma(l) sigma(-l) in floats
+# Bounds of the computed sigma(-l) from the computed sigma(l): each is within ~3 ulp of its true
+# value (glibc's exp within 1 ulp, then one addition and one division), so they differ from
+# 1 - sigma(l) by less than 8e-16 < 2^-50 in absolute terms; the slopes' bounds then take a
+# relative slack of 2^-40 for the roundings of the products.
+_ABS_SLACK = 2.0 ** -49
+_REL_SLACK = 2.0 ** -40
 _TWO52 = 2.0 ** 52
 
 
@@ -318,9 +323,10 @@ def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
 
 @njit(cache=True, nogil=True)
 def deepseek_rows(logits, bits, cbias, k, G, T, precs, emins, pow2, margin, expert_margin,
-                  group_gap, changes, last_kept, first_dropped, top, maxabs, bound):
-    """Pass 1 over every row: selection, margins, ``max|l|`` and, per format f, an upper bound
-    ``bound[i, f] >= max_j sigma'(l_j) ulp_f(l_j)`` from ``sigma(l)`` alone."""
+                  group_gap, changes, last_kept, first_dropped, top, maxabs, bound, lower):
+    """Pass 1 over every row: selection, margins, ``max|l|`` and, per format f, bounds
+    ``lower[i, f] <= max_j sigma(l_j) sigma(-l_j) ulp_f(l_j) <= bound[i, f]`` (the NumPy
+    twin's widest width, as floats) from ``sigma(l)`` alone."""
     N, M = logits.shape
     F = precs.size
     s = np.empty(M)
@@ -331,10 +337,12 @@ def deepseek_rows(logits, bits, cbias, k, G, T, precs, emins, pow2, margin, expe
     topi = np.empty(k + 1, dtype=np.int64)
     alti = np.empty(k, dtype=np.int64)
     bl = np.empty(F)
+    ll = np.empty(F)
     for i in range(N):
         big = 0.0
         for f in range(F):
             bl[f] = 0.0
+            ll[f] = 0.0
         for j in range(M):
             v = logits[i, j]
             sg = _expit(v)
@@ -342,14 +350,21 @@ def deepseek_rows(logits, bits, cbias, k, G, T, precs, emins, pow2, margin, expe
             av = abs(v)
             if av > big:
                 big = av
-            ub = sg * ((1.0 - sg) + _SLACK) * (1.0 + _SLACK)
+            rest = 1.0 - sg
+            ub = sg * (rest + _ABS_SLACK) * (1.0 + _REL_SLACK)
+            lb = sg * max(rest - _ABS_SLACK, 0.0) * (1.0 - _REL_SLACK)
             b = bits[i, j]
             for f in range(F):
-                w = ub * _ulp_bits(b, precs[f], emins[f], pow2)
+                u = _ulp_bits(b, precs[f], emins[f], pow2)
+                w = ub * u
                 if w > bl[f]:
                     bl[f] = w
+                w = lb * u
+                if w > ll[f]:
+                    ll[f] = w
         for f in range(F):
             bound[i, f] = bl[f]
+            lower[i, f] = ll[f]
         maxabs[i] = big
         em, gg, ch, lk, fd = _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti)
         expert_margin[i] = em
@@ -429,28 +444,36 @@ def _deepseek_stats(rng, logits, routing, eps, formats):
     changes = np.empty(N, dtype=bool)
     lk, fd = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
     top = np.empty((N, k + 1), dtype=np.int64)
-    bound = np.empty((N, F))
+    bound, lower = np.empty((N, F)), np.empty((N, F))
     bits = logits.view(np.int64)
     deepseek_rows(logits, bits, cb, k, G, T, precs, emins, _POW2, margin, em, gg, changes, lk,
-                  fd, top, maxabs, bound)
+                  fd, top, maxabs, bound, lower)
     raw = np.minimum(em, gg)
     facs = []
-    cand = np.zeros(N, dtype=bool)
-    for f, fmt in enumerate(formats):
+    for fmt in formats:
         round_to_format(maxabs, fmt)  # raises before any work if the format would overflow
-        fac = math.exp(float(np.max(ulp(maxabs, fmt))) / 2)
-        facs.append(fac)
-        # every row the slow path touches for this format has a margin within this reach
-        cand |= raw <= 4 * bound[:, f] * fac * (1 + 1e-6)
-    rows = np.nonzero(cand)[0]
+        facs.append(math.exp(float(np.max(ulp(maxabs, fmt))) / 2))
+
+    def decide(w, fac):
+        # the slow path's three row sets, as functions of the widest width w (monotone in w)
+        return (raw <= 4 * (w * fac / 2) * (1 + 1e-6), em <= 4 * WINDOW * w,
+                changes & (gg <= 8 * WINDOW * w))
+
+    # rows where the bounds of the widest width leave a decision open get it exactly
+    open_ = np.zeros(N, dtype=bool)
+    for f in range(F):
+        for lo, hi in zip(decide(lower[:, f], facs[f]), decide(bound[:, f], facs[f])):
+            open_ |= lo != hi
+    rows = np.nonzero(open_)[0]
     widest = np.empty((rows.size, F))
     deepseek_widest(logits, bits, rows, precs, emins, _POW2, widest)
     flips = {}
     for f, fmt in enumerate(formats):
-        w = widest[:, f]
-        # flip_indicator's rows, among the candidates
-        e_row = w * facs[f] / 2
-        frows = rows[raw[rows] <= 4 * e_row * (1 + 1e-6)]
+        w = lower[:, f].copy()
+        w[rows] = widest[:, f]
+        in_flip, in_expert, in_group = decide(w, facs[f])
+        # flip_indicator's rows
+        frows = np.nonzero(in_flip)[0]
         flip = np.zeros(N, dtype=bool)
         if frows.size:
             out = np.empty(frows.size, dtype=bool)
@@ -460,8 +483,7 @@ def _deepseek_stats(rng, logits, routing, eps, formats):
         # prediction_terms' rows, among the candidates, with its NumPy code
         y = np.zeros(N)
         plain = np.zeros(N)
-        sel = em[rows] <= 4 * WINDOW * w
-        r1 = rows[sel]
+        r1 = np.nonzero(in_expert)[0]
         if r1.size:
             ij = top[r1][:, k - 1:k + 1]
             lij = logits[r1[:, None], ij]
@@ -470,8 +492,7 @@ def _deepseek_stats(rng, logits, routing, eps, formats):
             a, b = window_terms(em[r1], phi, np.sum(widths, axis=1))
             y[r1] += a
             plain[r1] += b
-        sel = changes[rows] & (gg[rows] <= 8 * WINDOW * w)
-        r2 = rows[sel]
+        r2 = np.nonzero(in_group)[0]
         if r2.size:
             lg = logits[r2]
             sub = sigmoid(lg)

@@ -8,7 +8,7 @@ import pytest
 from scipy.special import expit
 
 import discosim._kernels.audit as K
-from discosim.model.selection import FORMATS, Routing, round_to_format, ulp
+from discosim.model.selection import FORMATS, Routing, round_to_format, sigmoid, ulp
 
 
 def _hard_values(rng, n):
@@ -92,16 +92,17 @@ def test_deepseek_kernel_parts_equal_selection_module():
     M, k, G, T = 64, 6, 8, 3
     routing = _deepseek(M, k, G, T, True, 5)
     logits = np.random.default_rng(4).standard_normal((3000, M))
-    parts = deepseek_v3_parts(logits, k, routing.selection_bias, G, T)
     N = logits.shape[0]
     margin, em, gg, maxabs = (np.empty(N) for _ in range(4))
     ch = np.empty(N, dtype=bool)
     lk, fd = np.empty(N, np.int64), np.empty(N, np.int64)
     top = np.empty((N, k + 1), np.int64)
-    bound = np.empty((N, 1))
+    bound, lower = np.empty((N, 2)), np.empty((N, 2))
+    logits[0, :3] = [40.0, -40.0, 0.0]  # sigma(-l) below 1 - sigma(l)'s rounding; l = 0
+    parts = deepseek_v3_parts(logits, k, routing.selection_bias, G, T)
     K.deepseek_rows(logits, logits.view(np.int64), routing.selection_bias, k, G, T,
-                    np.array([8]), np.array([-126]), K._POW2, margin, em, gg, ch, lk, fd, top,
-                    maxabs, bound)
+                    np.array([8, 11]), np.array([-126, -14]), K._POW2, margin, em, gg, ch, lk,
+                    fd, top, maxabs, bound, lower)
     assert np.array_equal(margin, parts["margin"])
     assert np.array_equal(em, parts["expert_margin"])
     assert np.array_equal(gg, parts["group_gap"])
@@ -111,4 +112,13 @@ def test_deepseek_kernel_parts_equal_selection_module():
     assert np.array_equal(mask, parts["mask"])
     from discosim.model.selection import sigmoid_slope
 
-    assert np.all(bound[:, 0] >= np.max(sigmoid_slope(logits) * ulp(logits, "bf16"), axis=1))
+    for f, fmt in enumerate(("bf16", "fp16")):
+        widest = np.max(sigmoid_slope(logits) * ulp(logits, fmt), axis=1)
+        assert np.all(lower[:, f] <= widest) and np.all(widest <= bound[:, f])
+        assert np.all(bound[:, f] - lower[:, f] <= 1e-9 * widest)  # tight: few rows left open
+    # the bounds hold elementwise down to tiny slopes (|l| up to 700)
+    x = np.concatenate([np.linspace(-700, 700, 200_001), np.random.default_rng(0).standard_normal(10**5)])
+    sg, sn = sigmoid(x), sigmoid(-x)
+    rest = 1.0 - sg
+    assert np.all(sg * (rest + K._ABS_SLACK) * (1 + K._REL_SLACK) >= sg * sn)
+    assert np.all(sg * np.maximum(rest - K._ABS_SLACK, 0) * (1 - K._REL_SLACK) <= sg * sn)
