@@ -378,3 +378,20 @@ def test_whole_router_curved_is_reported_without_prediction():
     assert not f.claim and math.isnan(f.predicted) and not f.agrees
     row = [r for r in res.tidy_rows() if r["parameter"] == "bf16-router"][0]
     assert row["predicted"] is None
+
+
+def test_whole_router_n_jobs_invariance_and_cli(factory_dir, capsys):
+    layer = whole_router_layer(M=8, D=96, seed=4, router_bias=True)
+    kw = dict(n_samples=5000, router_samples=3000, seed=4, constants_samples=0)
+    a = audit_layers([layer], n_jobs=1, **kw).to_dict()
+    b = audit_layers([layer], n_jobs=2, **kw).to_dict()
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    path = make_checkpoint(factory_dir / "cli_router", "olmoe", n_layers=1, n_experts=8, dim=32,
+                           k=2)
+    rc, out, err = _cli(capsys, str(path), "--n-samples", "2000", "--router-samples", "1000",
+                        "--formats", "bf16", "--seed", "1")
+    assert rc == 0, err
+    assert "bf16-router flips" in out and "serving stack" in out
+    rc, out, err = _cli(capsys, str(path), "--n-samples", "2000", "--router-samples", "0",
+                        "--json", "--formats", "bf16")
+    assert rc == 0 and set(json.loads(out)["layers"][0]["flip"]) == {"bf16"}
