@@ -111,13 +111,16 @@ class FlipAudit(ResultMixin):
     """Precision audit of one float format on one layer.
 
     ``measured`` is the fraction of inputs whose selected set changes when the logits are rounded
-    to ``format``; ``predicted`` the leading-order prediction (see the module docstring);
-    ``difference_stderr`` the standard error of ``measured - predicted`` from the paired samples.
+    to ``format`` (or, for ``"bf16-router"`` and the like, when the whole router runs in the
+    format: :mod:`discosim.audit.whole_router`); ``predicted`` the leading-order prediction (see
+    the module docstring; NaN where none is derived); ``difference_stderr`` the standard error of
+    ``measured - predicted`` from the paired samples.
 
     Parameters
     ----------
-    format : {"bf16", "fp16", "fp32"}
-        The float format the logits are rounded to (round to nearest even).
+    format : {"bf16", "fp16", "fp32", "bf16-router", "fp16-router", "fp32-router"}
+        The float format the logits are rounded to (round to nearest even); with ``-router``, the
+        format the whole router runs in.
     measured : float
         Fraction of inputs whose selected set changes.
     stderr : float
