@@ -779,7 +779,10 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         flips.append(_flip_audit(fmt, np.sum([c["flip"][fmt] for c in chunks], axis=0), n, model,
                                  routing.linear))
     del chunks
-    if mode != "points" and router_samples != 0:
+    if mode == "points" and router_samples != 0:
+        note = (note + "; " if note else "") + (
+            "whole-router mode (FMT-router) not run on hidden states: sphere and ball inputs only")
+    elif router_samples != 0:
         ops = WR.router_operands(layer, **(operands or {}))
         if ops is None:
             note = (note + "; " if note else "") + (
