@@ -1040,7 +1040,7 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
         as ``f-router``, the router as a model in f runs it (input and weight rounded to f,
         fp32 accumulation, logits in f; :mod:`discosim.audit.whole_router`), from inputs drawn
         in the full D dimensions (sphere and ball inputs only). None:
-        :func:`~discosim.audit.whole_router.default_router_samples` (1,170 at 256 x 7168, 20,000
+        :func:`~discosim.audit.whole_router.default_router_samples` (585 at 256 x 7168, 20,000
         at 8 x 4096); 0 leaves the mode out. On the CPU whatever ``device``.
     **open_kw
         Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).

@@ -81,16 +81,17 @@ __all__ = ["ROUTER_CHUNK", "SUFFIX", "default_router_samples", "router_operands"
 
 SUFFIX = "-router"
 ROUTER_CHUNK = 256    # inputs per chunk: a few (256, D) arrays
-# Default inputs per layer: a budget of 2^31 multiply-adds of the float64 product per layer
+# Default inputs per layer: a budget of 2^30 multiply-adds of the float64 product per layer
 # (M D per input; each format adds a float32 product of the same size), between 500 and 20,000
-# inputs: the DeepSeek-V3-shape audit then stays within its 60 s on 2 cores
-# (studies/benchmark_audit_speed.py).
-ROUTER_BUDGET = 2 ** 31
+# inputs. Measured (studies/benchmark_audit_speed.py, single-threaded BLAS): the mode costs
+# ~0.37 ms of CPU per input at 256 x 7168 with bf16 and fp16, so the DeepSeek-V3-shape audit
+# (58 layers) gains ~13 s of CPU over the ~81 s of the logits-only mode: ~47 s on 2 free cores.
+ROUTER_BUDGET = 2 ** 30
 
 
 def default_router_samples(M, D):
-    """Inputs per layer of the whole-router mode when not given: ``2^31 / (M D)`` clipped to
-    [500, 20000] (1,170 at DeepSeek-V3's 256 x 7168, 20,000 at Mixtral's 8 x 4096)."""
+    """Inputs per layer of the whole-router mode when not given: ``2^30 / (M D)`` clipped to
+    [500, 20000] (585 at DeepSeek-V3's 256 x 7168, 20,000 at Mixtral's 8 x 4096)."""
     return int(min(20_000, max(500, ROUTER_BUDGET // (int(M) * int(D)))))
 
 

@@ -56,7 +56,7 @@ def add_parser(sub):
                         "rounded (FMT) and with the whole router run in it (FMT-router)")
     p.add_argument("--router-samples", type=c.count, default=None,
                    help="inputs per layer of the whole-router mode (full-D sphere inputs; "
-                        "default: 2^31/(M D) clipped to 500..20000; 0: leave the mode out)")
+                        "default: 2^30/(M D) clipped to 500..20000; 0: leave the mode out)")
     c.add_seed(p)
     c.add_jobs(p)
     c.add_device(p, "cuda: random inputs, exact logits and margins on an NVIDIA GPU (the [cuda] "
