@@ -84,8 +84,8 @@ ROUTER_CHUNK = 256    # inputs per chunk: a few (256, D) arrays
 # Default inputs per layer: a budget of 2^30 multiply-adds of the float64 product per layer
 # (M D per input; each format adds a float32 product of the same size), between 500 and 20,000
 # inputs. Measured (studies/benchmark_audit_speed.py, single-threaded BLAS): the mode costs
-# ~0.37 ms of CPU per input at 256 x 7168 with bf16 and fp16, so the DeepSeek-V3-shape audit
-# (58 layers) gains ~13 s of CPU over the ~81 s of the logits-only mode: ~47 s on 2 free cores.
+# ~0.5 ms of CPU per input at 256 x 7168 with bf16 and fp16, so the DeepSeek-V3-shape audit
+# (58 layers) gains ~17 s of CPU over the ~81 s of the logits-only mode: ~49 s on 2 free cores.
 ROUTER_BUDGET = 2 ** 30
 
 
