@@ -100,6 +100,10 @@ AGREEMENT_SE = 4.0
 CHUNK = 1 << 13       # inputs per chunk (memory: a few (CHUNK, M) float64 arrays)
 INPUT_MODELS = ("sphere", "ball")
 CONSTANT_ORDERS = (1, 2, 3)
+SERVING_NOTE = ("precision modes: FMT rounds only the logits (a router run in fp32 whose logits "
+                "are stored in FMT); FMT-router runs the whole router in FMT (norm output and "
+                "weight in FMT, fp32 accumulation, logits in FMT: a bf16/fp16 serving stack), "
+                "from fewer inputs drawn in the full dimension")
 CURVED_NOTE = ("DeepSeek-V3 ties are curved (sigmoid scores with a selection bias, group-limited "
                "selection): THEORY §5 closed forms (slice constants, tube leading orders) do not "
                "apply; margins and flip rates are Monte Carlo only")
@@ -951,6 +955,8 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     notes = list(notes)
     if any(not l.closed_forms_apply for l in out):
         notes.append(CURVED_NOTE)
+    if any(f.format.endswith(WR.SUFFIX) for l in out for f in l.flips):
+        notes.append(SERVING_NOTE)
     return AuditResult(model=str(model), family=str(family), inputs=label, layers=tuple(out),
                        n_samples=(out[0].n_samples if mode == "points" else
                                   n_samples if n_samples is not None else "auto"), eps=eps,
