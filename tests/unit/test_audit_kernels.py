@@ -122,3 +122,15 @@ def test_deepseek_kernel_parts_equal_selection_module():
     rest = 1.0 - sg
     assert np.all(sg * (rest + K._ABS_SLACK) * (1 + K._REL_SLACK) >= sg * sn)
     assert np.all(sg * np.maximum(rest - K._ABS_SLACK, 0) * (1 - K._REL_SLACK) <= sg * sn)
+
+
+@pytest.mark.parametrize("distribution", ["sphere", "ball"])
+def test_sphere_draw_in_place_equals_the_formula(distribution):
+    """``_sphere_or_ball`` scales in place: the same ``radius * g / den`` bit for bit."""
+    from discosim.audit.estimators import _sphere_or_ball
+
+    got = _sphere_or_ball(np.random.default_rng(2), 3000, 16, 300, math.sqrt(300), distribution)
+    rng = np.random.default_rng(2)
+    g = rng.standard_normal((3000, 16))
+    c = rng.chisquare(300 - 16 + (2 if distribution == "ball" else 0), size=3000)
+    assert np.array_equal(got, math.sqrt(300) * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None])
