@@ -109,10 +109,16 @@ class Operands:
     def quantised(self, fmt):
         """(W in the format as float64, as float32, router bias in the format as float32)."""
         if fmt not in self._cache:
-            Wq = round_to_format(self.stored, fmt)
+            f = FORMATS[fmt]
+            Wq32 = np.empty(self.stored.shape, dtype=np.float32)
+            # round_to_format's numba twin (tests/unit/test_audit_kernels.py), to float32 at once
+            if round_inputs(np.ascontiguousarray(self.stored), f.precision, f.emin,
+                            Wq32) > f.max_value:
+                raise InputError(f"router weight exceeds the {fmt} range: rounding to {fmt} "
+                                 f"would overflow")
             bq = (None if self.router_bias is None
                   else round_to_format(self.router_bias, fmt).astype(np.float32))
-            self._cache[fmt] = (Wq, Wq.astype(np.float32), bq)
+            self._cache[fmt] = (Wq32.astype(np.float64), Wq32, bq)
         return self._cache[fmt]
 
     def representable(self, fmt):
