@@ -220,5 +220,7 @@ STREAM_TAGS = {
         1 << 20: Stream(["_audit_layer"], "(position, 2**20, r): the layer's order-r slice "
                         "constants"),
         1 << 21: Stream(["_audit_layer"], "(position, 2**21): the layer's GPU inputs"),
+        1 << 22: Stream(["_audit_layer"], "(position, 2**22, i): chunk i of the layer's "
+                        "whole-router inputs (full dimension; discosim.audit.whole_router)"),
     },
 }

@@ -12,12 +12,14 @@ linear gates): ``F(h) = mean(phi 1{g <= h s} / (h s))`` and its Richardson combi
 import math
 
 import numpy as np
+from numba import njit
 
-from discosim.model.selection import round_to_format, sigmoid_slope, ulp
+from discosim.model.selection import round_to_format, sigmoid, sigmoid_slope, ulp
 from discosim.theory.audit import TIE_MERGE
 
 __all__ = ["WINDOW", "OFFSET_DRAWS", "uniform_abs_mean", "window_terms", "linear_terms", "prediction_terms",
-           "flip_indicator", "logit_stats", "chunk_stats"]
+           "flip_indicator", "logit_stats", "logit_stats_numpy", "chunk_stats", "deepseek_rows",
+           "deepseek_widest", "deepseek_flips"]
 
 WINDOW = 0.5          # h of the Richardson pair of windows h s and 2 h s
 OFFSET_DRAWS = 64     # Monte Carlo rounding offsets per group-tie sample (DeepSeek-V3)
@@ -125,7 +127,19 @@ def flip_indicator(routing, logits, parts, fmt, widths_all=None):
 
 
 def logit_stats(rng, logits, routing, eps, formats):
-    """Sufficient statistics of one chunk of exact logits (N, M)."""
+    """Sufficient statistics of one chunk of exact logits (N, M).
+
+    DeepSeek-V3 routing takes the numba path (:func:`_deepseek_stats`), everything else the
+    NumPy path :func:`logit_stats_numpy`, its slow twin: the same numbers bit for bit.
+    """
+    if routing.kind == "deepseek_v3" and logits.shape[0]:
+        return _deepseek_stats(rng, np.ascontiguousarray(logits, dtype=np.float64), routing, eps,
+                               formats)
+    return logit_stats_numpy(rng, logits, routing, eps, formats)
+
+
+def logit_stats_numpy(rng, logits, routing, eps, formats):
+    """:func:`logit_stats` in NumPy for every routing (the slow twin of the numba path)."""
     parts = routing.parts(logits)
     slope = None if routing.linear else sigmoid_slope(logits)
     flips = {}
@@ -146,3 +160,391 @@ def chunk_stats(margin, eps, flips):
         out["flip"][fmt] = np.array([f.sum(), y.sum(), (y * y).sum(), fy.sum(), plain.sum(),
                                      (plain * plain).sum()])
     return out
+
+
+# --------------------------------------------------------------------------- DeepSeek-V3, numba
+# The fast path of :func:`logit_stats` for DeepSeek-V3 routing; twins: deepseek_v3_parts and
+# logit_stats_numpy. Same numbers bit for bit: the sigmoid is 1 / (1 + exp(-l)) with the C
+# library's exp, which is what scipy.special.expit computes (tests/unit/test_audit_kernels.py
+# checks the two agree on the platform the tests run on); group scores, gaps and margins are the
+# same IEEE operations on the same operands. The per-logit widths sigma'(l) ulp(l) are computed
+# exactly only on rows whose margin a cheap upper bound cannot rule out, and every statistic
+# with a weight is then computed by the NumPy code of the slow path on the rows that need it.
+# Bounds of the computed sigma(-l) from the computed sigma(l): each is within ~3 ulp of its true
+# value (glibc's exp within 1 ulp, then one addition and one division), so they differ from
+# 1 - sigma(l) by less than 8e-16 < 2^-50 in absolute terms; the slopes' bounds then take a
+# relative slack of 2^-40 for the roundings of the products.
+_ABS_SLACK = 2.0 ** -49
+_REL_SLACK = 2.0 ** -40
+_TWO52 = 2.0 ** 52
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _expit(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+_POW2_OFFSET = 1023
+_POW2 = np.ldexp(1.0, np.arange(-_POW2_OFFSET, _POW2_OFFSET))  # 2^e, |e| < 1024, by lookup
+_ABS = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _exponent_bits(b, emin):
+    """``floor(log2|v|)`` clamped below at ``emin`` from the bits of v (0 and float64
+    subnormals read -1023: clamped), as ``selection._exponent``."""
+    e = ((b >> 52) & 0x7FF) - 1023
+    return e if e > emin else emin
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ulp_bits(b, prec, emin, pow2):
+    """``ulp(v)`` of a format from the bits of v: ``2^(max(floor(log2|v|), emin) + 1 - prec)``."""
+    return pow2[_exponent_bits(b, emin) + 1 - prec + _POW2_OFFSET]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _round_bits(v, b, prec, emin):
+    """Bits of ``v`` (bits ``b``) rounded to the format, ties to even (twin of
+    ``round_to_format``). Normal in the format: round the float64 significand to ``prec`` bits on
+    the bits (a carry into the exponent is the correct result). Below the format's smallest
+    normal: the scaled value ``v 2^-shift`` has at most ``prec`` integer bits, so adding and
+    removing 2^52 rounds it to an integer half to even, as ``np.round``."""
+    a = b & _ABS
+    e = ((a >> 52) & 0x7FF) - 1023
+    if e >= emin:
+        drop = 53 - prec
+        lsb = (a >> drop) & 1
+        a = (a + ((np.int64(1) << (drop - 1)) - 1) + lsb) & ~((np.int64(1) << drop) - 1)
+        return a if b >= 0 else a | ~_ABS
+    if v == 0.0:
+        return b
+    shift = emin + 1 - prec
+    y = math.ldexp(v, -shift)
+    if y < 0:
+        r = -((-y + _TWO52) - _TWO52)
+    else:
+        r = (y + _TWO52) - _TWO52
+    return _float_bits(math.ldexp(r, shift))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _float_bits(x):
+    return np.array([x]).view(np.int64)[0]
+
+
+@njit(cache=True, nogil=True)
+def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
+    """Selection of one row of DeepSeek-V3 selection scores ``s`` (see deepseek_v3_parts).
+
+    Writes the top k+1 kept experts (value, index; lower index first among equal values) to
+    ``topv``/``topi``, the group scores to ``gs`` and their stable descending order to ``order``.
+    Returns (expert_margin, group_gap, changes, last_kept, first_dropped).
+    """
+    M = s.size
+    size = M // G
+    ninf = -math.inf
+    for g in range(G):
+        if size == 1:
+            gs[g] = s[g]
+        else:
+            a = ninf  # largest
+            b = ninf  # second largest (a duplicate of the largest counts)
+            for j in range(g * size, (g + 1) * size):
+                v = s[j]
+                if v > a:
+                    b = a
+                    a = v
+                elif v > b:
+                    b = v
+            gs[g] = b + a
+        order[g] = g
+    for i in range(1, G):  # stable insertion sort, descending
+        x = order[i]
+        j = i - 1
+        while j >= 0 and gs[order[j]] < gs[x]:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = x
+    for g in range(G):
+        kept[g] = False
+    for q in range(T):
+        kept[order[q]] = True
+    L = topv.size
+    for q in range(L):
+        topv[q] = ninf
+        topi[q] = -1
+    for g in range(G):  # kept experts in increasing index order
+        if not kept[g]:
+            continue
+        for j in range(g * size, (g + 1) * size):
+            v = s[j]
+            ia = j
+            if v > topv[L - 1]:
+                for q in range(L):
+                    # a pushed-down entry keeps its place among equal values by its index
+                    if v > topv[q] or (v == topv[q] and ia < topi[q]):
+                        v, topv[q] = topv[q], v
+                        ia, topi[q] = topi[q], ia
+    expert_margin = topv[k - 1] - topv[k]
+    group_gap = math.inf
+    changes = False
+    last_kept = 0
+    first_dropped = 0
+    if T < G:
+        last_kept = order[T - 1]
+        first_dropped = order[T]
+        group_gap = gs[last_kept] - gs[first_dropped]
+        if group_gap < expert_margin:
+            # swap the two groups and select again: does the selected set change?
+            altv0 = np.full(k, ninf)
+            for q in range(k):
+                alti[q] = -1
+            for g in range(G):
+                if g == last_kept or (g != first_dropped and not kept[g]):
+                    continue
+                for j in range(g * size, (g + 1) * size):
+                    v = s[j]
+                    ia = j
+                    if v > altv0[k - 1]:
+                        for q in range(k):
+                            if v > altv0[q] or (v == altv0[q] and ia < alti[q]):
+                                v, altv0[q] = altv0[q], v
+                                ia, alti[q] = alti[q], ia
+            for q in range(k):
+                found = False
+                for c in range(k):
+                    if alti[c] == topi[q]:
+                        found = True
+                if not found:
+                    changes = True
+    return expert_margin, group_gap, changes, last_kept, first_dropped
+
+
+@njit(cache=True, nogil=True)
+def deepseek_rows(logits, bits, cbias, k, G, T, precs, emins, pow2, margin, expert_margin,
+                  group_gap, changes, last_kept, first_dropped, top, maxabs, bound, lower):
+    """Pass 1 over every row: selection, margins, ``max|l|`` and, per format f, bounds
+    ``lower[i, f] <= max_j sigma(l_j) sigma(-l_j) ulp_f(l_j) <= bound[i, f]`` (the NumPy
+    twin's widest width, as floats) from ``sigma(l)`` alone."""
+    N, M = logits.shape
+    F = precs.size
+    s = np.empty(M)
+    gs = np.empty(G)
+    order = np.empty(G, dtype=np.int64)
+    kept = np.empty(G, dtype=np.bool_)
+    topv = np.empty(k + 1)
+    topi = np.empty(k + 1, dtype=np.int64)
+    alti = np.empty(k, dtype=np.int64)
+    bl = np.empty(F)
+    ll = np.empty(F)
+    for i in range(N):
+        big = 0.0
+        for f in range(F):
+            bl[f] = 0.0
+            ll[f] = 0.0
+        for j in range(M):
+            v = logits[i, j]
+            sg = _expit(v)
+            s[j] = sg + cbias[j]
+            av = abs(v)
+            if av > big:
+                big = av
+            rest = 1.0 - sg
+            ub = sg * (rest + _ABS_SLACK) * (1.0 + _REL_SLACK)
+            lb = sg * max(rest - _ABS_SLACK, 0.0) * (1.0 - _REL_SLACK)
+            b = bits[i, j]
+            for f in range(F):
+                u = _ulp_bits(b, precs[f], emins[f], pow2)
+                w = ub * u
+                if w > bl[f]:
+                    bl[f] = w
+                w = lb * u
+                if w > ll[f]:
+                    ll[f] = w
+        for f in range(F):
+            bound[i, f] = bl[f]
+            lower[i, f] = ll[f]
+        maxabs[i] = big
+        em, gg, ch, lk, fd = _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti)
+        expert_margin[i] = em
+        group_gap[i] = gg
+        changes[i] = ch
+        last_kept[i] = lk
+        first_dropped[i] = fd
+        for q in range(k + 1):
+            top[i, q] = topi[q]
+        margin[i] = min(em, gg if ch else math.inf)
+
+
+@njit(cache=True, nogil=True)
+def deepseek_widest(logits, bits, rows, precs, emins, pow2, widest):
+    """Pass 2 on ``rows``: ``widest[r, f] = max_j sigma(l_j) sigma(-l_j) ulp_f(l_j)`` exactly as
+    NumPy's ``sigmoid_slope(l) * ulp(l, fmt)``."""
+    M = logits.shape[1]
+    for r in range(rows.size):
+        i = rows[r]
+        for f in range(precs.size):
+            widest[r, f] = -math.inf
+        for j in range(M):
+            v = logits[i, j]
+            sl = _expit(v) * _expit(-v)
+            b = bits[i, j]
+            for f in range(precs.size):
+                w = sl * _ulp_bits(b, precs[f], emins[f], pow2)
+                if w > widest[r, f]:
+                    widest[r, f] = w
+
+
+@njit(cache=True, nogil=True)
+def deepseek_flips(logits, bits, rows, cbias, k, G, T, prec, emin, top, out):
+    """``out[r]``: whether row ``rows[r]``'s selected set changes when its logits are rounded to
+    the format (twin: :func:`flip_indicator`)."""
+    M = logits.shape[1]
+    s = np.empty(M)
+    gs = np.empty(G)
+    order = np.empty(G, dtype=np.int64)
+    kept = np.empty(G, dtype=np.bool_)
+    topv = np.empty(k + 1)
+    topi = np.empty(k + 1, dtype=np.int64)
+    alti = np.empty(k, dtype=np.int64)
+    rb = np.empty(M, dtype=np.int64)
+    rv = rb.view(np.float64)
+    for r in range(rows.size):
+        i = rows[r]
+        for j in range(M):
+            rb[j] = _round_bits(logits[i, j], bits[i, j], prec, emin)
+        for j in range(M):
+            s[j] = _expit(rv[j]) + cbias[j]
+        _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti)
+        changed = False
+        for q in range(k):
+            found = False
+            for c in range(k):
+                if topi[c] == top[i, q]:
+                    found = True
+            if not found:
+                changed = True
+        out[r] = changed
+
+
+def _deepseek_stats(rng, logits, routing, eps, formats):
+    """:func:`logit_stats` for DeepSeek-V3 routing (see the comment above ``_SLACK``)."""
+    from discosim.model.selection import FORMATS, _check_groups
+
+    N, M = logits.shape
+    k = routing.k
+    G, T = _check_groups(M, k, routing.n_group, routing.topk_group)
+    c = routing.selection_bias
+    cb = np.zeros(M) if c is None else np.ascontiguousarray(c, dtype=np.float64)
+    precs = np.array([FORMATS[f].precision for f in formats], dtype=np.int64)
+    emins = np.array([FORMATS[f].emin for f in formats], dtype=np.int64)
+    F = len(formats)
+    margin, em, gg, maxabs = (np.empty(N) for _ in range(4))
+    changes = np.empty(N, dtype=bool)
+    lk, fd = np.empty(N, dtype=np.int64), np.empty(N, dtype=np.int64)
+    top = np.empty((N, k + 1), dtype=np.int64)
+    bound, lower = np.empty((N, F)), np.empty((N, F))
+    bits = logits.view(np.int64)
+    deepseek_rows(logits, bits, cb, k, G, T, precs, emins, _POW2, margin, em, gg, changes, lk,
+                  fd, top, maxabs, bound, lower)
+    raw = np.minimum(em, gg)
+    facs = []
+    for fmt in formats:
+        round_to_format(maxabs, fmt)  # raises before any work if the format would overflow
+        facs.append(math.exp(float(np.max(ulp(maxabs, fmt))) / 2))
+
+    def decide(w, fac):
+        # the slow path's three row sets, as functions of the widest width w (monotone in w)
+        return (raw <= 4 * (w * fac / 2) * (1 + 1e-6), em <= 4 * WINDOW * w,
+                changes & (gg <= 8 * WINDOW * w))
+
+    # rows where the bounds of the widest width leave a decision open get it exactly
+    open_ = np.zeros(N, dtype=bool)
+    for f in range(F):
+        for lo, hi in zip(decide(lower[:, f], facs[f]), decide(bound[:, f], facs[f])):
+            open_ |= lo != hi
+    rows = np.nonzero(open_)[0]
+    widest = np.empty((rows.size, F))
+    deepseek_widest(logits, bits, rows, precs, emins, _POW2, widest)
+    flips = {}
+    for f, fmt in enumerate(formats):
+        w = lower[:, f].copy()
+        w[rows] = widest[:, f]
+        in_flip, in_expert, in_group = decide(w, facs[f])
+        # flip_indicator's rows
+        frows = np.nonzero(in_flip)[0]
+        flip = np.zeros(N, dtype=bool)
+        if frows.size:
+            out = np.empty(frows.size, dtype=bool)
+            deepseek_flips(logits, bits, frows, cb, k, G, T, int(precs[f]), int(emins[f]), top,
+                           out)
+            flip[frows] = out
+        # prediction_terms' rows, among the candidates, with its NumPy code
+        y = np.zeros(N)
+        plain = np.zeros(N)
+        r1 = np.nonzero(in_expert)[0]
+        if r1.size:
+            ij = top[r1][:, k - 1:k + 1]
+            lij = logits[r1[:, None], ij]
+            widths = sigmoid_slope(lij) * ulp(lij, fmt)
+            phi = uniform_abs_mean(widths, rng) / 2
+            a, b = window_terms(em[r1], phi, np.sum(widths, axis=1))
+            y[r1] += a
+            plain[r1] += b
+        r2 = np.nonzero(in_group)[0]
+        if r2.size:
+            lg = logits[r2]
+            sub = sigmoid(lg)
+            if c is not None:
+                sub = sub + np.asarray(c, dtype=np.float64)[None, :]
+            size = M // G
+            wa = sigmoid_slope(lg) * ulp(lg, fmt)
+            widths = np.empty((r2.size, 4))
+            sub_s = sub.reshape(r2.size, G, size)
+            sub_w = wa.reshape(r2.size, G, size)
+            for q, groups in enumerate((lk[r2], fd[r2])):
+                s_g = sub_s[np.arange(r2.size), groups]
+                w_g = sub_w[np.arange(r2.size), groups]
+                top2 = np.argsort(-s_g, axis=1, kind="stable")[:, :2]
+                widths[:, 2 * q:2 * q + 2] = np.take_along_axis(w_g, top2, axis=1)
+            phi = uniform_abs_mean(widths, rng) / 2
+            a, b = window_terms(gg[r2], phi, np.sum(widths, axis=1))
+            y[r2] += a
+            plain[r2] += b
+        flips[fmt] = (flip, y, plain)
+    return chunk_stats(margin, eps, flips)
+
+
+# --------------------------------------------------------------------------- whole-router mode
+@njit(cache=True, nogil=True)
+def round_inputs(pre, prec, emin, y):
+    """``y = round_to_format(pre, fmt)`` as float32 (exact: the format fits fp32); returns the
+    largest ``|y|`` so the caller can check the format's range. Twin: ``round_to_format``."""
+    N, D = pre.shape
+    bits = pre.view(np.int64)
+    out = np.empty(1, dtype=np.int64)
+    fv = out.view(np.float64)
+    big = 0.0
+    for i in range(N):
+        for j in range(D):
+            out[0] = _round_bits(pre[i, j], bits[i, j], prec, emin)
+            v = fv[0]
+            y[i, j] = v
+            if abs(v) > big:
+                big = abs(v)
+    return big
+
+
+@njit(cache=True, nogil=True)
+def gap_rounding_sd(pre, Wq, a, b, prec, emin, pow2, sigma):
+    """``sigma[i] = sqrt(sum_j ((Wq[a_i, j] - Wq[b_i, j]) ulp(pre[i, j]))^2 / 12)``: the standard
+    deviation of the gap's input-rounding error (:mod:`discosim.audit.whole_router`)."""
+    N, D = pre.shape
+    bits = pre.view(np.int64)
+    for i in range(N):
+        acc = 0.0
+        for j in range(D):
+            d = (Wq[a[i], j] - Wq[b[i], j]) * _ulp_bits(bits[i, j], prec, emin, pow2)
+            acc += d * d
+        sigma[i] = math.sqrt(acc / 12)

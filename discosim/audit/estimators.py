@@ -23,9 +23,16 @@ the audit reports
   binomial errors; for linear families with b = 0 and sphere (ball) inputs the leading order of
   §5/§9 for the order-1 score tube, ``(B_1 / 2) (eps / R) Gamma(D/2) / (Gamma(3/2) Gamma((D-1)/2))``
   (ball: ``Gamma(D/2+1) / (Gamma(3/2) Gamma((D+1)/2))``);
-* the precision audit, per float format: the fraction of inputs whose selected set differs between
-  exact logits and logits rounded to the format (round to nearest even; sigmoid, bias and groups
-  exact), measured directly, and predicted to leading order in the unit roundoff.
+* the precision audit, per float format, in two modes (issue 22):
+
+  - ``bf16``, ``fp16``, ``fp32`` (logits only): the fraction of inputs whose selected set differs
+    between exact logits and logits rounded to the format (round to nearest even; sigmoid, bias
+    and groups exact), measured directly, and predicted to leading order in the unit roundoff.
+    What a router computed in fp32 whose logits are stored in the format does;
+  - ``bf16-router``, ... (the whole router as a model in the format runs it: norm output and
+    weight rounded, fp32 accumulation, logits rounded; :mod:`discosim.audit.whole_router`, where
+    its prediction is derived), from fewer inputs drawn in the full D dimensions
+    (``router_samples``). What a bf16/fp16 serving stack does.
 
 Flip prediction
     Linear families (THEORY §9): ``P(flip) = (1/4) lim_{eps->0} E[ulp(v) 1{g <= eps}] / eps``, v the
@@ -46,6 +53,11 @@ Flip prediction
     (both come from the same inputs), within ``AGREEMENT_SE`` = 4 of them.
 
 Reproducible for any ``n_jobs``: chunk i of layer j draws from ``derive_seed(seed, j, i)``.
+
+Speed (issue 22): DeepSeek-V3 chunk statistics run in numba
+(:func:`discosim._kernels.audit.logit_stats`; its NumPy twin ``logit_stats_numpy`` gives the same
+numbers bit for bit), and layers without slice constants are reduced without forming the basis Q
+(:func:`_reduce_light`, the same R).
 """
 
 import math
@@ -63,6 +75,7 @@ from discosim.model.selection import FORMATS, Routing
 from discosim._core.seeding import as_seed_sequence
 from discosim._kernels.audit import logit_stats
 from discosim.theory.audit import margin_leading
+import discosim.audit.whole_router as WR
 
 __all__ = ["audit_checkpoint", "audit_layers", "study_rows", "default_n_samples", "AuditResult", "LayerAudit", "FlipAudit",
            "DEFAULT_EPS", "DEFAULT_N_SAMPLES", "QUANTILE_LEVELS", "AGREEMENT_SE", "flip_agreement"]
@@ -88,6 +101,10 @@ AGREEMENT_SE = 4.0
 CHUNK = 1 << 13       # inputs per chunk (memory: a few (CHUNK, M) float64 arrays)
 INPUT_MODELS = ("sphere", "ball")
 CONSTANT_ORDERS = (1, 2, 3)
+SERVING_NOTE = ("precision modes: FMT rounds only the logits (a router run in fp32 whose logits "
+                "are stored in FMT); FMT-router runs the whole router in FMT (norm output and "
+                "weight in FMT, fp32 accumulation, logits in FMT: a bf16/fp16 serving stack), "
+                "from fewer inputs drawn in the full dimension")
 CURVED_NOTE = ("DeepSeek-V3 ties are curved (sigmoid scores with a selection bias, group-limited "
                "selection): THEORY §5 closed forms (slice constants, tube leading orders) do not "
                "apply; margins and flip rates are Monte Carlo only")
@@ -99,13 +116,16 @@ class FlipAudit(ResultMixin):
     """Precision audit of one float format on one layer.
 
     ``measured`` is the fraction of inputs whose selected set changes when the logits are rounded
-    to ``format``; ``predicted`` the leading-order prediction (see the module docstring);
-    ``difference_stderr`` the standard error of ``measured - predicted`` from the paired samples.
+    to ``format`` (or, for ``"bf16-router"`` and the like, when the whole router runs in the
+    format: :mod:`discosim.audit.whole_router`); ``predicted`` the leading-order prediction (see
+    the module docstring; NaN where none is derived); ``difference_stderr`` the standard error of
+    ``measured - predicted`` from the paired samples.
 
     Parameters
     ----------
-    format : {"bf16", "fp16", "fp32"}
-        The float format the logits are rounded to (round to nearest even).
+    format : {"bf16", "fp16", "fp32", "bf16-router", "fp16-router", "fp32-router"}
+        The float format the logits are rounded to (round to nearest even); with ``-router``, the
+        format the whole router runs in.
     measured : float
         Fraction of inputs whose selected set changes.
     stderr : float
@@ -199,6 +219,8 @@ def flip_agreement(flip, scale=1.0, n_se=AGREEMENT_SE):
     check that the same rule rejects it.
     """
     n, sf, sy, syy, sfy = flip.sums
+    if not math.isfinite(sy):  # no prediction
+        return False
     diff = (sf - scale * sy) / n
     second = (sf - 2 * scale * sfy + scale * scale * syy) / n  # E[(f - c y)^2], f^2 = f
     se = math.sqrt(max(second - diff * diff, 0.0) * n / max(n - 1, 1) / n)
@@ -440,7 +462,9 @@ class AuditResult(ResultMixin):
             for q, v in zip(L.quantile_levels, L.margin_quantiles):
                 add(L, "margin_quantile", float(q), v)
             for f in L.flips:
-                add(L, "flip_rate", f.format, f.measured, f.stderr, f.predicted, f.predicted_stderr)
+                known = math.isfinite(f.predicted)  # the whole-router mode of curved routings
+                add(L, "flip_rate", f.format, f.measured, f.stderr,
+                    f.predicted if known else None, f.predicted_stderr if known else None)
         return rows
 
     def to_rows(self):
@@ -593,7 +617,11 @@ def _sphere_or_ball(rng, n, M, D, radius, distribution):
     g = rng.standard_normal((n, M))
     extra = D - M + (2 if distribution == "ball" else 0)
     c = rng.chisquare(extra, size=n) if extra > 0 else np.zeros(n)
-    return radius * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None]
+    den = np.sqrt(np.sum(g * g, axis=1) + c)
+    # radius * g / den, in place: the same two roundings per entry, no temporaries
+    np.multiply(g, radius, out=g)
+    np.divide(g, den[:, None], out=g)
+    return g
 
 
 def _sample_task(rng, n, Rt, bias, routing, radius, dim, distribution, eps, formats):
@@ -614,6 +642,49 @@ def _reduce(W, k, name):
         raise InputError(f"layer {name}: {e}") from None
 
 
+@dataclass(frozen=True)
+class _Reduction:
+    reduced_weights: np.ndarray
+    gram: np.ndarray
+
+
+def _reduce_light(W, k, name):
+    """``reduced_weights`` and ``gram`` of :func:`_reduce` without the basis Q, bit for bit.
+
+    ``Router`` takes ``W^T = Q R`` with Q formed explicitly (LAPACK dgeqrf then dorgqr); R is the
+    upper triangle of dgeqrf's output whether Q is formed or not, so ``qr(W^T, mode="r")`` gives
+    the same R (tests/unit/test_audit_reduction.py compares the two). At 256 x 7168 forming Q was
+    most of a layer's set-up (and OpenBLAS' threaded dorgqr slowed down by 10-50x on a loaded
+    2-core machine). The checks are Router's, with its messages.
+    """
+    from discosim.model.router import ROW_NORM_RANGE
+
+    def fail(msg):
+        raise InputError(f"layer {name}: {msg}")
+
+    M, D = W.shape
+    if M < 2:
+        fail(f"W must have at least 2 rows (experts), got {M}")
+    if M >= D:
+        fail(f"need M < D (THEORY §1), got M={M}, D={D}")
+    amax = np.max(np.abs(W), axis=1, keepdims=True)
+    norms = amax[:, 0] * np.linalg.norm(np.divide(W, amax, out=np.zeros_like(W), where=amax > 0),
+                                        axis=1)
+    if np.any(norms > ROW_NORM_RANGE[1]) or np.any((norms < ROW_NORM_RANGE[0]) & (norms > 0)):
+        fail(f"W has row norms {norms.min():.3g}..{norms.max():.3g}, outside "
+             f"[{ROW_NORM_RANGE[0]:g}, {ROW_NORM_RANGE[1]:g}]: rescale W (and b) by one common "
+             "factor")
+    r = np.linalg.qr(W.T, mode="r")
+    sv = np.linalg.svd(r, compute_uv=False)
+    tol = sv[0] * max(M, D) * np.finfo(float).eps
+    if sv[-1] <= tol:
+        rank = int(np.sum(sv > tol))
+        fail(f"W is rank-deficient (rank {rank} < M={M}); THEORY §1 needs full row rank")
+    signs = np.where(np.diag(r) < 0, -1.0, 1.0)
+    r = r * signs[:, None]
+    return _Reduction(np.ascontiguousarray(r.T), np.ascontiguousarray(W @ W.T))
+
+
 def _geometry(gram):
     """Row norms of W and the least distance between two rows, from ``gram = W W^T``."""
     sq = np.diag(gram)
@@ -623,8 +694,27 @@ def _geometry(gram):
     return norms, float(np.sqrt(max(np.min(d2[iu]), 0.0)))
 
 
+def _flip_audit(fmt, sums, n, model, claim, predicted=True):
+    """A :class:`FlipAudit` from the summed chunk statistics ``[sum f, sum y, sum y^2, sum f y,
+    sum plain, sum plain^2]`` of ``n`` inputs (``predicted`` False: no prediction, NaN)."""
+    sf, sy, syy, sfy, sp, spp = sums
+    p = sf / n
+    if not predicted:
+        nan = float("nan")
+        return FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n), nan, nan,
+                         nan, nan, model, False, (int(n), float(sf), nan, nan, nan))
+    pred, pred_se = mean_and_stderr(sy, syy, n)
+    plain, _ = mean_and_stderr(sp, spp, n)
+    second = (sf - 2 * sfy + syy) / n
+    diff = p - pred
+    dse = math.sqrt(max(second - diff * diff, 0.0) / max(n - 1, 1))
+    return FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n), float(pred),
+                     float(pred_se), dse, float(plain - pred), model, claim,
+                     (int(n), float(sf), float(sy), float(syy), float(sfy)))
+
+
 def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n_jobs,
-                 constants_samples, devices=None):
+                 constants_samples, devices=None, router_samples=None, operands=None):
     W = np.asarray(layer.weight, dtype=np.float64)
     M, D = W.shape
     if not np.all(np.isfinite(W)):
@@ -640,7 +730,9 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
         W = W - W.mean(axis=1, keepdims=True)
     if W.shape[0] >= (W.shape[1] - 1 if layernorm else W.shape[1]):
         raise InputError(f"layer {layer.name}: need M < D (THEORY §1), got M={M}, D={D}")
-    reduced = _reduce(W, routing.k, layer.name)
+    # the basis Q is needed only by the slice constants (linear families)
+    reduced = (_reduce(W, routing.k, layer.name) if routing.linear and constants_samples
+               else _reduce_light(W, routing.k, layer.name))
     norms, min_pair = _geometry(reduced.gram)
     # seeded by the checkpoint position: auditing a subset of layers reproduces their numbers
     position = int(getattr(layer, "index", index))
@@ -701,19 +793,36 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
              else np.full(len(QUANTILE_LEVELS), np.inf))
     del finite
     flips = []
+    model = ("tie merge, 1/4 (THEORY §9)" if routing.linear
+             else "independent rounding errors through the sigmoid (reported, no claim)")
     for fmt in formats:
-        sf, sy, syy, sfy, sp, spp = np.sum([c["flip"][fmt] for c in chunks], axis=0)
-        p = sf / n
-        pred, pred_se = mean_and_stderr(sy, syy, n)
-        plain, _ = mean_and_stderr(sp, spp, n)
-        second = (sf - 2 * sfy + syy) / n
-        diff = p - pred
-        dse = math.sqrt(max(second - diff * diff, 0.0) / max(n - 1, 1))
-        model = ("tie merge, 1/4 (THEORY §9)" if routing.linear
-                 else "independent rounding errors through the sigmoid (reported, no claim)")
-        flips.append(FlipAudit(fmt, float(p), math.sqrt(p * (1 - p) / n), int(sf), int(n),
-                               float(pred), float(pred_se), dse, float(plain - pred), model,
-                               routing.linear, (int(n), float(sf), float(sy), float(syy), float(sfy))))
+        flips.append(_flip_audit(fmt, np.sum([c["flip"][fmt] for c in chunks], axis=0), n, model,
+                                 routing.linear))
+    del chunks
+    if mode == "points" and router_samples != 0:
+        note = (note + "; " if note else "") + (
+            "whole-router mode (FMT-router) not run on hidden states: sphere and ball inputs only")
+    elif router_samples != 0:
+        ops = WR.router_operands(layer, **(operands or {}))
+        if ops is None:
+            note = (note + "; " if note else "") + (
+                "whole-router mode left out: the stored router weight is unknown (give "
+                "stored_weight)")
+        else:
+            n_router = (WR.default_router_samples(M, D) if router_samples is None
+                        else router_samples)
+            claims = {fmt: routing.linear and ops.representable(fmt) for fmt in formats}
+            rchunks = run_chunks(WR.sample_task, (ops, routing, mode, formats, routing.linear),
+                                 n_router, WR.ROUTER_CHUNK, derive_seed(lseed, 1 << 22),
+                                 n_jobs=n_jobs, progress=False)
+            for fmt in formats:
+                model = ("input rounding (Gaussian) + tie merge (issue 22, "
+                         "discosim.audit.whole_router)" if routing.linear
+                         else "not derived for curved ties (no prediction)")
+                flips.append(_flip_audit(fmt + WR.SUFFIX,
+                                         np.sum([c["flip"][fmt] for c in rchunks], axis=0),
+                                         n_router, model, claims[fmt],
+                                         predicted=routing.linear))
     return LayerAudit(
         name=layer.name, index=int(getattr(layer, "index", index)),
         family=str(getattr(layer, "family", "")), routing=routing.kind, M=M, k=routing.k, D=D,
@@ -733,7 +842,7 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
                  n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
                  formats=("bf16", "fp16"), progress=RUN_DEFAULT.progress,
                  constants_samples=20_000, notes=(), device=RUN_DEFAULT.device,
-                 devices=RUN_DEFAULT.devices, options=None):
+                 devices=RUN_DEFAULT.devices, options=None, router_samples=None):
     """Audit a sequence of router layers (objects with the attributes of a checkpoint
     ``RouterLayer``: name, index, family, weight, bias, selection_bias, k, routing, n_group,
     topk_group, norm_folded). See :func:`audit_checkpoint` for the parameters.
@@ -772,6 +881,11 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     options : RunOptions, optional
         seed, n_jobs, progress, device and devices in one object (a name given both ways is an
         error; its backend and force_jobs do not apply).
+    router_samples : int or None
+        Inputs per layer of the whole-router mode (``bf16-router``, ...; sphere and ball inputs:
+        :mod:`discosim.audit.whole_router`); None: its default, 0: left out. A layer whose norm
+        is folded needs its stored weight: the attribute ``stored_weight`` (a checkpoint's
+        layers are read with it).
 
     Returns
     -------
@@ -803,6 +917,9 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
         n_samples = check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
     n_jobs = check_n_jobs(n_jobs)
     constants_samples = check_int("constants_samples", constants_samples, 0)
+    if router_samples is not None:
+        router_samples = (0 if router_samples == 0 else
+                          check_int("router_samples", router_samples, 100, MAX_SAMPLES_PER_LAYER))
     ss = as_seed_sequence(seed)
     mode, table, label = _load_inputs(inputs)
     from discosim._core.devices import check_device, resolve_devices
@@ -824,9 +941,16 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
             _check_points(layer, table)
         else:
             n_draw = default_n_samples(W.shape[0]) if n_samples is None else n_samples
-            check_memory([(f"margins of {n_draw} inputs", n_draw, "audit_sample"),
-                          (f"router {layer.name!r}", W.size, "audit_router")],
-                         "lower n_samples")
+            parts = [(f"margins of {n_draw} inputs", n_draw, "audit_sample"),
+                     (f"router {layer.name!r}", W.size, "audit_router")]
+            if router_samples != 0:
+                # whole-router mode: chunks of full-D inputs (x, gamma x, its rounding, exact
+                # and model logits) and the stored weight with its copies in each format
+                parts += [(f"whole-router inputs ({WR.ROUTER_CHUNK} x {W.shape[1]})",
+                           WR.ROUTER_CHUNK * (W.shape[1] + W.shape[0]) * 36, "bytes"),
+                          (f"router {layer.name!r} in {len(formats)} formats",
+                           W.size * (16 + 12 * len(formats)), "bytes")]
+            check_memory(parts, "lower n_samples (or router_samples=0)")
         del layer, W
     from discosim._core.runtime import _progress_bar
 
@@ -834,8 +958,11 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     out = []
     try:
         for i in range(len(layers)):
-            out.append(_audit_layer(layers[i], i, mode, table, eps, formats, n_samples, ss, n_jobs,
-                                    constants_samples, devices))
+            layer = layers[i]
+            ops = layers.operands(i, layer) if hasattr(layers, "operands") else None
+            out.append(_audit_layer(layer, i, mode, table, eps, formats, n_samples, ss, n_jobs,
+                                    constants_samples, devices, router_samples, ops))
+            del layer
             if bar is not None:
                 bar.update(1)
     finally:
@@ -844,6 +971,8 @@ def audit_layers(layers, *, model="", family="", inputs="sphere", eps=DEFAULT_EP
     notes = list(notes)
     if any(not l.closed_forms_apply for l in out):
         notes.append(CURVED_NOTE)
+    if any(f.format.endswith(WR.SUFFIX) for l in out for f in l.flips):
+        notes.append(SERVING_NOTE)
     return AuditResult(model=str(model), family=str(family), inputs=label, layers=tuple(out),
                        n_samples=(out[0].n_samples if mode == "points" else
                                   n_samples if n_samples is not None else "auto"), eps=eps,
@@ -862,12 +991,28 @@ class _LazyLayers:
     def __getitem__(self, j):
         return self._ckpt[self._idx[j]]
 
+    def operands(self, j, layer):
+        """The stored router weight, LayerNorm bias and router bias of layer j, for the
+        whole-router mode (None where the checkpoint object cannot give them)."""
+        if not getattr(layer, "norm_folded", False):
+            return None
+        try:
+            plan = self._ckpt._plans[self._idx[j]]
+            out = {"stored": self._ckpt._tensor(plan.name)}
+            if getattr(plan, "norm_bias", None) is not None:
+                out["beta"] = self._ckpt._tensor(plan.norm_bias)
+                out["router_bias"] = (None if plan.bias is None else
+                                      np.asarray(self._ckpt._tensor(plan.bias), dtype=np.float64))
+            return out
+        except (AttributeError, KeyError):
+            return None
+
 
 def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                      n_samples=None, seed=RUN_DEFAULT.seed, n_jobs=RUN_DEFAULT.n_jobs,
                      formats=("bf16", "fp16"), layers=None, progress=RUN_DEFAULT.progress,
                      constants_samples=20_000, device=RUN_DEFAULT.device,
-                     devices=RUN_DEFAULT.devices, options=None, **open_kw):
+                     devices=RUN_DEFAULT.devices, options=None, router_samples=None, **open_kw):
     """Audit every router of a checkpoint (THEORY §9; see the module docstring).
 
     For each router layer (the norm in front of it folded into ``W``) and inputs uniform on the
@@ -912,6 +1057,13 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     options : RunOptions, optional
         seed, n_jobs, progress, device and devices in one object (a name given both ways is an
         error; its backend and force_jobs do not apply).
+    router_samples : int or None
+        Inputs per layer of the whole-router mode: each format f of ``formats`` is also audited
+        as ``f-router``, the router as a model in f runs it (input and weight rounded to f,
+        fp32 accumulation, logits in f; :mod:`discosim.audit.whole_router`), from inputs drawn
+        in the full D dimensions (sphere and ball inputs only). None:
+        :func:`~discosim.audit.whole_router.default_router_samples` (585 at 256 x 7168, 20,000
+        at 8 x 4096); 0 leaves the mode out. On the CPU whatever ``device``.
     **open_kw
         Passed to ``open_checkpoint`` (family, key_pattern, fold_norm, k, n_group, topk_group).
 
@@ -952,6 +1104,8 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
     formats = _check_formats(formats)
     if n_samples is not None:
         check_int("n_samples", n_samples, 100, MAX_SAMPLES_PER_LAYER)
+    if router_samples is not None and router_samples != 0:
+        check_int("router_samples", router_samples, 100, MAX_SAMPLES_PER_LAYER)
     check_n_jobs(n_jobs)
     from discosim._core.devices import check_device
 
@@ -994,7 +1148,7 @@ def audit_checkpoint(path_or_checkpoint, *, inputs="sphere", eps=DEFAULT_EPS,
                         family=getattr(ckpt, "family", "") or "", inputs=inputs, eps=eps,
                         n_samples=n_samples, seed=seed, n_jobs=n_jobs, formats=formats,
                         progress=progress, constants_samples=constants_samples, device=device,
-                        devices=devices)
+                        devices=devices, router_samples=router_samples)
 
 
 def study_rows(params, seed_seq, device="cpu"):
@@ -1007,6 +1161,7 @@ def study_rows(params, seed_seq, device="cpu"):
     eps = float(params.get("eps", 0.01))
     res = audit_checkpoint(str(path), inputs=params.get("inputs", "sphere"), eps=[eps],
                            n_samples=params.get("n_samples"), seed=seed_seq,
+                           router_samples=params.get("router_samples"),
                            progress=False, constants_samples=params.get("constants_samples", 0),
                            device=device, **open_kw)
     rows = []
@@ -1015,7 +1170,8 @@ def study_rows(params, seed_seq, device="cpu"):
                 "M": L.M, "k": L.k, "D": L.D}
         for f in L.flips:
             rows.append({**base, "quantity": "flip_rate", "parameter": f.format, "value": f.measured,
-                         "stderr": f.stderr, "predicted": f.predicted,
+                         "stderr": f.stderr,
+                         "predicted": f.predicted if math.isfinite(f.predicted) else None,
                          "agrees": f.agrees if f.claim else None})
         pred = None if L.margin_fraction_predicted is None else float(L.margin_fraction_predicted[0])
         rows.append({**base, "quantity": "margin_fraction", "parameter": eps,

@@ -18,7 +18,8 @@ def plot_audit(doc, out_dir, name="audit"):
 
     Left: ``P(g <= eps)`` per layer for every eps (points with 95% bars; lines: the §5/§9 leading
     order where it exists). Right: the fraction of inputs whose selected set changes when the
-    logits are rounded, per layer and format (points with 95% bars; open markers: prediction).
+    logits are rounded (circles) or the whole router runs in the format (diamonds), per layer and
+    format (points with 95% bars; open squares: prediction).
     Returns the PNG path.
     """
     layers = doc["layers"]
@@ -37,17 +38,24 @@ def plot_audit(doc, out_dir, name="audit"):
     ax1.set_ylabel("P(margin <= eps)")
     ax1.set_title("decision-margin tube fractions (lines: leading order)")
     ax1.legend(fontsize=7)
-    for fmt in doc["formats"]:
-        m = np.array([L["flip"][fmt]["measured"] for L in layers])
-        se = np.array([L["flip"][fmt]["stderr"] for L in layers])
-        p = np.array([L["flip"][fmt]["predicted"] for L in layers])
-        line = ax2.errorbar(x, m, yerr=1.96 * se, fmt="o", ms=4, capsize=2, label=f"{fmt} measured")
-        ax2.plot(x, p, "s", mfc="none", color=line[0].get_color(), label=f"{fmt} predicted")
-    if np.any([L["flip"][f]["measured"] > 0 for L in layers for f in doc["formats"]]):
+    # the logits-only formats, then the whole-router ones ("bf16-router", ...)
+    fmts = list(dict.fromkeys(f for L in layers for f in L["flip"]))
+
+    def col(fmt, key):
+        return np.array([np.nan if L["flip"].get(fmt, {}).get(key) is None
+                         else L["flip"][fmt][key] for L in layers], dtype=float)
+
+    for fmt in fmts:
+        m, se, p = col(fmt, "measured"), col(fmt, "stderr"), col(fmt, "predicted")
+        line = ax2.errorbar(x, m, yerr=1.96 * se, fmt="o" if "-" not in fmt else "D", ms=4,
+                            capsize=2, label=f"{fmt} measured")
+        if np.any(np.isfinite(p)):
+            ax2.plot(x, p, "s", mfc="none", color=line[0].get_color(), label=f"{fmt} predicted")
+    if np.any([np.nansum(col(f, "measured")) > 0 for f in fmts]):
         ax2.set_yscale("log")
     ax2.set_xlabel("router layer")
     ax2.set_ylabel("fraction of inputs changing experts")
-    ax2.set_title("rounding the logits")
+    ax2.set_title("rounding the logits (FMT) / the whole router (FMT-router)")
     ax2.legend(fontsize=7)
     from matplotlib.ticker import MaxNLocator
 

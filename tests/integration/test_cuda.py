@@ -462,6 +462,30 @@ def test_audit_margins_and_flips_cpu_gpu_agree(monkeypatch, routing, inputs):
     assert [f.predicted for f in g.flips] == [f.predicted for f in h.flips]
 
 
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("routing", ["topk", "deepseek_v3"])
+def test_audit_whole_router_mode_with_device_cuda(routing):
+    """device="cuda": the logits-only mode's margins and flips on the GPU (DeepSeek-V3: the
+    host's numba statistics on the GPU's logits) agree with the CPU's; the whole-router mode
+    (bf16-router, full-D inputs) runs on the CPU whatever the device and gives the CPU's numbers
+    bit for bit (issue 22)."""
+    from discosim.audit.estimators import audit_layers
+
+    layers = _audit_layer_set(32, 256, 4, routing)
+    layers[0].stored_weight = layers[0].weight  # gamma = 1: the whole-router mode applies
+    kw = dict(constants_samples=0, formats=("bf16",), router_samples=4000)
+    g = audit_layers(layers, n_samples=1_000_000, seed=3, device="cuda", **kw).layers[0]
+    c = audit_layers(layers, n_samples=200_000, seed=3, **kw).layers[0]
+    assert _agree_arrays(g.margin_fraction, g.margin_fraction_stderr, c.margin_fraction,
+                         c.margin_fraction_stderr)
+    fg, fc = g.flip("bf16"), c.flip("bf16")
+    assert fg.n_flips > 20
+    assert abs(fg.measured - fc.measured) <= 4 * np.hypot(fg.stderr, fc.stderr), (fg, fc)
+    assert g.flip("bf16-router") == c.flip("bf16-router")
+    assert g.flip("bf16-router").n_flips > 0
+
+
 def test_audit_kernel_flips_equal_the_cpu_rounding_in_the_cuda_simulator():
     """The device's rounding and reselection (``_cuda.audit.round_to``, insertion of (value,
     index)) against the CPU's ``_flip_indicator`` row by row on the same logits, in numba's CUDA

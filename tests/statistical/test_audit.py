@@ -255,7 +255,10 @@ def test_study_audit_lands_several_checkpoints_in_one_csv(factory_dir, tmp_path)
                                                               "n_samples": 2000}, progress=False)
     rows = list(csv.DictReader(open(csv_path)))
     assert {r["family"] for r in rows} == {"mixtral", "gpt_oss"}
-    assert len(rows) == 3 * 3  # three layers x (bf16, fp16, margin fraction)
+    # three layers x (bf16, fp16, bf16-router, fp16-router, margin fraction)
+    assert len(rows) == 3 * 5
+    assert {r["parameter"] for r in rows if r["quantity"] == "flip_rate"} == {
+        "bf16", "fp16", "bf16-router", "fp16-router"}
     assert os.path.isfile(tmp_path / "st" / "audit.png")
 
 
@@ -264,3 +267,134 @@ def test_layer_subset_reproduces_numbers(factory_dir):
     full = audit_checkpoint(path, n_samples=3000, seed=5, constants_samples=300).to_dict()
     one = audit_checkpoint(path, n_samples=3000, seed=5, constants_samples=300, layers=[2]).to_dict()
     assert one["layers"][0] == full["layers"][2]
+
+
+# --------------------------------------------------------------------------- whole router (issue 22)
+def _bf16(a):
+    return round_to_format(a, "bf16")
+
+
+def whole_router_layer(M=8, D=512, k=2, seed=0, layernorm=False, router_bias=False):
+    """A layer as a bf16 checkpoint gives it: stored W and gamma in bf16, W diag(gamma) folded."""
+    rng = np.random.default_rng(seed)
+    stored = _bf16(rng.standard_normal((M, D)) / math.sqrt(D))
+    gamma = _bf16(1.0 + 0.3 * rng.standard_normal(D))
+    extra = dict(stored_weight=stored, norm_type="layernorm" if layernorm else "rmsnorm")
+    bias = _bf16(0.1 * rng.standard_normal(M)) if router_bias else None
+    if layernorm:
+        beta = _bf16(0.05 * rng.standard_normal(D))
+        extra["norm_bias"] = beta
+        extra["router_bias"] = bias
+        bias = stored @ beta + (0 if bias is None else bias)
+    layer = gaussian_layer(M, D, k, seed, **extra)
+    layer.weight = stored * gamma
+    layer.bias = bias
+    return layer
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+@pytest.mark.parametrize("kind", ["rmsnorm", "layernorm+bias", "router_bias"])
+def test_whole_router_logits_equal_the_slow_twin(fmt, kind):
+    """``model_logits`` (float32 sgemm of the rounded operands) against the slow twin's
+    left-to-right float32 sums, logit by logit. The accumulation order moves an fp32 sum by
+    ~2^-24 of the sum of its terms' sizes: the rounded logits agree exactly except where a
+    sum lies that close to a rounding boundary of the format, which happens for logits near 0
+    (cancelling terms, small spacing): there they differ by one spacing. Measured here: at most
+    1 logit in 900."""
+    from discosim.audit import whole_router as WR
+
+    layer = whole_router_layer(M=6, D=48, seed=3, layernorm=kind == "layernorm+bias",
+                               router_bias=kind != "rmsnorm")
+    ops = WR.router_operands(layer)
+    assert np.array_equal(ops.stored * ops.gamma, layer.weight)  # gamma recovered exactly
+    x = WR._inputs(np.random.default_rng(1), 150, 48, ops.centred, "sphere")
+    fast, _ = WR.model_logits(x, ops, fmt)
+    slow, flips = WR.router_flips_slow(x, ops, Routing.of(layer), fmt)
+    differ = fast != slow
+    assert differ.sum() <= 2, (fmt, kind, np.nonzero(differ))
+    assert np.all(np.abs(fast - slow) <= ulp(slow, fmt))
+    routing = Routing.of(layer)
+    fast_flips = np.any(routing.select(fast) != routing.select(WR.exact_logits(x, ops)), axis=1)
+    rows = ~np.any(differ, axis=1)
+    assert np.array_equal(flips[rows], fast_flips[rows])
+    if kind == "layernorm+bias":
+        assert np.allclose(x.sum(axis=1), 0, atol=1e-9)  # centred inputs
+    assert np.allclose(np.linalg.norm(x, axis=1), math.sqrt(48))
+
+
+@pytest.fixture(scope="module")
+def router_audit():
+    """M = 8, D = 512, bf16 checkpoint-like layer, 300k full-D inputs of the whole-router mode."""
+    return audit_layers([whole_router_layer()], n_samples=400_000, router_samples=300_000, seed=21,
+                        constants_samples=0, formats=["bf16"]).layers[0]
+
+
+def test_whole_router_prediction_matches(router_audit):
+    f = router_audit.flip("bf16-router")
+    a = router_audit.flip("bf16")
+    assert f.claim and f.n_samples == 300_000 and f.n_flips >= 300
+    assert flip_agreement(f, 1.0), (f.measured, f.predicted, f.difference_stderr)
+    assert f.leading_order_ok, f.window_correction
+    # the input rounding matters here: the whole router flips clearly more often than the
+    # logits alone, and THEORY §9's u/4 rule alone would not predict it
+    assert f.measured - a.measured > 4 * math.hypot(f.stderr, a.stderr)
+
+
+def test_whole_router_planted_errors_fail(router_audit):
+    """The prediction off by its resolution fails the same rule: the test resolves 25%
+    (4 paired standard errors are below 20% of the prediction), so a prediction 25% high or
+    low is rejected."""
+    f = router_audit.flip("bf16-router")
+    assert AGREEMENT_SE * f.difference_stderr < 0.2 * f.predicted
+    assert not flip_agreement(f, 1.25)
+    assert not flip_agreement(f, 0.75)
+
+
+def test_whole_router_mode_rows_and_checkpoint(factory_dir):
+    """A bf16 checkpoint: gamma and the stored weight read from the files; every output names
+    both modes; the default sample size; hidden-state inputs leave the mode out."""
+    from discosim.audit.whole_router import default_router_samples
+
+    path = make_checkpoint(factory_dir / "whole", "mixtral", n_layers=1, n_experts=8, dim=64, k=2)
+    res = audit_checkpoint(path, n_samples=5000, seed=0, constants_samples=0)
+    L = res.layers[0]
+    assert [f.format for f in L.flips] == ["bf16", "fp16", "bf16-router", "fp16-router"]
+    assert L.flip("bf16-router").n_samples == default_router_samples(8, 64) == 20_000
+    assert L.flip("bf16-router").claim
+    rows = [r for r in res.tidy_rows() if r["quantity"] == "flip_rate"]
+    assert [r["parameter"] for r in rows] == ["bf16", "fp16", "bf16-router", "fp16-router"]
+    assert set(L.to_dict()["flip"]) == {"bf16", "fp16", "bf16-router", "fp16-router"}
+    off = audit_checkpoint(path, n_samples=5000, seed=0, constants_samples=0, router_samples=0)
+    assert [f.format for f in off.layers[0].flips] == ["bf16", "fp16"]
+    # the logits-only numbers do not change when the whole-router mode is added
+    assert off.layers[0].flip("bf16") == L.flip("bf16")
+    assert default_router_samples(256, 7168) == 585  # 2^30 / (M D)
+
+
+def test_whole_router_curved_is_reported_without_prediction():
+    layer = deepseek_layer()
+    layer.stored_weight = layer.weight
+    layer.norm_folded = False
+    res = audit_layers([layer], n_samples=5000, router_samples=3000, seed=2, formats=["bf16"],
+                       constants_samples=0)
+    f = res.layers[0].flip("bf16-router")
+    assert not f.claim and math.isnan(f.predicted) and not f.agrees
+    row = [r for r in res.tidy_rows() if r["parameter"] == "bf16-router"][0]
+    assert row["predicted"] is None
+
+
+def test_whole_router_n_jobs_invariance_and_cli(factory_dir, capsys):
+    layer = whole_router_layer(M=8, D=96, seed=4, router_bias=True)
+    kw = dict(n_samples=5000, router_samples=3000, seed=4, constants_samples=0)
+    a = audit_layers([layer], n_jobs=1, **kw).to_dict()
+    b = audit_layers([layer], n_jobs=2, **kw).to_dict()
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    path = make_checkpoint(factory_dir / "cli_router", "olmoe", n_layers=1, n_experts=8, dim=32,
+                           k=2)
+    rc, out, err = _cli(capsys, str(path), "--n-samples", "2000", "--router-samples", "1000",
+                        "--formats", "bf16", "--seed", "1")
+    assert rc == 0, err
+    assert "bf16-router flips" in out and "serving stack" in out
+    rc, out, err = _cli(capsys, str(path), "--n-samples", "2000", "--router-samples", "0",
+                        "--json", "--formats", "bf16")
+    assert rc == 0 and set(json.loads(out)["layers"][0]["flip"]) == {"bf16"}

@@ -51,7 +51,12 @@ def add_parser(sub):
     p.add_argument("--layers", type=c.listed(int), nargs="+", metavar="I",
                    help="router positions to audit (default: all)")
     p.add_argument("--formats", type=c.listed(str), nargs="+", default=["bf16", "fp16"],
-                   choices=tuple(FORMATS), help="float formats of the precision audit")
+                   choices=tuple(FORMATS),
+                   help="float formats of the precision audit: each is measured with the logits "
+                        "rounded (FMT) and with the whole router run in it (FMT-router)")
+    p.add_argument("--router-samples", type=c.count, default=None,
+                   help="inputs per layer of the whole-router mode (full-D sphere inputs; "
+                        "default: 2^30/(M D) clipped to 500..20000; 0: leave the mode out)")
     c.add_seed(p)
     c.add_jobs(p)
     c.add_device(p, "cuda: random inputs, exact logits and margins on an NVIDIA GPU (the [cuda] "
@@ -88,7 +93,7 @@ def _table(doc, elapsed):
     print(f"model: {printable(doc['model'])}  family: {printable(doc['family'])}  "
           f"inputs: {printable(doc['inputs'])}  "
           f"n={n}  seed={doc['seed_entropy']}  ({elapsed:.1f} s)")
-    fmts = doc["formats"]
+    fmts = list(doc["layers"][0]["flip"]) if doc["layers"] else doc["formats"]
     mid = len(doc["eps"]) // 2
     e_mid = doc["eps"][mid]
     head = (f"{'layer':>5} {'M':>4} {'k':>2} {'D':>5} {'|w| min..max':>15} {'min|wi-wj|':>10} "
@@ -108,15 +113,25 @@ def _table(doc, elapsed):
                 f"{L['min_pair_distance']:>10.3g} {a1s:>16} "
                 f"{_fmt(L['margin_quantiles'].get('0.01')):>9} {f'{frac:.3g}±{fse:.2g}':>16}")
         for f in fmts:
-            x = L["flip"][f]
+            x = L["flip"].get(f)
+            if x is None:
+                line += f" {'-':>28}"
+                continue
             mark = "" if not x["claim"] else (" ok" if x["agrees"] else " !!")
-            cell = f"{x['measured']:.3g}±{x['stderr']:.2g} ({x['predicted']:.3g}){mark}"
+            pred = x["predicted"]
+            pred = "-" if pred is None or pred != pred else format(pred, ".3g")
+            cell = f"{x['measured']:.3g}±{x['stderr']:.2g} ({pred}){mark}"
             line += f" {cell:>28}"
         print(line)
-    print("flips: fraction of inputs whose selected experts change when the logits are rounded "
-          "(round to nearest even); (pred): leading order in the unit roundoff (linear gates: "
-          "THEORY §9, tie merge 1/4; DeepSeek-V3: independent rounding errors through the "
-          "sigmoid, no claim); ok/!!: agreement within 4 paired standard errors.")
+    print("flips: fraction of inputs whose selected experts change against exact float64 "
+          "routing (round to nearest even). FMT: only the logits rounded, as a router run in "
+          "fp32 whose logits are stored in FMT; (pred) leading order in the unit roundoff "
+          "(linear gates: THEORY §9, tie merge 1/4; DeepSeek-V3: independent rounding errors "
+          "through the sigmoid, no claim). FMT-router: the whole router as a model in FMT runs "
+          "it (norm output and weight in FMT, fp32 accumulation, logits in FMT; full-D inputs, "
+          "fewer of them): what a bf16/fp16 serving stack does; (pred) input rounding + tie "
+          "merge (discosim.audit.whole_router; linear gates only). ok/!!: agreement within 4 "
+          "paired standard errors.")
     for n in doc.get("notes", []):
         print(f"note: {printable(n)}")
 
@@ -136,7 +151,7 @@ def run(args):
                            layers=args.layers,
                            progress=False if (args.json or args.quiet) else None,
                            constants_samples=args.constants_samples, device=args.device,
-                           **open_kw)
+                           router_samples=args.router_samples, **open_kw)
     elapsed = time.perf_counter() - t0
     doc = res.to_dict()
     doc["elapsed_s"] = elapsed
