@@ -481,17 +481,21 @@ def capture_states(model_dir, texts, out, *, max_tokens=DEFAULT_MAX_TOKENS,
     Without the extra, one line names it (with it, see the README's "Hidden states from real
     text"):
 
-    >>> import sys
+    >>> import sys, tempfile
     >>> from discosim.checkpoints.capture import capture_states
+    >>> from discosim.checkpoints.synthetic import make_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=4, dim=16, k=2)
     >>> saved = sys.modules.get("torch")
     >>> sys.modules["torch"] = None             # as if torch were not installed
     >>> try:
-    ...     capture_states("model", ["some text"], "states.npz")
+    ...     capture_states(path, ["some text"], tmp.name + "/states.npz")
     ... except Exception as exc:
     ...     print(str(exc).split(": ")[-1])
     pip install 'discosim[capture]'
     >>> if saved is None: del sys.modules["torch"]
     ... else: sys.modules["torch"] = saved
+    >>> tmp.cleanup()
     """
     from discosim._core.devices import check_device
     from discosim._core.runtime import progress_bar
@@ -507,8 +511,6 @@ def capture_states(model_dir, texts, out, *, max_tokens=DEFAULT_MAX_TOKENS,
     if dtype not in DTYPES:
         raise InputError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     device = check_device(device)
-    # the extra before any file: without it nothing below can run, whatever else is wrong
-    torch, transformers = _import_backend()
     out = os.fspath(out)
     if not out.endswith(".npz"):
         raise InputError(f"the states file must end in .npz, got {out!r}")
@@ -538,6 +540,8 @@ def capture_states(model_dir, texts, out, *, max_tokens=DEFAULT_MAX_TOKENS,
                          f"about {need / 2 ** 30:.3g} GiB of disk beside {out}, "
                          f"{free / 2 ** 30:.3g} GiB free; lower --max-tokens or use --layers")
 
+    # the extra after every check that needs none of it, before anything runs
+    torch, transformers = _import_backend()
     model, tokenizer = _load(torch, transformers, model_dir, dtype, device)
     find = _module_map(model)
     hooked = []
