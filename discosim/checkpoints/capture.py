@@ -43,7 +43,7 @@ DEFAULT_MAX_TOKENS = 50_000     # tokens per router (the audit's hidden-state ro
 DEFAULT_MAX_LENGTH = 512        # tokens per text (longer texts are cut)
 DEFAULT_BATCH_TOKENS = 4096     # tokens per forward pass, padding included
 DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
-_COPY_BLOCK = 1 << 24           # bytes copied at a time from a scratch file into the .npz
+_COPY_BLOCK = 1 << 22           # bytes copied at a time from a scratch file into the .npz
 _MAX_TEXT_BYTES = 1 << 30       # a texts file larger than this is refused (it is read whole)
 
 

@@ -191,6 +191,10 @@ def test_capture_writes_what_the_model_sees(tiny, tmp_path):
     """``capture`` stores each hook point's input, row for row as a forward pass sees it, and
     the audit reads the file."""
     model_type, path, model = tiny
+    tok = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if not tok("w1 w2")["input_ids"]:
+        pytest.skip(f"transformers {tf.__version__} loads its own tokenizer class for "
+                    f"{model_type}, which reads no tokens from this test's word-level vocabulary")
     ckpt = discosim.open_checkpoint(path)
     rng = np.random.default_rng(2)
     texts_ = texts(12, rng)
@@ -198,10 +202,6 @@ def test_capture_writes_what_the_model_sees(tiny, tmp_path):
     res = capture_states(path, texts_, out, dtype="float64", batch_tokens=64, max_length=48,
                          max_tokens=10_000, progress=False)
     assert res.layers == tuple(ckpt.layer_names) and res.dtype == "float64"
-    tok = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if not tok("w1 w2")["input_ids"]:
-        pytest.skip(f"transformers {tf.__version__} loads its own tokenizer class for "
-                    f"{model_type}, which reads no tokens from this test's word-level vocabulary")
     seqs = [tok(t, truncation=True, max_length=48)["input_ids"] for t in texts_]
     assert res.n_tokens == sum(map(len, seqs))
     # the same states, one text at a time (no padding), from hooks on the same modules
