@@ -417,9 +417,20 @@ def _module_map(model):
                 continue
             if new in modules:
                 return new, modules[new]
+        # a wrapper's prefix the mappings do not cover (``language_model.model.layers.3...`` read
+        # as ``model.layers.3...``): the one module ending with the name from its block on
+        m = _BLOCK.search(name)
+        if m is not None:
+            tail = name[m.start():]
+            hits = [p for p in modules if p == tail or p.endswith("." + tail)]
+            if len(hits) == 1:
+                return hits[0], modules[hits[0]]
         return None, None
 
     return find
+
+
+_BLOCK = re.compile(r"(?:^|(?<=\.))(?:layers|blocks|block|h)\.[0-9]+\.")
 
 
 class _Stop(Exception):

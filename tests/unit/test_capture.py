@@ -254,3 +254,32 @@ def test_cli_refusal_without_the_extra(ckpt_path, tmp_path, capsys, no_backend):
     assert code == 2 and err.count("\n") == 1 and err.startswith("discosim: error: ")
     assert "pip install 'discosim[capture]'" in err and "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == ["t.txt"]
+
+
+class _FakeModel:
+    """named_modules() of a model, and transformers 4's renaming at load."""
+
+    def __init__(self, names, mapping=None):
+        self._names = names
+        if mapping is not None:
+            self._checkpoint_conversion_mapping = mapping
+
+    def named_modules(self):
+        return [(n, object()) for n in self._names]
+
+
+def test_module_map_follows_renamings_and_wrappers(no_backend):
+    m = _FakeModel(["", "model", "model.layers.0.post_attention_layernorm",
+                    "model.language_model.layers.3.post_attention_layernorm",
+                    "encoder.block.1.layer.1.layer_norm", "decoder.block.1.layer.1.layer_norm"],
+                   mapping={r"^language_model\.model": "model.language_model"})
+    find = cap._module_map(m)
+    assert find("model.layers.0.post_attention_layernorm")[0] == \
+        "model.layers.0.post_attention_layernorm"  # as named
+    assert find("language_model.model.layers.3.post_attention_layernorm")[0] == \
+        "model.language_model.layers.3.post_attention_layernorm"  # transformers 4's mapping
+    plain = cap._module_map(_FakeModel(m._names))
+    assert plain("language_model.model.layers.3.post_attention_layernorm")[0] == \
+        "model.language_model.layers.3.post_attention_layernorm"  # the one module from layers.3
+    assert plain("x.block.1.layer.1.layer_norm") == (None, None)  # encoder or decoder: refused
+    assert plain("model.layers.9.post_attention_layernorm") == (None, None)
