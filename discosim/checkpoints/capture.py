@@ -537,14 +537,15 @@ def capture_states(model_dir, texts, out, *, max_tokens=DEFAULT_MAX_TOKENS,
     ckpt = open_checkpoint(model_dir, family=family)
     points = hook_points(ckpt, layers)
     D, M = ckpt.D, ckpt.M
-    limit = audit_rows_limit(D, M, 4)
+    itemsize = 8 if dtype == "float64" else 4  # stored rows: float64 for float64 runs only
+    limit = audit_rows_limit(D, M, itemsize)
     if max_tokens > limit:
         raise InputError(f"max_tokens {max_tokens} is over the {limit} rows of width {D} the audit "
                          f"reads per router; lower --max-tokens")
     # one batch in flight: each row as torch holds it, its float32 copy and the bytes written
     check_memory([(f"hidden states of a batch of {batch_tokens} tokens",
                    batch_tokens * D * 16, "bytes")], "lower --batch-tokens")
-    need = max_tokens * D * 4 * len(points) * 2  # scratch files, then the .npz
+    need = max_tokens * D * itemsize * len(points) * 2  # scratch files, then the .npz
     free = shutil.disk_usage(os.path.dirname(os.path.abspath(out)) or ".").free
     if need > free:
         raise InputError(f"capturing {max_tokens} tokens x {len(points)} routers x {D} needs "
@@ -568,6 +569,9 @@ def capture_states(model_dir, texts, out, *, max_tokens=DEFAULT_MAX_TOKENS,
         raise InputError("the texts give no tokens")
     model_dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     store = "float64" if model_dtype == "float64" else "float32"
+    if store == "float64" and total > audit_rows_limit(D, M, 8):  # a float64 model, 'auto'
+        raise InputError(f"{total} float64 rows of width {D} are more than the audit reads per "
+                         f"router; lower --max-tokens")
     encdec = bool(getattr(model.config, "is_encoder_decoder", False))
     bar = progress_bar(total, "capture", progress, unit="token")
     try:
