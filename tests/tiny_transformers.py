@@ -120,13 +120,21 @@ WORDS = [f"w{i}" for i in range(60)]
 
 
 def tokenizer():
-    """A word-level tokenizer over :data:`WORDS` (no download)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    """A byte-level BPE tokenizer over :data:`WORDS` (no download): every word is ``w``
+    (``Ġw`` after a space) and its digits, pre-tokenized as Qwen's and GPT-2's are, so that
+    model types for which transformers forces its own BPE class on ``tokenizer.json`` (Qwen3.5)
+    read the same tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-    vocab = {"[PAD]": 0, "[BOS]": 1, "[EOS]": 2, "[UNK]": 3}
-    vocab.update({w: i + 4 for i, w in enumerate(WORDS)})
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    vocab = {"[PAD]": 0, "[BOS]": 1, "[EOS]": 2, "[UNK]": 3, "\u0120": 4, "w": 5}
+    vocab.update({str(d): 6 + d for d in range(10)})
+    vocab["\u0120w"] = 16
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[("\u0120", "w")], unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|\s+"),
+                             behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
     return tf.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                       bos_token="[BOS]", eos_token="[EOS]")
 
