@@ -13,7 +13,7 @@ initial values, saved sharded in bf16 and read back twice: by transformers in fl
   transformers selects (the router's own indices, or the block's routing where the router
   returns logits) are compared with ``discosim.open_checkpoint(dir)[i].select(h)``: 100% agreement
   on every row that is not a near tie (two choice scores, or two group scores, within
-  ``TIE`` = 1e-6: transformers computes some routers in float32);
+  ``TIE`` = 1e-5 of the row's largest: transformers computes some routers in float32);
 * ``discosim capture`` on the same model writes the norm's *input* per router, row for row what
   the whole-model forward pass sees, and ``discosim audit --inputs`` reads the file.
 
@@ -37,7 +37,9 @@ from tiny_transformers import MODEL_TYPES, load_float64, make_tiny, texts  # noq
 pytestmark = pytest.mark.transformers
 
 N_STATES = 2000
-TIE = 1e-6
+# float32 inside transformers' routers (the input cast, the matmul's sums): relative errors of
+# a few 1e-7 of the row's scores; a gap below 1e-5 of them is a tie either side may break
+TIE = 1e-5
 
 
 @pytest.fixture(scope="module", params=MODEL_TYPES)
@@ -93,8 +95,8 @@ def _router_module(model, ckpt_name):
 
 
 def _near_tie(layer, h):
-    """Rows whose choice scores, or group scores, come within TIE (relative to the row's largest
-    score) of each other: float32 arithmetic inside transformers may order them either way.
+    """Rows whose choice scores, or group scores, come within TIE times the row's largest score
+    of each other: float32 arithmetic inside transformers may order them either way.
 
     Choice scores: the logits for softmax without a selection bias (softmax is monotone), else
     the softmax or sigmoid scores plus the selection bias."""
@@ -109,7 +111,7 @@ def _near_tie(layer, h):
         s = x
     if bias is not None:
         s = s + bias
-    scale = 1.0 + np.abs(s).max(axis=1)
+    scale = np.abs(s).max(axis=1)
     gaps = [np.diff(np.sort(s, axis=1), axis=1).min(axis=1)]
     n_group = getattr(layer, "n_group", None)
     if n_group and n_group > 1:
@@ -229,7 +231,9 @@ def test_capture_writes_what_the_model_sees(tiny, tmp_path):
     saved = np.load(out)
     for name in res.layers:
         want = np.concatenate(rows[name])
-        # batched and one-by-one matmuls differ in summation order only
-        np.testing.assert_allclose(saved[name], want, rtol=1e-9, atol=1e-12)
+        # batched and one-by-one runs differ in summation order, and some routers compute their
+        # expert weights in float32 (MiniMax-M2, DeepSeek), which the next layer's input
+        # carries: 1e-6 relative at most; a row out of place or a padding row is O(1) off
+        np.testing.assert_allclose(saved[name], want, rtol=1e-5, atol=1e-8)
     audit = discosim.audit_checkpoint(path, inputs=str(out), constants_samples=0, seed=0)
     assert [L.n_samples for L in audit.layers] == [res.n_tokens] * len(ckpt)
