@@ -136,8 +136,11 @@ def hook_points(ckpt, layers=None):
     >>> tmp = tempfile.TemporaryDirectory()
     >>> ckpt = ds.open_checkpoint(make_checkpoint(tmp.name, "mixtral", n_layers=2, n_experts=4,
     ...                                           dim=16, k=2))
-    >>> hook_points(ckpt, [1])
-    [('model.layers.1.block_sparse_moe.gate.weight', 'model.layers.1.post_attention_layernorm', 'norm')]
+    >>> name, module, where = hook_points(ckpt, [1])[0]
+    >>> name, where
+    ('model.layers.1.block_sparse_moe.gate.weight', 'norm')
+    >>> module
+    'model.layers.1.post_attention_layernorm'
     >>> tmp.cleanup()
     """
     from discosim.checkpoints.families import FAMILIES

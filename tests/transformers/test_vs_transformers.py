@@ -51,6 +51,7 @@ def tiny(request, tmp_path_factory):
         pytest.skip(f"transformers {tf.__version__} has no model_type {model_type}")
     return model_type, path, load_float64(path)
 
+
 # ---------------------------------------------------------------- transformers' own selection
 def _selection(module, parent_of, x, n_experts):
     """(N, M) bool: the experts transformers selects for router-module input ``x`` (N, D)."""
@@ -196,7 +197,7 @@ def test_capture_writes_what_the_model_sees(tiny, tmp_path):
     tok = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tok("w1 w2")["input_ids"]:
         pytest.skip(f"transformers {tf.__version__} loads its own tokenizer class for "
-                    f"{model_type}, which reads no tokens from this test's word-level vocabulary")
+                    f"{model_type}, which reads no tokens from this test's vocabulary")
     ckpt = discosim.open_checkpoint(path)
     rng = np.random.default_rng(2)
     texts_ = texts(12, rng)

@@ -1,10 +1,11 @@
 """The ``discosim`` command: builds the parser and dispatches to one module per command.
 
-``hit``, ``smooth``, ``audit``, ``capture``, ``study``, ``figures``, ``validate`` and ``report`` (``merge``,
-``readme``) live in the modules of the same names, ``volume`` in :mod:`.volumes` (the family's
-word, as everywhere in the package); each has ``add_parser(sub)`` and ``run(args)``; the options they share and the conventions table are in :mod:`._common`. One error
-boundary (:func:`discosim._core.cli.run_guarded`) turns bad input into one line on stderr and exit
-status 2, never a traceback.
+``hit``, ``smooth``, ``audit``, ``capture``, ``study``, ``figures``, ``validate`` and ``report``
+(``merge``, ``readme``) live in the modules of the same names, ``volume`` in :mod:`.volumes` (the
+family's word, as everywhere in the package); each has ``add_parser(sub)`` and ``run(args)``; the
+options they share and the conventions table are in :mod:`._common`. One error boundary
+(:func:`discosim._core.cli.run_guarded`) turns bad input into one line on stderr and exit status
+2, never a traceback.
 """
 
 from discosim._core.cli import ArgumentParser, HelpFormatter, run_guarded
