@@ -238,3 +238,25 @@ def test_capture_writes_what_the_model_sees(tiny, tmp_path):
         np.testing.assert_allclose(saved[name], want, rtol=1e-5, atol=1e-8)
     audit = discosim.audit_checkpoint(path, inputs=str(out), constants_samples=0, seed=0)
     assert [L.n_samples for L in audit.layers] == [res.n_tokens] * len(ckpt)
+
+
+def test_cli_capture_then_audit(tmp_path, capsys):
+    """README's two commands: ``discosim capture`` writes the file, ``discosim audit --inputs``
+    audits every router on its rows (one JSON document each)."""
+    from discosim.app.cli.main import main
+
+    path = make_tiny(str(tmp_path / "model"), "mixtral")
+    rng = np.random.default_rng(3)
+    (tmp_path / "texts.txt").write_text("\n".join(texts(30, rng)) + "\n")
+    states = str(tmp_path / "states.npz")
+    assert main(["capture", path, "--texts", str(tmp_path / "texts.txt"), "--out", states,
+                 "--max-tokens", "500", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    ckpt = discosim.open_checkpoint(path)
+    assert doc["n_tokens"] == 500 and doc["layers"] == ckpt.layer_names
+    assert doc["model_dtype"] == "bfloat16" and doc["dtype"] == "float32"
+    assert main(["audit", path, "--inputs", states, "--constants-samples", "0", "--seed", "0",
+                 "--json"]) == 0
+    audit = json.loads(capsys.readouterr().out)
+    assert audit["inputs"] == states
+    assert [L["n_samples"] for L in audit["layers"]] == [500] * len(ckpt)
