@@ -6,6 +6,7 @@ through ``main([...])`` with tiny sizes.
 """
 
 import argparse
+import importlib.util
 import itertools
 import json
 import os
@@ -27,6 +28,8 @@ README = os.path.join(ROOT, "README.md")
 COMMANDS = command_parsers()
 
 ROUTER = ["--M", "4", "--D", "8", "--k", "2"]
+# capture runs a model only with the [capture] extra (transformers, torch); CI has neither
+CAPTURE = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
 # a working, tiny run of each command; {name} are paths from the `files` fixture
 RUNS = {
     "volume": ["volume", *ROUTER, "--eps", "0.1", "0.2", "--n-samples", "2e3", "--no-predict"],
@@ -36,6 +39,10 @@ RUNS = {
                "--n-samples", "2e3", "--n-points", "10"],
     "audit": ["audit", "{ckpt}", "--n-samples", "1e3", "--constants-samples", "0", "--eps", "0.01",
               "0.1"],
+    # {model}: a tiny transformers model where transformers and torch are installed (the
+    # [capture] extra), else a path that does not exist: the runs of capture then skip
+    "capture": ["capture", "{model}", "--texts", "{texts}", "--out", "{tmp}/states.npz",
+                "--max-tokens", "100", "--batch-tokens", "64", "--max-length", "32"],
     "study": ["study", "volume_ratios", "--set", "eps=0.1", "0.2", "--set", "n_samples=200",
               "--backend", "threading"],
     "figures": ["figures", "--validation", "{src}"],
@@ -49,6 +56,8 @@ BAD = {
     "hit": RUNS["hit"] + ["--sigma", "0"],
     "smooth": RUNS["smooth"] + ["--eta", "-1"],
     "audit": ["audit", "/no/such/model"],
+    "capture": ["capture", "/no/such/model", "--texts", "/no/such/texts.txt", "--out",
+                "{tmp}/s.npz"],
     "study": ["study", "no_such_study"],
     "figures": ["figures", "--results", "/no/such/dir"],
     "validate": ["validate", "--claims", "nope"],
@@ -87,7 +96,14 @@ def saved(tmp_path_factory):
     (d / "src").mkdir()
     (d / "src" / "validate.json").write_text(json.dumps(payload()))
     shutil.copy(README, d / "README.md")
-    return {"ckpt": str(ckpt), "src": str(d / "src"), "readme": str(d / "README.md")}
+    (d / "texts.txt").write_text("w1 w2 w3 w4\nw5 w6 w7\n")
+    model = str(d / "no-capture-extra")
+    if CAPTURE:
+        from tiny_transformers import make_tiny
+
+        model = make_tiny(str(d / "tiny"), "mixtral")
+    return {"ckpt": str(ckpt), "src": str(d / "src"), "readme": str(d / "README.md"),
+            "model": model, "texts": str(d / "texts.txt")}
 
 
 @pytest.fixture
@@ -107,7 +123,7 @@ _FRESH = itertools.count()
 def argv(name, files, *extra, out=True):
     """The tiny run of ``name`` with ``extra``; ``--out`` into a fresh folder where it has one."""
     args = [a.format(**files) for a in RUNS[name]]
-    if out and _common.option(COMMANDS[name], "--out") is not None:
+    if out and _common.has_out_dir(COMMANDS[name]):
         args += ["--out", os.path.join(files["tmp"], f"out{next(_FRESH)}")]
     return args + list(extra)
 
@@ -168,7 +184,7 @@ def test_convention_errors(name, files, capsys, monkeypatch, no_work):
     assert one_line_error(code, err), err
     code, _, err = run([*name.split(), "--no-such-option"], capsys)
     assert one_line_error(code, err), err
-    if _common.option(COMMANDS[name], "--out") is not None:  # an --out that is a file
+    if _common.has_out_dir(COMMANDS[name]):  # an --out that is a file
         f = os.path.join(files["tmp"], "a_file")
         open(f, "w").close()
         code, _, err = run(argv(name, files, out=False) + ["--out", f], capsys)
@@ -193,6 +209,8 @@ def json_runs(saved, tmp_path_factory):
     res = {}
     try:
         for name in applies("json"):
+            if name == "capture" and not CAPTURE:
+                continue
             files = {**saved, "tmp": str(tmp_path_factory.mktemp(name.replace(" ", "_")))}
             variants = [[]]
             if _common.option(COMMANDS[name], "--seed") is not None:
@@ -227,8 +245,14 @@ def _numbers(doc):
     return doc
 
 
+def _needs_extra(name):
+    if name == "capture" and not CAPTURE:
+        pytest.skip("capture runs a model: needs transformers and torch (the [capture] extra)")
+
+
 @pytest.mark.parametrize("name", applies("json"))
 def test_convention_json(name, json_runs):
+    _needs_extra(name)
     for code, out, err in json_runs[name]:
         assert code == 0, err
         json.loads(out)  # the whole of stdout is one JSON document
@@ -269,6 +293,7 @@ def test_convention_jobs(name, files, capsys, monkeypatch):
 
 @pytest.mark.parametrize("name", applies("quiet"))
 def test_convention_quiet(name, files, capsys, monkeypatch):
+    _needs_extra(name)
     with runtime.progress(True):  # bars on, as on a terminal
         code, out, err = run(argv(name, files, "--quiet"), capsys)
         assert runtime._PROGRESS.get() is True  # restored for the next command

@@ -14,7 +14,8 @@ from discosim._core.errors import InputError
 
 __all__ = ["DEFAULT_OUT", "count", "listed", "new_command", "add_json", "add_quiet", "add_seed",
            "add_jobs", "add_device", "add_out", "add_router", "router_from_args", "check_common",
-           "run_options", "CONVENTIONS", "conventions_markdown", "option", "PROCESSES", "EXPERTS"]
+           "run_options", "CONVENTIONS", "conventions_markdown", "option", "has_out_dir", "PROCESSES",
+           "EXPERTS"]
 
 # where `validate` and `figures` write unless told: never a tracked folder of a checkout (the
 # committed figures/ is regenerated only by `discosim validate --out figures`)
@@ -181,6 +182,12 @@ def _has(flag):
     return lambda p: option(p, flag) is not None
 
 
+def has_out_dir(p):
+    """Whether command ``p`` takes ``--out DIR`` (``capture``'s ``--out`` names a file)."""
+    action = option(p, "--out")
+    return action is not None and action.dest == "out"
+
+
 def _counts(p):
     return [a for a in p._actions if a.option_strings and a.type is count]
 
@@ -218,7 +225,7 @@ CONVENTIONS = (
              "pool over the nogil numba kernels.", _has("--force-jobs")),
     ("out", "`--out DIR` is where files go; `validate` and `figures` write to "
             f"`./{DEFAULT_OUT}/` unless told, never into the checkout's `figures/`.",
-     _has("--out")),
+     has_out_dir),
     ("version", "`discosim --version` prints the version.", "top"),
 )
 

@@ -1,21 +1,22 @@
 """The ``discosim`` command: builds the parser and dispatches to one module per command.
 
-``hit``, ``smooth``, ``audit``, ``study``, ``figures``, ``validate`` and ``report`` (``merge``,
-``readme``) live in the modules of the same names, ``volume`` in :mod:`.volumes` (the family's
-word, as everywhere in the package); each has ``add_parser(sub)`` and ``run(args)``; the options they share and the conventions table are in :mod:`._common`. One error
-boundary (:func:`discosim._core.cli.run_guarded`) turns bad input into one line on stderr and exit
-status 2, never a traceback.
+``hit``, ``smooth``, ``audit``, ``capture``, ``study``, ``figures``, ``validate`` and ``report``
+(``merge``, ``readme``) live in the modules of the same names, ``volume`` in :mod:`.volumes` (the
+family's word, as everywhere in the package); each has ``add_parser(sub)`` and ``run(args)``; the
+options they share and the conventions table are in :mod:`._common`. One error boundary
+(:func:`discosim._core.cli.run_guarded`) turns bad input into one line on stderr and exit status
+2, never a traceback.
 """
 
 from discosim._core.cli import ArgumentParser, HelpFormatter, run_guarded
-from discosim.app.cli import (_common, audit, figures, hit, report, smooth, study, validate,
-                              volumes)
+from discosim.app.cli import (_common, audit, capture, figures, hit, report, smooth, study,
+                              validate, volumes)
 
 __all__ = ["main", "build_parser", "COMMANDS", "command_parsers", "conventions_markdown"]
 
 # the order of `discosim --help`
-COMMANDS = {"volume": volumes, "hit": hit, "smooth": smooth, "audit": audit, "study": study,
-            "figures": figures, "validate": validate, "report": report}
+COMMANDS = {"volume": volumes, "hit": hit, "smooth": smooth, "audit": audit, "capture": capture,
+            "study": study, "figures": figures, "validate": validate, "report": report}
 
 
 def build_parser():
