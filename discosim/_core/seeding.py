@@ -211,6 +211,11 @@ STREAM_TAGS = {
                             "under the run's seed: the draws that measure a validation row's "
                             "power (the claims themselves run under claim_seed)"),
     },
+    "discosim.validation.precision": {
+        23: Stream(["measure_dsv3", "routing_precision"], "(23, M) the claim's Gaussian router of "
+                   "M experts, (23, M, 1) its input directions, (23, 1) the DeepSeek-V3-style "
+                   "router's inputs; under the claim's own seed (claim_seed)"),
+    },
     "discosim.audit.estimators": {
         "position": Stream(["_audit_layer"], "the layer at this checkpoint position: auditing "
                            "a subset of layers reproduces their numbers"),
