@@ -112,6 +112,11 @@ def flip_indicator(routing, logits, parts, fmt, widths_all=None):
     N = logits.shape[0]
     maxabs = np.max(np.abs(logits), axis=1)
     round_to_format(maxabs, fmt)  # raises before any work if the format would overflow
+    if _softmax_curved(routing):
+        # a softmax score moves with every logit of the row: the sigmoid widths bound nothing,
+        # so every row is rounded and selected again
+        rounded = routing.select(round_to_format(logits, fmt))
+        return np.any(rounded != parts["mask"], axis=1)
     if routing.linear:
         raw = parts["margin"]
         e_row = ulp(maxabs, fmt) / 2
@@ -132,15 +137,28 @@ def logit_stats(rng, logits, routing, eps, formats):
     DeepSeek-V3 routing takes the numba path (:func:`_deepseek_stats`), everything else the
     NumPy path :func:`logit_stats_numpy`, its slow twin: the same numbers bit for bit.
     """
-    if routing.kind == "deepseek_v3" and logits.shape[0]:
+    if routing.kind == "deepseek_v3" and not _softmax_curved(routing) and logits.shape[0]:
         return _deepseek_stats(rng, np.ascontiguousarray(logits, dtype=np.float64), routing, eps,
                                formats)
     return logit_stats_numpy(rng, logits, routing, eps, formats)
 
 
+def _softmax_curved(routing):
+    """Curved routing on softmax scores (ERNIE-4.5, DeepSeek-V2, DeepSeek-V3 configured with
+    ``scoring_func: softmax``): the numba path and the sigmoid-width prediction assume sigmoid
+    scores."""
+    return not routing.linear and routing._curved()["score_func"] == "softmax"
+
+
 def logit_stats_numpy(rng, logits, routing, eps, formats):
     """:func:`logit_stats` in NumPy for every routing (the slow twin of the numba path)."""
     parts = routing.parts(logits)
+    if _softmax_curved(routing):
+        # no prediction: the independent-rounding model through the sigmoid is off by about 2x
+        # for softmax scores, whose rounding errors are correlated through the normaliser
+        nan = np.full(logits.shape[0], np.nan)
+        flips = {fmt: (flip_indicator(routing, logits, parts, fmt), nan, nan) for fmt in formats}
+        return chunk_stats(parts["margin"], eps, flips)
     slope = None if routing.linear else sigmoid_slope(logits)
     flips = {}
     for fmt in formats:

@@ -105,9 +105,9 @@ SERVING_NOTE = ("precision modes: FMT rounds only the logits (a router run in fp
                 "are stored in FMT); FMT-router runs the whole router in FMT (norm output and "
                 "weight in FMT, fp32 accumulation, logits in FMT: a bf16/fp16 serving stack), "
                 "from fewer inputs drawn in the full dimension")
-CURVED_NOTE = ("DeepSeek-V3 ties are curved (sigmoid scores with a selection bias, group-limited "
-               "selection): THEORY §5 closed forms (slice constants, tube leading orders) do not "
-               "apply; margins and flip rates are Monte Carlo only")
+CURVED_NOTE = ("curved ties (scores with a selection bias, or group-limited selection: "
+               "DeepSeek-V2/V3-style routing): THEORY §5 closed forms (slice constants, tube "
+               "leading orders) do not apply; margins and flip rates are Monte Carlo only")
 
 
 # --------------------------------------------------------------------------- results
@@ -793,8 +793,12 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
              else np.full(len(QUANTILE_LEVELS), np.inf))
     del finite
     flips = []
-    model = ("tie merge, 1/4 (THEORY §9)" if routing.linear
-             else "independent rounding errors through the sigmoid (reported, no claim)")
+    if routing.linear:
+        model = "tie merge, 1/4 (THEORY §9)"
+    elif routing._curved()["score_func"] == "softmax":
+        model = "softmax scores: no prediction (every input rounded and selected again)"
+    else:
+        model = "independent rounding errors through the sigmoid (reported, no claim)"
     for fmt in formats:
         flips.append(_flip_audit(fmt, np.sum([c["flip"][fmt] for c in chunks], axis=0), n, model,
                                  routing.linear))

@@ -134,3 +134,23 @@ def test_sphere_draw_in_place_equals_the_formula(distribution):
     g = rng.standard_normal((3000, 16))
     c = rng.chisquare(300 - 16 + (2 if distribution == "ball" else 0), size=3000)
     assert np.array_equal(got, math.sqrt(300) * g / np.sqrt(np.sum(g * g, axis=1) + c)[:, None])
+
+
+@pytest.mark.parametrize("kind, groups", [("deepseek_v3", (None, None)), ("deepseek_v2", (4, 2)),
+                                          ("deepseek_v3", (4, 2))])
+def test_softmax_curved_routing_counts_every_flip(kind, groups):
+    # ERNIE-4.5 (softmax + selection bias) routes as kind deepseek_v3 with softmax scores: the
+    # numba path and the sigmoid-width screen assume sigmoid scores (they counted 45 of 85 flips
+    # on this draw); the count must be the brute-force one on every row, with no prediction
+    from discosim.model.selection import Routing, round_to_format
+    from discosim._kernels.audit import logit_stats
+
+    rng = np.random.default_rng(3)
+    bias = 0.05 * rng.standard_normal(16)
+    routing = Routing(kind, 4, bias, *groups, score_func="softmax").check(16)
+    logits = 2 * rng.standard_normal((20000, 16))
+    stats = logit_stats(np.random.default_rng(5), logits, routing, (0.01,), ("bf16",))
+    brute = np.any(routing.select(round_to_format(logits, "bf16")) != routing.select(logits),
+                   axis=1)
+    assert stats["flip"]["bf16"][0] == brute.sum() > 0
+    assert np.isnan(stats["flip"]["bf16"][1])  # no prediction for softmax scores
