@@ -32,6 +32,14 @@ __all__ = ["run_validation", "build_payload", "format_table", "write_report", "w
 
 
 
+
+def _not_counted(derived, suffix=": not counted"):
+    """How a row left out of the count says why: ``derived from <row>: not counted``, or a
+    reported-only row's own words (``reported, not counted: ...``)."""
+    if derived.startswith("reported"):
+        return derived
+    return f"derived from {derived}{suffix}"
+
 def format_resolution(row):
     """``1.3% rel`` or ``0.052 abs``."""
     res, kind = row["resolution"], row["resolution_kind"]
@@ -139,7 +147,7 @@ def format_table(payload, folder=None):
     for c in payload["claims"]:
         meas = f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g}"
         verdict = f"({c['verdict']})" if c.get("derived") else c["verdict"]
-        rule = c["rule"] + (f" [derived from {c['derived']}: not counted]" if c.get("derived") else "")
+        rule = c["rule"] + (f" [{_not_counted(c['derived'])}]" if c.get("derived") else "")
         lines.append(f"{c['claim']:<{w[0]}} {c['quantity']:<{w[1]}} {c['predicted']:>{w[2]}.5g} "
                      f"{meas:>{w[3]}} {format_resolution(c):>{w[4]}} {format_power(c):>{w[5]}} "
                      f"{verdict:>{w[6]}}  {rule}")
@@ -187,7 +195,7 @@ def write_report(payload, figs, out_dir, reference=None):
         quantity = c["quantity"]
         if c.get("derived"):
             verdict = f"({verdict}, not counted)"
-            quantity += f" (derived from {c['derived']})"
+            quantity += f" ({_not_counted(c['derived'], '')})"
         lines.append(f"| {c['claim']} | {c['section']} | {quantity} | {c['predicted']:.5g} | "
                      f"{c['measured']:.5g} ± {1.96 * c['stderr']:.2g} | {rule} | "
                      f"{format_resolution(c)} | {format_power(c)} |{extra} {verdict} |")
