@@ -153,7 +153,10 @@ def _audit_router(tmp):
         "model.layers.0.post_attention_layernorm.weight": ("BF16", (D,), Pattern((D,), False))})
     with open(os.path.join(d, "config.json"), "w") as fh:
         json.dump({"model_type": "mixtral", "num_experts_per_tok": 1}, fh)
-    return "cli", ["audit", d, "--seed", "1", "--json", "--constants-samples", "0"]
+    # the whole-router rows hold (256, D) full-dimensional inputs and the weight in each format:
+    # at this width they are refused (one line naming them), so the cap is the logits-only mode's
+    return "cli", ["audit", d, "--seed", "1", "--json", "--constants-samples", "0",
+                   "--router-samples", "0"]
 
 
 def _audit_hidden(tmp):
