@@ -194,13 +194,31 @@ class FlipAudit(ResultMixin):
     def agrees(self):
         return flip_agreement(self, 1.0)
 
+    @property
+    def prediction_note(self):
+        """Why the printed prediction is outside the regime where it holds, or None (issue 23
+        item 5): a negative estimate (the window terms at few inputs), or a window correction
+        larger than the prediction's own error (the unit roundoff is not small against the
+        margin scale)."""
+        pred = self.predicted
+        if pred is None or pred != pred:
+            return None
+        if pred < 0:
+            return ("negative: the window estimate at this many inputs is noise; the leading order "
+                    "is out of its regime (audit more inputs)")
+        if not self.leading_order_ok:
+            return ("the window correction exceeds the prediction's error: the unit roundoff is "
+                    "not small against the margin scale, the leading order is in doubt")
+        return None
+
     def to_dict(self):
         return {"measured": self.measured, "stderr": self.stderr, "predicted": self.predicted,
                 "predicted_stderr": self.predicted_stderr,
                 "difference_stderr": self.difference_stderr, "n_flips": self.n_flips,
                 "n_samples": self.n_samples, "window_correction": self.window_correction,
                 "leading_order_ok": self.leading_order_ok, "model": self.model,
-                "claim": self.claim, "agrees": self.agrees}
+                "claim": self.claim, "agrees": self.agrees,
+                "prediction_note": self.prediction_note}
 
     def to_rows(self):
         """One row ``flip_rate`` of this format, in the shape of :meth:`AuditResult.tidy_rows`."""

@@ -154,3 +154,19 @@ def test_softmax_curved_routing_counts_every_flip(kind, groups):
                    axis=1)
     assert stats["flip"]["bf16"][0] == brute.sum() > 0
     assert np.isnan(stats["flip"]["bf16"][1])  # no prediction for softmax scores
+
+
+def test_a_prediction_outside_its_regime_carries_a_note():
+    # issue 23 item 5: a negative predicted flip rate (the window estimate at few inputs) or a
+    # window correction beyond the prediction's error is printed with a note, never bare
+    from discosim.audit.estimators import FlipAudit
+
+    def audit(pred, window, pred_se=1e-4):
+        return FlipAudit("bf16", 0.001, 1e-4, 1, 1000, pred, pred_se, 1e-4, window, "m", True,
+                         (1000, 1.0, 1.0, 1.0, 1.0))
+
+    assert audit(0.002, 0.0).prediction_note is None
+    assert "negative" in audit(-0.0005, 0.0).prediction_note
+    assert "window correction" in audit(0.002, 5e-4).prediction_note
+    assert audit(float("nan"), 0.0).prediction_note is None
+    assert audit(-0.0005, 0.0).to_dict()["prediction_note"].startswith("negative")

@@ -102,6 +102,7 @@ def _table(doc, elapsed):
         head += f" {f + ' flips (pred)':>28}"
     print(head)
     print("-" * len(head))
+    notes = set()
     for L in doc["layers"]:
         a1 = L["A"].get("1")
         a1s = f"{a1[0]:.4g}±{a1[1]:.2g}" if a1 else "-"
@@ -120,20 +121,27 @@ def _table(doc, elapsed):
             mark = "" if not x["claim"] else (" ok" if x["agrees"] else " !!")
             pred = x["predicted"]
             pred = "-" if pred is None or pred != pred else format(pred, ".3g")
+            if x.get("prediction_note"):
+                # the number is printed with its caveat beside it, never bare (issue 23 item 5)
+                pred += "?"
+                notes.add(x["prediction_note"])
             cell = f"{x['measured']:.3g}±{x['stderr']:.2g} ({pred}){mark}"
             line += f" {cell:>28}"
         print(line)
     print("flips: fraction of inputs whose selected experts change against exact float64 "
           "routing (round to nearest even). FMT: only the logits rounded, as a router run in "
           "fp32 whose logits are stored in FMT; (pred) leading order in the unit roundoff "
-          "(linear gates: THEORY §9, tie merge 1/4; DeepSeek-V3: independent rounding errors "
-          "through the sigmoid, no claim). FMT-router: the whole router as a model in FMT runs "
+          "(linear gates: THEORY §9, tie merge 1/4; sigmoid-scored curved routing: independent "
+          "rounding errors through the sigmoid, no claim; softmax-scored curved routing: none). "
+          "FMT-router: the whole router as a model in FMT runs "
           "it (norm output and weight in FMT, fp32 accumulation, logits in FMT; full-D inputs, "
           "fewer of them): what a bf16/fp16 serving stack does; (pred) input rounding + tie "
           "merge (discosim.audit.whole_router; linear gates only). ok/!!: agreement within 4 "
           "paired standard errors.")
     for n in doc.get("notes", []):
         print(f"note: {printable(n)}")
+    for n in sorted(notes):
+        print(f"note: (pred?): {n}")
 
 
 def run(args):
