@@ -382,8 +382,9 @@ def smooth_overhead(ctx):
     n = ctx.device_samples(2_000_000, 20_000)
     # the remainder E N_eta - c1 eta is a few per cent of E N_eta: its slope wants 48x the
     # samples (at 3.2e7, s's SE 0.025 resolved 0.16; at 9.6e7, SE 0.0145 resolves 0.099, issue
-    # 23's 0.1, for 17 s more of the full run)
-    n_rem = ctx.device_samples(96_000_000, 20_000)
+    # 23's 0.1, for 17 s more of the full run); --quick keeps 3.2e7 x its scale (the 3x would
+    # cost it 50 s of its 2 minutes)
+    n_rem = ctx.device_samples(32_000_000 if ctx.quick else 96_000_000, 20_000)
     c1 = slice_constants(router, 1, seed=seed)
     res = estimate_overhead(router, 1.0, etas, n_samples=n_rem, seed=seed, constants=c1,
                             **ctx.estimator_kwargs())
