@@ -147,7 +147,7 @@ def _softmax_curved(routing):
     """Curved routing on softmax scores (ERNIE-4.5, DeepSeek-V2, DeepSeek-V3 configured with
     ``scoring_func: softmax``): the numba path and the sigmoid-width prediction assume sigmoid
     scores."""
-    return not routing.linear and routing._curved()["score_func"] == "softmax"
+    return routing.scores == "softmax"
 
 
 def logit_stats_numpy(rng, logits, routing, eps, formats):

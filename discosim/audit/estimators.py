@@ -813,7 +813,7 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
     flips = []
     if routing.linear:
         model = "tie merge, 1/4 (THEORY §9)"
-    elif routing._curved()["score_func"] == "softmax":
+    elif routing.scores == "softmax":
         model = "softmax scores: no prediction (every input rounded and selected again)"
     else:
         model = "independent rounding errors through the sigmoid (reported, no claim)"

@@ -341,9 +341,17 @@ class Routing:
         """True when ties are hyperplanes and selection is a top-k of them (THEORY §5 applies)."""
         return self.kind == "topk"
 
+    @property
+    def scores(self):
+        """The score transform selection acts on: 'softmax' or 'sigmoid' (DeepSeek-V2 defaults to
+        softmax, V3 to sigmoid; ``score_func`` overrides); 'logits' for linear top-k."""
+        if self.linear:
+            return "logits"
+        return self.score_func or ("softmax" if self.kind == "deepseek_v2" else "sigmoid")
+
     def _curved(self):
-        sf = self.score_func or ("softmax" if self.kind == "deepseek_v2" else "sigmoid")
-        return {"score_func": sf, "group_score": "max" if self.kind == "deepseek_v2" else "top2"}
+        return {"score_func": self.scores,
+                "group_score": "max" if self.kind == "deepseek_v2" else "top2"}
 
     def check(self, n_experts):
         """Validate against M experts (raises InputError)."""
