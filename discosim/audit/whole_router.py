@@ -91,7 +91,22 @@ ROUTER_BUDGET = 2 ** 30
 
 def default_router_samples(M, D):
     """Inputs per layer of the whole-router mode when not given: ``2^30 / (M D)`` clipped to
-    [500, 20000] (585 at DeepSeek-V3's 256 x 7168, 20,000 at Mixtral's 8 x 4096)."""
+    [500, 20000] (585 at DeepSeek-V3's 256 x 7168, 20,000 at Mixtral's 8 x 4096).
+
+    Parameters
+    ----------
+    M, D : int
+        Experts and width of the router.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> default_router_samples(256, 7168), default_router_samples(8, 4096)
+    (585, 20000)
+    """
     return int(min(20_000, max(500, ROUTER_BUDGET // (int(M) * int(D)))))
 
 

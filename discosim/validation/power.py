@@ -169,8 +169,8 @@ def row_power(row, seed=0, index=0, n=N_DRAWS):
     --------
     >>> from discosim.validation.rules import at_most, close_to
     >>> lo, hi, how = row_power(close_to("c", "§5", "q", 1.0, 1.0, 0.01))
-    >>> round(lo, 3), round(hi, 3), how
-    (0.056, 0.056, 'normal model')
+    >>> round(lo, 2), round(hi, 2), how          # the analytic (4 + 1.645) SE = 0.056
+    (0.06, 0.06, 'normal model')
     >>> row_power(at_most("c", "§6", "q", 1.0, 1.0, 0.01))[0]
     inf
     """
@@ -196,7 +196,27 @@ def row_power(row, seed=0, index=0, n=N_DRAWS):
 
 
 def with_power(rows, seed):
-    """``rows`` (a claim's, in order) with ``power_low``, ``power_high``, ``power_method`` set."""
+    """``rows`` (a claim's, in order) with ``power_low``, ``power_high``, ``power_method`` set.
+
+    Parameters
+    ----------
+    rows : sequence of Row
+        One claim's rows, in their order (the order seeds each row's draws).
+    seed : int
+        The run's seed.
+
+    Returns
+    -------
+    tuple of Row
+        Copies of the rows with their measured power (:func:`row_power`).
+
+    Examples
+    --------
+    >>> from discosim.validation.rules import close_to
+    >>> row, = with_power([close_to("c", "§5", "q", 1.0, 1.0, 0.01)], seed=0)
+    >>> round(row.power_low, 2), round(row.power_high, 2), row.power_method
+    (0.06, 0.06, 'normal model')
+    """
     return tuple(replace(r, **dict(zip(("power_low", "power_high", "power_method"),
                                        row_power(r, seed, i))))
                  for i, r in enumerate(rows))

@@ -40,6 +40,9 @@ from discosim.model.selection import FORMATS, Routing, round_to_format, topk_mas
 from discosim.theory import precision as tp
 from discosim.validation.rules import ClaimOutput, Z_POWER, Z_VERDICT, claim, close_to, curve, figure, points
 
+__all__ = ["routing_precision", "measure_flips", "measure_dsv3", "judge_flip_rate",
+           "difference_draw", "dsv3_routing"]
+
 S9 = "§9"
 DIM = 2048
 SETUPS = ((8, 2), (64, 8), (256, 8))
