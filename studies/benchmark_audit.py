@@ -14,7 +14,8 @@ Baseline beside the fast path: one layer's inputs and exact logits drawn in full
 (x uniform on the sphere of R^D, logits ``W x``) against the reduced coordinates of THEORY §3
 (``z = R G / sqrt(|G|^2 + chi2_{D-M})``, logits ``Rm^T z``); the ratio is printed.
 
-Usage: ``python studies/benchmark_audit.py [--n-jobs 2] [--only deepseek|mixtral] [--n-samples N]``
+Usage: ``python studies/benchmark_audit.py [--n-jobs 2] [--only deepseek|mixtral] [--n-samples N]
+[--device cuda]``
 
 ``--smoke``: the same two families at toy sizes (M = 16 and 8, D = 64, two routers each, 200
 inputs), seconds; checks that the script runs, not a timing.
@@ -109,6 +110,8 @@ def main(argv=None):
     ap.add_argument("--n-samples", type=int, default=None, help="default: the audit's own")
     ap.add_argument("--only", choices=("deepseek", "mixtral"))
     ap.add_argument("--smoke", action="store_true", help="toy sizes, seconds (no timing)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                    help="cuda: the margins and flips of the logits-only formats on the GPU")
     args = ap.parse_args(argv)
     targets = {"deepseek": 60.0, "mixtral": 60.0}
     n_samples, n_baseline = (200, 200) if args.smoke else (args.n_samples, 20_000)
@@ -123,11 +126,11 @@ def main(argv=None):
             full, reduced = baseline_ratio(path, n=n_baseline)
             t0, c0 = time.perf_counter(), time.process_time()
             res = audit_checkpoint(path, n_samples=n_samples, seed=0, n_jobs=args.n_jobs,
-                                   progress=False,
+                                   progress=False, device=args.device,
                                    constants_samples=1000 if args.smoke else 20_000)
             dt, cpu = time.perf_counter() - t0, time.process_time() - c0
             # on two idle cores the chunks of a layer split evenly: wall ~ CPU / 2
-            est = cpu / 2 if args.n_jobs == 1 else dt
+            est = cpu / 2 if args.n_jobs == 1 and args.device == "cpu" else dt
             L = res.layers[0]
             flips = ", ".join(f"{f.format} {f.measured:.4g}±{f.stderr:.2g} (pred {f.predicted:.4g})"
                               for f in L.flips)
@@ -135,7 +138,7 @@ def main(argv=None):
                        f"target <= {targets[shape]:.0f} s: "
                        f"{'met' if est <= targets[shape] else 'MISSED'}")
             print(f"{shape:9s} {len(res.layers)} routers of {L.M}x{L.D}, k={L.k}: wall {dt:7.1f} s, "
-                  f"CPU {cpu:7.1f} s in this process (n_jobs={args.n_jobs}); 2-core estimate "
+                  f"CPU {cpu:7.1f} s in this process (n_jobs={args.n_jobs}, {args.device}); estimate "
                   f"{est:6.1f} s ({verdict}); n_samples={L.n_samples} per layer; "
                   f"build {t_build:.1f} s")
             print(f"          layer 0 flips: {flips}")
