@@ -251,6 +251,27 @@ def _float_bits(x):
     return np.array([x]).view(np.int64)[0]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _push_group(s, lo, hi, topv, topi):
+    """Insert experts ``lo..hi-1`` (scores ``s``) into the descending buffers ``topv``/``topi``,
+    which keep the ``topv.size`` largest seen so far, the lower index first among equal values.
+
+    The entry test ``v > topv[-1]`` keeps that order only if the caller visits experts in
+    increasing index order (an equal value arriving later has the higher index): both callers
+    in :func:`_ds_select` do.
+    """
+    L = topv.size
+    for j in range(lo, hi):
+        v = s[j]
+        ia = j
+        if v > topv[L - 1]:
+            for q in range(L):
+                # a pushed-down entry keeps its place among equal values by its index
+                if v > topv[q] or (v == topv[q] and ia < topi[q]):
+                    v, topv[q] = topv[q], v
+                    ia, topi[q] = topi[q], ia
+
+
 @njit(cache=True, nogil=True)
 def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
     """Selection of one row of DeepSeek-V3 selection scores ``s`` (see deepseek_v3_parts).
@@ -293,17 +314,8 @@ def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
         topv[q] = ninf
         topi[q] = -1
     for g in range(G):  # kept experts in increasing index order
-        if not kept[g]:
-            continue
-        for j in range(g * size, (g + 1) * size):
-            v = s[j]
-            ia = j
-            if v > topv[L - 1]:
-                for q in range(L):
-                    # a pushed-down entry keeps its place among equal values by its index
-                    if v > topv[q] or (v == topv[q] and ia < topi[q]):
-                        v, topv[q] = topv[q], v
-                        ia, topi[q] = topi[q], ia
+        if kept[g]:
+            _push_group(s, g * size, (g + 1) * size, topv, topi)
     expert_margin = topv[k - 1] - topv[k]
     group_gap = math.inf
     changes = False
@@ -321,14 +333,7 @@ def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
             for g in range(G):
                 if g == last_kept or (g != first_dropped and not kept[g]):
                     continue
-                for j in range(g * size, (g + 1) * size):
-                    v = s[j]
-                    ia = j
-                    if v > altv0[k - 1]:
-                        for q in range(k):
-                            if v > altv0[q] or (v == altv0[q] and ia < alti[q]):
-                                v, altv0[q] = altv0[q], v
-                                ia, alti[q] = alti[q], ia
+                _push_group(s, g * size, (g + 1) * size, altv0, alti)
             for q in range(k):
                 found = False
                 for c in range(k):
