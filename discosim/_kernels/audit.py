@@ -272,6 +272,20 @@ def _push_group(s, lo, hi, topv, topi):
                     ia, topi[q] = topi[q], ia
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _set_changed(now, before, k):
+    """Whether some expert of ``before[:k]`` is missing from ``now[:k]``: the selected set
+    changed (both hold k distinct experts, so the sets are equal otherwise)."""
+    for q in range(k):
+        found = False
+        for c in range(k):
+            if now[c] == before[q]:
+                found = True
+        if not found:
+            return True
+    return False
+
+
 @njit(cache=True, nogil=True)
 def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
     """Selection of one row of DeepSeek-V3 selection scores ``s`` (see deepseek_v3_parts).
@@ -334,13 +348,7 @@ def _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti):
                 if g == last_kept or (g != first_dropped and not kept[g]):
                     continue
                 _push_group(s, g * size, (g + 1) * size, altv0, alti)
-            for q in range(k):
-                found = False
-                for c in range(k):
-                    if alti[c] == topi[q]:
-                        found = True
-                if not found:
-                    changes = True
+            changes = _set_changed(alti, topi, k)
     return expert_margin, group_gap, changes, last_kept, first_dropped
 
 
@@ -440,15 +448,7 @@ def deepseek_flips(logits, bits, rows, cbias, k, G, T, prec, emin, top, out):
         for j in range(M):
             s[j] = _expit(rv[j]) + cbias[j]
         _ds_select(s, k, G, T, gs, order, kept, topv, topi, alti)
-        changed = False
-        for q in range(k):
-            found = False
-            for c in range(k):
-                if topi[c] == top[i, q]:
-                    found = True
-            if not found:
-                changed = True
-        out[r] = changed
+        out[r] = _set_changed(topi, top[i], k)
 
 
 def _deepseek_stats(rng, logits, routing, eps, formats):
