@@ -54,10 +54,27 @@ def audit_rows_limit(D, M, itemsize=4):
     row and the router (:func:`discosim.audit.estimators.audit_layers`, the same budget): a capture
     of more tokens would write a file the audit refuses.
 
+    Parameters
+    ----------
+    D : int
+        Width of a hidden state (the router's input dimension).
+    M : int
+        Experts of the router.
+    itemsize : int, optional
+        Bytes per stored entry (4 for the float32 states of a bf16/fp16/fp32 model, 8 for
+        float64).
+
+    Returns
+    -------
+    int
+        The most rows (tokens) the audit accepts for such a router, >= 0.
+
     Examples
     --------
     >>> from discosim.checkpoints.capture import audit_rows_limit
     >>> audit_rows_limit(D=4096, M=8) > 100_000
+    True
+    >>> audit_rows_limit(D=4096, M=8, itemsize=8) < audit_rows_limit(D=4096, M=8)
     True
     """
     per_row = D * itemsize * COST["bytes"] + COST["audit_sample"]
@@ -67,6 +84,16 @@ def audit_rows_limit(D, M, itemsize=4):
 def read_texts(path):
     """The texts of ``path``: one per non-empty line, or, for a ``.jsonl`` file, the ``"text"``
     field of one JSON object per line.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A UTF-8 text file, or a ``.jsonl`` file (by its ending, in any case), of at most 1 GiB.
+
+    Returns
+    -------
+    list of str
+        The texts in file order; blank lines (and ``.jsonl`` texts that are blank) are skipped.
 
     Raises
     ------
@@ -127,6 +154,23 @@ def hook_points(ckpt, layers=None):
     family with no norm there, or a router named by ``key_pattern``: the router module itself).
     Module paths are checkpoint names; :func:`capture_states` maps them onto the loaded model.
 
+    Parameters
+    ----------
+    ckpt : Checkpoint
+        An opened checkpoint (:func:`~discosim.checkpoints.checkpoint.open_checkpoint`).
+    layers : sequence of int, optional
+        Router positions ``0 <= i < len(ckpt)``, distinct (default: every router).
+
+    Returns
+    -------
+    list of tuple of str
+        ``(router tensor name, module path, where)`` for each position, in the order given.
+
+    Raises
+    ------
+    InputError
+        A position that is not an integer in ``[0, len(ckpt) - 1]``, or a repeated position.
+
     Examples
     --------
     >>> import tempfile
@@ -170,6 +214,10 @@ class StatesWriter:
     """Rows of hidden states per router, streamed to scratch files and assembled into one
     ``.npz`` moved into place atomically.
 
+    Use as a context manager: leaving the block without an exception writes the file (every
+    member must hold the same number of rows); an exception, Ctrl-C included, leaves no file and
+    no scratch files. ``add(name, rows)`` appends ``(n, D)`` rows to one member.
+
     Parameters
     ----------
     path : str or path-like
@@ -181,9 +229,12 @@ class StatesWriter:
     dtype : {'float32', 'float64'}
         Stored dtype (rows are converted to it).
 
-    Use as a context manager: leaving the block without an exception writes the file (every
-    member must hold the same number of rows); an exception, Ctrl-C included, leaves no file and
-    no scratch files. ``add(name, rows)`` appends ``(n, D)`` rows to one member.
+    Raises
+    ------
+    InputError
+        Member names that are empty, repeat or hold a NUL; ``D`` not a positive integer; another
+        dtype. On entering, a folder that does not exist or cannot be written; on leaving,
+        members with different numbers of rows, or none.
 
     Examples
     --------
@@ -278,9 +329,9 @@ class StatesWriter:
 
 @dataclass(frozen=True)
 class CaptureResult:
-    """What :func:`capture_states` wrote.
+    """What :func:`capture_states` wrote; ``to_dict()`` gives its fields as plain JSON types.
 
-    Attributes
+    Parameters
     ----------
     path : str
         The ``.npz`` written.
@@ -297,6 +348,7 @@ class CaptureResult:
     n_texts, n_tokens : int
         Texts run (the last possibly cut) and tokens captured per router.
     D : int
+        Width of every row (the routers' input dimension).
     dtype : str
         Stored dtype of the rows.
     model_dtype : str
@@ -304,6 +356,16 @@ class CaptureResult:
     bytes : int
         Size of the file.
     elapsed_s : float
+        Wall time of the capture, in seconds.
+
+    Examples
+    --------
+    >>> from discosim.checkpoints.capture import CaptureResult
+    >>> r = CaptureResult(path="s.npz", model="m", family="mixtral", layers=("g.weight",),
+    ...                   modules=("norm",), where=("norm",), n_texts=2, n_tokens=7, D=16,
+    ...                   dtype="float32", model_dtype="bfloat16", bytes=1024, elapsed_s=0.5)
+    >>> r.to_dict()["layers"], r.n_tokens
+    (['g.weight'], 7)
     """
 
     path: str
@@ -476,6 +538,7 @@ def capture_states(model_dir, texts, out, *, max_tokens=DEFAULT_MAX_TOKENS,
     Returns
     -------
     CaptureResult
+        The file written and what went into it: routers, hooked modules, texts, tokens, dtypes.
 
     Raises
     ------

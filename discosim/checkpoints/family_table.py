@@ -43,8 +43,15 @@ def _key_text(pattern):
 
 
 def family_table_rows():
-    """One row per family of the registry (the README table): family, model_types, router key,
-    norm, score, selection, closed forms (§5) apply.
+    """One row per family of the registry (the README table), in the order of
+    :data:`discosim.checkpoints.families.FAMILIES`.
+
+    Returns
+    -------
+    list of dict
+        One dict per family with the keys ``family``, ``model_types``, ``router key``,
+        ``norm``, ``score``, ``selection`` and ``closed forms (§5) apply`` (the table's columns,
+        in order), every value a string.
 
     Examples
     --------
@@ -72,12 +79,22 @@ FAMILY_TABLE_MARKERS = ("<!-- families:start -->", "<!-- families:end -->")
 
 
 def family_table_markdown():
-    """The README's family table (between :data:`FAMILY_TABLE_MARKERS`), from the registry.
+    """The README's family table (between :data:`FAMILY_TABLE_MARKERS`): the rows of
+    :func:`family_table_rows` as Markdown.
+
+    Returns
+    -------
+    str
+        The Markdown table (a header, a rule, one line per family; ``|`` in a cell escaped,
+        router keys as code) and the note on key prefixes under it, ending in a newline.
 
     Examples
     --------
-    >>> print(family_table_markdown().splitlines()[0])
+    >>> lines = family_table_markdown().splitlines()
+    >>> print(lines[0])
     | family | model_types | router key | norm | score | selection | closed forms (§5) apply |
+    >>> len(lines) == len(family_table_rows()) + 4  # header, rule, blank line, note
+    True
     """
     rows = family_table_rows()
     cols = list(rows[0])
@@ -98,8 +115,40 @@ def family_table_markdown():
 
 
 def update_readme(path, check=False):
-    """Rewrite the family table of the README at ``path`` between :data:`FAMILY_TABLE_MARKERS`
-    (with ``check``, only compare). Returns True iff the file already matched the registry."""
+    """Rewrite the family table of the README at ``path`` between :data:`FAMILY_TABLE_MARKERS`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The README (UTF-8). Its text outside the markers is kept; the new file is written
+        atomically, and only where it changes.
+    check : bool, optional
+        Only compare; never write.
+
+    Returns
+    -------
+    bool
+        True iff the file already matched the registry.
+
+    Raises
+    ------
+    InputError
+        The file lacks the start marker, or the end marker before it.
+    OSError
+        The file cannot be read or written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> start, end = FAMILY_TABLE_MARKERS
+    >>> readme = os.path.join(tempfile.mkdtemp(), "README.md")
+    >>> _ = open(readme, "w", encoding="utf-8").write(f"# Models\\n{start}\\nold\\n{end}\\n")
+    >>> update_readme(readme, check=True), update_readme(readme), update_readme(readme)
+    (False, False, True)
+    >>> text = open(readme, encoding="utf-8").read()
+    >>> text.startswith("# Models") and family_table_markdown() in text
+    True
+    """
     from discosim._core.io import write_atomic
 
     with open(path, encoding="utf-8") as fh:
@@ -115,7 +164,34 @@ def update_readme(path, check=False):
 
 
 def main(argv=None):
-    """``python -m discosim.checkpoints.family_table --readme README.md [--check]``."""
+    """``python -m discosim.checkpoints.family_table --readme README.md [--check]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command's arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 when the table is (now) up to date, 1 with ``--check`` when it is not,
+        2 for bad input (one ``discosim: error:`` line on stderr).
+
+    Raises
+    ------
+    SystemExit
+        For ``--help`` (status 0) and usage errors (status 2), as argparse does.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> start, end = FAMILY_TABLE_MARKERS
+    >>> readme = os.path.join(tempfile.mkdtemp(), "README.md")
+    >>> _ = open(readme, "w", encoding="utf-8").write(f"{start}\\n{end}\\n")
+    >>> main(["--readme", readme, "--check"]), main(["--readme", readme]), \\
+    ...     main(["--readme", readme, "--check"])
+    (1, 0, 0)
+    """
     from discosim._core.cli import ArgumentParser, HelpFormatter, run_guarded
 
     p = ArgumentParser(prog="python -m discosim.checkpoints.family_table",

@@ -116,6 +116,18 @@ def pair_merge_probability(gap, u):
     """Probability ``(1 - g/u)_+`` that two logits ``g`` apart share a cell of a lattice of
     spacing ``u`` with a uniform offset.
 
+    Parameters
+    ----------
+    gap : array_like of float
+        Distances ``g >= 0`` between the two logits.
+    u : float or array_like of float
+        Lattice spacing(s), positive, broadcast against ``gap``.
+
+    Returns
+    -------
+    ndarray of float64
+        ``max(1 - gap / u, 0)``, of the broadcast shape.
+
     Examples
     --------
     >>> pair_merge_probability([0.0, 0.25, 1.0, 2.0], 1.0).tolist()
@@ -135,10 +147,28 @@ def _sorted_window(values, k):
 def triple_terms(sorted_values, sorted_index, k, u):
     """Three-logit terms ``phi_3 - phi_2`` of the uniform-offset model, per row.
 
-    ``sorted_values`` (N, m): the m largest logits in decreasing order (ranks 1..m, m >= k+1);
-    ``sorted_index`` the experts'; ``u`` (N,) the spacing at the tie level. Returns the sum of
-    ``(1 - (g_{k-1} - g_{k+1})/u)_+ 1{i_k < i_{k+1} < i_{k-1}}`` (k >= 2) and
-    ``(1 - (g_k - g_{k+2})/u)_+ 1{i_{k+2} < i_k < i_{k+1}}`` (m >= k+2).
+    Parameters
+    ----------
+    sorted_values : array_like of float, shape (N, m)
+        The m largest logits of each row in decreasing order (ranks 1..m, m >= k+1).
+    sorted_index : array_like of int, shape (N, m)
+        Their experts.
+    k : int
+        Number of selected experts, ``1 <= k <= m - 1``.
+    u : array_like of float, shape (N,)
+        Lattice spacing at each row's tie level (:func:`level_spacing`).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        The sum of ``(1 - (g_{k-1} - g_{k+1})/u)_+ 1{i_k < i_{k+1} < i_{k-1}}`` (k >= 2) and
+        ``(1 - (g_k - g_{k+2})/u)_+ 1{i_{k+2} < i_k < i_{k+1}}`` (m >= k+2); a term whose ranks
+        are outside the window is 0.
+
+    Raises
+    ------
+    InputError
+        ``sorted_values`` is not 2-dimensional, or ``k`` is not an integer in [1, m - 1].
 
     Examples
     --------
@@ -162,6 +192,23 @@ def triple_terms(sorted_values, sorted_index, k, u):
 
 def level_spacing(level, fmt):
     """``u = ulp(g_k)`` of format ``fmt`` (normal range), the lattice of the uniform-offset model.
+
+    Parameters
+    ----------
+    level : array_like of float
+        Tie levels ``g_k`` (nonzero; the exponent is not clamped at the format's subnormals).
+    fmt : {"bf16", "fp16", "fp32"}
+        The format rounded to.
+
+    Returns
+    -------
+    ndarray of float64
+        ``2^(floor(log2|level|) + 1 - p)``, p the format's precision, of ``level``'s shape.
+
+    Raises
+    ------
+    KeyError
+        ``fmt`` is not a format of :data:`discosim.model.selection.FORMATS`.
 
     Examples
     --------
@@ -195,6 +242,13 @@ def next_order_terms(sorted_values, sorted_index, k, fmt):
         ``binade`` (:func:`binade_shift_terms` of the pair alone), u = ulp(g_k) of ``fmt``.
         Their sum has expectation ``P(flip) + O(u^3)``.
 
+    Raises
+    ------
+    InputError
+        ``sorted_values`` is not 2-dimensional, or ``k`` is not an integer in [1, m - 1].
+    KeyError
+        ``fmt`` is not a known format.
+
     Examples
     --------
     >>> v = np.array([[1.5, 1.5 - 2.0 ** -9, 0.2]])
@@ -213,6 +267,29 @@ def all_order_terms(sorted_values, sorted_index, k, fmt):
     plus the binade correction of every cluster size (:func:`binade_shift_terms`): the
     prediction to all orders in u, up to clusters wider than the window.
 
+    Parameters
+    ----------
+    sorted_values : array_like of float, shape (N, m)
+        Logits of consecutive ranks in decreasing order, the tie level at column ``k``.
+    sorted_index : array_like of int, shape (N, m)
+        Their experts.
+    k : int
+        Rank of the tie level within the window (1-based column), ``1 <= k <= m - 1``.
+    fmt : {"bf16", "fp16", "fp32"}
+        The format rounded to.
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        Per-row terms whose mean is the flip probability, u = ulp(g_k) of ``fmt``.
+
+    Raises
+    ------
+    InputError
+        ``sorted_values`` is not 2-dimensional, or ``k`` is not an integer in [1, m - 1].
+    KeyError
+        ``fmt`` is not a known format.
+
     Examples
     --------
     >>> v = np.array([[1.5, 1.5 - 2.0 ** -9, 0.2]])
@@ -228,8 +305,22 @@ def all_order_terms(sorted_values, sorted_index, k, fmt):
 def cluster_flip(rounded_sorted, sorted_index, k):
     """1 where top-k of the rounded logits (ties to the lower index) differs from ranks 1..k.
 
-    ``rounded_sorted`` (..., m): rounded values of the m largest exact logits in exact order (m >=
-    k+1; exact when the cluster of rank k does not reach column m-1, or m = M).
+    Parameters
+    ----------
+    rounded_sorted : array_like of float, shape (..., m)
+        Rounded values of the m largest exact logits, in exact order (m >= k+1; the answer is
+        exact when the cluster of rank k does not reach column m-1, or m = M).
+    sorted_index : array_like of int, shape (..., m)
+        Their experts.
+    k : int
+        Number of selected experts (not checked: the callers have checked it).
+
+    Returns
+    -------
+    ndarray of bool, shape (...)
+        True where the rounded top-k set differs from the exact one: the cluster
+        ``B = {rounded == rounded[k-1]}`` has a member of rank > k with a lower index than
+        one of rank <= k.
 
     Examples
     --------
@@ -250,10 +341,25 @@ def cluster_flip(rounded_sorted, sorted_index, k):
 def offset_flip_probability(values, index, k, u):
     """Exact uniform-offset flip probability ``phi(l) = P_U[flip]`` for one configuration.
 
-    ``values`` (m,) logits in decreasing order with expert ``index``; the lattice ``u Z`` is
-    shifted by ``U ~ U(0, u)``. Piecewise constant in U between the points where a logit
-    crosses a cell boundary: evaluated exactly on each piece. The brute-force twin of
-    :func:`next_order_terms` in the tests.
+    The lattice ``u Z`` is shifted by ``U ~ U(0, u)``. The flip is piecewise constant in U
+    between the points where a logit crosses a cell boundary: evaluated exactly on each piece.
+    The brute-force twin of :func:`next_order_terms` in the tests.
+
+    Parameters
+    ----------
+    values : array_like of float, shape (m,)
+        Logits in decreasing order (m >= k+1).
+    index : array_like of int, shape (m,)
+        Their experts.
+    k : int
+        Number of selected experts.
+    u : float
+        Lattice spacing, positive.
+
+    Returns
+    -------
+    float
+        ``P_U[flip]`` in [0, 1].
 
     Examples
     --------
@@ -278,8 +384,27 @@ def offset_flip_terms(sorted_values, sorted_index, k, u):
     """Vectorised :func:`offset_flip_probability`: the uniform-offset flip probability of each row
     (all cluster sizes, i.e. every order in u within one binade).
 
-    ``sorted_values`` (N, m) in decreasing order, ``sorted_index`` (N, m), ``u`` (N,). Clusters
-    reaching past the window's first or last column are not seen (the caller's window choice).
+    Parameters
+    ----------
+    sorted_values : array_like of float, shape (N, m)
+        Logits of consecutive ranks in decreasing order. Clusters reaching past the window's
+        first or last column are not seen (the caller's window choice).
+    sorted_index : array_like of int, shape (N, m)
+        Their experts.
+    k : int
+        Rank of the tie level within the window (1-based column), ``1 <= k <= m - 1``.
+    u : array_like of float, shape (N,)
+        Lattice spacing of each row, positive.
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        ``P_U[flip]`` of each row, in [0, 1].
+
+    Raises
+    ------
+    InputError
+        ``sorted_values`` is not 2-dimensional, or ``k`` is not an integer in [1, m - 1].
 
     Examples
     --------
@@ -312,6 +437,34 @@ def binade_shift_terms(sorted_values, sorted_index, k, fmt, pair_only=False, win
     the irregular cell of ``±2^e`` and ramps to 0 over one period of the grid on either side
     (the periodic tails' first moments: what a slowly varying density of the shift sees). The
     row's term is ``Delta / (window u_lo)``; its mean is ``sum_e ∫ p(±2^e, shape) Delta(shape)``.
+
+    Parameters
+    ----------
+    sorted_values : array_like of float, shape (N, m)
+        Logits of consecutive ranks in decreasing order, the tie level at column ``k``.
+    sorted_index : array_like of int, shape (N, m)
+        Their experts.
+    k : int
+        Rank of the tie level within the window (1-based column), ``1 <= k <= m - 1``.
+    fmt : {"bf16", "fp16", "fp32"}
+        The format rounded to.
+    pair_only : bool, optional
+        Shift ranks k and k+1 only (the binade term of :func:`next_order_terms`); otherwise
+        ranks k-1..k+2, as far as the window holds them.
+    window : float, optional
+        Width of the level window around ``±2^e``, in units of u_lo (:data:`BINADE_WINDOW`).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        The per-row term; 0 for rows whose tie level is outside every window.
+
+    Raises
+    ------
+    InputError
+        ``sorted_values`` is not 2-dimensional, or ``k`` is not an integer in [1, m - 1].
+    KeyError
+        ``fmt`` is not a known format.
 
     Examples
     --------

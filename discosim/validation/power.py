@@ -59,7 +59,37 @@ _MAX_DOUBLINGS = 40
 
 def row_stream(row, seed, index=0):
     """The SeedSequence of ``row``'s power draws: ``(POWER_TAG, crc32(claim/quantity), index)``
-    under the run's seed (``index``: the row's place among its claim's rows)."""
+    under the run's seed.
+
+    Parameters
+    ----------
+    row : Row
+        The validation row; its ``claim`` and ``quantity`` name the stream.
+    seed : int, SeedSequence or None
+        The run's seed.
+    index : int, optional
+        The row's place among its claim's rows, in ``[0, 2**32)``.
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+        The stream's seed sequence: the same arguments give the same draws.
+
+    Raises
+    ------
+    InputError
+        ``index`` is outside ``[0, 2**32)``.
+
+    Examples
+    --------
+    >>> from discosim.validation.rules import close_to
+    >>> row = close_to("c", "§5", "q", 1.0, 1.0, 0.01)
+    >>> row_stream(row, seed=0, index=1).spawn_key == (POWER_TAG, zlib.crc32(b"c\\0q"), 1)
+    True
+    >>> a, b = (row_stream(row, 0, i).generate_state(2).tolist() for i in (1, 2))
+    >>> a == row_stream(row, 0, 1).generate_state(2).tolist(), a == b
+    (True, False)
+    """
     key = zlib.crc32(f"{row.claim}\0{row.quantity}".encode())
     return derive_seed(as_seed_sequence(seed), POWER_TAG, key, int(index))
 
@@ -80,7 +110,34 @@ def _normal_draw(row):
 
 def detection_rate(row, delta, draw=None, n=N_DRAWS, seed=0):
     """Fraction of ``n`` re-simulated measurements at deviation ``delta`` that the row's rule
-    fails; ``draw`` defaults to the row's own, else the normal model.
+    fails.
+
+    Parameters
+    ----------
+    row : Row
+        The validation row whose rule judges the draws (:func:`~discosim.validation.rules.accepts`).
+    delta : float
+        Deviation of the truth from the prediction, in the row's resolution units (relative or
+        absolute, see the module notes).
+    draw : callable, optional
+        ``draw(rng, delta, size)`` returning ``size`` measurements, or ``(measured, stderr)``;
+        default the row's own ``draw``, else the normal model with the row's ``stderr``.
+    n : int, optional
+        Number of re-simulated measurements.
+    seed : int, SeedSequence or Generator, optional
+        Seed of the draws (:func:`numpy.random.default_rng`'s argument).
+
+    Returns
+    -------
+    float
+        The detected fraction, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Raised by the draw for a truth it cannot simulate (a probability above 1).
+    TypeError
+        The draw returned a number of measurements other than ``n`` (a bug of the draw).
 
     Examples
     --------
@@ -112,8 +169,34 @@ def _guess(row, side):
 
 
 def side_power(row, side, draw=None, n=N_DRAWS, seed=0, target=TARGET):
-    """Smallest ``delta >= 0`` with detection rate >= ``target`` at ``side * delta`` (side -1:
-    below the prediction, +1: above); ``inf`` where none is reached (see the module notes).
+    """Smallest ``delta >= 0`` with detection rate >= ``target`` at ``side * delta``.
+
+    Parameters
+    ----------
+    row : Row
+        The validation row.
+    side : {-1, +1}
+        -1: the truth below the prediction; +1: above.
+    draw : callable, optional
+        As for :func:`detection_rate`.
+    n : int, optional
+        Draws per evaluated ``delta`` (the same stream at every ``delta``: common random numbers).
+    seed : int, SeedSequence or Generator, optional
+        Seed of the draws.
+    target : float, optional
+        The detection frequency that defines the power (:data:`TARGET`).
+
+    Returns
+    -------
+    float
+        The upper end of the final bisection bracket (detected at >= ``target``), within
+        ``0.2%`` of the smallest such ``delta``; ``inf`` where none is reached (the truth leaves
+        the quantity's range, or a draw refuses it, first), 0.0 where any deviation is detected.
+
+    Raises
+    ------
+    TypeError
+        The draw returned the wrong number of measurements (:func:`detection_rate`).
 
     Examples
     --------
@@ -164,6 +247,34 @@ def side_power(row, side, draw=None, n=N_DRAWS, seed=0, target=TARGET):
 
 def row_power(row, seed=0, index=0, n=N_DRAWS):
     """``(power_low, power_high, power_method)`` of ``row`` (see the module notes).
+
+    Parameters
+    ----------
+    row : Row
+        The validation row.
+    seed : int, SeedSequence or None, optional
+        The run's seed (the row's stream is :func:`row_stream` of it).
+    index : int, optional
+        The row's place among its claim's rows.
+    n : int, optional
+        Draws per evaluated deviation.
+
+    Returns
+    -------
+    power_low, power_high : float
+        Smallest detected deviations below / above the prediction (:func:`side_power`): ``inf``
+        on the far side of a bound, the exact resolution for an exact row, NaN for a row with no
+        finite standard error and no draw.
+    power_method : str
+        How the measurements were re-simulated (``"normal model"``, ``"simulated: ..."``,
+        ``"exact: ..."``, ``"not measured: ..."``), with the one-sided note where it applies.
+
+    Raises
+    ------
+    InputError
+        ``index`` is outside ``[0, 2**32)``.
+    TypeError
+        The row's draw returned the wrong number of measurements.
 
     Examples
     --------
