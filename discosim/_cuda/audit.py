@@ -34,6 +34,7 @@ from discosim._cuda.rng import gamma_mt, gamma_params, normals64, stream_state  
 
 UNIT = 1 << 18
 BLOCK = 128
+HOST_SLICE = 1 << 13  # curved routings: rows per host statistics task (the CPU path's CHUNK)
 
 
 if config.ENABLE_CUDASIM:  # no libdevice in the simulator: Python's round is half-to-even too
@@ -146,8 +147,12 @@ def _rounding_reach(formats):
 
 
 def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_samples, seed_seq,
-                 devices):
-    """Per-unit sufficient statistics (the dicts of ``discosim._kernels.audit.logit_stats``), unit order."""
+                 devices, n_jobs=1):
+    """Per-unit sufficient statistics (the dicts of ``discosim._kernels.audit.logit_stats``), unit order.
+
+    Curved routings: the statistics of a unit's logit rows are computed on the host in slices of
+    ``HOST_SLICE`` rows, each with its own stream, over ``n_jobs`` threads (the numbers do not
+    depend on ``n_jobs``)."""
     from discosim._kernels.audit import chunk_stats, linear_terms, logit_stats
     from discosim._core.runtime import derive_seed
     from discosim.model.selection import FORMATS, round_to_format
@@ -167,6 +172,25 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
     n_units = -(-n_samples // UNIT)
     b = np.zeros(M) if bias is None else np.asarray(bias, dtype=np.float64)
 
+    if n_jobs != 1 and not linear:
+        from discosim._core.runtime import _in_worker, _thread_pool, check_n_jobs
+
+        # a task of the shared pool waiting on tasks of the same pool could block every worker
+        n_jobs = 1 if _in_worker() else check_n_jobs(n_jobs)
+    pool = _thread_pool(n_jobs) if n_jobs > 1 and not linear else None
+
+    def _host_stats(logits, u):
+        # the host's statistics dominate a curved routing's audit (DeepSeek-V3: ~1 s per 1e5
+        # rows at M = 256 against ~10 ms of GPU): one thread per unit left the GPU path slower
+        # than the CPU's n_jobs threads
+        def one(j):
+            rng = np.random.Generator(np.random.PCG64(derive_seed(seed_seq, 1, u, j)))
+            return logit_stats(rng, logits[j * HOST_SLICE:(j + 1) * HOST_SLICE], routing, eps,
+                               formats)
+
+        slices = range(-(-logits.shape[0] // HOST_SLICE))
+        return list(pool.map(one, slices)) if pool is not None else [one(j) for j in slices]
+
     def make_worker(dev):
         d_W = cuda.to_device(np.ascontiguousarray(Rt, dtype=np.float64))
         d_b = cuda.to_device(np.ascontiguousarray(b))
@@ -184,8 +208,7 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
                                         thr_rel, thr_abs, d_prec, d_emin, d_m, d_l, d_a, d_f,
                                         d_logits)
             if not linear:
-                rng = np.random.Generator(np.random.PCG64(derive_seed(seed_seq, 1, u)))
-                return logit_stats(rng, d_logits[:n].copy_to_host(), routing, eps, formats)
+                return _host_stats(d_logits[:n].copy_to_host(), u)
             return d_m.copy_to_host(), d_l.copy_to_host(), d_a.copy_to_host(), d_f.copy_to_host()
 
         return work
@@ -193,7 +216,7 @@ def audit_chunks(Rt, bias, routing, radius, dim, distribution, eps, formats, n_s
     out = []
     for res in run_units(n_units, devices, make_worker):
         if not linear:
-            out.append(res)
+            out.extend(res)
             continue
         margin, level, maxabs, bits = res
         flips = {}

@@ -776,7 +776,8 @@ def _audit_layer(layer, index, mode, table, eps, formats, n_samples, seed_seq, n
             from discosim._cuda.audit import audit_chunks
 
             chunks = audit_chunks(reduced.reduced_weights, bias, routing, radius, dim, mode, eps,
-                                  formats, n_draw, derive_seed(lseed, 1 << 21), devices)
+                                  formats, n_draw, derive_seed(lseed, 1 << 21), devices,
+                                  n_jobs=n_jobs)
         else:
             chunks = run_chunks(_sample_task, (reduced.reduced_weights, bias, routing, radius, dim,
                                            mode, eps, formats), n_draw, CHUNK, lseed,

@@ -7,6 +7,7 @@ target, bad devices give one-line InputErrors, and the float32 score bound of
 Tolerances: CPU and GPU estimates agree when ``|a - b| <= 4 sqrt(se_a^2 + se_b^2)``.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -420,6 +421,15 @@ def test_occupation_fixed_start_ou_cpu_gpu_agree():
     assert _agree_arrays(g.mean, g.stderr, c.mean, c.stderr), (g.mean, c.mean)
 
 
+def _same(a, b):
+    """Equal field by field, NaN equal to NaN (a result's fields: numbers, strings, tuples)."""
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a):
+        return bool(np.isnan(b))
+    return a == b
+
+
 def _audit_layer_set(M, D, k, routing="topk", seed=0):
     from types import SimpleNamespace
 
@@ -454,8 +464,9 @@ def test_audit_margins_and_flips_cpu_gpu_agree(monkeypatch, routing, inputs):
                                                                 fc.predicted_stderr), (fg, fc)
     assert np.all(np.isfinite(g.margin_quantiles))
     monkeypatch.setattr(gpu_audit, "BLOCK", 32)  # another launch shape, two workers
+    # DeepSeek-V3: the host's statistics of the GPU's logits run over n_jobs threads
     h = audit_layers(layers, n_samples=2_000_000, seed=3, device="cuda", devices=[0, 0],
-                     **kw).layers[0]
+                     n_jobs=2, **kw).layers[0]
     assert np.array_equal(g.margin_fraction, h.margin_fraction)
     assert np.array_equal(g.margin_quantiles, h.margin_quantiles)
     assert [f.n_flips for f in g.flips] == [f.n_flips for f in h.flips]
@@ -482,7 +493,9 @@ def test_audit_whole_router_mode_with_device_cuda(routing):
     fg, fc = g.flip("bf16"), c.flip("bf16")
     assert fg.n_flips > 20
     assert abs(fg.measured - fc.measured) <= 4 * np.hypot(fg.stderr, fc.stderr), (fg, fc)
-    assert g.flip("bf16-router") == c.flip("bf16-router")
+    # field by field, NaN equal to NaN: DeepSeek-V3's whole-router row has no prediction
+    gr, cr = dataclasses.astuple(g.flip("bf16-router")), dataclasses.astuple(c.flip("bf16-router"))
+    assert _same(gr, cr), (gr, cr)
     assert g.flip("bf16-router").n_flips > 0
 
 
