@@ -94,9 +94,32 @@ def hit_exponent_draw(deltas, n, predicted):
         q = wedge_hit_profile(1.0, theta / 2, theta, deltas)
         probs = np.diff(np.concatenate([[0.0], q, [1.0]]))
         counts = np.cumsum(rng.multinomial(n, probs, size=int(size))[:, :-1], axis=1)
-        return np.array([nested_slope(deltas, c, n)[0] for c in counts])
+        return nested_slopes(deltas, counts, n)
 
     return draw
+
+
+def nested_slopes(deltas, counts, n):
+    """``nested_slope(deltas, c, n)[0]`` for every row ``c`` of ``counts`` (size, n_deltas), in
+    one batch (the exponent row's power: 10^4 fits per detection rate).
+
+    Bit for bit the single fit's slope: the weighted normal equations of
+    :func:`discosim._core.fitting.loglog_fit` with the same operations on the same operands,
+    stacked (the inverses are LAPACK's per matrix, the products BLAS's per matrix); a test
+    compares it with :func:`nested_slope` row by row.
+    """
+    deltas = np.asarray(deltas, dtype=float)
+    q = np.asarray(counts, dtype=float) / n
+    out = np.full(q.shape[0], np.nan)
+    ok = np.all((q > 0) & (q < 1), axis=1)
+    q = q[ok]
+    se = np.sqrt(q * (1 - q) / n)
+    lx, ly = np.log(deltas), np.log(q)
+    w = (q / se) ** 2
+    X = np.vstack([np.ones_like(lx), lx]).T
+    cov = np.linalg.inv(X.T @ (X * w[:, :, None]))
+    out[ok] = (cov @ (X.T @ (w * ly)[:, :, None]))[:, 1, 0]
+    return out
 
 
 def hit_exponent_resolution(deltas, n, predicted, band):
