@@ -242,11 +242,14 @@ def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
     def draw(rng, d, size):
         f = base * us ** d
         r = rel * np.sqrt(base / f)  # the fraction's error is ~ sqrt(f / n)
-        out = np.empty(int(size))
-        for i in range(out.size):
-            y = f * (1 + r * rng.standard_normal(us.size))
-            out[i] = linear_fit(X, np.log(np.abs(y)), row_scale=np.abs(y) / (r * f)).slope
-        return out
+        # linear_fit's row_scale route (lstsq of the whitened problem) with the same operands,
+        # the elementwise steps done for all draws at once: only lstsq stays per draw (numpy's
+        # is not stacked); the normals are the stream of `size` draws of us.size
+        y = f * (1 + r * rng.standard_normal((int(size), us.size)))
+        scale = np.abs(y) / (r * f)
+        b = np.log(np.abs(y)) * scale
+        return np.array([np.linalg.lstsq(X * s[:, None], bi, rcond=None)[0][1]
+                         for s, bi in zip(scale, b)])
 
     return close_to("occupation", S6, quantity, predicted, fit.slope, fit.slope_stderr,
                     relative=False, draw=draw, u=us.tolist(), overlap_fraction=frac.tolist(),
