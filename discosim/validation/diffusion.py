@@ -107,6 +107,29 @@ def nested_slopes(deltas, counts, n):
     :func:`discosim._core.fitting.loglog_fit` with the same operations on the same operands,
     stacked (the inverses are LAPACK's per matrix, the products BLAS's per matrix); a test
     compares it with :func:`nested_slope` row by row.
+
+    Parameters
+    ----------
+    deltas : array_like, shape (n_deltas,)
+        The distances delta (> 0).
+    counts : array_like, shape (size, n_deltas)
+        Nested hit counts per row, nondecreasing in delta.
+    n : int
+        Paths behind each row.
+
+    Returns
+    -------
+    ndarray, shape (size,)
+        The fitted slope of each row; NaN where a proportion is 0 or 1 (no log-log fit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from discosim.validation.diffusion import nested_slope, nested_slopes
+    >>> counts = np.array([[10, 40, 90], [0, 40, 90]])
+    >>> s = nested_slopes([0.01, 0.1, 1.0], counts, 100)
+    >>> bool(s[0] == nested_slope([0.01, 0.1, 1.0], counts[0], 100)[0]), bool(np.isnan(s[1]))
+    (True, True)
     """
     deltas = np.asarray(deltas, dtype=float)
     q = np.asarray(counts, dtype=float) / n

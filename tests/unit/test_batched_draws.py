@@ -31,7 +31,7 @@ def _overhead_data(n=8_000_000, seed=0):
 
 
 def test_remainder_slopes_equal_remainder_fit_per_draw():
-    rng, etas, mean, se, cov = _overhead_data()
+    rng, etas, mean, _, cov = _overhead_data()
     rem = mean - 18.0 * etas
     chol = np.linalg.cholesky(cov)
     rems = rem * np.exp(rng.normal(0, 0.3, (400, 1)) * np.log(etas / 0.02)) \
