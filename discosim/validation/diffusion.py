@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from discosim import cases
-from discosim._core.fitting import linear_fit, loglog_fit
+from discosim._core.fitting import linear_fit, loglog_fit, weighted_coefs, whitened_coefs
 from discosim.model.inputs import start_point
 from discosim.model.router import Router
 from discosim.model.selection import tie_straddles_cut
@@ -140,8 +140,7 @@ def nested_slopes(deltas, counts, n):
     lx, ly = np.log(deltas), np.log(q)
     w = (q / se) ** 2
     X = np.vstack([np.ones_like(lx), lx]).T
-    cov = np.linalg.inv(X.T @ (X * w[:, :, None]))
-    out[ok] = (cov @ (X.T @ (w * ly)[:, :, None]))[:, 1, 0]
+    out[ok] = weighted_coefs(X, ly, w)[:, 1]
     return out
 
 
@@ -265,14 +264,10 @@ def judge_overlap_exponent(quantity, us, frac, se, predicted=1.0, **data):
     def draw(rng, d, size):
         f = base * us ** d
         r = rel * np.sqrt(base / f)  # the fraction's error is ~ sqrt(f / n)
-        # linear_fit's row_scale route (lstsq of the whitened problem) with the same operands,
-        # the elementwise steps done for all draws at once: only lstsq stays per draw (numpy's
-        # is not stacked); the normals are the stream of `size` draws of us.size
+        # linear_fit's row_scale route for all draws at once; the normals are the stream of
+        # `size` draws of us.size
         y = f * (1 + r * rng.standard_normal((int(size), us.size)))
-        scale = np.abs(y) / (r * f)
-        b = np.log(np.abs(y)) * scale
-        return np.array([np.linalg.lstsq(X * s[:, None], bi, rcond=None)[0][1]
-                         for s, bi in zip(scale, b)])
+        return whitened_coefs(X, np.log(np.abs(y)), np.abs(y) / (r * f))[:, 1]
 
     return close_to("occupation", S6, quantity, predicted, fit.slope, fit.slope_stderr,
                     relative=False, draw=draw, u=us.tolist(), overlap_fraction=frac.tolist(),

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from discosim._core.fitting import linear_fit, row_slopes
+from discosim._core.fitting import gls_coefs, linear_fit, row_slopes
 from discosim.volumes.constants import slice_constants
 from discosim.cases import smoothing_router
 from discosim.validation.rules import ClaimOutput, Z_VERDICT, _phi_tail, claim, close_to, curve, figure, points, vline
@@ -189,9 +189,8 @@ def _leading_draws(etas, se, base, rel, rng, size):
     v = np.asarray(se, dtype=float) ** 2
     cov = np.minimum.outer(v, v) / np.outer(etas, etas)
     X = np.vstack([etas ** j for j in range(LEAD_DEGREE + 1)]).T
-    xc = X.T @ np.linalg.inv(cov)  # the fit computes it twice, with the same result
-    y = (base + noise) / etas
-    coef = np.linalg.solve(xc @ X, xc @ y[:, :, None])[:, :, 0]
+    # the fit forms X^T C^-1 twice, with the same result as once
+    coef = gls_coefs(X, (base + noise) / etas, cov)
     return coef[:, 0] + rel * z[:, -1]
 
 
@@ -218,10 +217,9 @@ def _remainder_slopes(etas, rems, keep, cov, reweight=3):
         y = np.log(r)
         for _ in range(1 + reweight):
             # np.outer(r, r) is this product; X.T @ cinv enters A and the right side alike
-            xc = X.T @ np.linalg.inv(ck / (r[:, :, None] * r[:, None, :]))
-            coef = np.linalg.solve(xc @ X, xc @ y[:, :, None])
-            r = np.exp(X @ coef)[:, :, 0]
-        out[idx] = coef[:, 1, 0]
+            coef = gls_coefs(X, y, ck / (r[:, :, None] * r[:, None, :]))
+            r = np.exp(X @ coef[:, :, None])[:, :, 0]
+        out[idx] = coef[:, 1]
     return out
 
 
