@@ -1,7 +1,7 @@
 """Reading the routers of real MoE checkpoints (THEORY §9, issue 10).
 
 ``open_checkpoint(path)`` finds every router of a safetensors checkpoint (sharded with an index,
-or a single file), its family (the 26 of :data:`FAMILIES`, each read from its modeling code; an
+or a single file), its family (the 27 of :data:`FAMILIES`, each read from its modeling code; an
 unknown ``model_type`` is refused, a family guessed from tensor names is labelled so, or the user's
 own key pattern), k, groups, score function and the norm's eps from config.json, and folds the
 norm in front of each router into its weight. Tensors are read lazily, one layer at a time, and

@@ -104,6 +104,16 @@ Checked against the Hugging Face ``transformers`` modeling code (src/transformer
   n_routed_experts x hidden, ``mlp.gate.e_score_correction_bias``, sigmoid, groups, top-2 sums)
   behind ``post_attention_layernorm`` (RMSNorm); the MTP layers ``model.layers.{num_hidden_layers}``
   and up are dropped.
+* glm4v_moe (GLM-4.5V's text model; modeling_glm4v_moe.py: ``Glm4vMoeTextTopkRouter``,
+  ``Glm4vMoeTextMoE``, ``Glm4vMoeTextDecoderLayer``, ``Glm4vMoeTextRMSNorm``; configuration
+  ``Glm4vMoeTextConfig``): GLM-4-MoE's router (``mlp.gate.weight`` n_routed_experts x hidden,
+  ``mlp.gate.e_score_correction_bias``, sigmoid, ``n_group``/``topk_group`` top-2 sums, dropped
+  groups filled with -inf) behind ``post_attention_layernorm`` (``w x̂`` RMSNorm, ``rms_norm_eps``,
+  default 1e-5); MoE where ``layer_idx >= first_k_dense_replace``. ``Glm4vMoeModel`` keeps the
+  text model at ``model.language_model.layers`` and transformers renames no other prefix to it, so
+  only that layout is read (another is refused); fields in ``text_config``. Layers
+  ``>= num_hidden_layers`` (an MTP layer) are never built, so they are dropped. A bare
+  ``glm4v_moe_text`` config is not matched: its layout was not checked.
 * minimax (MiniMax-Text-01; modular_minimax.py, ``MiniMaxSparseMoeBlock(MixtralSparseMoeBlock)``,
   ``MiniMaxDecoderLayer``): Mixtral's router (softmax top-k of ``block_sparse_moe.gate``) applied to
   ``post_attention_layernorm`` of the (alpha/beta-scaled) residual stream.
@@ -227,6 +237,8 @@ class Family:
 _PFX = r"(?P<prefix>model\.language_model\.|language_model\.model\.|model\.)layers\.(?P<layer>\d+)\."
 _MOE = r"(?P<blk>block_sparse_moe\.|mlp\.)"   # Mixtral-style blocks: released and transformers 5
 _MLP = r"(?P<blk>mlp\.)"
+# The text model of a wrapper whose modeling code reads no other layout (GLM-4.5V)
+_LM_PFX = r"(?P<prefix>model\.language_model\.)layers\.(?P<layer>\d+)\."
 _POST = "{prefix}layers.{layer}.post_attention_layernorm"
 _V3_BIAS = ("{prefix}layers.{layer}.{blk}gate.e_score_correction_bias",
             "{prefix}layers.{layer}.{blk}e_score_correction_bias")
@@ -338,6 +350,12 @@ _TABLE = (
            score_func="sigmoid", expert_fields=("n_routed_experts",), selection_bias=_V3_BIAS,
            tell="selection_bias", layer_limit_field="num_hidden_layers", eps_default=1e-5,
            source=_TF + "glm4_moe/modeling_glm4_moe.py (Glm4MoeTopkRouter)"),
+    Family("glm4v_moe", ("glm4v_moe",), ("Glm4vMoeForConditionalGeneration",),
+           _LM_PFX + _MLP + r"gate\.weight", _POST, "rmsnorm", routing="deepseek_v3",
+           score_func="sigmoid", expert_fields=("n_routed_experts",), selection_bias=_V3_BIAS[:1],
+           tell="selection_bias", layer_limit_field="num_hidden_layers", eps_default=1e-5,
+           source=_TF + "glm4v_moe/modeling_glm4v_moe.py (Glm4vMoeTextTopkRouter, "
+                        "Glm4vMoeTextDecoderLayer)"),
     Family("minimax", ("minimax",), ("MiniMaxForCausalLM",),
            _PFX + _MOE + r"gate\.weight", _POST, "rmsnorm", eps_default=1e-5,
            source=_TF + "minimax/modular_minimax.py (MiniMaxDecoderLayer)"),

@@ -7,7 +7,7 @@ that the README matches). Decoder router keys may also start with ``model.langua
 """
 
 from discosim._core.errors import InputError
-from discosim.checkpoints.families import _MLP, _MOE, _PFX, FAMILIES
+from discosim.checkpoints.families import _LM_PFX, _MLP, _MOE, _PFX, FAMILIES
 
 __all__ = ["family_table_rows", "family_table_markdown", "update_readme", "FAMILY_TABLE_MARKERS"]
 
@@ -16,7 +16,7 @@ _NORM_TEXT = {"rmsnorm": "RMSNorm w·x̂", "rmsnorm_1p": "RMSNorm (1+w)·x̂", "
 
 
 # families whose config may name groups (n_group / topk_group), scored by their top-2 sum
-_TOP2_GROUPS = ("deepseek_v3", "exaone_moe", "glm4_moe")
+_TOP2_GROUPS = ("deepseek_v3", "exaone_moe", "glm4_moe", "glm4v_moe")
 
 
 def _selection_text(fam):
@@ -30,7 +30,8 @@ def _selection_text(fam):
     return text
 
 
-_KEY_TEXT = ((_PFX, "model.layers.{i}."), (_MOE, "{block_sparse_moe,mlp}."), (_MLP, "mlp."),
+_KEY_TEXT = ((_PFX, "model.layers.{i}."), (_LM_PFX, "model.language_model.layers.{i}."),
+             (_MOE, "{block_sparse_moe,mlp}."), (_MLP, "mlp."),
              (r"(?P<blk>block_sparse_moe\.)", "block_sparse_moe."),
              (r"(?P<stack>encoder|decoder)", "{encoder,decoder}"), (r"(?P<layer>\d+)", "{i}"),
              (r"(?P<sub>\d+)", "{j}"), ("\\.", "."))

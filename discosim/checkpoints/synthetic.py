@@ -39,7 +39,7 @@ FAMILY_NAMES = ("mixtral", "arctic", "phimoe", "olmoe", "qwen2_moe", "qwen3_moe"
                 "dbrx", "jamba", "granite_moe", "gpt_oss", "switch", "deepseek_v2", "llama4",
                 "cohere2_moe", "jetmoe", "hunyuan_v1_moe", "qwen3_next", "qwen3_5_moe",
                 "qwen3_vl_moe", "minimax_m2", "exaone_moe", "ernie4_5_moe", "flex_olmo",
-                "glm4_moe", "minimax")
+                "glm4_moe", "glm4v_moe", "minimax")
 DTYPE_CODES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
 _BITS = {"bfloat16": 8, "float16": 11, "float32": 24, "float64": 53}
 _ITEMSIZE = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8}
@@ -192,9 +192,14 @@ NEW_FAMILIES = {
     "flex_olmo": dict(block="mlp.", router="gate.weight", norm=None),
     "glm4_moe": dict(block="mlp.", router="gate.weight", dense_first=1, mtp="layer",
                      selbias=("gate.e_score_correction_bias", "vector")),
+    # GLM-4.5V: GLM-4-MoE's layer under the wrapper's text model; a layer past
+    # num_hidden_layers stands for an MTP layer, which Glm4vMoeTextModel never builds
+    "glm4v_moe": dict(prefix="model.language_model.", block="mlp.", router="gate.weight",
+                      dense_first=1, mtp="layer",
+                      selbias=("gate.e_score_correction_bias", "vector")),
     "minimax": dict(block="block_sparse_moe.", router="gate.weight"),
 }
-GROUPED = ("deepseek_v3", "deepseek_v2", "exaone_moe", "glm4_moe")
+GROUPED = ("deepseek_v3", "deepseek_v2", "exaone_moe", "glm4_moe", "glm4v_moe")
 
 
 def _new_layout(family, n_layers, M, D, F):
@@ -241,7 +246,7 @@ def _new_layout(family, n_layers, M, D, F):
         if family in ("qwen3_next", "qwen3_5_moe"):
             plan += [(p + blk + "shared_expert_gate.weight", "w", (1, D)),
                      (p + blk + "shared_expert.gate_proj.weight", "w", (F, D))]
-        if family in ("deepseek_v2", "exaone_moe", "ernie4_5_moe", "glm4_moe"):
+        if family in ("deepseek_v2", "exaone_moe", "ernie4_5_moe", "glm4_moe", "glm4v_moe"):
             plan.append((p + blk + "shared_experts.gate_proj.weight", "w", (F, D)))
         if family == "llama4":
             plan += [(p + blk + "experts.gate_up_proj", "w", (M, D, 2 * F)),
@@ -277,7 +282,8 @@ def _new_config(family, M, D, k, n_group, topk_group, total):
             "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration",
             "minimax_m2": "MiniMaxM2ForCausalLM", "exaone_moe": "ExaoneMoeForCausalLM",
             "ernie4_5_moe": "Ernie4_5_MoeForCausalLM", "flex_olmo": "FlexOlmoForCausalLM",
-            "glm4_moe": "Glm4MoeForCausalLM", "minimax": "MiniMaxForCausalLM"}[family]
+            "glm4_moe": "Glm4MoeForCausalLM", "minimax": "MiniMaxForCausalLM",
+            "glm4v_moe": "Glm4vMoeForConditionalGeneration"}[family]
     if family == "deepseek_v2":
         cfg = {**dec, "n_routed_experts": M, "n_shared_experts": 2, "first_k_dense_replace": 1,
                "topk_method": "group_limited_greedy" if n_group and n_group > 1 else "greedy",
@@ -321,6 +327,14 @@ def _new_config(family, M, D, k, n_group, topk_group, total):
         del cfg["num_experts_per_tok"]
     elif family == "flex_olmo":
         cfg = {**dec, "num_experts": M, "norm_topk_prob": False}
+    elif family == "glm4v_moe":
+        # Glm4vMoeConfig: every text field under text_config (model_type glm4v_moe_text)
+        text = {**dec, "model_type": "glm4v_moe_text", "n_routed_experts": M, "n_group": n_group,
+                "topk_group": topk_group, "first_k_dense_replace": 1, "n_shared_experts": 1,
+                "routed_scaling_factor": 1.0, "norm_topk_prob": True}
+        return {"model_type": family, "architectures": [arch], "text_config": text,
+                "vision_config": {"model_type": "glm4v_moe_vision", "hidden_size": 48,
+                                  "depth": 1}}
     elif family == "glm4_moe":
         cfg = {**dec, "n_routed_experts": M, "n_group": n_group, "topk_group": topk_group,
                "first_k_dense_replace": 1, "n_shared_experts": 1, "num_nextn_predict_layers": 1,
