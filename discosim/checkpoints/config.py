@@ -182,12 +182,19 @@ def resolve_settings(config, family, M, *, k=None, n_group=None, topk_group=None
             raise InputError(f"k must be in [1, {M - 1}] for routers of {M} experts, got {k}")
         return RoutingSettings(k=k, routing=routing, score_func=score_func)
 
+    # a field config.json lacks takes the config class's default where the family records it
+    # (Glm4vMoeTextConfig: topk_group 1, not "every group")
+    defaults = family.group_defaults if family is not None else None
     if n_group is None:
         n_group = lookup_int(config, ("n_group",), "n_group")[1]
+        if n_group is None and defaults is not None:
+            n_group = defaults[0]
     else:
         n_group = _as_int("n_group", n_group, "argument")
     if topk_group is None:
         topk_group = lookup_int(config, ("topk_group",), "topk_group")[1]
+        if topk_group is None and defaults is not None:
+            topk_group = defaults[1]
     else:
         topk_group = _as_int("topk_group", topk_group, "argument")
     n_group = 1 if n_group is None else n_group

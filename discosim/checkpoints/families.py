@@ -108,8 +108,9 @@ Checked against the Hugging Face ``transformers`` modeling code (src/transformer
   ``Glm4vMoeTextMoE``, ``Glm4vMoeTextDecoderLayer``, ``Glm4vMoeTextRMSNorm``; configuration
   ``Glm4vMoeTextConfig``): GLM-4-MoE's router (``mlp.gate.weight`` n_routed_experts x hidden,
   ``mlp.gate.e_score_correction_bias``, sigmoid, ``n_group``/``topk_group`` top-2 sums, dropped
-  groups filled with -inf) behind ``post_attention_layernorm`` (``w x̂`` RMSNorm, ``rms_norm_eps``,
-  default 1e-5); MoE where ``layer_idx >= first_k_dense_replace``. ``Glm4vMoeModel`` keeps the
+  groups filled with -inf; ``Glm4vMoeTextConfig`` defaults n_group = topk_group = 1, so an n_group
+  without topk_group keeps one group) behind ``post_attention_layernorm`` (``w x̂`` RMSNorm,
+  ``rms_norm_eps``, default 1e-5); MoE where ``layer_idx >= first_k_dense_replace``. ``Glm4vMoeModel`` keeps the
   text model at ``model.language_model.layers`` and transformers renames no other prefix to it, so
   only that layout is read (another is refused); fields in ``text_config``. Layers
   ``>= num_hidden_layers`` (an MTP layer) are never built, so they are dropped. A bare
@@ -179,6 +180,9 @@ class Family:
         there is no config: 'selection_bias' or 'norm_bias'.
     layer_limit_field : str or None
         Config field; router layers with index >= its value are dropped (MTP layers).
+    group_defaults : tuple of int or None
+        ``(n_group, topk_group)`` that the family's config class uses when config.json lacks the
+        field; None: n_group 1 and topk_group = n_group (every group kept).
     source : str
         The modeling file the description was checked against.
     """
@@ -201,6 +205,7 @@ class Family:
     selection_bias: tuple = ()
     tell: str = None
     layer_limit_field: str = None
+    group_defaults: tuple = None
     source: str = ""
 
     @property
@@ -354,6 +359,7 @@ _TABLE = (
            _LM_PFX + _MLP + r"gate\.weight", _POST, "rmsnorm", routing="deepseek_v3",
            score_func="sigmoid", expert_fields=("n_routed_experts",), selection_bias=_V3_BIAS[:1],
            tell="selection_bias", layer_limit_field="num_hidden_layers", eps_default=1e-5,
+           group_defaults=(1, 1),
            source=_TF + "glm4v_moe/modeling_glm4v_moe.py (Glm4vMoeTextTopkRouter, "
                         "Glm4vMoeTextDecoderLayer)"),
     Family("minimax", ("minimax",), ("MiniMaxForCausalLM",),

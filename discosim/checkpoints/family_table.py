@@ -107,8 +107,9 @@ def family_table_markdown():
     lines += ["| " + " | ".join(cell(r[c]) if c != "router key" else f"`{cell(r[c])}`"
                                 for c in cols) + " |" for r in rows]
     lines.append("")
-    lines.append("Decoder keys may also start with `model.language_model.` or "
-                 "`language_model.model.` (multimodal wrappers' text models); Mixtral-style blocks "
+    lines.append("Decoder keys shown as `model.layers.{i}.` may also start with "
+                 "`model.language_model.` or `language_model.model.` (multimodal wrappers' text "
+                 "models); Mixtral-style blocks "
                  "are `block_sparse_moe.` in released checkpoints and `mlp.` in transformers 5.")
     return "\n".join(lines) + "\n"
 

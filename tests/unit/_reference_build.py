@@ -366,6 +366,75 @@ def case_glm4_moe(c):
     return cfg
 
 
+def _glm4v_moe(c, *, n=4, M=16, k=4, text_fields=None):
+    """GLM-4.5V as convert_glm4v_moe_mgt_weights_to_hf.py writes it:
+    Glm4vMoeForConditionalGeneration with the text model under ``model.language_model.`` (the
+    first layers dense, their MLP at ``mlp.gate_proj``;
+    sparse layers with ``mlp.gate.weight``, the fp32 ``mlp.gate.e_score_correction_bias``,
+    per-expert and shared-expert MLPs), the vision tower under ``model.visual.`` (its own
+    ``mlp.gate_proj``, ``norm1``/``norm2``) and, past num_hidden_layers, a GLM-4.5-style MTP layer
+    that Glm4vMoeTextModel never builds. Text fields under ``text_config``."""
+    text = {"model_type": "glm4v_moe_text", "hidden_size": D, "intermediate_size": F,
+            "moe_intermediate_size": F, "num_hidden_layers": n, "num_attention_heads": 4,
+            "num_key_value_heads": 1, "n_routed_experts": M, "n_shared_experts": 1,
+            "num_experts_per_tok": k, "norm_topk_prob": True, "rms_norm_eps": 1e-5,
+            "vocab_size": 32, "partial_rotary_factor": 0.5, "attention_bias": True,
+            "torch_dtype": "bfloat16"}
+    text.update(text_fields or {})
+    cfg = {"architectures": ["Glm4vMoeForConditionalGeneration"], "model_type": "glm4v_moe",
+           "text_config": text,
+           "vision_config": {"hidden_size": 16, "depth": 1, "num_heads": 2,
+                             "intermediate_size": F, "out_hidden_size": D},
+           "image_token_id": 151363, "video_token_id": 151364}
+    first = text.get("first_k_dense_replace", 1)
+    _embed(c, "model.language_model.")
+    for i in range(n + 1):
+        p = f"model.language_model.layers.{i}."
+        _attn(c, p)
+        c.gamma(p + "post_attention_layernorm.weight")
+        if i < first:
+            _dense_mlp(c, p)
+            continue
+        c.w(p + "mlp.gate.weight", (M, D))
+        c.add(p + "mlp.gate.e_score_correction_bias", c.rng.normal(0, 0.05, M), "float32")
+        _experts(c, p + "mlp.", M, "proj")
+        _dense_mlp(c, p, "mlp.shared_experts.")
+        if i == n:
+            c.gamma(p + "enorm.weight")
+            c.gamma(p + "hnorm.weight")
+            c.w(p + "eh_proj.weight", (D, 2 * D))
+    v = "model.visual.blocks.0."
+    c.gamma(v + "norm1.weight", 16)
+    c.gamma(v + "norm2.weight", 16)
+    c.w(v + "attn.qkv.weight", (48, 16))
+    for name, shape in (("gate_proj", (F, 16)), ("up_proj", (F, 16)), ("down_proj", (16, F))):
+        c.w(v + "mlp." + name + ".weight", shape)
+    c.w("model.visual.merger.gate_proj.weight", (F, D))
+    return cfg
+
+
+def case_glm4v_moe(c):
+    """Group-limited routing (n_group 4, topk_group 2) and a second dense layer
+    (first_k_dense_replace 2): both read from text_config."""
+    return _glm4v_moe(c, n=5, text_fields={"n_group": 4, "topk_group": 2,
+                                           "first_k_dense_replace": 2,
+                                           "routed_scaling_factor": 1.0})
+
+
+def case_glm4v_moe_converter_config(c):
+    """The text fields convert_glm4v_moe_mgt_weights_to_hf.py writes: n_group (1) but neither
+    topk_group nor first_k_dense_replace nor routed_scaling_factor (Glm4vMoeTextConfig's
+    defaults 1, 1, 1.0 apply)."""
+    return _glm4v_moe(c, n=4, text_fields={"n_group": 1})
+
+
+def case_glm4v_moe_default_topk_group(c):
+    """n_group 4 without topk_group: Glm4vMoeTextConfig's default topk_group = 1 keeps one group
+    (k = 2 of its 4 experts: with k = 4 the older 0.0 fill would disagree on a fifth of the rows,
+    which the reference counts as ties)."""
+    return _glm4v_moe(c, n=3, k=2, text_fields={"n_group": 4})
+
+
 def case_exaone_moe(c):
     cfg = _deepseek_like(c, "exaone_moe", "ExaoneMoEForCausalLM", M=16, k=4, n_group=1,
                          topk_group=1, first=1, eps=1e-5, mtp=False, bias="block")
@@ -703,6 +772,9 @@ CASES = {
     "glm4_moe": ("glm4_moe", case_glm4_moe),
     "minimax": ("minimax", case_minimax),
     "qwen3_vl_moe": ("qwen3_vl_moe", case_qwen3_vl_moe),
+    "glm4v_moe": ("glm4v_moe", case_glm4v_moe),
+    "glm4v_moe_converter_config": ("glm4v_moe", case_glm4v_moe_converter_config),
+    "glm4v_moe_default_topk_group": ("glm4v_moe", case_glm4v_moe_default_topk_group),
 }
 
 

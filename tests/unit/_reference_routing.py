@@ -70,6 +70,13 @@ GitHub snapshots of huggingface/transformers, late 2025 / 2026 main):
 * flex_olmo: flex_olmo/modular_flex_olmo.py: FlexOlmoDecoderLayer (post-norm, no input_layernorm)
 * glm4_moe: glm4_moe/modeling_glm4_moe.py: Glm4MoeTopkRouter, Glm4MoeMoE (DeepSeek-V3's
   route_tokens_to_experts)
+* glm4v_moe: glm4v_moe/modeling_glm4v_moe.py (transformers 5.25): Glm4vMoeTextTopkRouter (its own
+  forward: sigmoid, bias, groups, masked_fill -inf), Glm4vMoeTextDecoderLayer
+  (first_k_dense_replace), Glm4vMoeTextModel (layers[:num_hidden_layers]), Glm4vMoeModel
+  (language_model); configuration_glm4v_moe.py: Glm4vMoeTextConfig defaults (rms_norm_eps 1e-5,
+  n_group 1, topk_group 1, first_k_dense_replace 1); convert_glm4v_moe_mgt_weights_to_hf.py for
+  the hub's tensor names (model.language_model.layers.{i}.mlp.gate.weight and
+  .mlp.gate.e_score_correction_bias)
 * minimax: minimax/modular_minimax.py: MiniMaxDecoderLayer.forward (post_attention_layernorm before
   the MoE block), MiniMaxSparseMoeBlock(MixtralSparseMoeBlock)
 
@@ -153,7 +160,8 @@ def near_tie(scores, k):
         return np.zeros(scores.shape[0], dtype=bool)
     s = -np.sort(-scores, axis=1)
     a, b = s[:, k - 1], s[:, k]
-    scale = np.maximum(np.abs(a), np.abs(b))
+    # a -inf (dropped group) below a finite k-th score is no tie: the scale is the finite one's
+    scale = np.maximum(np.abs(a), np.abs(np.where(np.isfinite(b), b, 0.0)))
     with np.errstate(invalid="ignore"):
         return ~((a - b) > TIE_RTOL * scale)
 
@@ -454,6 +462,28 @@ def _glm4_moe(keys, c):
     return _deepseek_v3(keys, c)
 
 
+def _glm4v_moe(keys, c):
+    """Glm4vMoeForConditionalGeneration -> Glm4vMoeModel.language_model = Glm4vMoeTextModel, whose
+    ``layers`` are ``Glm4vMoeTextDecoderLayer(config.text_config, i)`` for i < num_hidden_layers
+    (hub names ``model.language_model.layers.{i}.``; nothing at or past num_hidden_layers is built).
+    Layer i has ``mlp = Glm4vMoeTextMoE`` iff ``i >= first_k_dense_replace`` (default 1), else a
+    dense Glm4vMoeTextMLP. Its input is ``post_attention_layernorm(h)``, a Glm4vMoeTextRMSNorm
+    (``weight * h * rsqrt(mean(h^2) + rms_norm_eps)``, rms_norm_eps default 1e-5).
+    Glm4vMoeTextTopkRouter.forward: ``scores = sigmoid(F.linear(x, weight))``;
+    ``scores_for_choice = scores + e_score_correction_bias``; group score = sum of the top-2 of
+    each of ``n_group`` groups; ``topk_group`` groups kept; the other experts
+    ``masked_fill(-inf)``; ``topk(num_experts_per_tok)``. ``norm_topk_prob`` and
+    ``routed_scaling_factor`` scale the weights only. Defaults n_group = topk_group = 1."""
+    t = _text(c)
+    k, n = t["num_experts_per_tok"], t["num_hidden_layers"]
+    first = t.get("first_k_dense_replace", 1)
+    return _decoder(keys, t, n, lambda i: i >= first, ("mlp.gate.weight",),
+                    "post_attention_layernorm", "rms", t.get("rms_norm_eps", 1e-5),
+                    lambda w, b: _deepseek_v3_like(w, b, k, t.get("n_group", 1),
+                                                   t.get("topk_group", 1), fill=-np.inf),
+                    prefix="model.language_model.layers.", extra=(("e_score_correction_bias",),))
+
+
 def _exaone_moe(keys, c):
     """ExaoneMoeDecoderLayer (OlmoeDecoderLayer, pre-norm): ``ExaoneMoeSparseMoEBlock`` where
     ``mlp_layer_types[i] == 'sparse'`` (default: dense below ``first_k_dense_replace``);
@@ -689,7 +719,7 @@ _BUILDERS = {
     "jetmoe": _jetmoe, "hunyuan_v1_moe": _hunyuan_v1_moe, "qwen3_next": _qwen3_next,
     "qwen3_5_moe": _qwen3_5_moe, "minimax_m2": _minimax_m2, "exaone_moe": _exaone_moe,
     "ernie4_5_moe": _ernie4_5_moe, "flex_olmo": _flex_olmo, "glm4_moe": _glm4_moe,
-    "minimax": _minimax, "qwen3_vl_moe": _qwen3_vl_moe,
+    "minimax": _minimax, "qwen3_vl_moe": _qwen3_vl_moe, "glm4v_moe": _glm4v_moe,
 }
 
 FAMILIES = tuple(_BUILDERS)

@@ -23,7 +23,7 @@ from discosim.model.selection import Routing
 
 NEW = ("deepseek_v2", "llama4", "cohere2_moe", "jetmoe", "hunyuan_v1_moe", "qwen3_next",
        "qwen3_5_moe", "qwen3_vl_moe", "minimax_m2", "exaone_moe", "ernie4_5_moe", "flex_olmo",
-       "glm4_moe", "minimax")
+       "glm4_moe", "glm4v_moe", "minimax")
 LM = "model.language_model.layers."
 # family: (first router, its norm or None, norm form, eps, routing, score, selection bias or None,
 # n_group) for make_checkpoint's defaults (2 routers, M = 8, D = 32, k = 2, groups 4 keep 2)
@@ -66,6 +66,9 @@ EXPECT = {
     "glm4_moe": ("model.layers.1.mlp.gate.weight",
                  "model.layers.1.post_attention_layernorm.weight", "rmsnorm", 1e-5, "deepseek_v3",
                  "sigmoid", "model.layers.1.mlp.gate.e_score_correction_bias", 4),
+    # GLM-4.5V: layer 0 dense (first_k_dense_replace 1), fields under text_config
+    "glm4v_moe": (LM + "1.mlp.gate.weight", LM + "1.post_attention_layernorm.weight", "rmsnorm",
+                  1e-5, "deepseek_v3", "sigmoid", LM + "1.mlp.gate.e_score_correction_bias", 4),
     "minimax": ("model.layers.0.block_sparse_moe.gate.weight",
                 "model.layers.0.post_attention_layernorm.weight", "rmsnorm", 1e-5, "topk",
                 "softmax", None, None),
@@ -278,6 +281,32 @@ def test_glm4_moe_mtp_layer_dropped_and_multimodal_lookalikes_skipped(built):
         assert not any(n.startswith(("mtp", "model.visual")) for n in names)
     jet = open_checkpoint(built["jetmoe"][0]).layer_names
     assert not any("self_attention" in n for n in jet)  # MoA's router is not the MLP's
+
+
+def test_glm4v_moe_text_config_layout_and_mtp(tmp_path, built):
+    """GLM-4.5V: the MTP-like layer past text_config.num_hidden_layers is dropped, the vision
+    tower is skipped, topk_group defaults to Glm4vMoeTextConfig's 1 (not "every group"), and the
+    plain ``model.layers.`` layout, which Glm4vMoeForConditionalGeneration does not read, is
+    refused."""
+    path, truth = built["glm4v_moe"]
+    ckpt = open_checkpoint(path)
+    assert ckpt.layer_names == [LM + "1.mlp.gate.weight", LM + "2.mlp.gate.weight"]
+    assert LM + "3.mlp.gate.weight" in truth and any(n.startswith("model.visual") for n in truth)
+    assert (ckpt[0].n_group, ckpt[0].topk_group) == (4, 2)
+    text = json.load(open(os.path.join(path, "config.json")))["text_config"]
+    # n_group without topk_group: one group kept, as transformers' config class defaults it
+    one = make_checkpoint(tmp_path / "one", "glm4v_moe", config_overrides={
+        "text_config": {k: v for k, v in text.items() if k != "topk_group"}})
+    layer = open_checkpoint(one)[0]
+    assert (layer.n_group, layer.topk_group) == (4, 1)
+    # neither field: no groups (n_group 1)
+    none = make_checkpoint(tmp_path / "none", "glm4v_moe", config_overrides={
+        "text_config": {k: v for k, v in text.items() if k not in ("n_group", "topk_group")}})
+    assert open_checkpoint(none)[0].n_group is None
+    # the GLM-4-MoE layout under GLM-4.5V's config: not what the model loads, refused
+    plain = make_checkpoint(tmp_path / "plain", "glm4_moe",
+                            config_overrides={"model_type": "glm4v_moe"})
+    one_line_error(lambda: open_checkpoint(plain), "names a glm4v_moe model", "no tensor")
 
 
 # --------------------------------------------------------------------------- eps of --inputs

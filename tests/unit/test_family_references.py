@@ -38,7 +38,7 @@ _TODAY = ("mixtral", "arctic", "phimoe", "olmoe", "qwen2_moe", "qwen3_moe", "dee
 # families with an additive term after the norm (router bias, folded LayerNorm bias, selection
 # bias): the eps of the norm changes their selection, so the test can see a wrong eps
 _EPS_SENSITIVE = ("phimoe", "deepseek_v3", "gpt_oss", "minimax_m2", "exaone_moe", "ernie4_5_moe",
-                  "glm4_moe")
+                  "glm4_moe", "glm4v_moe")
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +222,76 @@ def test_select_matches_reference(built, case, record_property):
         got = np.asarray(layer.logits(h))
         assert got.shape == want.shape
         assert np.all(np.abs(got - want) <= bound), layer.name
+
+
+# Plausible misreadings of GLM-4.5V's modeling code, each planted on top of discosim's own reading
+# (the other parts right): the comparison must catch every one.
+def _glm4v_no_selection_bias(layer, h):
+    from dataclasses import replace
+    from discosim.model.selection import Routing
+    return Routing.of(replace(layer, selection_bias=None)).select(layer.logits(h))
+
+
+def _glm4v_every_group_kept(layer, h):
+    from dataclasses import replace
+    from discosim.model.selection import Routing
+    return Routing.of(replace(layer, n_group=None, topk_group=None)).select(layer.logits(h))
+
+
+def _glm4v_softmax_scores(layer, h):
+    from dataclasses import replace
+    from discosim.model.selection import Routing
+    return Routing.of(replace(layer, score_func="softmax")).select(layer.logits(h))
+
+
+def _glm4v_eps_1e_6(layer, h):
+    """Glm4vMoeTextRMSNorm's class default eps instead of the config's rms_norm_eps 1e-5."""
+    from discosim.model.selection import Routing
+    x = h / np.sqrt(np.mean(h * h, axis=1, keepdims=True) + 1e-6)
+    return Routing.of(layer).select(x @ layer.weight.T)
+
+
+_GLM4V_MISTAKES = {"no selection bias": _glm4v_no_selection_bias,
+                   "every group kept": _glm4v_every_group_kept,
+                   "softmax scores": _glm4v_softmax_scores,
+                   "eps 1e-6": _glm4v_eps_1e_6}
+
+
+@pytest.mark.parametrize("mistake", sorted(_GLM4V_MISTAKES))
+@pytest.mark.parametrize("case", ["glm4v_moe", "glm4v_moe_default_topk_group"])
+def test_glm4v_moe_planted_mistakes_are_caught(built, case, mistake):
+    """Power of the comparison for GLM-4.5V: every planted misreading selects other experts on
+    some non-tied row of every case, so test_select_matches_reference would fail on it."""
+    path, config, values = built(case)
+    ckpt = discosim.open_checkpoint(path)
+    h = hidden(2)
+    wrong = _GLM4V_MISTAKES[mistake]
+    with pytest.raises(AssertionError, match="non-tied rows select other experts"):
+        _compare(case, ckpt, values, config, h, lambda layer: wrong(layer, h))
+
+
+def test_glm4v_moe_planted_layout_mistakes_are_caught(built):
+    """Routers read from every ``mlp.gate.weight`` under the text model (the MTP-like layer past
+    num_hidden_layers kept), or the post_attention_layernorm weight left out of the gate: both
+    caught."""
+    from discosim.model.selection import Routing
+
+    case = "glm4v_moe_converter_config"   # n_group 1: a key_pattern's plain top-k may read it
+    path, config, values = built(case)
+    h = hidden(2)
+    assert len(discosim.open_checkpoint(path)) == config["text_config"]["num_hidden_layers"] - 1
+    every = discosim.open_checkpoint(
+        path, key_pattern=r"model\.language_model\.layers\.(?P<layer>\d+)\.mlp\.gate\.weight")
+    assert len(every) == config["text_config"]["num_hidden_layers"]
+    with pytest.raises(AssertionError, match="takes non-routers for routers"):
+        _compare(case, every, values, config, h, lambda layer: layer.select(h))
+    unfolded = discosim.open_checkpoint(path, fold_norm=False)
+
+    def rms_only(layer):
+        x = h / np.sqrt(np.mean(h * h, axis=1, keepdims=True) + 1e-5)
+        return Routing.of(layer).select(x @ layer.weight.T)
+    with pytest.raises(AssertionError, match="non-tied rows select other experts"):
+        _compare(case, unfolded, values, config, h, rms_only)
 
 
 def _today_select(layer, h):
