@@ -52,6 +52,20 @@ EXTRA = {
     "qwen3_5_moe_text": dict(layer_types=["full_attention", "full_attention"]),
     "jetmoe": dict(num_key_value_heads=4, kv_channels=16),
     "exaone_moe": dict(first_k_dense_replace=0, n_group=4, topk_group=2),
+    # GLM-4.5V's text model: one dense layer first, as released; mrope sections summing to the
+    # rotary half-width (head_dim 16 x partial_rotary_factor 0.5 / 2 = 4)
+    "glm4v_moe": dict(num_hidden_layers=3, first_k_dense_replace=1, n_group=4, topk_group=2,
+                      n_shared_experts=1, rms_norm_eps=1e-5,
+                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                       "mrope_section": [2, 1, 1], "partial_rotary_factor": 0.5}),
+}
+# multimodal wrappers: COMMON and EXTRA go to text_config, this to vision_config; the model is
+# the wrapper's image-text-to-text class (the hub checkpoint's layout, text model under
+# model.language_model)
+VISION = {
+    "glm4v_moe": dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=32,
+                      out_hidden_size=D, patch_size=2, spatial_merge_size=1,
+                      temporal_patch_size=1, image_size=8),
 }
 # every MoE model_type of transformers that routes tokens by a learned router (the families
 # issue 22 asks for); a type this transformers lacks is skipped, one discosim lacks fails
@@ -59,17 +73,24 @@ MODEL_TYPES = ("mixtral", "olmoe", "qwen2_moe", "qwen3_moe", "deepseek_v3", "dee
                "jamba", "granitemoe", "granitemoeshared", "gpt_oss", "switch_transformers",
                "phimoe", "llama4_text", "qwen3_next", "qwen3_5_moe_text", "glm4_moe", "minimax",
                "minimax_m2", "ernie4_5_moe", "hunyuan_v1_moe", "jetmoe", "flex_olmo",
-               "exaone_moe", "cohere2_moe")
+               "exaone_moe", "cohere2_moe", "glm4v_moe")
 
 
 def _config(model_type):
+    fields = {**COMMON, **EXTRA.get(model_type, {})}
     try:
-        return tf.AutoConfig.for_model(model_type, **{**COMMON, **EXTRA.get(model_type, {})})
+        if model_type in VISION:
+            return tf.AutoConfig.for_model(model_type, text_config=fields,
+                                           vision_config=VISION[model_type],
+                                           tie_word_embeddings=False)
+        return tf.AutoConfig.for_model(model_type, **fields)
     except (KeyError, ValueError):
         return None
 
 
 def _auto(config):
+    if config.model_type in VISION:
+        return tf.AutoModelForImageTextToText
     return (tf.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False)
             else tf.AutoModelForCausalLM)
 

@@ -194,6 +194,9 @@ def test_capture_writes_what_the_model_sees(tiny, tmp_path):
     """``capture`` stores each hook point's input, row for row as a forward pass sees it, and
     the audit reads the file."""
     model_type, path, model = tiny
+    if model_type == "glm4v_moe":
+        pytest.skip("discosim capture loads AutoModelForCausalLM, which has no glm4v_moe class "
+                    "(GLM-4.5V loads as image-text-to-text)")
     tok = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
     if not tok("w1 w2")["input_ids"]:
         pytest.skip(f"transformers {tf.__version__} loads its own tokenizer class for "
