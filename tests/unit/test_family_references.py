@@ -18,6 +18,7 @@ themselves against the routing discosim already had.
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ import _reference_build as B
 import _reference_routing as R
 import discosim
 from discosim.checkpoints.families import FAMILIES as DS_FAMILIES
+from discosim.model.selection import Routing
 
 N = 2000
 
@@ -227,26 +229,19 @@ def test_select_matches_reference(built, case, record_property):
 # Plausible misreadings of GLM-4.5V's modeling code, each planted on top of discosim's own reading
 # (the other parts right): the comparison must catch every one.
 def _glm4v_no_selection_bias(layer, h):
-    from dataclasses import replace
-    from discosim.model.selection import Routing
     return Routing.of(replace(layer, selection_bias=None)).select(layer.logits(h))
 
 
 def _glm4v_every_group_kept(layer, h):
-    from dataclasses import replace
-    from discosim.model.selection import Routing
     return Routing.of(replace(layer, n_group=None, topk_group=None)).select(layer.logits(h))
 
 
 def _glm4v_softmax_scores(layer, h):
-    from dataclasses import replace
-    from discosim.model.selection import Routing
     return Routing.of(replace(layer, score_func="softmax")).select(layer.logits(h))
 
 
 def _glm4v_eps_1e_6(layer, h):
     """Glm4vMoeTextRMSNorm's class default eps instead of the config's rms_norm_eps 1e-5."""
-    from discosim.model.selection import Routing
     x = h / np.sqrt(np.mean(h * h, axis=1, keepdims=True) + 1e-6)
     return Routing.of(layer).select(x @ layer.weight.T)
 
@@ -274,8 +269,6 @@ def test_glm4v_moe_planted_layout_mistakes_are_caught(built):
     """Routers read from every ``mlp.gate.weight`` under the text model (the MTP-like layer past
     num_hidden_layers kept), or the post_attention_layernorm weight left out of the gate: both
     caught."""
-    from discosim.model.selection import Routing
-
     case = "glm4v_moe_converter_config"   # n_group 1: a key_pattern's plain top-k may read it
     path, config, values = built(case)
     h = hidden(2)
