@@ -397,3 +397,13 @@ def test_readme_family_table_is_generated_from_the_registry():
         assert rows[name]["closed forms (§5) apply"] == (
             "yes" if fam.routing == "topk" else
             "greedy: yes; group_limited_greedy: no" if fam.routing == "deepseek_v2" else "no")
+
+
+@pytest.mark.parametrize("family", ["glm4_moe", "exaone_moe"])
+def test_missing_topk_group_takes_the_config_class_default(tmp_path, family):
+    """Glm4MoeConfig and ExaoneMoeConfig default topk_group to 1: a config.json with n_group 4
+    and no topk_group keeps one group in the model, not every group."""
+    path = make_checkpoint(tmp_path / family, family,
+                           config_overrides={"n_group": 4, "topk_group": None})
+    layer = open_checkpoint(path)[0]
+    assert (layer.n_group, layer.topk_group) == (4, 1)
