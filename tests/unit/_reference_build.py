@@ -327,25 +327,32 @@ def _deepseek_like(c, model_type, arch, *, n=4, M=16, k=4, n_group=4, topk_group
                 topk_method="noaux_tc", scoring_func="sigmoid", moe_layer_freq=1)
     cfg.update(extra_fields or {})
     _embed(c)
+    _deepseek_layers(c, "model.layers.", n, M, first, mtp,
+                     {"gate": "mlp.gate.e_score_correction_bias",
+                      "block": "mlp.e_score_correction_bias", None: None}[bias], bias_scale)
+    return cfg
+
+
+def _deepseek_layers(c, prefix, n, M, first, mtp, bias_name, bias_scale):
+    """Decoder layers ``prefix{i}.`` of the DeepSeek-V3 layout: the first ``first`` dense, the
+    others a router (``mlp.gate.weight``, the fp32 selection bias at ``bias_name`` unless None),
+    routed and shared experts; with ``mtp``, layer ``n`` a multi-token-prediction layer."""
     for i in range(n + (1 if mtp else 0)):
-        p = f"model.layers.{i}."
+        p = f"{prefix}{i}."
         _attn(c, p)
         c.gamma(p + "post_attention_layernorm.weight")
         if i < first:
             _dense_mlp(c, p)
             continue
         c.w(p + "mlp.gate.weight", (M, D))
-        if bias is not None:
-            name = p + ("mlp.gate.e_score_correction_bias" if bias == "gate"
-                        else "mlp.e_score_correction_bias")
-            c.add(name, c.rng.normal(0, bias_scale, M), "float32")
+        if bias_name is not None:
+            c.add(p + bias_name, c.rng.normal(0, bias_scale, M), "float32")
         _experts(c, p + "mlp.", M, "proj")
         _dense_mlp(c, p, "mlp.shared_experts.")
         if i == n:  # DeepSeek-V3 / GLM-4.5 multi-token-prediction layer
             c.gamma(p + "enorm.weight")
             c.gamma(p + "hnorm.weight")
             c.w(p + "eh_proj.weight", (D, 2 * D))
-    return cfg
 
 
 def case_deepseek_v3(c):
@@ -388,21 +395,8 @@ def _glm4v_moe(c, *, n=4, M=16, k=4, text_fields=None):
            "image_token_id": 151363, "video_token_id": 151364}
     first = text.get("first_k_dense_replace", 1)
     _embed(c, "model.language_model.")
-    for i in range(n + 1):
-        p = f"model.language_model.layers.{i}."
-        _attn(c, p)
-        c.gamma(p + "post_attention_layernorm.weight")
-        if i < first:
-            _dense_mlp(c, p)
-            continue
-        c.w(p + "mlp.gate.weight", (M, D))
-        c.add(p + "mlp.gate.e_score_correction_bias", c.rng.normal(0, 0.05, M), "float32")
-        _experts(c, p + "mlp.", M, "proj")
-        _dense_mlp(c, p, "mlp.shared_experts.")
-        if i == n:
-            c.gamma(p + "enorm.weight")
-            c.gamma(p + "hnorm.weight")
-            c.w(p + "eh_proj.weight", (D, 2 * D))
+    _deepseek_layers(c, "model.language_model.layers.", n, M, first, True,
+                     "mlp.gate.e_score_correction_bias", 0.05)
     v = "model.visual.blocks.0."
     c.gamma(v + "norm1.weight", 16)
     c.gamma(v + "norm2.weight", 16)
