@@ -107,27 +107,49 @@ def _summary(payload):
             f"{'quick' if payload['quick'] else 'full'} run{on}{part}, {payload['elapsed_s']:.1f} s)")
 
 
-def familywise_summary(folder):
+def familywise_summary(folder, payload=None):
     """One sentence quoting the seed study's measured family-wise rate from
-    ``folder/familywise/familywise.json`` (``studies/familywise.py``), or None without it."""
+    ``folder/familywise/familywise.json`` (``studies/familywise.py``), or None without it.
+
+    With ``payload`` (a validation table), None also where the study's rows are not this table's
+    (claim, place in the claim, sides): its rate was measured on another table and is not
+    quoted for this one.
+    """
     path = os.path.join(folder, "familywise", "familywise.json")
     if not os.path.isfile(path):
         return None
     try:
         doc = _read_json(path)
-        return doc["summary"]
+        summary = doc["summary"]
+        study = [(r["claim"], r["index"], r["sides"]) for r in doc["rows"]]
     except (InputError, KeyError, TypeError):
         raise InputError(f"{path} is not the seed study's output: rerun studies/familywise.py")
+    if payload is not None and study != _table_keys(payload):
+        return None
+    return summary
+
+
+def _table_keys(payload):
+    """(claim, index within the claim, sides) of each row, as the seed study keys its rows."""
+    seen, keys = {}, []
+    for r in payload["claims"]:
+        i = seen[r["claim"]] = seen.get(r["claim"], -1) + 1
+        keys.append((r["claim"], i, r.get("sides", 2)))
+    return keys
 
 
 def _header(payload, folder=None):
-    fw = familywise_summary(folder) if folder else None
+    fw = familywise_summary(folder, payload) if folder else None
+    stale = (folder is not None and fw is None
+             and os.path.isfile(os.path.join(folder, "familywise", "familywise.json")))
     return (f"{_summary(payload)}. "
             f"Family-wise false-alarm rate of this table: {payload['family_false_alarm']:.2g} "
             f"predicted for independent rows with normal errors (each correct two-sided row "
             f"fails with probability 2 Phi(-{payload['z_verdict']:g}), a bound with "
             f"Phi(-{payload['z_verdict']:g}); derived rows not counted)"
-            + (f"; measured by the seed study: {fw}" if fw else "") + ". "
+            + (f"; measured by the seed study: {fw}" if fw else "")
+            + ("; the seed study beside it ran on other rows and is not quoted (rerun "
+               "studies/familywise.py)" if stale else "") + ". "
             f"Resolution: the smallest deviation from the prediction the row's rule detects "
             f"with 95% power under normal errors, band + ({payload['z_verdict']:g} + "
             f"{payload['z_power']:g}) SE. Power -/+: the deviation below / above the prediction "

@@ -87,10 +87,11 @@ def test_clopper_pearson_is_exact(fw):
     assert stats.binom.cdf(3, 24, hi) == pytest.approx(0.025, rel=1e-6)
 
 
-def _write_study(folder, sentence):
+def _write_study(folder, sentence, rows=(("slice_exact", 0, 2),)):
     os.makedirs(os.path.join(folder, "familywise"), exist_ok=True)
     with open(os.path.join(folder, "familywise", "familywise.json"), "w") as fh:
-        json.dump({"summary": sentence}, fh)
+        json.dump({"summary": sentence, "rows": [{"claim": c, "index": i, "sides": s}
+                                                 for c, i, s in rows]}, fh)
 
 
 def test_report_and_readme_quote_the_study_file(tmp_path):
@@ -107,3 +108,20 @@ def test_report_and_readme_quote_the_study_file(tmp_path):
     readme.write_text("\n".join(f"{a}\nold\n{b}" for a, b in MARKERS.values()) + "\n")
     update_readme(str(readme))
     assert "`figures/familywise/familywise.json`): 1 of 24 seeds" in readme.read_text()
+
+
+def test_a_study_of_other_rows_is_not_quoted(tmp_path):
+    """The rate a seed study measured belongs to its table: a report whose rows differ (a row
+    more, another claim, a one-sided rule) says the study is not quoted instead of quoting it."""
+    row = close_to("slice_exact", "§5", "q", 1.0, 1.0, 0.01)
+    payload = build_payload({"slice_exact": ClaimOutput((row,), {})}, Context(), 1.0)
+    out = str(tmp_path / "figures")
+    for rows in ((("slice_exact", 0, 2), ("slice_exact", 1, 2)), (("biased_slice", 0, 2),),
+                 (("slice_exact", 0, 1),)):
+        _write_study(out, "1 of 24 seeds had a failing counted row", rows)
+        assert familywise_summary(out, payload) is None
+        report = open(write_report(payload, [], out)).read()
+        assert "1 of 24 seeds" not in report
+        assert "the seed study beside it ran on other rows and is not quoted" in report
+    _write_study(out, "1 of 24 seeds had a failing counted row")
+    assert familywise_summary(out, payload) == "1 of 24 seeds had a failing counted row"
