@@ -111,9 +111,40 @@ def familywise_summary(folder, payload=None):
     """One sentence quoting the seed study's measured family-wise rate from
     ``folder/familywise/familywise.json`` (``studies/familywise.py``), or None without it.
 
-    With ``payload`` (a validation table), None also where the study's rows are not this table's
-    (claim, place in the claim, sides): its rate was measured on another table and is not
-    quoted for this one.
+    Parameters
+    ----------
+    folder : str
+        The report's folder.
+    payload : dict, optional
+        A validation table (``validate.json``). Given, the sentence is returned only where the
+        study's rows are this table's (claim, place in the claim, sides): a rate measured on
+        another table is not quoted for this one (None).
+
+    Returns
+    -------
+    str or None
+
+    Raises
+    ------
+    InputError
+        The file is not the seed study's output.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from discosim.validation.report import familywise_summary
+    >>> folder = tempfile.mkdtemp()
+    >>> familywise_summary(folder) is None
+    True
+    >>> os.makedirs(os.path.join(folder, "familywise"))
+    >>> study = {"summary": "0 of 40 seeds had a failing counted row",
+    ...          "rows": [{"claim": "slice_exact", "index": 0, "sides": 2}]}
+    >>> with open(os.path.join(folder, "familywise", "familywise.json"), "w") as fh:
+    ...     json.dump(study, fh)
+    >>> familywise_summary(folder)
+    '0 of 40 seeds had a failing counted row'
+    >>> familywise_summary(folder, {"claims": [{"claim": "biased_slice", "sides": 2}]}) is None
+    True
     """
     path = os.path.join(folder, "familywise", "familywise.json")
     if not os.path.isfile(path):
